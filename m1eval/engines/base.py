@@ -1,0 +1,98 @@
+"""The engine protocol: every backend turns prompts into ``Completion`` records plus batch timing.
+
+The runner hands an engine a list of ``GenerationRequest`` (one per problem, with the
+sample indices still missing and one seed per sample) and stores each ``BatchResult``
+the moment the engine yields it, so the unit of resume is the engine's batch. Engines
+know nothing about run folders, grading or tasks.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from m1eval.records import BatchTiming, Completion, SamplingConfig
+
+# Token budgets at which each completion records how many characters it had produced
+# (Completion.prefix_chars), for the sequential-scaling analysis.
+PREFIX_GRID: tuple[int, ...] = tuple(2**i for i in range(4, 16)) + (32768, 65536, 131072)
+
+
+class EngineError(Exception):
+    """The engine cannot start or failed; the message says what to change."""
+
+
+class EngineOutOfMemory(EngineError):
+    """The engine ran out of (GPU or host) memory; fewer concurrent sequences may help."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """All samples still to draw for one problem; ``seeds[i]`` goes with ``sample_indices[i]``."""
+
+    problem_id: str
+    prompt: str
+    sample_indices: list[int]
+    seeds: list[int]
+    prompt_token_ids: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.sample_indices) != len(self.seeds):
+            raise ValueError(f"{self.problem_id}: {len(self.sample_indices)} sample indices but {len(self.seeds)} seeds")
+
+
+@dataclass
+class BatchResult:
+    """What an engine yields: finished completions of one batch and that batch's timing."""
+
+    completions: list[Completion]
+    timing: BatchTiming
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: str
+
+    def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> Iterator[BatchResult]:
+        """Yield batches as they finish; every requested (problem, sample) appears exactly once."""
+        ...
+
+    def close(self) -> None:
+        """Free the model and any worker processes."""
+        ...
+
+
+def prefix_chars(decode, token_ids: Sequence[int], grid: Sequence[int] = PREFIX_GRID) -> dict[str, int]:
+    """Characters of decoded text after the first L tokens, for each L in ``grid`` below the length.
+
+    ``decode`` is ``tokenizer.decode``-like (list of ids -> str). The full length is always
+    included so a cut at or beyond it keeps the whole text.
+    """
+    out: dict[str, int] = {}
+    n = len(token_ids)
+    for budget in grid:
+        if budget >= n:
+            break
+        out[str(budget)] = len(decode(list(token_ids[:budget])))
+    out[str(n)] = len(decode(list(token_ids)))
+    return out
+
+
+# name -> "module:Class"; engines import their heavy libraries only when constructed.
+ENGINES: dict[str, str] = {
+    "vllm": "m1eval.engines.vllm:VLLMEngine",
+    "hf": "m1eval.engines.hf:HFEngine",
+    "openai": "m1eval.engines.openai:OpenAIEngine",
+    "m1": "m1eval.engines.m1:M1Engine",
+}
+
+
+def engine_class(name: str) -> type:
+    if name not in ENGINES:
+        raise EngineError(f"unknown engine {name!r}; choose one of {', '.join(sorted(ENGINES))}")
+    module_name, class_name = ENGINES[name].split(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)
