@@ -4,6 +4,7 @@
 
 - ``manifest.json``  the run config, versions, host and the state of each stage;
 - ``samples.jsonl``  one ``Completion`` per line, append-only, fsynced per batch;
+- ``problems.jsonl`` the ``Problem`` records the run used, so later stages need no data set;
 - ``batches.jsonl``  one ``BatchTiming`` per engine batch (the budget analysis reads it);
 - ``grades.parquet`` one ``Grade`` per completion, rewritten whole by each grading pass;
 - ``.lock``          held (``flock``) by the one process that may write.
@@ -25,12 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from m1eval.records import BatchTiming, Completion, Grade
+from m1eval.records import BatchTiming, Completion, Grade, Problem
 
 MANIFEST = "manifest.json"
 SAMPLES = "samples.jsonl"
 BATCHES = "batches.jsonl"
 GRADES = "grades.parquet"
+PROBLEMS = "problems.jsonl"
 LOCK = ".lock"
 
 
@@ -209,6 +211,27 @@ class RunStore:
         stages = manifest.setdefault("stages", {})
         stages[stage] = {"state": state, "at": time.time(), **details}
         self.write_manifest(manifest)
+
+    # ------------------------------------------------------------------ problems
+
+    def write_problems(self, problems: Iterable[Problem]) -> None:
+        """Store the problems of the run (atomic); a larger run later rewrites it as a superset."""
+        self._require_lock()
+        tmp = self.path / (PROBLEMS + ".tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            for problem in problems:
+                handle.write(json.dumps(problem.to_dict(), ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path / PROBLEMS)
+
+    def read_problems(self) -> list[Problem]:
+        rows, report = _read_jsonl(self.path / PROBLEMS)
+        if not (self.path / PROBLEMS).exists():
+            raise StoreError(f"{self.path}: no {PROBLEMS}")
+        if report.truncated_tail or report.bad_lines:
+            raise StoreError(report.summary())
+        return [Problem.from_dict(r) for r in rows]
 
     # ------------------------------------------------------------------ samples
 

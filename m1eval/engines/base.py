@@ -65,6 +65,33 @@ class Engine(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TimedGeneration:
+    """One timed greedy batch for throughput profiles: EOS ignored, exactly gen_len tokens a row."""
+
+    batch_size: int
+    prompt_len: int
+    gen_len: int
+    wall_seconds: float
+    generated_tokens: int
+    prefill_seconds: float | None = None
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.generated_tokens / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+
+
+@runtime_checkable
+class ThroughputEngine(Protocol):
+    """Engines that `m1eval bench` can profile (vllm, hf, m1; not remote servers)."""
+
+    name: str
+
+    def timed_greedy(self, prompt_token_ids: list[list[int]], gen_len: int) -> TimedGeneration:
+        """Greedy-decode every row for exactly ``gen_len`` tokens (EOS ignored) and time it."""
+        ...
+
+
 def prefix_chars(decode, token_ids: Sequence[int], grid: Sequence[int] = PREFIX_GRID) -> dict[str, int]:
     """Characters of decoded text after the first L tokens, for each L in ``grid`` below the length.
 
