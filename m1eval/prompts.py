@@ -1,0 +1,49 @@
+"""Prompts: question + the preset's instruction, rendered through the tokenizer's chat template.
+
+The rendered text (and its token ids) is built once by the runner, so every engine sees
+exactly the same tokens and a run can record a hash of the template it used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+
+class PromptError(Exception):
+    """The tokenizer cannot be loaded or has no chat template."""
+
+
+def user_message(question: str, suffix: str) -> str:
+    """The DeepSeek-R1 usage notes put the instruction inside the user turn, after the question."""
+    question = question.strip()
+    return f"{question}\n{suffix}" if suffix else question
+
+
+def load_tokenizer(path: str, revision: str | None = None) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, revision=revision)
+    except Exception as exc:  # transformers raises OSError/ValueError/HF errors with useful text
+        raise PromptError(f"cannot load the tokenizer of {path!r}: {exc}") from exc
+
+
+def template_hash(tokenizer: Any) -> str:
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if isinstance(template, dict):
+        template = repr(sorted(template.items()))
+    return hashlib.sha256(str(template).encode("utf-8")).hexdigest()[:16]
+
+
+def render(tokenizer: Any, question: str, suffix: str) -> tuple[str, list[int]]:
+    """Prompt text and token ids; the template already holds BOS, so no special tokens are added."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise PromptError(
+            f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has no chat template; "
+            "m1eval prompts chat models through their template"
+        )
+    messages = [{"role": "user", "content": user_message(question, suffix)}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return text, list(ids)
