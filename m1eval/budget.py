@@ -1,0 +1,334 @@
+"""Accuracy under a clock: parallel scaling (k samples) and sequential scaling (length L).
+
+The M1 paper's claim is that a faster architecture turns speed into accuracy. To test
+it for any pair of models, every point of a pass@k / maj@k curve is given a price in
+wall-clock seconds: producing k samples of every problem costs the tokens those samples
+contain divided by the model's throughput (from a ``m1eval bench`` profile at a chosen
+batch size, or from the run's own measured batches). A time budget then buys each model
+the largest k it can afford, and the models are compared at that k with a paired
+bootstrap over problems.
+
+Sequential scaling cuts each stored completion after its first L tokens (using
+``Completion.prefix_chars``, recorded at generation time) and grades the cut text, so an
+answer the cut removes counts as no answer; the price of length L comes from the
+profile's generation-length sweep.
+
+Estimators (pass@k, expected maj@k) and bootstrap intervals come from
+``m1eval.metrics`` / ``m1eval.bootstrap``; this module only prices and compares.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from m1eval.metrics import k_grid
+from m1eval.profile import ThroughputProfile
+from m1eval.rundata import RunData
+
+METRICS = ("maj", "pass")
+
+
+class BudgetError(ValueError):
+    """The budget analysis cannot answer as asked; the message names the run or argument."""
+
+
+# ---------------------------------------------------------------------------- clocks
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Turns generated tokens into wall seconds for one model at one operating point."""
+
+    tokens_per_second: float
+    source: str
+    batch_size: float | None = None
+
+    def seconds(self, tokens: float) -> float:
+        return float(tokens) / self.tokens_per_second
+
+
+def clock_from_profile(profile: ThroughputProfile, batch_size: float | None = None) -> Clock:
+    """Throughput at ``batch_size`` (default: the profile's peak batch)."""
+    batch = batch_size if batch_size is not None else profile.peak.batch_size
+    tps = profile.throughput_at(batch)
+    return Clock(tps, f"profile {profile.name} ({profile.engine}) at batch {batch:g}", batch)
+
+
+def clock_from_batches(run: RunData) -> Clock:
+    """The run's own measured rate: all generated tokens over all batch wall seconds."""
+    batches = run.batches
+    if batches is None or len(batches) == 0:
+        raise BudgetError(f"{run.path}: no batches.jsonl timings; pass --profile for this model")
+    wall = float(batches["wall_seconds"].sum())
+    tokens = float(batches["generated_tokens"].sum())
+    if wall <= 0 or tokens <= 0:
+        raise BudgetError(f"{run.path}: batches.jsonl has no time or no tokens ({wall} s, {tokens:.0f} tokens)")
+    mean_batch = float(batches["batch_size"].mean())
+    return Clock(tokens / wall, f"measured batches of {run.path.name}", mean_batch)
+
+
+# ---------------------------------------------------------------------------- per-problem values
+
+
+def problem_values(run: RunData, metric: str, ks: Sequence[int]) -> pd.DataFrame:
+    """Per-problem expected metric (rows: problem ids, columns: k), by m1eval.metrics' estimators.
+
+    Each problem uses all of its graded samples (its own n), as the estimators allow.
+    """
+    from m1eval.metrics import majority_curve, pass_at_k
+
+    if metric not in METRICS:
+        raise BudgetError(f"metric must be one of {METRICS}, got {metric!r}")
+    groups = run.frame.groupby("problem_id", sort=False)
+    ks = list(ks)
+    if metric == "pass":
+        n = groups.size().to_numpy()
+        c = groups["correct"].sum().to_numpy()
+        table = {k: np.asarray(pass_at_k(n, c, k), dtype=float) for k in ks}
+        return pd.DataFrame(table, index=groups.size().index)
+    rows = {}
+    for pid, group in groups:
+        curve = majority_curve(group["cluster"].tolist(), group["correct"].astype(bool).tolist())
+        rows[pid] = [float(curve[k - 1]) for k in ks]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=ks).reindex(groups.size().index)
+
+
+def tokens_per_sample(run: RunData) -> pd.Series:
+    """Mean completion tokens per problem: the expected cost of one more sample of it."""
+    return run.frame.groupby("problem_id", sort=False)["completion_tokens"].mean().astype(float)
+
+
+@dataclass
+class MetricCurve:
+    """pass@k or maj@k of one run for each k, with a bootstrap interval over problems."""
+
+    label: str
+    task: str
+    metric: str
+    ks: list[int]
+    accuracy: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    values: pd.DataFrame  # rows: problems, columns: k
+
+
+def metric_curve(
+    run: RunData,
+    metric: str,
+    *,
+    ks: Sequence[int] | None = None,
+    confidence: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+    label: str | None = None,
+) -> MetricCurve:
+    """Per-problem expected metric for each k, averaged over problems, with its interval."""
+    from m1eval.bootstrap import mean_ci
+
+    if run.n < 1:
+        raise BudgetError(f"{run.path}: no graded samples")
+    grid = list(ks) if ks is not None else k_grid(run.n)
+    bad = [k for k in grid if k < 1 or k > run.n]
+    if bad:
+        raise BudgetError(f"{run.path}: k must be in 1..{run.n} (samples per problem), got {bad}")
+    values = problem_values(run, metric, grid)
+    acc, low, high = [], [], []
+    for k in grid:
+        point, lo, hi = mean_ci(values[k].to_numpy(), confidence=confidence, resamples=resamples, seed=seed)
+        acc.append(point)
+        low.append(lo)
+        high.append(hi)
+    return MetricCurve(label or run.model, run.task, metric, grid, np.array(acc), np.array(low), np.array(high), values)
+
+
+# ---------------------------------------------------------------------------- parallel scaling
+
+
+@dataclass
+class BudgetCurve:
+    """Accuracy of one run against the seconds needed for k samples of every problem."""
+
+    label: str
+    task: str
+    metric: str
+    clock: Clock
+    ks: list[int]
+    seconds: np.ndarray
+    accuracy: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    values: pd.DataFrame  # rows: problems, columns: k -> per-problem expected metric
+    tokens_per_sample: float = 0.0
+
+    def affordable_k(self, budget_seconds: float) -> int:
+        """Largest k of the grid whose price fits the budget; 0 if not even one sample fits."""
+        fits = [k for k, s in zip(self.ks, self.seconds) if s <= budget_seconds * (1 + 1e-12)]
+        return max(fits) if fits else 0
+
+    def accuracy_at(self, budget_seconds: float) -> float:
+        k = self.affordable_k(budget_seconds)
+        return 0.0 if k == 0 else float(self.accuracy[self.ks.index(k)])
+
+    def saturated(self, budget_seconds: float) -> bool:
+        """True when the budget buys more samples than the run has (the curve is flat there)."""
+        return budget_seconds > self.seconds[-1] * (1 + 1e-12)
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "model": self.label,
+                "task": self.task,
+                "metric": f"{self.metric}@k",
+                "k": self.ks,
+                "seconds": self.seconds,
+                "accuracy": self.accuracy,
+                "ci_low": self.low,
+                "ci_high": self.high,
+                "clock": self.clock.source,
+                "tokens_per_second": self.clock.tokens_per_second,
+            }
+        )
+
+
+def parallel_curve(
+    run: RunData,
+    clock: Clock,
+    metric: str = "maj",
+    *,
+    ks: Sequence[int] | None = None,
+    confidence: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+    label: str | None = None,
+) -> BudgetCurve:
+    """Price each k: k x (sum over problems of mean tokens per sample) / tokens per second."""
+    grid = list(ks) if ks is not None else k_grid(run.n)
+    per_problem_tokens = tokens_per_sample(run)
+    tokens_one_round = float(per_problem_tokens.sum())
+    curve = metric_curve(run, metric, ks=grid, confidence=confidence, resamples=resamples, seed=seed)
+    values, acc, low, high = curve.values, curve.accuracy, curve.low, curve.high
+    return BudgetCurve(
+        label=label or run.model,
+        task=run.task,
+        metric=metric,
+        clock=clock,
+        ks=grid,
+        seconds=np.array([clock.seconds(k * tokens_one_round) for k in grid]),
+        accuracy=np.array(acc),
+        low=np.array(low),
+        high=np.array(high),
+        values=values,
+        tokens_per_sample=tokens_one_round / max(len(per_problem_tokens), 1),
+    )
+
+
+@dataclass
+class ModelAtBudget:
+    label: str
+    k: int
+    accuracy: float
+    low: float
+    high: float
+    saturated: bool
+
+
+@dataclass
+class BudgetVerdict:
+    """Which model is more accurate within ``budget_seconds``, and by how much."""
+
+    budget_seconds: float
+    metric: str
+    models: list[ModelAtBudget]
+    winner: str | None
+    difference: float  # winner minus runner-up (0 when tied)
+    diff_low: float = float("nan")
+    diff_high: float = float("nan")
+    p_value: float = float("nan")
+    notes: list[str] = field(default_factory=list)
+
+
+def compare_at_budget(
+    curves: Sequence[BudgetCurve],
+    budget_seconds: float,
+    *,
+    confidence: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> BudgetVerdict:
+    """Each model at the largest k it can afford; the top two compared on shared problems."""
+    if len(curves) < 1:
+        raise BudgetError("compare_at_budget needs at least one curve")
+    metric = curves[0].metric
+    models = []
+    for curve in curves:
+        k = curve.affordable_k(budget_seconds)
+        if k == 0:
+            models.append(ModelAtBudget(curve.label, 0, 0.0, 0.0, 0.0, False))
+        else:
+            i = curve.ks.index(k)
+            models.append(
+                ModelAtBudget(curve.label, k, float(curve.accuracy[i]), float(curve.low[i]), float(curve.high[i]), curve.saturated(budget_seconds))
+            )
+    notes = [
+        f"{m.label}: not one sample of every problem fits in {budget_seconds:g} s (needs {c.seconds[0]:.3g} s)"
+        for m, c in zip(models, curves)
+        if m.k == 0
+    ]
+    notes += [f"{m.label}: budget exceeds the run's n={m.k} samples; accuracy held at k={m.k}" for m in models if m.saturated]
+    ranked = sorted(zip(models, curves), key=lambda mc: -mc[0].accuracy)
+    verdict = BudgetVerdict(budget_seconds, metric, models, None, 0.0, notes=notes)
+    if len(ranked) < 2:
+        verdict.winner = ranked[0][0].label
+        return verdict
+    (best, best_curve), (second, second_curve) = ranked[0], ranked[1]
+    verdict.difference = best.accuracy - second.accuracy
+    verdict.winner = best.label if verdict.difference > 0 else None
+    a = best_curve.values[best.k] if best.k else pd.Series(0.0, index=best_curve.values.index)
+    b = second_curve.values[second.k] if second.k else pd.Series(0.0, index=second_curve.values.index)
+    shared = a.index.intersection(b.index)
+    if len(shared) < len(a.index) or len(shared) < len(b.index):
+        verdict.notes.append(f"compared on the {len(shared)} problems both runs scored")
+    if len(shared) == 0:
+        verdict.notes.append("the runs share no problem: no paired interval")
+        return verdict
+    from m1eval.bootstrap import paired_diff_ci
+
+    diff, lo, hi, p = paired_diff_ci(
+        a.loc[shared].to_numpy(), b.loc[shared].to_numpy(), confidence=confidence, resamples=resamples, seed=seed
+    )
+    verdict.difference, verdict.diff_low, verdict.diff_high, verdict.p_value = diff, lo, hi, p
+    return verdict
+
+
+def crossovers(a: BudgetCurve, b: BudgetCurve) -> list[tuple[float, str]]:
+    """Budgets at which the more accurate model changes, with the model that leads from there.
+
+    Both accuracies are step functions of the budget (a model holds its accuracy until it
+    can afford the next k), so the leader can only change at one of the two curves' prices.
+    Ties do not end a lead; a model that cannot yet afford one sample scores 0.
+    """
+    prices = sorted(set(a.seconds.tolist()) | set(b.seconds.tolist()))
+    out: list[tuple[float, str]] = []
+    leader: str | None = None
+    for price in prices:
+        da = a.accuracy_at(price) - b.accuracy_at(price)
+        now = a.label if da > 0 else b.label if da < 0 else None
+        if now is not None and now != leader:
+            if leader is not None:
+                out.append((price, now))
+            leader = now
+    return out
+
+
+def default_budgets(curves: Sequence[BudgetCurve], count: int = 6) -> list[float]:
+    """Log-spaced budgets between the cheapest first sample and the dearest full run."""
+    lo = min(float(c.seconds[0]) for c in curves)
+    hi = max(float(c.seconds[-1]) for c in curves)
+    if hi <= lo:
+        return [lo]
+    return [float(x) for x in np.geomspace(lo, hi, count)]

@@ -1,0 +1,150 @@
+"""``m1eval bench``: throughput profiles of one or more models, a table and a figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def parse_int_list(text: str | None, option: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise typer.BadParameter(f"{option}: expected comma-separated integers like 1,8,32, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise typer.BadParameter(f"{option}: expected positive integers, got {text!r}")
+    return values
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """``key=value`` pairs; values are JSON when they parse (numbers, booleans), else strings."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise typer.BadParameter(f"--option {pair!r}: expected key=value")
+        key, value = pair.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def print_profiles(profiles) -> None:  # noqa: ANN001
+    from m1eval.bench import profile_rows
+
+    table = Table(title="throughput profiles (mean of repeats after warm-up)")
+    for column in ("model", "engine", "sweep", "batch", "gen", "tok/s", "latency s", "ms/tok", "status"):
+        table.add_column(column, justify="right" if column not in ("model", "engine", "sweep", "status") else "left",
+                         no_wrap=True)
+    for row in profile_rows(profiles):
+        ok = row["status"] == "ok"
+        table.add_row(
+            row["model"], row["engine"], row["sweep"], str(row["batch_size"]), str(row["gen_len"]),
+            f"{row['tokens_per_second']:,.0f}" if ok else "-",
+            f"{row['wall_seconds']:.3f}" if ok else "-",
+            f"{row['ms_per_token']:.2f}" if ok else "-",
+            "ok" if ok else f"[red]{row['status']}[/red]",
+        )
+    console.print(table)
+    for prof in profiles:
+        try:
+            peak = prof.peak
+            console.print(f"{prof.name}: peak {peak.tokens_per_second:,.1f} tokens/s at batch {peak.batch_size}")
+        except Exception:  # noqa: BLE001 - a profile with no successful point has no peak
+            console.print(f"[red]{prof.name}: no successful measurement[/red]")
+
+
+def bench(
+    model: Annotated[list[str], typer.Option("--model", "-m", help="Preset, hub id or local folder; repeat for several.")],
+    engine: Annotated[
+        Optional[list[str]], typer.Option("--engine", "-e", help="Engine per model (vllm, hf, m1), in --model order; one applies to all.")
+    ] = None,
+    option: Annotated[list[str], typer.Option("--option", "-o", help="Engine option key=value (all models), e.g. dtype=bfloat16.")] = [],  # noqa: B006
+    batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Batch sizes to time, comma-separated.")] = "1,8,32,128,512",
+    prompt_len: Annotated[int, typer.Option("--prompt-len", min=1, help="Random prompt length (tokens).")] = 256,
+    gen_len: Annotated[int, typer.Option("--gen-len", min=1, help="Tokens generated per row (EOS ignored).")] = 4096,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs before each point.")] = 2,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs averaged per point.")] = 3,
+    gen_lens: Annotated[Optional[str], typer.Option("--gen-lens", help="Length sweep (default gen-len/8 .. gen-len).")] = None,
+    length_batch: Annotated[Optional[int], typer.Option("--length-batch", min=1, help="Batch of the length sweep (default: peak batch).")] = None,
+    find_peak: Annotated[bool, typer.Option("--find-peak/--no-find-peak", help="Double the batch past the list while throughput rises.")] = True,
+    max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Largest batch the peak search tries.")] = 4096,
+    vocab_size: Annotated[Optional[int], typer.Option("--vocab-size", min=2, help="Vocabulary for random prompts (default: the tokenizer's).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random prompts.")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="Folder for <model>-<engine>.json profiles and the figure.")] = Path("results/bench"),
+    figure: Annotated[bool, typer.Option("--figure/--no-figure", help="Also draw throughput.<format>.")] = True,
+    fmt: Annotated[str, typer.Option("--format", help="Figure format: png, pdf or svg.")] = "png",
+) -> None:
+    """Tokens/s and latency per batch size (peak search) and per generation length; writes profiles."""
+    from m1eval.bench import BenchError, BenchSettings, run_bench
+    from m1eval.engines.base import EngineError, engine_class
+    from m1eval.models import ModelError, resolve_model
+    from m1eval.store import safe_name
+
+    engines = list(engine or [])
+    if engines and len(engines) not in (1, len(model)):
+        raise typer.BadParameter(f"--engine given {len(engines)} times for {len(model)} models: give one, or one per model")
+    settings = BenchSettings(
+        batch_sizes=parse_int_list(batch_sizes, "--batch-sizes") or [],
+        prompt_len=prompt_len, gen_len=gen_len, warmup=warmup, repeats=repeats, find_peak=find_peak,
+        max_batch=max_batch, gen_lens=parse_int_list(gen_lens, "--gen-lens"), length_batch=length_batch, seed=seed,
+    )
+    try:
+        settings.validate()
+    except BenchError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    user_options = parse_options(option)
+    profiles, failures = [], []
+    for i, name in enumerate(model):
+        chosen = engines[i] if len(engines) == len(model) else (engines[0] if engines else None)
+        try:
+            resolved = resolve_model(name, chosen)
+            options = {**resolved.engine_options, **user_options}
+            instance = engine_class(resolved.engine)(resolved.path, options=options)
+        except (ModelError, EngineError) as exc:
+            console.print(f"[red]error:[/red] {name}: {exc}")
+            failures.append(name)
+            continue
+        try:
+            prof = run_bench(
+                instance, settings, model=resolved.path, engine_name=resolved.engine, display_name=resolved.name,
+                engine_options=options, vocab_size=vocab_size,
+            )
+        except BenchError as exc:
+            console.print(f"[red]error:[/red] {name}: {exc}")
+            failures.append(name)
+            continue
+        finally:
+            close = getattr(instance, "close", None)
+            if callable(close):
+                close()
+        path = prof.save(out / f"{safe_name(resolved.name)}-{resolved.engine}.json")
+        console.print(f"profile written: {path}")
+        profiles.append(prof)
+        failed_points = [m for m in prof.measurements if m.status == "error"]
+        if failed_points:
+            console.print(f"[red]{name}: {len(failed_points)} point(s) failed:[/red] {failed_points[0].error}")
+            failures.append(name)
+    if profiles:
+        print_profiles(profiles)
+        if figure:
+            from m1eval.plots import figure_throughput, save
+
+            fig_path = save(figure_throughput(profiles), out, "throughput", fmt)
+            console.print(f"figure written: {fig_path}")
+    if failures:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)

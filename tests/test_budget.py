@@ -1,0 +1,157 @@
+"""Budget arithmetic on hand-computed cases: prices, affordable k, verdicts, crossovers.
+
+Two fake models on the same two problems, n = 4 samples each, 50 tokens per sample:
+
+- "fast": 100 tokens/s -> one round (1 sample of both problems, 100 tokens) costs 1 s;
+  problem 0 has 1 correct sample of 4, problem 1 none.
+  pass@1 = (1/4 + 0)/2 = 0.125, pass@2 = (1 - C(3,2)/C(4,2))/2 = 0.25, pass@4 = 0.5.
+- "slow": 25 tokens/s -> one round costs 4 s; problem 0: 4 of 4, problem 1: 2 of 4.
+  pass@1 = (1 + 1/2)/2 = 0.75, pass@2 = (1 + 5/6)/2 = 11/12, pass@4 = 1.
+
+Prices: fast 1, 2, 4 s; slow 4, 8, 16 s. Under 4 s the slow model cannot afford one
+sample of every problem, so fast leads; from 4 s on, slow (0.75) beats fast (0.5).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from m1eval.budget import (
+    BudgetError,
+    Clock,
+    clock_from_batches,
+    clock_from_profile,
+    compare_at_budget,
+    crossovers,
+    default_budgets,
+    metric_curve,
+    parallel_curve,
+    problem_values,
+)
+from m1eval.metrics import majority_at_k
+from m1eval.profile import Measurement, ThroughputProfile
+from m1eval.rundata import load_run
+
+from budget_runs import write_run
+
+FAST = [[True, False, False, False], [False, False, False, False]]
+SLOW = [[True, True, True, True], [True, True, False, False]]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("budget")
+    return load_run(write_run(root, "fast", FAST)), load_run(write_run(root, "slow", SLOW, batch_seconds=8.0))
+
+
+@pytest.fixture(scope="module")
+def curves(runs):
+    fast, slow = runs
+    return (
+        parallel_curve(fast, Clock(100.0, "fast profile"), "pass", resamples=200),
+        parallel_curve(slow, Clock(25.0, "slow profile"), "pass", resamples=200),
+    )
+
+
+def test_prices_and_accuracies_match_hand_computation(curves):
+    fast, slow = curves
+    assert fast.ks == [1, 2, 4] and slow.ks == [1, 2, 4]
+    assert fast.seconds.tolist() == pytest.approx([1.0, 2.0, 4.0])
+    assert slow.seconds.tolist() == pytest.approx([4.0, 8.0, 16.0])
+    assert fast.accuracy.tolist() == pytest.approx([0.125, 0.25, 0.5])
+    assert slow.accuracy.tolist() == pytest.approx([0.75, 11 / 12, 1.0])
+    assert all(lo <= a <= hi for lo, a, hi in zip(fast.low, fast.accuracy, fast.high))
+    assert fast.tokens_per_sample == pytest.approx(50.0)
+
+
+def test_affordable_k_is_a_step_function(curves):
+    fast, slow = curves
+    assert [fast.affordable_k(b) for b in (0.5, 1.0, 1.99, 2.0, 3.9, 4.0, 100.0)] == [0, 1, 1, 2, 2, 4, 4]
+    assert [slow.affordable_k(b) for b in (3.99, 4.0, 15.9, 16.0)] == [0, 1, 2, 4]
+    assert slow.accuracy_at(3.0) == 0.0 and slow.accuracy_at(8.0) == pytest.approx(11 / 12)
+    assert fast.saturated(5.0) and not fast.saturated(4.0)
+
+
+def test_verdict_below_the_crossover_fast_model_wins(curves):
+    verdict = compare_at_budget(curves, 2.0, resamples=200)
+    assert verdict.winner == "fast"
+    assert [(m.label, m.k) for m in verdict.models] == [("fast", 2), ("slow", 0)]
+    assert verdict.difference == pytest.approx(0.25)
+    assert any("slow: not one sample" in note for note in verdict.notes)
+
+
+def test_verdict_above_the_crossover_slow_model_wins_with_interval(curves):
+    verdict = compare_at_budget(curves, 4.0, resamples=500)
+    assert verdict.winner == "slow"
+    assert {m.label: m.k for m in verdict.models} == {"fast": 4, "slow": 1}
+    # Per-problem differences (slow k=1 minus fast k=4): p0: 1 - 1 = 0, p1: 0.5 - 0 = 0.5.
+    assert verdict.difference == pytest.approx(0.25)
+    assert verdict.diff_low <= 0.25 <= verdict.diff_high
+    assert 0.0 <= verdict.diff_low and verdict.diff_high <= 0.5
+
+
+def test_crossover_point(curves):
+    fast, slow = curves
+    assert crossovers(fast, slow) == [(4.0, "slow")]
+    assert crossovers(slow, fast) == [(4.0, "slow")]
+
+
+def test_speed_can_flip_the_verdict(runs):
+    """Make "fast" 20x faster than "slow": at 4 s it affords k=4 of fast-price 0.2 s rounds..."""
+    fast_run, slow_run = runs
+    # With equal accuracy per sample the faster clock must win every budget it can afford.
+    same_a = parallel_curve(slow_run, Clock(500.0, "quick"), "pass", resamples=50, label="quick")
+    same_b = parallel_curve(slow_run, Clock(25.0, "slow"), "pass", resamples=50, label="slow")
+    assert crossovers(same_a, same_b) == []
+    verdict = compare_at_budget([same_a, same_b], 8.0, resamples=50)
+    # quick: round 0.2 s -> k=4 (1.0); slow: round 4 s -> k=2 (11/12).
+    assert verdict.winner == "quick" and verdict.difference == pytest.approx(1 - 11 / 12)
+
+
+def test_majority_values_come_from_the_metrics_estimator(runs):
+    _, slow = runs
+    table = problem_values(slow, "maj", [1, 2, 3])
+    assert table.loc["p1", 2] == pytest.approx(majority_at_k([0, 0, 1, 1], [True, True, False, False], 2))
+    assert table.loc["p0"].tolist() == pytest.approx([1.0, 1.0, 1.0])
+    with pytest.raises(BudgetError, match="k must be in 1..4"):
+        metric_curve(slow, "maj", ks=[8])
+
+
+def test_clock_from_run_batches(runs):
+    _, slow = runs
+    clock = clock_from_batches(slow)  # two batches of 8 s, 4 x 50 tokens each -> 400 / 16
+    assert clock.tokens_per_second == pytest.approx(25.0)
+    assert clock.batch_size == pytest.approx(4.0)
+
+
+def _profile():
+    return ThroughputProfile(
+        model="org/toy",
+        engine="fake",
+        measurements=[
+            Measurement("batch", 1, 8, 64, wall_seconds=0.64, generated_tokens=64),  # 100 tok/s
+            Measurement("batch", 4, 8, 64, wall_seconds=256 / 300, generated_tokens=256),  # 300 tok/s
+            Measurement("batch", 16, 8, 64, status="oom", error="no memory"),
+            Measurement("length", 4, 8, 100, wall_seconds=1.0, generated_tokens=400),
+            Measurement("length", 4, 8, 200, wall_seconds=3.0, generated_tokens=800),
+        ],
+    )
+
+
+def test_profile_interpolation_and_clock():
+    prof = _profile()
+    assert prof.throughput_at(2) == pytest.approx(200.0)  # halfway in log2(batch)
+    assert prof.throughput_at(64) == pytest.approx(300.0)  # clamped, never extrapolated
+    assert prof.peak.batch_size == 4 and prof.oom_batch_size == 16
+    assert prof.seconds_for_length(150) == pytest.approx(2.0)
+    assert prof.seconds_for_length(300) == pytest.approx(5.0)  # last slope continues
+    assert prof.seconds_for_length(50) == pytest.approx(0.5)
+    clock = clock_from_profile(prof)
+    assert clock.batch_size == 4 and clock.tokens_per_second == pytest.approx(300.0)
+    assert clock_from_profile(prof, batch_size=1).seconds(200) == pytest.approx(2.0)
+
+
+def test_default_budgets_span_all_prices(curves):
+    budgets = default_budgets(curves, count=5)
+    assert budgets[0] == pytest.approx(1.0) and budgets[-1] == pytest.approx(16.0)
+    assert budgets == sorted(budgets)
