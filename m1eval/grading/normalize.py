@@ -1,0 +1,225 @@
+"""Canonical text of an answer: the cache key and the cheap string path.
+
+Everything here is presentation that a competition grader ignores: math delimiters,
+spacing commands, ``\\left``/``\\right``, ``\\dfrac``, degree signs, thousands
+separators, unit words after a number, ``\\text{}`` wrappers, a trailing period. The
+result is still LaTeX, so later stages (numbers, structures, sympy) read one dialect.
+It is pure string work, linear in the input, and never raises.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+MAX_NORMALIZE_CHARS = 4_000
+
+_UNICODE = {
+    "\u2212": "-", "\u2013": "-", "\u2014": "-", "\u00d7": "\\times ", "\u22c5": "\\cdot ", "\u00b7": "\\cdot ",
+    "\u00f7": "\\div ", "\u221a": "\\sqrt", "\u03c0": "\\pi ", "\u00b0": "^\\circ", "\u2264": "\\le ",
+    "\u2265": "\\ge ", "\u2260": "\\ne ", "\u221e": "\\infty ", "\u222a": "\\cup ", "\u2229": "\\cap ",
+    "\u00b1": "\\pm ", "\u2208": "\\in ", "\u2032": "'", "\u00bd": "\\frac{1}{2}",
+}
+
+_DROP_COMMANDS = re.compile(
+    r"\\(?:displaystyle|textstyle|scriptstyle|left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg"
+    r"|middle|limits|nolimits|mathstrut|hfill|;|,|:|!|>)(?![A-Za-z])"
+)
+_WIDE_SPACES = re.compile(r"\\(?:quad|qquad)(?![A-Za-z])|\\hspace\*?\{[^}]*\}|(?<!\\)\\\s|~")
+_RENAMES = [
+    (re.compile(r"\\[dt]frac(?![A-Za-z])"), r"\\frac"),
+    (re.compile(r"\\cfrac(?![A-Za-z])"), r"\\frac"),
+    (re.compile(r"\\[dt]binom(?![A-Za-z])"), r"\\binom"),
+    (re.compile(r"\\(?:geqslant|geq|geqq)(?![A-Za-z])"), r"\\ge"),
+    (re.compile(r"\\(?:leqslant|leq|leqq)(?![A-Za-z])"), r"\\le"),
+    (re.compile(r"\\(?:neq)(?![A-Za-z])"), r"\\ne"),
+    (re.compile(r"\\(?:lbrace)(?![A-Za-z])"), r"\\{"),
+    (re.compile(r"\\(?:rbrace)(?![A-Za-z])"), r"\\}"),
+    (re.compile(r"\\(?:lvert|rvert|vert)(?![A-Za-z])"), r"|"),
+    (re.compile(r"\\(?:lfloor)(?![A-Za-z])"), r"\\lfloor "),
+    (re.compile(r"\\(?:cdotp|bullet)(?![A-Za-z])"), r"\\cdot"),
+    (re.compile(r"\\(?:varpi)(?![A-Za-z])"), r"\\pi"),
+    (re.compile(r"\\(?:emptyset|varnothing)(?![A-Za-z])"), r"\\emptyset"),
+    (re.compile(r"\\(?:dots|ldots|cdots)(?![A-Za-z])"), r"\\dots"),
+    (re.compile(r"\{(?:bmatrix|vmatrix|Bmatrix|Vmatrix|smallmatrix|matrix|array)\}"), r"{pmatrix}"),
+]
+_TEXT_WRAPPERS = re.compile(
+    r"\\(?:text|textbf|textit|textrm|textnormal|mathrm|mathbf|mathit|mathsf|mathtt|mbox|hbox|operatorname\*?|boxed|fbox|bf|rm|it)\s*\{"
+)
+_STYLE_NOARG = re.compile(r"\\(?:bf|rm|it|sf|tt)(?![A-Za-z])\s*")
+_DEGREES = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|\^\s*\{\s*o\s*\}(?=$|[,;)\]])")
+_PERCENT = re.compile(r"\\?%")
+_DOLLAR_SIGN = re.compile(r"\\\$|\$|\\textdollar")
+_THOUSANDS = re.compile(r"^([+-]?)(\d{1,3}(?:,\d{3})+)(\.\d+)?$")
+_SPACE_THOUSANDS = re.compile(r"^([+-]?)(\d{1,3}(?: \d{3})+)(\.\d+)?$")
+
+# Words that follow a number as a unit and carry no mathematical content.
+UNIT_WORDS = (
+    "degrees", "degree", "deg", "radians", "radian", "rad", "cm", "mm", "km", "m", "meters", "meter", "metres",
+    "inches", "inch", "in", "feet", "foot", "ft", "yards", "yard", "yd", "miles", "mile", "mi", "units", "unit",
+    "square", "sq", "cubic", "cents", "cent", "dollars", "dollar", "hours", "hour", "hrs", "hr", "h", "minutes",
+    "minute", "min", "mins", "seconds", "second", "sec", "s", "days", "day", "weeks", "week", "years", "year",
+    "months", "month", "mph", "kmh", "kg", "g", "grams", "gram", "pounds", "pound", "lb", "lbs", "ounces", "oz",
+    "liters", "liter", "l", "ml", "gallons", "gallon", "people", "students", "ways", "points", "coins", "times",
+    "per", "steps", "sides", "marbles", "boxes", "cookies", "apples", "eggs", "pages", "books", "games", "tiles",
+)
+_UNIT_SET = frozenset(UNIT_WORDS)
+
+
+def _unwrap_group(text: str, start: int) -> tuple[str, int]:
+    """Content of the brace group opening at ``text[start]`` and the index after it."""
+    depth = 0
+    for i in range(start, len(text)):
+        ch = text[i]
+        if ch == "{" and (i == 0 or text[i - 1] != "\\"):
+            depth += 1
+        elif ch == "}" and (i == 0 or text[i - 1] != "\\"):
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : i], i + 1
+    return text[start + 1 :], len(text)
+
+
+def strip_text_wrappers(text: str) -> str:
+    """``\\text{abc}`` -> ``abc`` (also \\mathrm, \\mbox, \\textbf, \\boxed ...)."""
+    for _ in range(50):  # nested wrappers; bounded so hostile nesting cannot loop long
+        match = _TEXT_WRAPPERS.search(text)
+        if not match:
+            break
+        inner, end = _unwrap_group(text, match.end() - 1)
+        text = text[: match.start()] + " " + inner + " " + text[end:]
+    return _STYLE_NOARG.sub("", text)
+
+
+def _strip_trailing_text_units(text: str) -> str:
+    """Drop a ``\\text{ cm}``-style group (and its power) that follows a mathematical part."""
+    match = re.search(r"\\(?:text|mbox|mathrm|textrm|hbox)\s*\{\s*([A-Za-z][A-Za-z .\-]*)\}(\s*\^\s*\{?\d\}?)?\s*$", text)
+    if match and match.start() > 0 and text[: match.start()].strip():
+        head = text[: match.start()].rstrip()
+        if re.search(r"[\d}]$|\\pi$", head):
+            return head
+    return text
+
+
+def _strip_trailing_words(text: str) -> str:
+    """'5.4 cents', '15 cm^2', '30 degrees' -> the number."""
+    match = re.match(r"^(.*?[\d}.])\s*((?:[A-Za-z]+\.?\s*)+)(\^\s*\{?\d\}?)?$", text)
+    if not match:
+        return text
+    words = re.findall(r"[A-Za-z]+", match.group(2))
+    if words and all(w.lower() in _UNIT_SET for w in words) and (len(words) > 1 or len(words[0]) > 1 or " " in match.group(0)):
+        return match.group(1).rstrip()
+    return text
+
+
+def _fix_short_args(text: str) -> str:
+    """``\\frac12`` -> ``\\frac{1}{2}``, ``\\sqrt2`` -> ``\\sqrt{2}``: brace the one-token arguments."""
+
+    def read_arg(s: str, i: int) -> tuple[str, int] | None:
+        while i < len(s) and s[i] == " ":
+            i += 1
+        if i >= len(s):
+            return None
+        if s[i] == "{":
+            inner, end = _unwrap_group(s, i)
+            return inner, end
+        if s[i] == "\\":
+            m = re.match(r"\\[A-Za-z]+", s[i:])
+            if m:
+                return m.group(0), i + m.end()
+            return None
+        return s[i], i + 1
+
+    out = []
+    i = 0
+    n = len(text)
+    while i < n:
+        m = re.compile(r"\\(frac|binom|sqrt)(?![A-Za-z])").search(text, i)
+        if not m:
+            out.append(text[i:])
+            break
+        out.append(text[i : m.end()])
+        j = m.end()
+        count = 2 if m.group(1) in ("frac", "binom") else 1
+        if m.group(1) == "sqrt" and j < n and text[j] == "[":
+            close = text.find("]", j)
+            if close < 0:
+                out.append(text[j:])
+                break
+            out.append(text[j : close + 1])
+            j = close + 1
+        for _ in range(count):
+            arg = read_arg(text, j)
+            if arg is None:
+                break
+            out.append("{" + arg[0] + "}")
+            j = arg[1]
+        i = j
+    return "".join(out)
+
+
+def _strip_outer_delimiters(text: str) -> str:
+    for _ in range(5):
+        before = text
+        text = text.strip()
+        for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+            if text.startswith(left) and text.endswith(right) and len(text) >= len(left) + len(right):
+                text = text[len(left) : len(text) - len(right)]
+        text = text.strip().rstrip(".").rstrip()
+        if text == before:
+            break
+    return text
+
+
+def _collapse_spaces(text: str) -> str:
+    """Remove spaces except where they separate a command from a letter or two words."""
+    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"(\\[A-Za-z]+) (?=[A-Za-z0-9])", "\\1\x00", text)  # "\pi r" keeps a separator
+    text = re.sub(r"(?<=[A-Za-z]{2}) (?=[A-Za-z]{2})", "\x01", text)  # words in text answers
+    text = text.replace(" ", "")
+    return text.replace("\x00", " ").replace("\x01", " ")
+
+
+def clean_unicode(text: str) -> str:
+    text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates become '?'
+    text = "".join(_UNICODE.get(ch, ch) for ch in text)
+    return unicodedata.normalize("NFKC", text)
+
+
+def normalize_answer(answer: str, *, unit: str | None = None) -> str:
+    """Canonical LaTeX of an answer (see the module docstring); ``unit`` is an expected unit to drop."""
+    if not isinstance(answer, str):
+        return ""
+    text = clean_unicode(answer[:MAX_NORMALIZE_CHARS])
+    text = _strip_outer_delimiters(text)
+    text = text.replace("$", " ") if text.count("$") % 2 == 0 and "\\$" not in text else text
+    text = re.sub(r"^\\textbf\{\s*(?:final\s+)?answer\s*:?\s*\}", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"^(?:final\s+)?answer\s*:\s*", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"(?<=\d),\\!\s*(?=\d{3})|(?<=\d)\{,\}(?=\d{3})", ",", text)  # 10,\!080 and 10{,}080
+    text = _strip_trailing_text_units(text)
+    text = _DROP_COMMANDS.sub("", text)
+    text = _WIDE_SPACES.sub(" ", text)
+    for pattern, repl in _RENAMES:
+        text = pattern.sub(repl, text)
+    text = strip_text_wrappers(text)
+    text = _DEGREES.sub("", text)
+    text = _DOLLAR_SIGN.sub("", text)
+    text = re.sub(r"\^\s*\{\s*\\prime\s*\}|\\prime", "'", text)
+    if unit:
+        unit_text = _collapse_spaces(strip_text_wrappers(_strip_outer_delimiters(clean_unicode(unit))))
+        unit_text = _DEGREES.sub("", unit_text)
+        if unit_text and text.rstrip().endswith(unit_text) and text.rstrip() != unit_text:
+            text = text.rstrip()[: -len(unit_text)]
+    text = _strip_trailing_words(text.strip())
+    text = _fix_short_args(text)
+    text = re.sub(r"(?<=[\d}$])\s+(?:or|and)\s+(?=[-\d\\(\[{A-Za-z])", ",", text)
+    text = re.sub(r"\s+(?:or|and)\s+(?=[A-Za-z]\s*[=<>\\])", ",", text)
+    text = text.strip().rstrip(".").rstrip("\\").strip()
+    # A whole answer that is one number with separators: 10,080 / 11,111,111,100 / 10 080.
+    for pattern in (_THOUSANDS, _SPACE_THOUSANDS):
+        m = pattern.match(text)
+        if m:
+            text = m.group(1) + re.sub(r"[, ]", "", m.group(2)) + (m.group(3) or "")
+    text = _collapse_spaces(text)
+    text = re.sub(r"^\{([^{}]*)\}$", r"\1", text)  # "{5}"
+    return text

@@ -1,0 +1,310 @@
+"""Bounded symbolic comparison of two leaf expressions through latex2sympy2_extended + sympy.
+
+Model text reaches sympy only through the LaTeX grammar of latex2sympy2_extended (no
+``sympify``/``parse_expr``, so no ``eval``), and the resulting tree is inspected before
+anything is evaluated: numbers with too many digits, towers such as ``10^{10^{10}}``,
+huge factorials and oversized trees are refused. Every sympy step runs under a soft
+time limit (SIGALRM, main thread only); the grader's worker processes add the hard
+limit (kill) and a memory limit on top.
+
+Equality is decided as a careful grader would: numerically at deterministic random
+points first (a clear difference is a definite "no"), then ``simplify(g - a) == 0``;
+when simplification is inconclusive or too slow, agreement to 1e-10 relative at
+several points is accepted (the bounded fallback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import re
+import signal
+import threading
+from collections.abc import Iterator
+from functools import lru_cache
+
+MAX_LATEX_CHARS = 600
+MAX_TREE_NODES = 1500
+MAX_LOG2 = 20_000  # a constant may have at most ~6000 decimal digits
+MAX_FACTORIAL = 2000
+SOFT_SIMPLIFY_S = 1.0
+SOFT_EVAL_S = 1.0
+
+
+class SymbolicError(Exception):
+    """The expression cannot be read or is refused as unsafe to evaluate."""
+
+
+class SoftTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise SoftTimeout after ``seconds`` (pure-Python sympy loops notice the signal)."""
+    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
+        yield
+        return
+
+    def _raise(signum, frame):  # noqa: ANN001
+        raise SoftTimeout()
+
+    previous = signal.signal(signal.SIGALRM, _raise)
+    remaining = signal.setitimer(signal.ITIMER_REAL, seconds)[0]
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if remaining > 0:  # an outer limit was running: re-arm what is left of it (approximately)
+            signal.setitimer(signal.ITIMER_REAL, max(remaining - seconds, 0.001))
+
+
+@lru_cache(maxsize=1)
+def _sympy():
+    import sympy
+
+    return sympy
+
+
+@lru_cache(maxsize=1)
+def _converter():
+    from latex2sympy2_extended import latex2sympy
+    from latex2sympy2_extended.latex2sympy2 import ConversionConfig
+
+    config = ConversionConfig(interpret_as_mixed_fractions=True, interpret_simple_eq_as_assignment=False,
+                              interpret_contains_as_eq=False, lowercase_symbols=False)
+    return latex2sympy, config
+
+
+def _log2_magnitude(node, budget: list[int]) -> float | None:  # noqa: ANN001
+    """An upper estimate of log2|value| of a constant subtree; None when it has symbols.
+
+    Raises SymbolicError when the value (or any intermediate) would be too large to
+    compute, which is how towers and huge factorials are refused before evaluation.
+    """
+    sp = _sympy()
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise SymbolicError("expression tree too large")
+    if node.is_Integer:
+        return float(int(node).bit_length())
+    if node.is_Rational:
+        return float(max(int(node.p).bit_length(), int(node.q).bit_length()))
+    if node.is_Float:
+        return 0.0 if node == 0 else abs(math.log2(abs(float(node)) or 1e-300))
+    if node.is_Symbol or isinstance(node, sp.Dummy):
+        return None
+    if node.is_Pow:
+        base, exp = node.args
+        lb = _log2_magnitude(base, budget)
+        le = _log2_magnitude(exp, budget)
+        if le is not None and le > 40:
+            if not (base.is_Number and abs(base) in (0, 1)):
+                raise SymbolicError("tower or huge exponent")
+        if exp.is_Number:
+            e = abs(float(exp))
+            if lb is not None and lb * e > MAX_LOG2:
+                raise SymbolicError("power too large")
+            if lb is None and e > 1000:
+                raise SymbolicError("symbolic power too large")
+            return None if lb is None else lb * max(e, 1.0)
+        if le is not None and lb is not None:
+            estimate = lb * 2.0**le
+            if estimate > MAX_LOG2:
+                raise SymbolicError("power too large")
+            return estimate
+        return None
+    if isinstance(node, (sp.factorial, sp.factorial2, sp.subfactorial)) or node.func.__name__ in ("gamma", "RisingFactorial", "FallingFactorial"):
+        arg = node.args[0]
+        if arg.is_Number and abs(float(arg)) > MAX_FACTORIAL:
+            raise SymbolicError("factorial too large")
+        mags = [_log2_magnitude(a, budget) for a in node.args]
+        if any(m is not None and m > 11 for m in mags):
+            raise SymbolicError("factorial too large")
+        if arg.is_Number:
+            n = abs(float(arg))
+            return n * math.log2(n + 1)
+        return None
+    if isinstance(node, sp.binomial):
+        mags = [_log2_magnitude(a, budget) for a in node.args]
+        if any(m is not None and m > 14 for m in mags):
+            raise SymbolicError("binomial too large")
+        return None
+    mags = [_log2_magnitude(a, budget) for a in node.args] if node.args else []
+    if any(m is None for m in mags) or not node.args:
+        return None if node.free_symbols else 0.0
+    if node.is_Mul:
+        return sum(mags)
+    if node.is_Add:
+        return max(mags) + len(mags)
+    return max(mags) if mags else 0.0
+
+
+def check_safe(expr) -> None:  # noqa: ANN001
+    sp = _sympy()
+    if isinstance(expr, sp.MatrixBase):
+        for item in expr:
+            check_safe(item)
+        return
+    if not isinstance(expr, sp.Basic):
+        raise SymbolicError(f"unexpected object {type(expr).__name__}")
+    _log2_magnitude(expr, [MAX_TREE_NODES])
+
+
+@lru_cache(maxsize=4096)
+def to_sympy(latex: str):  # noqa: ANN201
+    """A sympy object for a normalised LaTeX leaf, or SymbolicError."""
+    if len(latex) > MAX_LATEX_CHARS:
+        raise SymbolicError("expression too long")
+    if not latex.strip():
+        raise SymbolicError("empty")
+    if latex.count("{") > 150 or latex.count("^") > 60:
+        raise SymbolicError("too deeply nested")
+    convert, config = _converter()
+    sp = _sympy()
+    try:
+        with time_limit(SOFT_EVAL_S):
+            expr = convert(latex, normalization_config=None, conversion_config=config)
+    except SoftTimeout as exc:
+        raise SymbolicError("parse too slow") from exc
+    except RecursionError as exc:
+        raise SymbolicError("nesting too deep") from exc
+    except Exception as exc:  # the grammar's errors are plain Exceptions
+        raise SymbolicError(f"cannot parse: {str(exc).splitlines()[0][:80]}") from exc
+    check_safe(expr)
+    if isinstance(expr, sp.Basic) and not isinstance(expr, sp.MatrixBase):
+        imaginary = [s for s in expr.free_symbols if getattr(s, "name", "") == "i"]
+        if imaginary:
+            expr = expr.xreplace({imaginary[0]: sp.I})
+    return expr
+
+
+def _point_value(name: str, k: int) -> float:
+    """A deterministic 'random' positive value per (symbol, point) so verdicts are reproducible."""
+    digest = hashlib.sha256(f"{name}:{k}".encode()).digest()
+    return 0.31 + 2.3 * int.from_bytes(digest[:6], "big") / 2**48
+
+
+def _evaluate(expr, k: int, symbols) -> complex | None:  # noqa: ANN001
+    sp = _sympy()
+    subs = {s: sp.Float(_point_value(s.name, k), 30) for s in symbols}
+    try:
+        with time_limit(SOFT_EVAL_S):
+            value = expr.evalf(30, subs=subs) if subs else expr.evalf(30)
+            if value.free_symbols:
+                return None
+            result = complex(value)
+    except (SoftTimeout, TypeError, ValueError, ZeroDivisionError, OverflowError, AttributeError, RecursionError):
+        return None
+    except Exception:  # sympy raises assorted errors on odd trees
+        return None
+    if math.isnan(result.real) or math.isnan(result.imag) or math.isinf(abs(result)):
+        return None
+    return result
+
+
+def _close(x: complex, y: complex, rel: float = 1e-10) -> bool:
+    return abs(x - y) <= rel * max(1.0, abs(x), abs(y))
+
+
+_DECIMAL_LITERAL = re.compile(r"^-?(\d+\.\d+|\.\d+)$")
+
+
+def sym_equal(gold_latex: str, answer_latex: str, tolerance: float | None = None) -> bool:
+    """Whether two leaf expressions are mathematically equal; SymbolicError when one cannot be read."""
+    sp = _sympy()
+    g = to_sympy(gold_latex)
+    a = to_sympy(answer_latex)
+    if isinstance(g, sp.MatrixBase) or isinstance(a, sp.MatrixBase):
+        if not (isinstance(g, sp.MatrixBase) and isinstance(a, sp.MatrixBase)) or g.shape != a.shape:
+            return False
+        return all(_expr_equal(x, y, tolerance, None) for x, y in zip(g, a))
+    if not isinstance(g, sp.Expr) or not isinstance(a, sp.Expr):
+        return g == a
+    approx_decimals = None
+    m = _DECIMAL_LITERAL.match(answer_latex)
+    if m:
+        approx_decimals = len(m.group(1).split(".")[1])
+    return _expr_equal(g, a, tolerance, approx_decimals)
+
+
+def _expr_equal(g, a, tolerance: float | None, approx_decimals: int | None) -> bool:  # noqa: ANN001
+    sp = _sympy()
+    if g == a:
+        return True
+    symbols = sorted(g.free_symbols | a.free_symbols, key=lambda s: s.name)
+    if not symbols:
+        gv, av = _evaluate(g, 0, ()), _evaluate(a, 0, ())
+        if gv is None or av is None:
+            return _simplifies_to_zero(g - a)
+        if tolerance is not None and abs(gv - av) <= tolerance + 1e-12:
+            return True
+        if approx_decimals is not None and abs(gv.imag) < 1e-12 and _approx_ok(gv.real, av.real, approx_decimals):
+            return True
+        if not _close(gv, av, 1e-12):
+            return False
+        return True if _close(gv, av, 1e-25) or _simplifies_to_zero(g - a, default=True) else False
+    if set(g.free_symbols) != set(a.free_symbols) and len(symbols) > 0:
+        # different variables can still cancel ("x - x + y" vs "y"): decided by the numbers below
+        pass
+    agree = 0
+    for k in range(3):
+        gv, av = _evaluate(g, k, symbols), _evaluate(a, k, symbols)
+        if gv is None or av is None:
+            continue
+        if not _close(gv, av):
+            return False
+        agree += 1
+    if agree == 0:
+        return _simplifies_to_zero(g - a)
+    return _simplifies_to_zero(g - a, default=True)
+
+
+def _approx_ok(exact: float, approx: float, decimals: int) -> bool:
+    """A decimal answer with >= 3 significant digits, rounded or truncated, for an irrational gold."""
+    significant = len(f"{abs(approx):.{decimals}f}".replace(".", "").lstrip("0"))
+    return significant >= 3 and abs(exact - approx) < 10.0 ** (-decimals)
+
+
+def _simplifies_to_zero(diff, default: bool = False) -> bool:  # noqa: ANN001
+    sp = _sympy()
+    try:
+        with time_limit(SOFT_SIMPLIFY_S):
+            if diff == 0 or sp.expand(diff) == 0:
+                return True
+            return bool(sp.simplify(diff) == 0) or default
+    except SoftTimeout:
+        return default
+    except Exception:
+        return default
+
+
+def sym_key(latex: str) -> tuple:
+    """A cluster key: the values at fixed points, rounded, so equal expressions share it."""
+    from m1eval.grading.numbers import format_float
+
+    sp = _sympy()
+    expr = to_sympy(latex)
+    if isinstance(expr, sp.MatrixBase):
+        return ("m", expr.shape, tuple(sym_key_expr(x) for x in expr))
+    if not isinstance(expr, sp.Expr):
+        return ("s", sp.srepr(expr)[:200])
+    return sym_key_expr(expr)
+
+
+def sym_key_expr(expr) -> tuple:  # noqa: ANN001
+    from m1eval.grading.numbers import format_float
+
+    symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+    values = []
+    for k in range(2 if symbols else 1):
+        v = _evaluate(expr, k, symbols)
+        if v is None:
+            return ("s", str(expr)[:200])
+        values.append((format_float(v.real), format_float(v.imag) if abs(v.imag) > 1e-12 * max(1, abs(v)) else "0"))
+    if not symbols:
+        re_, im = values[0]
+        return ("c", re_) if im == "0" else ("z", re_, im)
+    return ("f", tuple(s.name for s in symbols), tuple(values))
