@@ -19,13 +19,13 @@ Estimators (pass@k, expected maj@k) and bootstrap intervals come from
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from m1eval.bootstrap import ProblemSet, _paired_replicates, bootstrap_curve, per_problem
 from m1eval.metrics import k_grid
 from m1eval.profile import ThroughputProfile
 from m1eval.rundata import RunData
@@ -75,27 +75,29 @@ def clock_from_batches(run: RunData) -> Clock:
 # ---------------------------------------------------------------------------- per-problem values
 
 
+def problem_set(run: RunData) -> ProblemSet:
+    return ProblemSet.from_frame(run.frame)
+
+
 def problem_values(run: RunData, metric: str, ks: Sequence[int]) -> pd.DataFrame:
-    """Per-problem expected metric (rows: problem ids, columns: k), by m1eval.metrics' estimators.
+    """Per-problem expected metric (rows: problem ids, columns: k), from m1eval.bootstrap.per_problem.
 
     Each problem uses all of its graded samples (its own n), as the estimators allow.
     """
-    from m1eval.metrics import majority_curve, pass_at_k
-
     if metric not in METRICS:
         raise BudgetError(f"metric must be one of {METRICS}, got {metric!r}")
-    groups = run.frame.groupby("problem_id", sort=False)
+    problems = problem_set(run)
     ks = list(ks)
-    if metric == "pass":
-        n = groups.size().to_numpy()
-        c = groups["correct"].sum().to_numpy()
-        table = {k: np.asarray(pass_at_k(n, c, k), dtype=float) for k in ks}
-        return pd.DataFrame(table, index=groups.size().index)
-    rows = {}
-    for pid, group in groups:
-        curve = majority_curve(group["cluster"].tolist(), group["correct"].astype(bool).tolist())
-        rows[pid] = [float(curve[k - 1]) for k in ks]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=ks).reindex(groups.size().index)
+    _check_k(run, ks)
+    return pd.DataFrame(per_problem(problems, ks, metric), index=problems.ids, columns=ks)
+
+
+def _check_k(run: RunData, ks: Sequence[int]) -> None:
+    if run.n < 1:
+        raise BudgetError(f"{run.path}: no graded samples")
+    bad = [k for k in ks if k < 1 or k > run.n]
+    if bad or not ks:
+        raise BudgetError(f"{run.path}: k must be in 1..{run.n} (samples per problem), got {list(ks)}")
 
 
 def tokens_per_sample(run: RunData) -> pd.Series:
@@ -127,23 +129,13 @@ def metric_curve(
     seed: int = 0,
     label: str | None = None,
 ) -> MetricCurve:
-    """Per-problem expected metric for each k, averaged over problems, with its interval."""
-    from m1eval.bootstrap import mean_ci
-
-    if run.n < 1:
-        raise BudgetError(f"{run.path}: no graded samples")
+    """Per-problem expected metric for each k, averaged over problems, with its two-level bootstrap interval."""
     grid = list(ks) if ks is not None else k_grid(run.n)
-    bad = [k for k in grid if k < 1 or k > run.n]
-    if bad:
-        raise BudgetError(f"{run.path}: k must be in 1..{run.n} (samples per problem), got {bad}")
     values = problem_values(run, metric, grid)
-    acc, low, high = [], [], []
-    for k in grid:
-        point, lo, hi = mean_ci(values[k].to_numpy(), confidence=confidence, resamples=resamples, seed=seed)
-        acc.append(point)
-        low.append(lo)
-        high.append(hi)
-    return MetricCurve(label or run.model, run.task, metric, grid, np.array(acc), np.array(low), np.array(high), values)
+    ci = bootstrap_curve(
+        problem_set(run), grid, metric, resamples=resamples, seed=seed, level=confidence, point=values.to_numpy().mean(axis=0)
+    )
+    return MetricCurve(label or run.model, run.task, metric, grid, ci.point, ci.low, ci.high, values)
 
 
 # ---------------------------------------------------------------------------- parallel scaling
@@ -164,6 +156,7 @@ class BudgetCurve:
     high: np.ndarray
     values: pd.DataFrame  # rows: problems, columns: k -> per-problem expected metric
     tokens_per_sample: float = 0.0
+    problems: ProblemSet | None = None  # the samples, for paired bootstrap comparisons
 
     def affordable_k(self, budget_seconds: float) -> int:
         """Largest k of the grid whose price fits the budget; 0 if not even one sample fits."""
@@ -224,6 +217,7 @@ def parallel_curve(
         high=np.array(high),
         values=values,
         tokens_per_sample=tokens_one_round / max(len(per_problem_tokens), 1),
+        problems=problem_set(run),
     )
 
 
@@ -288,21 +282,53 @@ def compare_at_budget(
     (best, best_curve), (second, second_curve) = ranked[0], ranked[1]
     verdict.difference = best.accuracy - second.accuracy
     verdict.winner = best.label if verdict.difference > 0 else None
-    a = best_curve.values[best.k] if best.k else pd.Series(0.0, index=best_curve.values.index)
-    b = second_curve.values[second.k] if second.k else pd.Series(0.0, index=second_curve.values.index)
-    shared = a.index.intersection(b.index)
-    if len(shared) < len(a.index) or len(shared) < len(b.index):
+    if best_curve.problems is None or second_curve.problems is None:
+        verdict.notes.append("curves carry no samples: no paired interval")
+        return verdict
+    shared = [pid for pid in best_curve.problems.ids if pid in set(second_curve.problems.ids)]
+    if len(shared) < max(len(best_curve.problems), len(second_curve.problems)):
         verdict.notes.append(f"compared on the {len(shared)} problems both runs scored")
-    if len(shared) == 0:
+    if not shared:
         verdict.notes.append("the runs share no problem: no paired interval")
         return verdict
-    from m1eval.bootstrap import paired_diff_ci
-
-    diff, lo, hi, p = paired_diff_ci(
-        a.loc[shared].to_numpy(), b.loc[shared].to_numpy(), confidence=confidence, resamples=resamples, seed=seed
+    diff, lo, hi, p = paired_difference(
+        best_curve.problems.subset(shared), best.k, second_curve.problems.subset(shared), second.k, metric,
+        level=confidence, resamples=resamples, seed=seed,
     )
     verdict.difference, verdict.diff_low, verdict.diff_high, verdict.p_value = diff, lo, hi, p
     return verdict
+
+
+def paired_difference(
+    a: ProblemSet, k_a: int, b: ProblemSet, k_b: int, metric: str, *, level: float = 0.95, resamples: int = 1000, seed: int = 0
+) -> tuple[float, float, float, float]:
+    """Mean of A at k_a minus B at k_b on the same problems: (diff, low, high, p).
+
+    ``m1eval.bootstrap.paired_comparison`` compares two runs at one k; a time budget
+    buys each model its own k, so this pairs the two sides with the same problem draws
+    (bootstrap's ``_paired_replicates``). k = 0 means the model could not afford one
+    sample and scores 0 on every problem. The p-value is the same sign-flip
+    randomisation test as ``paired_comparison``'s.
+    """
+    if a.ids != b.ids:
+        raise BudgetError("paired_difference needs the same problems, in the same order, on both sides")
+    zeros = np.zeros(len(a))
+    va = per_problem(a, [k_a], metric, seed=seed)[:, 0] if k_a else zeros
+    vb = per_problem(b, [k_b], metric, seed=seed)[:, 0] if k_b else zeros
+    diffs = va - vb
+    observed = float(diffs.mean())
+    if resamples <= 0:
+        return observed, float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(len(a), size=(resamples, len(a)))
+    ra = _paired_replicates(a, np.array([k_a]), metric, resamples, rng, 32, draws_from=drawn)[0] if k_a else np.zeros(resamples)
+    rb = _paired_replicates(b, np.array([k_b]), metric, resamples, rng, 32, draws_from=drawn)[0] if k_b else np.zeros(resamples)
+    alpha = (1 - level) / 2
+    low, high = (float(x) for x in np.quantile(ra - rb, [alpha, 1 - alpha]))
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(resamples, len(diffs)))
+    flipped = np.abs((signs * diffs).mean(axis=1))
+    p_value = float((1 + np.sum(flipped >= abs(observed) - 1e-12)) / (resamples + 1))
+    return observed, low, high, p_value
 
 
 def crossovers(a: BudgetCurve, b: BudgetCurve) -> list[tuple[float, str]]:
@@ -332,3 +358,35 @@ def default_budgets(curves: Sequence[BudgetCurve], count: int = 6) -> list[float
     if hi <= lo:
         return [lo]
     return [float(x) for x in np.geomspace(lo, hi, count)]
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+def match_profile(run: RunData, profiles: Sequence[ThroughputProfile]) -> ThroughputProfile | None:
+    """The profile of the run's model: same display name, preset, hub id or folder."""
+    from m1eval.plot_style import canonical
+
+    model = run.manifest.get("model")
+    names = {canonical(run.model)}
+    if isinstance(model, dict):
+        names |= {canonical(str(v)) for k, v in model.items() if k in ("name", "path", "preset") and v}
+    for prof in profiles:
+        if {canonical(prof.name), canonical(prof.model)} & names:
+            return prof
+    return None
+
+
+def clock_for(
+    run: RunData, profiles: Sequence[ThroughputProfile], *, batch_size: float | None = None, source: str = "auto"
+) -> Clock:
+    """``source``: 'profile' (must match), 'batches' (the run's own timings) or 'auto' (profile if any)."""
+    if source not in ("auto", "profile", "batches"):
+        raise BudgetError(f"--clock must be auto, profile or batches, got {source!r}")
+    prof = match_profile(run, profiles) if source != "batches" else None
+    if prof is not None:
+        return clock_from_profile(prof, batch_size)
+    if source == "profile":
+        have = ", ".join(p.name for p in profiles) or "none given"
+        raise BudgetError(f"{run.path}: no --profile matches model {run.model!r} (profiles: {have})")
+    return clock_from_batches(run)

@@ -92,7 +92,7 @@ def sequential_curve(
     label: str | None = None,
 ) -> LengthCurve:
     """Grade every graded sample of ``run`` cut at each L; price L from ``profile`` if given."""
-    from m1eval.bootstrap import mean_ci
+    from m1eval.bootstrap import ProblemSet, bootstrap_curve
 
     store = RunStore(run.path)
     keys = set(zip(run.frame["problem_id"], run.frame["sample_index"]))
@@ -111,7 +111,8 @@ def sequential_curve(
     missing = sorted({c.problem_id for c in completions} - set(problems))
     if missing:
         raise BudgetError(f"{run.path}: problems.jsonl lacks {len(missing)} problem(s), e.g. {missing[:3]}")
-    if grader is None:
+    own_grader = grader is None
+    if own_grader:
         from m1eval.grading import Grader
 
         grader = Grader()
@@ -122,22 +123,25 @@ def sequential_curve(
     acc, low, high, no_answer = [], [], [], []
     from m1eval.progress import make_progress
 
-    with make_progress("lengths", transient=True) as progress:
-        task = progress.add_task(f"grade cut texts of {run.model}", total=len(grid))
-        for L in grid:
-            batch = [(problems[pid], [cut_completion(c, L) for c in cs]) for pid, cs in by_problem.items()]
-            grades = grader.grade_many(batch)
-            frame = pd.DataFrame(
-                {"problem_id": [g.problem_id for g in grades], "correct": [bool(g.correct) for g in grades],
-                 "answer": [g.answer for g in grades]}
-            )
-            per_problem = frame.groupby("problem_id", sort=False)["correct"].mean().to_numpy(dtype=float)
-            point, lo, hi = mean_ci(per_problem, confidence=confidence, resamples=resamples, seed=seed)
-            acc.append(point)
-            low.append(lo)
-            high.append(hi)
-            no_answer.append(float(frame["answer"].isna().mean()))
-            progress.advance(task)
+    try:
+        with make_progress("lengths", transient=True) as progress:
+            task = progress.add_task(f"grade cut texts of {run.model}", total=len(grid))
+            for L in grid:
+                batch = [(problems[pid], [cut_completion(c, L) for c in cs]) for pid, cs in by_problem.items()]
+                grades = grader.grade_many(batch, progress=False)
+                frame = pd.DataFrame(
+                    {"problem_id": [g.problem_id for g in grades], "correct": [bool(g.correct) for g in grades],
+                     "cluster": pd.array([g.cluster for g in grades], dtype="Int64"), "answer": [g.answer for g in grades]}
+                )
+                ci = bootstrap_curve(ProblemSet.from_frame(frame), [1], "pass", resamples=resamples, seed=seed, level=confidence)
+                acc.append(float(ci.point[0]))
+                low.append(float(ci.low[0]))
+                high.append(float(ci.high[0]))
+                no_answer.append(float(frame["answer"].isna().mean()))
+                progress.advance(task)
+    finally:
+        if own_grader:
+            grader.close()
     seconds = None
     if profile is not None:
         try:

@@ -1,0 +1,93 @@
+"""Sequential scaling: completions cut at L tokens and graded by the real grader.
+
+One problem (gold 1), four samples whose answers sit at known places:
+
+- s0: 40 chars of reasoning then \\boxed{1}; 100 tokens; the first 64 tokens are 32 chars,
+  so any cut below 100 tokens removes the answer;
+- s1: \\boxed{1} first, then reasoning; 100 tokens; the answer survives every cut >= 16;
+- s2: \\boxed{1} alone in 20 tokens; a cut at 16 leaves 5 chars (no answer);
+- s3: like s0 but a wrong answer (\\boxed{7}).
+
+pass@1 by L: 16 -> 1/4 (s1), 32 -> 2/4 (s1, s2), 64 -> 2/4, 100 (uncut) -> 3/4.
+No-answer share: 16 -> 3/4 (s0, s2, s3), 32 and 64 -> 2/4 (s0, s3), 100 -> 0.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from budget_runs import write_run
+from m1eval.budget import BudgetError
+from m1eval.budget_sequential import cut_completion, default_lengths, sequential_curve
+from m1eval.grading import Grader
+from m1eval.profile import Measurement, ThroughputProfile
+from m1eval.records import Completion
+from m1eval.rundata import load_run
+
+TEXTS = [["x" * 40 + "\\boxed{1}", "\\boxed{1}" + "z" * 40, "\\boxed{1}", "y" * 40 + "\\boxed{7}"]]
+PREFIX = [[
+    {"16": 8, "32": 16, "64": 32, "100": 49},
+    {"16": 12, "32": 20, "64": 35, "100": 49},
+    {"16": 5, "20": 9},
+    {"16": 8, "32": 16, "64": 32, "100": 49},
+]]
+TOKENS = [[100, 100, 20, 100]]
+
+
+@pytest.fixture(scope="module")
+def grader():
+    with Grader(workers=1) as g:
+        yield g
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    path = write_run(
+        tmp_path_factory.mktemp("seq"), "cutter", [[True, True, True, False]],
+        clusters=[[0, 0, 0, 1]], texts=TEXTS, prefix_chars=PREFIX, completion_tokens=TOKENS,
+    )
+    return load_run(path)
+
+
+def test_cut_keeps_exactly_the_first_l_tokens_of_text():
+    c = Completion("p0", 0, 0, "abcdefghij", 5, 10, "stop", "b", prefix_chars={"4": 3, "8": 7, "10": 10})
+    cut = cut_completion(c, 8)
+    assert (cut.text, cut.completion_tokens, cut.finish_reason) == ("abcdefg", 8, "length")
+    assert cut_completion(c, 10) is c and cut_completion(c, 64) is c
+    with pytest.raises(BudgetError, match=r"p0#0 has 10 tokens but no prefix_chars entry for L=5"):
+        cut_completion(c, 5)
+
+
+def test_default_lengths_are_recorded_budgets_plus_the_longest(run):
+    from m1eval.store import RunStore
+
+    completions, _ = RunStore(run.path).read_samples()
+    assert default_lengths(completions) == [16, 32, 64, 100]
+
+
+def test_accuracy_and_no_answer_by_length(run, grader):
+    prof = ThroughputProfile(
+        model="cutter", engine="fake",
+        measurements=[Measurement("length", 8, 4, 100, wall_seconds=1.0, generated_tokens=800),
+                      Measurement("length", 8, 4, 200, wall_seconds=3.0, generated_tokens=1600)],
+    )
+    curve = sequential_curve(run, grader=grader, profile=prof, resamples=200)
+    assert curve.lengths == [16, 32, 64, 100]
+    assert curve.accuracy.tolist() == pytest.approx([0.25, 0.5, 0.5, 0.75])
+    assert curve.no_answer.tolist() == pytest.approx([0.75, 0.5, 0.5, 0.0])
+    assert curve.seconds.tolist() == pytest.approx([0.16, 0.32, 0.64, 1.0])
+    assert curve.batch_size == 8
+    assert all(lo <= a <= hi for lo, a, hi in zip(curve.low, curve.accuracy, curve.high))
+    frame = curve.to_frame()
+    assert list(frame["max_tokens"]) == [16, 32, 64, 100]
+
+
+def test_explicit_lengths_and_missing_offsets_are_reported(run, grader, tmp_path):
+    curve = sequential_curve(run, grader=grader, lengths=[32, 1000], resamples=100)
+    assert curve.accuracy.tolist() == pytest.approx([0.5, 0.75])
+    assert curve.seconds is None
+    with pytest.raises(BudgetError, match="no prefix_chars entry for L=48"):
+        sequential_curve(run, grader=grader, lengths=[48], resamples=100)
+    bare = load_run(write_run(tmp_path, "bare", [[True, False]]))
+    with pytest.raises(BudgetError, match="carry no prefix_chars"):
+        sequential_curve(bare, grader=grader, resamples=100)
