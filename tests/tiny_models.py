@@ -110,3 +110,20 @@ def build_tiny_qwen2(folder: Path, *, hidden_size: int = 128, layers: int = 2, s
     model = Qwen2ForCausalLM(config)
     model.save_pretrained(str(folder), safe_serialization=True)
     return folder
+
+
+def shared_tiny_qwen2(base: Path) -> Path:
+    """Build the tiny Qwen2 once per test session under ``base`` (pytest's basetemp) and reuse it.
+
+    Several test modules need the same model; building it in a fixed folder of the
+    session's temp dir lets each module's fixture reuse the first build.
+    """
+    import fcntl
+
+    folder = base / "tiny-qwen2"
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / "tiny-qwen2.lock", "w") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if not (folder / "model.safetensors").exists():
+            build_tiny_qwen2(folder)
+    return folder

@@ -18,7 +18,6 @@ from m1eval.store import RunLockedError, StoreError
 from m1eval.tasks import TaskError
 
 console = Console(stderr=True)
-out_console = Console()
 
 
 def parse_engine_option(text: str) -> tuple[str, Any]:
@@ -62,7 +61,7 @@ def grade_and_report(path: Path) -> None:
         raise RunError(f"report stage unavailable ({exc}); samples and grades are in {path}") from exc
     grade_run(path)
     summary = summarize_run(load_run(path))
-    out_console.print(render_report([summary]))
+    typer.echo(render_report([summary]))
 
 
 def run(
