@@ -1,0 +1,87 @@
+"""``m1eval report RUN_DIR...``: accuracy curves with intervals, and paired comparisons."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from m1eval import report as report_lib
+from m1eval.progress import make_progress
+from m1eval.rundata import load_run
+from m1eval.store import StoreError, find_runs
+
+err = Console(stderr=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    latex = "latex"
+    csv = "csv"
+    json = "json"
+
+
+def report(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run folders, or folders containing run folders.")],
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    resamples: Annotated[int, typer.Option("--bootstrap", "-B", min=0, help="Bootstrap resamples (0: no intervals).")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    baseline: Annotated[
+        Optional[str],
+        typer.Option("--baseline", help="Run to compare the others against: its folder, run id or model name (default: the first)."),
+    ] = None,
+    every_k: Annotated[bool, typer.Option("--every-k", help="Curves at every k, not only powers of two.")] = False,
+    level: Annotated[float, typer.Option("--level", min=0.5, max=0.999, help="Confidence level of the intervals.")] = 0.95,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")] = None,
+) -> None:
+    """Per run: pass@1 with CI, pass@k and maj@k at k = 1, 2, 4 ..., no-answer and truncation
+    rates, completion tokens. With several runs, each is compared with the baseline on the
+    problems they share (paired difference, bootstrap CI, p-value)."""
+    try:
+        paths = find_runs(run_dirs)
+        runs = [load_run(p, with_text=False) for p in paths]
+        base = _baseline_index(runs, baseline)
+    except (StoreError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+    metrics_per_run = 5
+    steps = len(runs) * metrics_per_run + (len(runs) - 1) * 3
+    with make_progress("steps", transient=True) as progress:
+        task = progress.add_task("bootstrap", total=steps)
+        advance = lambda _label: progress.advance(task)  # noqa: E731
+        try:
+            summaries = []
+            for run in runs:
+                progress.update(task, description=f"bootstrap {run.label}")
+                summaries.append(report_lib.summarize_run(run, resamples=resamples, seed=seed, level=level, every_k=every_k, on_step=advance))
+            progress.update(task, description="paired comparisons")
+            comparisons = report_lib.compare_runs(runs, baseline=base, resamples=resamples, seed=seed, level=level, on_step=advance) if len(runs) > 1 else []
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+    text = report_lib.render_report(summaries, comparisons, fmt.value)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"report written to {output}")
+    else:
+        typer.echo(text, nl=False)
+
+
+def _baseline_index(runs, baseline: str | None) -> int:
+    if baseline is None:
+        return 0
+    target = Path(baseline).resolve()
+    for i, run in enumerate(runs):
+        if baseline in (run.run_id, run.model, run.label) or run.path.resolve() == target:
+            return i
+    names = ", ".join(run.label for run in runs)
+    raise ValueError(f"--baseline {baseline!r} matches none of the runs ({names})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
