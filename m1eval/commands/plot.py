@@ -1,0 +1,78 @@
+"""``m1eval plot``: paper figures from run folders and throughput profiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def plot(
+    runs: Annotated[Optional[list[Path]], typer.Argument(help="Run folders (or folders containing runs).")] = None,
+    figure: Annotated[
+        list[str], typer.Option("--figure", "-f", help="passk, majk, budget, length, throughput or all; repeat for several.")
+    ] = ["all"],  # noqa: B006
+    profile: Annotated[list[Path], typer.Option("--profile", "-p", help="Throughput profile JSON from `m1eval bench`; repeat.")] = [],  # noqa: B006
+    out: Annotated[Path, typer.Option("--out", help="Folder for the figure files.")] = Path("figures"),
+    fmt: Annotated[str, typer.Option("--format", help="png, pdf or svg.")] = "png",
+    clock: Annotated[str, typer.Option("--clock", help="budget figure: auto, profile or batches.")] = "auto",
+    batch_size: Annotated[Optional[float], typer.Option("--batch-size", help="budget figure: operating batch size in the profile.")] = None,
+    metric: Annotated[str, typer.Option("--metric", help="budget figure: maj or pass.")] = "maj",
+    lengths: Annotated[Optional[str], typer.Option("--lengths", help="length figure: token budgets L, e.g. 1024,2048,4096.")] = None,
+    resamples: Annotated[int, typer.Option("--resamples", min=0, help="Bootstrap resamples for the bands.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+) -> None:
+    """pass@k / maj@k vs k, accuracy vs time budget and vs max tokens, throughput vs batch and length."""
+    from m1eval.budget import BudgetError, clock_for, match_profile, metric_curve, parallel_curve
+    from m1eval.budget_sequential import sequential_curve
+    from m1eval.commands.bench import parse_int_list
+    from m1eval.commands.budget import load_inputs
+    from m1eval.plots import FIGURES, figure_budget, figure_length, figure_metric, figure_throughput, save
+
+    wanted = list(FIGURES) if "all" in figure else list(dict.fromkeys(figure))
+    unknown = [f for f in wanted if f not in FIGURES]
+    if unknown:
+        raise typer.BadParameter(f"--figure {unknown[0]!r}: choose from {', '.join(FIGURES)} or all")
+    if fmt not in ("png", "pdf", "svg"):
+        raise typer.BadParameter(f"--format must be png, pdf or svg, got {fmt!r}")
+    data, profs = load_inputs(list(runs or []), profile)
+    if "all" in figure:  # only what the inputs allow
+        wanted = [f for f in wanted if (f == "throughput" and profs) or (f != "throughput" and data)]
+    needs_runs = [f for f in wanted if f != "throughput"]
+    if needs_runs and not data:
+        raise typer.BadParameter(f"--figure {needs_runs[0]} needs run folders")
+    if "throughput" in wanted and not profs:
+        raise typer.BadParameter("--figure throughput needs --profile files from `m1eval bench`")
+    written = []
+    try:
+        for name in wanted:
+            if name in ("passk", "majk"):
+                m = "pass" if name == "passk" else "maj"
+                fig = figure_metric([metric_curve(run, m, resamples=resamples, seed=seed) for run in data])
+            elif name == "budget":
+                fig = figure_budget([
+                    parallel_curve(run, clock_for(run, profs, batch_size=batch_size, source=clock), metric, resamples=resamples, seed=seed)
+                    for run in data
+                ])
+            elif name == "length":
+                grid = parse_int_list(lengths, "--lengths")
+                fig = figure_length([
+                    sequential_curve(run, lengths=grid, profile=match_profile(run, profs), resamples=resamples, seed=seed)
+                    for run in data
+                ])
+            else:
+                fig = figure_throughput(profs)
+            written.append(save(fig, out, name, fmt))
+    except BudgetError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    for path in written:
+        console.print(f"figure written: {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plot")(plot)

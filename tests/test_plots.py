@@ -1,0 +1,182 @@
+"""Every figure kind renders from run folders made here; images are read back and inspected."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.image as mpimg
+import pytest
+from typer.testing import CliRunner
+
+from m1eval import plot_style as ps
+from m1eval import plots
+from m1eval.budget import Clock, metric_curve, parallel_curve
+from m1eval.budget_sequential import sequential_curve
+from m1eval.cli import app
+from m1eval.grading import Grader
+from m1eval.profile import Measurement, ThroughputProfile
+from m1eval.rundata import load_run
+from synthetic_runs import make_synthetic_run
+
+RESAMPLES = 100
+
+
+def _profile(name: str, per_seq: float, cap: int, oom: int | None = None) -> ThroughputProfile:
+    """Throughput per_seq x batch up to ``cap`` sequences; gen 64, prompt 16."""
+    ms = []
+    for b in (1, 4, 16, 64):
+        if oom is not None and b >= oom:
+            ms.append(Measurement("batch", b, 16, 64, status="oom", error="out of memory"))
+            break
+        tps = per_seq * min(b, cap)
+        wall = b * 64 / tps
+        ms.append(Measurement("batch", b, 16, 64, wall_seconds=wall, repeat_seconds=[wall * 0.95, wall * 1.05], generated_tokens=b * 64))
+    for g in (16, 32, 64):
+        wall = 4 * g / (per_seq * 4) * (1 + g / 256)
+        ms.append(Measurement("length", 4, 16, g, wall_seconds=wall, generated_tokens=4 * g))
+    return ThroughputProfile(model=f"org/{name}", engine="fake", display_name=name, measurements=ms,
+                             settings={"prompt_len": 16, "gen_len": 64})
+
+
+@pytest.fixture(scope="module")
+def run_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("plots")
+    fast = make_synthetic_run(root, model="m1", accuracy=0.35, n_problems=12, n_samples=8, seed=1, tokens_per_sample=1500)
+    slow = make_synthetic_run(root, model="r1-qwen-1.5b", accuracy=0.5, n_problems=12, n_samples=8, seed=2, tokens_per_sample=1500)
+    other = make_synthetic_run(root, task="math500", model="m1", accuracy=0.6, n_problems=10, n_samples=4, seed=3)
+    return root, fast, slow, other
+
+
+@pytest.fixture(scope="module")
+def runs(run_dirs):
+    _, fast, slow, _ = run_dirs
+    return load_run(fast), load_run(slow)
+
+
+def _check_png(path):
+    image = mpimg.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 200
+    rgb = image[..., :3]
+    not_white = (rgb < 0.95).any(axis=-1).mean()
+    assert not_white > 0.02, f"{path} is (nearly) blank: {not_white:.3%} non-white pixels"
+    # Colour, not only black text: the model colours must be drawn.
+    saturation = rgb.max(axis=-1) - rgb.min(axis=-1)
+    assert (saturation > 0.3).mean() > 0.001
+
+
+def _legend(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+@pytest.mark.parametrize("metric,label", [("pass", "pass@k"), ("maj", "maj@k")])
+def test_metric_figure(runs, tmp_path, metric, label):
+    curves = [metric_curve(r, metric, resamples=RESAMPLES) for r in runs]
+    fig = plots.figure_metric(curves)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "k (samples per problem)"
+    assert ax.get_ylabel() == f"{label} (% of problems)"
+    assert ax.get_xscale() == "log"
+    assert _legend(ax) == ["m1", "r1-qwen-1.5b"]
+    # Lines keep the models' fixed colours; one CI band per model.
+    colors = [matplotlib.colors.to_hex(line.get_color()) for line in ax.get_lines()]
+    assert colors == [ps.model_color("m1"), ps.model_color("r1-qwen-1.5b")]
+    assert len(ax.collections) == 2
+    _check_png(plots.save(fig, tmp_path, f"{metric}k"))
+
+
+def test_budget_figure_marks_crossover(runs, tmp_path):
+    fast, slow = runs
+    curves = [parallel_curve(fast, Clock(4000.0, "t"), "maj", resamples=RESAMPLES),
+              parallel_curve(slow, Clock(500.0, "t"), "maj", resamples=RESAMPLES)]
+    fig = plots.figure_budget(curves)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "wall-clock time for k samples of every problem (s)"
+    assert ax.get_ylabel() == "maj@k (% of problems)"
+    assert _legend(ax) == ["m1 (4,000 tok/s)", "r1-qwen-1.5b (500 tok/s)"]
+    texts = [t.get_text() for t in ax.texts]
+    assert sum(t.startswith("k=") for t in texts) == 8  # every k of both curves labelled
+    from m1eval.budget import crossovers
+
+    flips = crossovers(*curves)
+    assert sum("leads from" in t for t in texts) == len(flips)
+    path = plots.save(fig, tmp_path, "budget", "pdf")
+    assert path.read_bytes().startswith(b"%PDF")
+
+
+def test_length_figure_with_and_without_timing(runs, tmp_path):
+    with Grader(workers=1) as grader:
+        timed = sequential_curve(runs[0], grader=grader, profile=_profile("m1", 200, 16), resamples=RESAMPLES, lengths=[256, 1024, 4096])
+        plain = sequential_curve(runs[1], grader=grader, resamples=RESAMPLES, lengths=[256, 1024, 4096])
+    fig = plots.figure_length([timed, plain])
+    assert len(fig.axes) == 2
+    ax, tax = fig.axes
+    assert ax.get_xlabel() == "maximum generation length L (tokens)"
+    assert ax.get_ylabel() == "pass@1 (% of samples correct)"
+    assert _legend(ax) == ["m1", "r1-qwen-1.5b"]
+    assert tax.get_xlabel() == "time to decode L tokens (s)"
+    assert _legend(tax) == ["m1 (batch 4)"]  # only the profiled model has a time axis
+    assert timed.accuracy[0] <= timed.accuracy[-1]  # cutting harder never helps here
+    _check_png(plots.save(fig, tmp_path, "length"))
+
+
+def test_throughput_figure_marks_speedup_and_oom(tmp_path):
+    fast, slow = _profile("m1", 300, 64), _profile("r1-qwen-1.5b", 100, 8, oom=64)
+    fig = plots.figure_throughput([fast, slow])
+    bax, lax = fig.axes
+    assert bax.get_xlabel() == "batch size (sequences)" and lax.get_xlabel() == "generation length (tokens)"
+    assert bax.get_ylabel() == lax.get_ylabel() == "throughput (generated tokens/s)"
+    assert _legend(bax) == ["m1 (fake)", "r1-qwen-1.5b (fake)"]
+    assert _legend(lax) == ["m1 (batch 4)", "r1-qwen-1.5b (batch 4)"]
+    ratios = [t.get_text() for t in bax.texts if t.get_text().startswith("×")]
+    # Shared batches 1, 4, 16: ratios 300/100, 1200/400, 4800/800.
+    assert ratios == ["×3.0", "×3.0", "×6.0"]
+    assert any("out of memory" in t.get_text() for t in bax.texts)
+    assert [t.get_text() for t in lax.texts if t.get_text().startswith("×")] == ["×3.0"] * 3
+    _check_png(plots.save(fig, tmp_path, "throughput"))
+
+
+def test_one_panel_per_task(run_dirs, runs):
+    other = load_run(run_dirs[3])
+    fig = plots.figure_metric([metric_curve(r, "pass", resamples=RESAMPLES) for r in (*runs, other)])
+    assert [ax.get_title() for ax in fig.axes] == ["aime25: pass@k, 95% CI", "math500: pass@k, 95% CI"]
+
+
+def test_colours_are_stable_and_distinct():
+    assert ps.model_color("M1-3B") == ps.model_color("togethercomputer/M1-3B") == ps.model_color("m1")
+    assert ps.model_color("some/other-model") == ps.model_color("other-model")
+    assert ps.model_color("other-model") not in ps.KNOWN_COLORS.values()
+
+
+def test_plot_cli_writes_every_figure(run_dirs, tmp_path):
+    root, *_ = run_dirs
+    prof = _profile("m1", 300, 64).save(tmp_path / "m1.json")
+    prof2 = _profile("r1-qwen-1.5b", 100, 8).save(tmp_path / "r1.json")
+    out = tmp_path / "figs"
+    result = CliRunner().invoke(
+        app, ["plot", str(root / "aime25"), "--figure", "all", "--profile", str(prof), "--profile", str(prof2),
+              "--out", str(out), "--resamples", "100", "--lengths", "512,2048"],
+    )
+    assert result.exit_code == 0, result.output
+    for name in plots.FIGURES:
+        _check_png(out / f"{name}.png")
+
+
+def _invoke(args):
+    result = CliRunner().invoke(app, args)
+    return result.exit_code, " ".join(result.output.split())  # rich wraps long lines
+
+
+def test_plot_cli_errors_are_clear(run_dirs, tmp_path):
+    root, *_ = run_dirs
+    code, out = _invoke(["plot", str(root / "aime25"), "--figure", "throughput", "--out", str(tmp_path)])
+    assert code != 0 and "needs --profile" in out
+    code, out = _invoke(["plot", str(tmp_path / "nowhere"), "--figure", "passk"])
+    assert code == 2 and "nowhere: no such run folder" in out
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    code, out = _invoke(["plot", "--figure", "throughput", "--profile", str(bad)])
+    assert code == 2 and "bad.json: not a throughput profile" in out
+    code, out = _invoke(["plot", str(root / "aime25"), "--figure", "speed"])
+    assert code != 0 and "choose from passk" in out
