@@ -176,7 +176,8 @@ def majority_curve_from_counts(sizes: np.ndarray, weights: np.ndarray, abstain: 
     total = np.zeros(n + 1)
     for j in np.flatnonzero(weights > 0):
         total += weights[j] * _winning_counts(sizes, j, abstain, binom)
-    return total[1:] / binom[n, 1 : n + 1]
+    # Rounding can leave a hair above 1 where j wins every subset.
+    return np.clip(total[1:] / binom[n, 1 : n + 1], 0.0, 1.0)
 
 
 def _winning_counts(sizes: np.ndarray, j: int, abstain: int, binom: np.ndarray) -> np.ndarray:

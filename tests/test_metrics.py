@@ -1,0 +1,236 @@
+"""Estimators against brute-force enumeration of every k-subset, plus edge cases."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from m1eval import metrics as M
+
+# ---------------------------------------------------------------------------- brute force
+
+
+def brute_pass(n: int, c: int, k: int) -> Fraction:
+    hits = sum(1 for s in itertools.combinations(range(n), k) if any(i < c for i in s))
+    return Fraction(hits, math.comb(n, k))
+
+
+def brute_majority(clusters, correct, k, scores=None) -> Fraction:
+    """Average over all k-subsets; ties split evenly; a class is right with its members' mean correctness."""
+    n = len(clusters)
+    members: dict[int, list[int]] = {}
+    for i, c in enumerate(clusters):
+        if c is not None and (scores is None or not math.isnan(scores[i])):
+            members.setdefault(c, []).append(i)
+    weight = {c: Fraction(sum(bool(correct[i]) for i in idx), len(idx)) for c, idx in members.items()}
+    total = Fraction(0)
+    for subset in itertools.combinations(range(n), k):
+        votes: dict[int, Fraction] = {}
+        for i in subset:
+            c = clusters[i]
+            if c in members and i in members[c]:
+                votes[c] = votes.get(c, Fraction(0)) + (1 if scores is None else Fraction(scores[i]))
+        if not votes:
+            continue
+        top = max(votes.values())
+        winners = [c for c, v in votes.items() if v == top]
+        total += sum(weight[c] for c in winners) / len(winners)
+    return total / math.comb(n, k)
+
+
+def brute_best(correct, scores, k) -> Fraction:
+    n = len(correct)
+    total = Fraction(0)
+    for subset in itertools.combinations(range(n), k):
+        top = max(scores[i] for i in subset)
+        tied = [i for i in subset if scores[i] == top]
+        total += Fraction(sum(bool(correct[i]) for i in tied), len(tied))
+    return total / math.comb(n, k)
+
+
+@st.composite
+def vote_cases(draw, max_n: int = 9, max_classes: int = 4):
+    n = draw(st.integers(1, max_n))
+    clusters = draw(st.lists(st.one_of(st.none(), st.integers(0, max_classes - 1)), min_size=n, max_size=n))
+    right = draw(st.integers(0, max_classes))  # class max_classes = no class is right
+    correct = [c == right for c in clusters]
+    k = draw(st.integers(1, n))
+    return clusters, correct, k
+
+
+# ---------------------------------------------------------------------------- pass@k
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 12).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))))
+def test_pass_at_k_matches_enumeration(case):
+    n, c, k = case
+    assert M.pass_at_k(n, c, k) == pytest.approx(float(brute_pass(n, c, k)), abs=1e-12)
+
+
+def test_pass_at_k_edges_and_vectorised():
+    assert M.pass_at_k(10, 0, 3) == 0.0
+    assert M.pass_at_k(10, 10, 3) == 1.0
+    assert M.pass_at_k(10, 3, 1) == pytest.approx(0.3)
+    assert M.pass_at_k(5, 2, 5) == 1.0  # k = n with any correct sample
+    assert M.pass_at_k(10, 8, 3) == 1.0  # n - c < k
+    out = M.pass_at_k(np.array([10, 20, 20]), np.array([1, 5, 0]), 2)
+    expected = [1 - math.comb(9, 2) / math.comb(10, 2), 1 - math.comb(15, 2) / math.comb(20, 2), 0.0]
+    np.testing.assert_allclose(out, expected, atol=1e-12)
+
+
+def test_pass_at_k_stable_at_n_1024():
+    for c, k in [(1, 1), (3, 512), (100, 7), (512, 1000), (1, 1024), (0, 1024)]:
+        exact = 1 - Fraction(math.comb(1024 - c, k), math.comb(1024, k))
+        assert M.pass_at_k(1024, c, k) == pytest.approx(float(exact), rel=1e-10, abs=1e-14)
+
+
+@pytest.mark.parametrize("args", [(0, 0, 1), (5, 6, 1), (5, 2, 0), (5, 2, 6), (5, -1, 1), (5.5, 2, 1)])
+def test_pass_at_k_rejects_bad_input(args):
+    with pytest.raises(ValueError):
+        M.pass_at_k(*args)
+
+
+# ---------------------------------------------------------------------------- maj@k
+
+
+@settings(max_examples=300, deadline=None)
+@given(vote_cases())
+def test_majority_matches_enumeration(case):
+    clusters, correct, k = case
+    assert M.majority_at_k(clusters, correct, k) == pytest.approx(float(brute_majority(clusters, correct, k)), abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(vote_cases(max_n=11, max_classes=3))
+def test_majority_curve_every_k_matches_enumeration(case):
+    clusters, correct, _ = case
+    curve = M.majority_curve(clusters, correct)
+    expected = [float(brute_majority(clusters, correct, k)) for k in range(1, len(clusters) + 1)]
+    np.testing.assert_allclose(curve, expected, atol=1e-12)
+
+
+def test_majority_edge_cases():
+    # all abstain: nobody votes, always wrong
+    assert M.majority_at_k([None] * 5, [False] * 5, 3) == 0.0
+    # one correct voter among abstainers: right iff it is drawn
+    assert M.majority_at_k([None, None, 0, None], [False, False, True, False], 2) == pytest.approx(0.5)
+    # k = n: plain majority of all samples
+    assert M.majority_at_k([0, 0, 1, 1, 1], [True, True, False, False, False], 5) == 0.0
+    # exact tie at k = n: coin flip
+    assert M.majority_at_k([0, 0, 1, 1], [True, True, False, False], 4) == pytest.approx(0.5)
+    # three-way tie
+    assert M.majority_at_k([0, 1, 2], [True, False, False], 3) == pytest.approx(1 / 3)
+    # c = 0 and c = n
+    assert M.majority_at_k([1, 2, 2, None], [False] * 4, 2) == 0.0
+    assert M.majority_at_k([0, 0, 0, 0], [True] * 4, 3) == 1.0
+    # k = 1 equals the fraction of correct samples
+    assert M.majority_at_k([0, 1, 0, None, 2], [True, False, True, False, False], 1) == pytest.approx(0.4)
+
+
+def test_majority_inconsistent_cluster_uses_member_share():
+    # a class graded right for one member and wrong for the other counts half
+    assert M.majority_at_k([0, 0], [True, False], 2) == pytest.approx(0.5)
+
+
+def test_majority_accepts_nan_and_pandas_na():
+    import pandas as pd
+
+    clusters = pd.array([0, None, 1, 0], dtype="Int64")
+    assert M.majority_at_k(list(clusters), [True, False, False, True], 4) == 1.0
+    assert M.majority_at_k([0.0, float("nan"), 1.0], [True, False, False], 3) == pytest.approx(0.5)
+
+
+def test_majority_large_n_is_finite_and_sane():
+    rng = np.random.default_rng(0)
+    clusters = rng.choice([0, 1, 2, 3], size=1024, p=[0.4, 0.3, 0.2, 0.1]).tolist()
+    curve = M.majority_curve(clusters, [c == 0 for c in clusters])
+    assert np.all(np.isfinite(curve)) and np.all((curve >= 0) & (curve <= 1))
+    assert curve[0] == pytest.approx(np.mean(np.array(clusters) == 0))
+    assert curve[-1] == 1.0  # the plurality class is right and wins outright at k = n
+    # Monte Carlo check at k = 31 (ties are rare enough to split evenly by hand)
+    labels = np.array(clusters)
+    subsets = np.argsort(rng.random((20000, 1024)), axis=1)[:, :31]
+    counts = np.stack([(labels[subsets] == c).sum(axis=1) for c in range(4)], axis=1)
+    top = counts.max(axis=1, keepdims=True)
+    wins = (counts[:, 0:1] == top)[:, 0] / (counts == top).sum(axis=1)
+    assert curve[30] == pytest.approx(wins.mean(), abs=0.01)
+
+
+def test_majority_first_k():
+    clusters = [1, 0, 0, 1, 1]
+    correct = [c == 0 for c in clusters]
+    assert M.majority_at_k_first(clusters, correct, 1) == 0.0
+    assert M.majority_at_k_first(clusters, correct, 2) == 0.5  # tie 1-1
+    assert M.majority_at_k_first(clusters, correct, 3) == 1.0
+    assert M.majority_at_k_first(clusters, correct, 5) == 0.0
+    assert M.majority_at_k_first([None, None], [False, False], 2) == 0.0
+
+
+# ---------------------------------------------------------------------------- scored metrics
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 8).flatmap(lambda n: st.tuples(
+    st.lists(st.booleans(), min_size=n, max_size=n),
+    st.lists(st.integers(0, 3), min_size=n, max_size=n),  # few values: many score ties
+    st.integers(1, n),
+)))
+def test_best_of_matches_enumeration(case):
+    correct, scores, k = case
+    assert M.best_of_k(correct, scores, k) == pytest.approx(float(brute_best(correct, scores, k)), abs=1e-12)
+
+
+def test_best_of_nan_scores_rank_last():
+    assert M.best_of_k([False, True], [float("nan"), 0.1], 2) == 1.0
+
+
+@settings(max_examples=80, deadline=None)
+@given(vote_cases(max_n=7), st.data())
+def test_weighted_majority_exact_matches_enumeration(case, data):
+    clusters, correct, k = case
+    scores = data.draw(st.lists(st.sampled_from([0.25, 0.5, 1.0, 2.0]), min_size=len(clusters), max_size=len(clusters)))
+    got = M.weighted_majority_at_k(clusters, correct, scores, k)
+    assert got == pytest.approx(float(brute_majority(clusters, correct, k, scores)), abs=1e-12)
+
+
+def test_weighted_majority_monte_carlo_close_to_exact():
+    rng = np.random.default_rng(3)
+    clusters = rng.integers(0, 4, size=24).tolist()
+    correct = [c == 0 for c in clusters]
+    scores = rng.random(24)
+    exact = M.weighted_majority_at_k(clusters, correct, scores, 3)  # C(24,3)=2024 subsets: exact
+    curve = M.weighted_majority_curve(clusters, correct, scores, draws=4000, seed=1)
+    assert curve[2] == pytest.approx(exact, abs=0.03)
+    with pytest.raises(ValueError):
+        M.weighted_majority_at_k([0], [True], [-1.0], 1)
+
+
+def test_equal_weights_reduce_to_plain_majority():
+    clusters = [0, 1, 1, 2, 0, None, 1]
+    correct = [c == 0 for c in clusters]
+    for k in range(1, 8):
+        w = M.weighted_majority_at_k(clusters, correct, [1.0] * 7, k)
+        assert w == pytest.approx(M.majority_at_k(clusters, correct, k), abs=1e-12)
+
+
+# ---------------------------------------------------------------------------- avg@n and grids
+
+
+def test_avg_at_n_standard_error():
+    mean, se = M.avg_at_n([0.0, 0.5, 1.0, 0.5])
+    assert mean == 0.5
+    assert se == pytest.approx(np.std([0, 0.5, 1, 0.5], ddof=1) / 2)
+
+
+def test_k_grids():
+    assert M.powers_of_two(64) == [1, 2, 4, 8, 16, 32, 64]
+    assert M.powers_of_two(48) == [1, 2, 4, 8, 16, 32, 48]
+    assert M.powers_of_two(1) == [1]
+    assert M.k_grid(5, every_k=True) == [1, 2, 3, 4, 5]
