@@ -195,7 +195,7 @@ def normalize_answer(answer: str, *, unit: str | None = None) -> str:
     text = text.replace("$", " ") if text.count("$") % 2 == 0 and "\\$" not in text else text
     text = re.sub(r"^\\textbf\{\s*(?:final\s+)?answer\s*:?\s*\}", "", text, flags=re.IGNORECASE)
     text = re.sub(r"^(?:final\s+)?answer\s*:\s*", "", text, flags=re.IGNORECASE)
-    text = re.sub(r"(?<=\d),\\!\s*(?=\d{3})|(?<=\d)\{,\}(?=\d{3})", ",", text)  # 10,\!080 and 10{,}080
+    text = re.sub(r"(?<=\d),\\!\s*(?=\d{3})|(?<=\d)\{,\}(?=\d{3})", "", text)  # 10,\!080 and 10{,}080
     text = _strip_trailing_text_units(text)
     text = _DROP_COMMANDS.sub("", text)
     text = _WIDE_SPACES.sub(" ", text)

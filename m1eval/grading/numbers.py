@@ -121,7 +121,10 @@ def _approximates(exact: Fraction, approx: Number) -> bool:
     digits = len(str(abs(approx.value.numerator * scale // approx.value.denominator)).lstrip("0"))
     if digits < 3:
         return False
-    return abs(exact - approx.value) < Fraction(1, scale)
+    if abs(exact - approx.value) <= Fraction(1, 2 * scale):
+        return True  # correctly rounded
+    truncated = Fraction(int(exact * scale), scale)  # int() truncates toward zero
+    return truncated == approx.value
 
 
 def numbers_equal(gold: Number, answer: Number, tolerance: float | None = None) -> bool:

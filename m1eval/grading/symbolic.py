@@ -265,7 +265,12 @@ def _expr_equal(g, a, tolerance: float | None, approx_decimals: int | None) -> b
 def _approx_ok(exact: float, approx: float, decimals: int) -> bool:
     """A decimal answer with >= 3 significant digits, rounded or truncated, for an irrational gold."""
     significant = len(f"{abs(approx):.{decimals}f}".replace(".", "").lstrip("0"))
-    return significant >= 3 and abs(exact - approx) < 10.0 ** (-decimals)
+    if significant < 3:
+        return False
+    unit = 10.0 ** (-decimals)
+    if abs(exact - approx) <= unit / 2 * (1 + 1e-9):
+        return True  # correctly rounded
+    return abs(math.trunc(exact / unit) * unit - approx) < unit * 1e-6  # truncated
 
 
 def _simplifies_to_zero(diff, default: bool = False) -> bool:  # noqa: ANN001
