@@ -308,12 +308,16 @@ def _loop(engine: Any, chunks: list[list[GenerationRequest]], sampling: Sampling
 
         if hasattr(engine, "on_progress"):
             engine.on_progress = live
-        for chunk in chunks:
-            for result in engine.generate(chunk, sampling):
-                store.append_samples(result.completions, result.timing)
-                generated += len(result.completions)
-                stored_tokens += result.timing.generated_tokens
-                tokens = stored_tokens  # exact once stored; the live count is an estimate
-                rate = tokens / max(time.perf_counter() - t0, 1e-9)
-                progress.update(bar, completed=have + generated, tokens_rate=f"{rate:,.0f} tok/s")
+        try:
+            for chunk in chunks:
+                for result in engine.generate(chunk, sampling):
+                    store.append_samples(result.completions, result.timing)
+                    generated += len(result.completions)
+                    stored_tokens += result.timing.generated_tokens
+                    tokens = stored_tokens  # exact once stored; the live count is an estimate
+                    rate = tokens / max(time.perf_counter() - t0, 1e-9)
+                    progress.update(bar, completed=have + generated, tokens_rate=f"{rate:,.0f} tok/s")
+        finally:
+            if hasattr(engine, "on_progress"):
+                engine.on_progress = None
     return generated

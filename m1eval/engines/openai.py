@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from m1eval.engines.base import BatchResult, EngineError, GenerationRequest, prefix_chars
+from m1eval.engines.base import BatchResult, EngineError, GenerationRequest
+from m1eval.engines.textcut import text_prefix_chars
 from m1eval.records import BatchTiming, Completion, SamplingConfig
 
 OPTIONS = (
@@ -171,7 +172,7 @@ class OpenAIEngine:
             completion_tokens=int(usage.get("completion_tokens") or len(ids)),
             finish_reason="length" if reason == "length" else "stop",
             batch_id=batch_id,
-            prefix_chars=prefix_chars(self._decode, list(ids)),
+            prefix_chars=text_prefix_chars(self._decode, list(ids), text),
         )
 
     def _decode(self, ids: list[int]) -> str:

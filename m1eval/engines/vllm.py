@@ -26,6 +26,7 @@ from m1eval.engines.base import (
     TimedGeneration,
     prefix_chars,
 )
+from m1eval.engines.textcut import text_prefix_chars
 from m1eval.records import BatchTiming, Completion, SamplingConfig
 
 # Options passed straight to ``vllm.LLM``; anything else is rejected with this list.
@@ -204,7 +205,7 @@ class VLLMEngine:
                     completion_tokens=len(ids),
                     finish_reason="length" if sample.finish_reason == "length" else "stop",
                     batch_id=batch_id,
-                    prefix_chars=prefix_chars(self._decode, ids),
+                    prefix_chars=text_prefix_chars(self._decode, ids, sample.text),
                     metrics=_request_metrics(output),
                 )
             )
