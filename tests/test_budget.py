@@ -159,3 +159,40 @@ def test_default_budgets_span_all_prices(curves):
     budgets = default_budgets(curves, count=5)
     assert budgets[0] == pytest.approx(1.0) and budgets[-1] == pytest.approx(16.0)
     assert budgets == sorted(budgets)
+
+
+def test_budget_cli_tables_and_csv(runs, tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from m1eval.cli import app
+
+    fast, slow = runs
+    prof = ThroughputProfile(
+        model="org/fast", engine="fake", display_name="fast",
+        measurements=[Measurement("batch", 4, 8, 64, wall_seconds=2.56, generated_tokens=256)],  # 100 tok/s
+    ).save(tmp_path / "fast.json")
+    result = CliRunner().invoke(
+        app, ["budget", str(fast.path), str(slow.path), "--profile", str(prof), "--metric", "pass",
+              "--budget", "2", "--budget", "16", "--resamples", "200", "--out", str(tmp_path / "tables")],
+    )
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    # fast priced by its profile (100 tok/s); slow by its own batches (25 tok/s).
+    assert "profile fast (fake) at batch 4" in text and "measured batches of hand" in text
+    assert "crossover: from 4 s on, slow is more accurate" in text
+    verdicts = pd.read_csv(tmp_path / "tables" / "budget_verdicts.csv")
+    assert verdicts["winner"].tolist() == ["fast", "slow"]
+    assert verdicts["difference"].tolist() == pytest.approx([0.25, 0.5])  # 0.25 - 0; 1.0 - 0.5
+    curves = pd.read_csv(tmp_path / "tables" / "budget_curves.csv")
+    assert curves.loc[curves["model"] == "slow", "seconds"].tolist() == pytest.approx([4.0, 8.0, 16.0])
+
+
+def test_budget_cli_requires_matching_profile(runs, tmp_path):
+    from typer.testing import CliRunner
+
+    from m1eval.cli import app
+
+    fast, _ = runs
+    result = CliRunner().invoke(app, ["budget", str(fast.path), "--clock", "profile"])
+    assert result.exit_code == 2 and "no --profile matches model 'fast'" in " ".join(result.output.split())
