@@ -192,7 +192,6 @@ def _winning_counts(sizes: np.ndarray, j: int, abstain: int, binom: np.ndarray) 
         # With more than `top` votes j beats everyone: C(m, v) * C(n - m, r) ways, one convolution.
         sure = np.convolve(binom[m, top + 1 : m + 1], binom[n - m, :width])
         counts[top + 1 : top + 1 + len(sure)] += sure
-    shift = np.arange(width)[None, :] - np.arange(width)[:, None]  # column minus row
     for v in range(1, min(m, top) + 1):
         big = others[others >= v]
         small = int(abstain + others[others < v].sum())
@@ -200,12 +199,13 @@ def _winning_counts(sizes: np.ndarray, j: int, abstain: int, binom: np.ndarray) 
         poly[0] = binom[small, :width]
         for t, s in enumerate(big, start=1):
             grown = np.zeros_like(poly)
-            if v <= 3 or width <= 8:
-                for x in range(min(v, width)):
-                    grown[:t, x:] += binom[s, x] * poly[:t, : width - x]
+            head = binom[s, : min(v, width)]
+            if v <= 3:
+                for x in range(len(head)):
+                    grown[:t, x:] += head[x] * poly[:t, : width - x]
             else:
-                toeplitz = np.where((shift >= 0) & (shift < v), binom[s][np.clip(shift, 0, s)], 0.0)
-                grown[:t] = poly[:t] @ toeplitz
+                for row in range(t):
+                    grown[row] = np.convolve(poly[row], head)[:width]
             if v < width:
                 grown[1 : t + 1, v:] += binom[s, v] * poly[:t, : width - v]
             poly = grown
