@@ -15,6 +15,7 @@ import re
 # Scanning is linear, but a model can emit megabytes; only the tail can hold the answer.
 MAX_SCAN_CHARS = 200_000
 MAX_ANSWER_CHARS = 2_000
+MAX_GROUP_CHARS = 20_000
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox", "\\framebox")
 _BOX_START = re.compile(r"\\(?:boxed|fbox|framebox)(?![A-Za-z])")
@@ -42,7 +43,7 @@ def _read_group(text: str, start: int) -> tuple[str, int] | None:
     """Content of the brace group opening at ``text[start] == '{'`` and the index after it."""
     depth = 0
     i = start
-    n = len(text)
+    n = min(len(text), start + MAX_GROUP_CHARS)  # a longer "box" is not an answer
     while i < n:
         ch = text[i]
         if ch == "\\" and i + 1 < n:

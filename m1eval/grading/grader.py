@@ -64,6 +64,7 @@ class Grader:
         self._pool: WorkerPool | None = None
         self._verdicts: dict[VerdictKey, _Verdict] = {}
         self._keys: dict[str, tuple] = {}
+        self._normalized: dict[tuple[str, Any], str] = {}
         self.stats = {"pairs": 0, "pool_items": 0, "timeouts": 0}
 
     # ------------------------------------------------------------------ life cycle
@@ -105,7 +106,7 @@ class Grader:
                 contexts.append((golds, problem.answer_format, tolerance))
                 for completion in sorted(completions, key=lambda c: c.sample_index):
                     raw = extract_answer(completion.text, fallbacks=self.fallbacks)
-                    norm = prepare(raw, meta) if raw is not None else None
+                    norm = self._normalize(raw, meta) if raw is not None else None
                     rows.append((p_index, completion, raw, norm))
                     if norm:
                         key = (golds, norm, problem.answer_format, tolerance)
@@ -158,6 +159,16 @@ class Grader:
                         norm = payload[0]
                         self._keys[norm] = value if status == OK and value is not None else ("s", norm)
         return self._assemble(rows, contexts)
+
+    def _normalize(self, raw: str, meta: dict[str, Any]) -> str:
+        unit = meta.get("unit") if isinstance(meta, dict) else None
+        cache_key = (raw, unit if isinstance(unit, str) else None)
+        norm = self._normalized.get(cache_key)
+        if norm is None:
+            if len(self._normalized) > 500_000:
+                self._normalized.clear()
+            norm = self._normalized[cache_key] = prepare(raw, meta)
+        return norm
 
     def _assemble(self, rows, contexts) -> list[Grade]:  # noqa: ANN001
         grades: list[Grade] = []
