@@ -64,7 +64,7 @@ def main() -> None:
         _, s = timed(f"point, {B.METRIC_LABELS[metric]} every k", None, lambda m=metric: B.per_problem(problems, every_k, m))
         total_point += s
     print(f"{'point estimates, exact metrics, every k (sum)':<58s} {total_point:8.3f} s  ({total_point / 1.0:.2f} x target 1 s)")
-    timed("point, weighted maj@k every k (Monte Carlo, 1000 orders)", None, lambda: B.per_problem(problems, every_k, "wmaj"))
+    timed("point, weighted maj@k every k (Monte Carlo, 200 orders)", None, lambda: B.per_problem(problems, every_k, "wmaj"))
 
     total_boot = 0.0
     for metric in exact:
@@ -84,6 +84,11 @@ def main() -> None:
         )
         total_every += s
     print(f"{'bootstrap, pass@k + maj@k, every k (sum)':<58s} {total_every:8.3f} s  ({total_every / 10.0:.2f} x target 10 s)")
+    timed(
+        f"bootstrap B={args.resamples}, weighted maj@k (Monte Carlo), powers of 2",
+        None,
+        lambda: B.bootstrap_curve(problems, pow2, "wmaj", resamples=args.resamples, seed=args.seed),
+    )
 
 
 if __name__ == "__main__":

@@ -122,6 +122,10 @@ def pass_curve(n: int, c: np.ndarray, ks: Sequence[int]) -> np.ndarray:
 
 def _class_ids(clusters) -> np.ndarray:
     """Integer class ids, -1 for a sample without an answer (None, NaN or pandas NA)."""
+    if isinstance(clusters, np.ndarray) and clusters.dtype.kind in "iu":
+        if clusters.size and clusters.min() < -1:
+            raise ValueError(f"cluster ids must be >= 0 (or -1 for no answer), got {int(clusters.min())}")
+        return clusters.astype(np.int64)
     out = np.empty(len(clusters), dtype=np.int64)
     for i, c in enumerate(clusters):
         try:
@@ -332,12 +336,19 @@ def weighted_majority_curve(clusters, correct, scores, *, draws: int = 1000, see
     votes[np.flatnonzero(voting), inverse] = 1.0
     class_weight = (np.asarray(correct, dtype=float) @ votes) / votes.sum(axis=0)
     order = np.argsort(np.random.default_rng(seed).random((draws, n)), axis=1)
-    present = np.cumsum(votes[order], axis=1) > 0  # (draws, k, classes)
-    totals = np.where(present, np.cumsum((votes * np.nan_to_num(scores)[:, None])[order], axis=1), -np.inf)
+    position = np.argsort(order, axis=1)  # where each sample lands in each order
+    member = np.flatnonzero(voting)
+    first = np.full((draws, len(labels)), n)
+    for c in range(len(labels)):
+        first[:, c] = position[:, member[inverse == c]].min(axis=1)
+    present = first[:, None, :] <= np.arange(n)[None, :, None]  # (draws, k - 1, classes)
+    weighted = votes * np.nan_to_num(scores)[:, None]  # (samples, classes)
+    running = np.cumsum(weighted[order], axis=1)
+    totals = np.where(present, running, -np.inf)
     best = totals.max(axis=2, keepdims=True)
     winners = present & (totals == best)
-    share = winners / np.maximum(winners.sum(axis=2, keepdims=True), 1)
-    return (share @ class_weight).mean(axis=0)
+    share = (winners @ class_weight) / np.maximum(winners.sum(axis=2), 1)
+    return share.mean(axis=0)
 
 
 def best_of_curve(correct, scores) -> np.ndarray:
