@@ -49,8 +49,8 @@ def report(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
-    metrics_per_run = 5
-    steps = len(runs) * metrics_per_run + (len(runs) - 1) * 3
+    # pass, maj, maj-first for every run; best-of and weighted vote only where samples carry scores
+    steps = sum(3 + 2 * (run.scores() is not None) for run in runs) + (len(runs) - 1) * 3
     with make_progress("steps", transient=True) as progress:
         task = progress.add_task("bootstrap", total=steps)
         advance = lambda _label: progress.advance(task)  # noqa: E731
