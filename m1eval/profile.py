@@ -141,8 +141,9 @@ class ThroughputProfile:
         """Wall seconds to decode ``gen_len`` tokens for every row of the length-sweep batch.
 
         Linear between measured lengths; beyond the longest, the last segment's slope
-        continues (decode cost per token only grows with length, so this is a lower bound);
-        below the shortest, time scales down proportionally from it.
+        continues, but never below the proportional scale-up of the longest point (decode
+        cost per token only grows with length); below the shortest, time scales down
+        proportionally from it.
         """
         points = self.points("length")
         if not points:
@@ -154,8 +155,10 @@ class ThroughputProfile:
         if gen_len <= xs[0]:
             return ys[0] * gen_len / xs[0]
         if gen_len >= xs[-1] and len(xs) > 1:
+            # Per-token cost never falls with length, so the proportional scale-up is a floor
+            # (it also guards against a noisy last segment with a negative slope).
             slope = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
-            return ys[-1] + max(slope, 0.0) * (gen_len - xs[-1])
+            return max(ys[-1] + slope * (gen_len - xs[-1]), ys[-1] * gen_len / xs[-1])
         if gen_len >= xs[-1]:
             return ys[-1] * gen_len / xs[-1]
         return _interp(gen_len, xs, ys)

@@ -30,7 +30,7 @@ def parse_options(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs:
         if "=" not in pair:
-            raise typer.BadParameter(f"--option {pair!r}: expected key=value")
+            raise typer.BadParameter(f"--engine-option {pair!r}: expected key=value")
         key, value = pair.split("=", 1)
         try:
             out[key.strip()] = json.loads(value)
@@ -69,7 +69,7 @@ def bench(
     engine: Annotated[
         Optional[list[str]], typer.Option("--engine", "-e", help="Engine per model (vllm, hf, m1), in --model order; one applies to all.")
     ] = None,
-    option: Annotated[list[str], typer.Option("--option", "-o", help="Engine option key=value (all models), e.g. dtype=bfloat16.")] = [],  # noqa: B006
+    option: Annotated[list[str], typer.Option("--engine-option", "-o", help="Engine option key=value (all models), e.g. dtype=bfloat16.")] = [],  # noqa: B006
     batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Batch sizes to time, comma-separated.")] = "1,8,32,128,512",
     prompt_len: Annotated[int, typer.Option("--prompt-len", min=1, help="Random prompt length (tokens).")] = 256,
     gen_len: Annotated[int, typer.Option("--gen-len", min=1, help="Tokens generated per row (EOS ignored).")] = 4096,
