@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from m1eval.hybrid.config import HybridConfig  # noqa: E402
-from m1eval.hybrid.generation import generate  # noqa: E402
-from m1eval.hybrid.model import HybridForCausalLM  # noqa: E402
-from m1eval.progress import make_progress  # noqa: E402
+from m1eval.hybrid.config import HybridConfig
+from m1eval.hybrid.generation import generate
+from m1eval.hybrid.model import HybridForCausalLM
+from m1eval.progress import make_progress
 
 
 def build_models(args):

@@ -28,7 +28,7 @@ def naive_scan(u, delta, A, B, C, D, z, delta_bias):
 
 def _inputs(batch=2, dim=32, groups=4, dstate=16, seqlen=37, seed=0):
     g = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)
     A = -torch.exp(r(dim, dstate) * 0.5 + 0.5)
     return dict(u=r(batch, dim, seqlen), delta=r(batch, dim, seqlen) - 1, A=A, B=r(batch, groups, dstate, seqlen),
                 C=r(batch, groups, dstate, seqlen), D=r(dim), z=r(batch, dim, seqlen), delta_bias=r(dim) * 0.1)
@@ -62,7 +62,7 @@ def test_state_update_continues_the_scan():
     batch, dim, dstate = h.shape
     heads = 2
     state = h.view(batch, heads, dim // heads, dstate).clone()
-    hp = lambda t: t[..., -1].reshape(batch, heads, dim // heads)  # noqa: E731
+    hp = lambda t: t[..., -1].reshape(batch, heads, dim // heads)
     y = scan.selective_state_update(state, hp(x["u"]), hp(x["delta"]), x["A"].view(heads, dim // heads, dstate),
                                     x["B"][..., -1], x["C"][..., -1], x["D"].view(heads, -1), z=hp(x["z"]),
                                     dt_bias=x["delta_bias"].view(heads, -1), dt_softplus=True)  # fmt: skip

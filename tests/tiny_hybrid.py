@@ -63,7 +63,7 @@ def build_tiny_hybrid(folder: Path, *, d_model: int = 128, n_layer: int = 4, att
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab, "hidden_size": d_model,
         "intermediate_size": intermediate, "num_hidden_layers": n_layer, "num_attention_heads": heads,
         "num_key_value_heads": kv_heads, "head_dim": head_dim, "rope_theta": 500000.0, "rms_norm_eps": 1e-5,
-        "hidden_act": "silu", "max_position_embeddings": 4096, "tie_word_embeddings": False,
+        "hidden_act": "silu", "max_position_embeddings": 131072, "tie_word_embeddings": False,
         "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id, "torch_dtype": "float32",
         "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
@@ -94,7 +94,7 @@ def build_tiny_hybrid(folder: Path, *, d_model: int = 128, n_layer: int = 4, att
         elif name.endswith("dt_proj.bias"):
             # dt around 0.001-0.1 after softplus, as mamba initialises it (here applied twice)
             tensor = torch.log(torch.expm1(torch.empty(shape).uniform_(1e-3, 1e-1, generator=gen))) / 2
-        elif name.endswith("conv1d.weight") or name.endswith("conv1d.bias"):
+        elif name.endswith(("conv1d.weight", "conv1d.bias")):
             tensor = 0.3 * torch.randn(shape, generator=gen)
         elif name == "model.embed_tokens.weight":
             tensor = torch.randn(shape, generator=gen)

@@ -43,7 +43,7 @@ def resolve_checkpoint(model: str, revision: str | None = None) -> Path:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(model, revision=revision, local_files_only=True))
-    except Exception as exc:  # noqa: BLE001 - any cache miss means the same thing here
+    except Exception as exc:
         raise EngineError(
             f"m1: {model!r} is neither a local folder nor in the local Hugging Face cache ({type(exc).__name__}). "
             "Download the checkpoint first (e.g. `huggingface-cli download togethercomputer/M1-3B`) or pass "
@@ -94,7 +94,7 @@ class M1Engine:
         tokenizer_path = options.get("tokenizer") or str(folder)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
-        except Exception as exc:  # noqa: BLE001 - transformers raises many types
+        except Exception as exc:
             raise EngineError(f"m1: cannot load the tokenizer from {tokenizer_path}: {exc}") from exc
         config = self.model.config
         eos = set(config.eos_token_ids)

@@ -21,6 +21,7 @@ from m1eval.hybrid.sampling import SamplingParams, sample
 
 # grow the KV cache in pieces of this many slots on the eager path
 _KV_CHUNK = 256
+GREEDY = SamplingParams()
 
 
 @dataclass
@@ -62,7 +63,7 @@ def generate(
     max_new_tokens: int,
     samples_per_prompt: int | Sequence[int] = 1,
     seeds: Sequence[int] | None = None,
-    sampling: SamplingParams = SamplingParams(),
+    sampling: SamplingParams = GREEDY,
     eos_token_ids: Sequence[int] = (),
     pad_token_id: int = 0,
     ignore_eos: bool = False,

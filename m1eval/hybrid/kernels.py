@@ -42,7 +42,7 @@ def _load(name: str) -> Callable | None:
         module_name, attr = SOURCES[name]
         try:
             _loaded[name] = getattr(importlib.import_module(module_name), attr)
-        except Exception:  # ImportError, or a wheel built for another torch/CUDA (OSError, undefined symbol)
+        except Exception:  # noqa: BLE001 - ImportError, or a wheel built for another torch/CUDA (OSError, undefined symbol)
             _loaded[name] = None
     return _loaded[name]
 

@@ -74,7 +74,7 @@ class MambaMixer(nn.Module):
         d_state) in place when given.
         """
         c = self.config
-        batch, seqlen, _ = hidden.shape
+        seqlen = hidden.shape[1]
         z, x, B, C, dt = self._split(hidden)
         dt = self.dt_proj(dt)  # first application of dt_proj.bias (the scan adds it again)
         if c.repeat_kv_before_conv:

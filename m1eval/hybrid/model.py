@@ -119,10 +119,10 @@ class HybridCache:
     def allocate(cls, config: HybridConfig, batch: int, capacity: int, device, dtype) -> HybridCache:
         c = config
         kv_shape = (batch, c.num_key_value_heads, capacity, c.head_dim)
+        ssm_shape = (batch, c.d_inner, c.d_state)  # fp32 whatever the model dtype: it integrates over the whole text
         return cls(
             conv={i: torch.zeros(batch, c.conv_dim, c.d_conv, device=device, dtype=dtype) for i in c.mamba_layers},
-            ssm={i: torch.zeros(batch, c.d_inner, c.d_state, device=device, dtype=torch.float32)
-                 for i in c.mamba_layers},  # fmt: skip
+            ssm={i: torch.zeros(ssm_shape, device=device, dtype=torch.float32) for i in c.mamba_layers},
             key={i: torch.zeros(kv_shape, device=device, dtype=dtype) for i in c.attn_layers},
             value={i: torch.zeros(kv_shape, device=device, dtype=dtype) for i in c.attn_layers},
             key_valid=torch.zeros(batch, capacity, dtype=torch.bool, device=device),
@@ -142,7 +142,7 @@ class HybridCache:
 
     def select(self, rows: torch.Tensor) -> HybridCache:
         """A cache holding ``rows`` (indices, repeats allowed): n-expansion and compaction."""
-        pick = lambda t: t.index_select(0, rows)  # noqa: E731
+        pick = lambda t: t.index_select(0, rows)
         return HybridCache(
             conv={i: pick(t) for i, t in self.conv.items()},
             ssm={i: pick(t) for i, t in self.ssm.items()},
@@ -158,7 +158,7 @@ class HybridCache:
         if capacity <= self.capacity:
             return
         new = max(capacity, 2 * self.capacity)
-        grow = lambda t: F.pad(t, (0, 0, 0, new - t.shape[2]))  # noqa: E731
+        grow = lambda t: F.pad(t, (0, 0, 0, new - t.shape[2]))
         self.key = {i: grow(t) for i, t in self.key.items()}
         self.value = {i: grow(t) for i, t in self.value.items()}
         self.key_valid = F.pad(self.key_valid, (0, new - self.capacity), value=False)
