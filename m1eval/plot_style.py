@@ -87,7 +87,7 @@ def style():
 def new_figure(ncols: int = 1, *, width: float = 5.2, height: float = 3.8):
     """A figure with ``ncols`` side-by-side axes (always a list) in m1eval's style."""
     with style():
-        fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+        fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False, layout="constrained")
     return fig, list(axes[0])
 
 

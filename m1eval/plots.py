@@ -143,6 +143,9 @@ def _speedups(ax, series: dict[str, dict[int, float]]) -> None:  # noqa: ANN001
     if len(series) < 2:
         return
     shared = set.intersection(*(set(points) for points in series.values()))
+    if shared:
+        ax.text(0.99, 0.01, "speed-up ×r = fastest / slowest model", transform=ax.transAxes, ha="right", va="bottom",
+                fontsize=7, color="0.35")
     for x in sorted(shared):
         rates = {name: points[x] for name, points in series.items()}
         fastest = max(rates, key=rates.get)

@@ -143,3 +143,10 @@ def test_profile_load_errors_name_the_file(tmp_path):
         ThroughputProfile.load(wrong)
     with pytest.raises(ProfileError, match="no such profile"):
         ThroughputProfile.load(tmp_path / "missing.json")
+
+
+def test_engine_options_can_be_scoped_to_one_engine():
+    from m1eval.commands.bench import parse_options
+
+    parsed = parse_options(["dtype=bfloat16", "vllm:max_num_seqs=512", "vllm:enforce_eager=true", "m1:max_batch=64"])
+    assert parsed == {None: {"dtype": "bfloat16"}, "vllm": {"max_num_seqs": 512, "enforce_eager": True}, "m1": {"max_batch": 64}}

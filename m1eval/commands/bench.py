@@ -25,17 +25,23 @@ def parse_int_list(text: str | None, option: str) -> list[int] | None:
     return values
 
 
-def parse_options(pairs: list[str]) -> dict:
-    """``key=value`` pairs; values are JSON when they parse (numbers, booleans), else strings."""
-    out = {}
+def parse_options(pairs: list[str]) -> dict[str | None, dict]:
+    """``key=value`` (every model) or ``engine:key=value`` (models on that engine only).
+
+    Values are JSON when they parse (numbers, booleans), else strings. Scoping lets one
+    command pass vLLM's ``max_num_seqs`` without the m1 engine rejecting an unknown option.
+    """
+    out: dict[str | None, dict] = {}
     for pair in pairs:
         if "=" not in pair:
-            raise typer.BadParameter(f"--engine-option {pair!r}: expected key=value")
+            raise typer.BadParameter(f"--engine-option {pair!r}: expected key=value or engine:key=value")
         key, value = pair.split("=", 1)
+        scope, _, name = key.strip().rpartition(":")
         try:
-            out[key.strip()] = json.loads(value)
+            parsed = json.loads(value)
         except json.JSONDecodeError:
-            out[key.strip()] = value
+            parsed = value
+        out.setdefault(scope or None, {})[name] = parsed
     return out
 
 
@@ -69,7 +75,7 @@ def bench(
     engine: Annotated[
         Optional[list[str]], typer.Option("--engine", "-e", help="Engine per model (vllm, hf, m1), in --model order; one applies to all.")
     ] = None,
-    option: Annotated[list[str], typer.Option("--engine-option", "-o", help="Engine option key=value (all models), e.g. dtype=bfloat16.")] = [],  # noqa: B006
+    option: Annotated[list[str], typer.Option("--engine-option", "-o", help="Engine option key=value for every model, or engine:key=value (e.g. vllm:max_num_seqs=512).")] = [],  # noqa: B006
     batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Batch sizes to time, comma-separated.")] = "1,8,32,128,512",
     prompt_len: Annotated[int, typer.Option("--prompt-len", min=1, help="Random prompt length (tokens).")] = 256,
     gen_len: Annotated[int, typer.Option("--gen-len", min=1, help="Tokens generated per row (EOS ignored).")] = 4096,
@@ -109,7 +115,7 @@ def bench(
         chosen = engines[i] if len(engines) == len(model) else (engines[0] if engines else None)
         try:
             resolved = resolve_model(name, chosen)
-            options = {**resolved.engine_options, **user_options}
+            options = {**resolved.engine_options, **user_options.get(None, {}), **user_options.get(resolved.engine, {})}
             instance = engine_class(resolved.engine)(resolved.path, options=options)
         except (ModelError, EngineError) as exc:
             console.print(f"[red]error:[/red] {name}: {exc}")
