@@ -85,7 +85,7 @@ def sequential_curve(
     *,
     lengths: Sequence[int] | None = None,
     profile: ThroughputProfile | None = None,
-    grader=None,  # noqa: ANN001 - m1eval.grading.Grader or anything with grade_many
+    grader=None,
     confidence: float = 0.95,
     resamples: int = 1000,
     seed: int = 0,

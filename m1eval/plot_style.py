@@ -16,7 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: m1eval never opens windows (CI, servers, notebooks alike)
 
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 KNOWN_COLORS = {
     "m1": "#d62728",
@@ -91,13 +91,13 @@ def new_figure(ncols: int = 1, *, width: float = 5.2, height: float = 3.8):
     return fig, list(axes[0])
 
 
-def percent_axis(ax) -> None:  # noqa: ANN001
+def percent_axis(ax) -> None:
     from matplotlib.ticker import PercentFormatter
 
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
 
 
-def log2_axis(ax, axis: str = "x") -> None:  # noqa: ANN001
+def log2_axis(ax, axis: str = "x") -> None:
     """Log base 2 with plain integer tick labels (1, 2, 4, ... not 2^0, 2^1)."""
     from matplotlib.ticker import FuncFormatter, LogLocator
 
@@ -107,7 +107,7 @@ def log2_axis(ax, axis: str = "x") -> None:  # noqa: ANN001
     target.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
 
 
-def log_count_axis(ax, axis: str = "y") -> None:  # noqa: ANN001
+def log_count_axis(ax, axis: str = "y") -> None:
     """Log scale for rates (tokens/s) with plain labels at 1-2-5 steps: '2,000' not '2x10^3'."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 

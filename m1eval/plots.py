@@ -31,7 +31,7 @@ def _by_task(curves: Sequence) -> dict[str, list]:
     return out
 
 
-def _band(ax, x, low, high, color: str, step: str | None = None) -> None:  # noqa: ANN001
+def _band(ax, x, low, high, color: str, step: str | None = None) -> None:
     ax.fill_between(x, low, high, color=color, alpha=0.18, linewidth=0, step=step)
 
 
@@ -138,7 +138,7 @@ def figure_length(curves: Sequence[LengthCurve], *, title: str | None = None):
     return fig
 
 
-def _speedups(ax, series: dict[str, dict[int, float]]) -> None:  # noqa: ANN001
+def _speedups(ax, series: dict[str, dict[int, float]]) -> None:
     """Annotate, at each x all models share, the fastest line with its ratio to the slowest."""
     if len(series) < 2:
         return
@@ -209,7 +209,7 @@ def figure_throughput(profiles: Sequence[ThroughputProfile], *, title: str | Non
     return fig
 
 
-def save(fig, out_dir: str | os.PathLike[str], name: str, fmt: str = "png") -> Path:  # noqa: ANN001
+def save(fig, out_dir: str | os.PathLike[str], name: str, fmt: str = "png") -> Path:
     """Write the figure as ``out_dir/name.fmt`` and close it (figures hold memory)."""
     import matplotlib.pyplot as plt
 

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from m1eval.bench import BenchError, Bencher, BenchSettings, random_prompts, run_bench
+from m1eval.bench import Bencher, BenchError, BenchSettings, random_prompts, run_bench
 from m1eval.engines.base import EngineOutOfMemory, TimedGeneration
 from m1eval.profile import ProfileError, ThroughputProfile
 

@@ -15,8 +15,8 @@ No-answer share: 16 -> 3/4 (s0, s2, s3), 32 and 64 -> 2/4 (s0, s3), 100 -> 0.
 from __future__ import annotations
 
 import pytest
-
 from budget_runs import write_run
+
 from m1eval.budget import BudgetError
 from m1eval.budget_sequential import cut_completion, default_lengths, sequential_curve
 from m1eval.grading import Grader

@@ -13,11 +13,11 @@ import time
 import matplotlib.image as mpimg
 import pandas as pd
 import pytest
+from run_helpers import REPO, run_cli, tiny_model
+from synthetic_runs import make_synthetic_run
 
 from m1eval.bench import BenchSettings, run_bench
 from m1eval.engines.hf import HFEngine
-from run_helpers import REPO, run_cli, tiny_model
-from synthetic_runs import make_synthetic_run
 
 pytestmark = pytest.mark.slow
 NOTEBOOK = REPO / "notebooks" / "test_time_scaling.py"

@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 
 import matplotlib.image as mpimg
 import pytest
+from synthetic_runs import make_synthetic_run
 from typer.testing import CliRunner
 
 from m1eval import plot_style as ps
@@ -18,7 +19,6 @@ from m1eval.cli import app
 from m1eval.grading import Grader
 from m1eval.profile import Measurement, ThroughputProfile
 from m1eval.rundata import load_run
-from synthetic_runs import make_synthetic_run
 
 RESAMPLES = 100
 

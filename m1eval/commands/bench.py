@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -45,7 +45,7 @@ def parse_options(pairs: list[str]) -> dict[str | None, dict]:
     return out
 
 
-def print_profiles(profiles) -> None:  # noqa: ANN001
+def print_profiles(profiles) -> None:
     from m1eval.bench import profile_rows
 
     table = Table(title="throughput profiles (mean of repeats after warm-up)")
@@ -73,7 +73,7 @@ def print_profiles(profiles) -> None:  # noqa: ANN001
 def bench(
     model: Annotated[list[str], typer.Option("--model", "-m", help="Preset, hub id or local folder; repeat for several.")],
     engine: Annotated[
-        Optional[list[str]], typer.Option("--engine", "-e", help="Engine per model (vllm, hf, m1), in --model order; one applies to all.")
+        list[str] | None, typer.Option("--engine", "-e", help="Engine per model (vllm, hf, m1), in --model order; one applies to all.")
     ] = None,
     option: Annotated[list[str], typer.Option("--engine-option", "-o", help="Engine option key=value for every model, or engine:key=value (e.g. vllm:max_num_seqs=512).")] = [],  # noqa: B006
     batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Batch sizes to time, comma-separated.")] = "1,8,32,128,512",
@@ -81,11 +81,11 @@ def bench(
     gen_len: Annotated[int, typer.Option("--gen-len", min=1, help="Tokens generated per row (EOS ignored).")] = 4096,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs before each point.")] = 2,
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs averaged per point.")] = 3,
-    gen_lens: Annotated[Optional[str], typer.Option("--gen-lens", help="Length sweep (default gen-len/8 .. gen-len).")] = None,
-    length_batch: Annotated[Optional[int], typer.Option("--length-batch", min=1, help="Batch of the length sweep (default: peak batch).")] = None,
+    gen_lens: Annotated[str | None, typer.Option("--gen-lens", help="Length sweep (default gen-len/8 .. gen-len).")] = None,
+    length_batch: Annotated[int | None, typer.Option("--length-batch", min=1, help="Batch of the length sweep (default: peak batch).")] = None,
     find_peak: Annotated[bool, typer.Option("--find-peak/--no-find-peak", help="Double the batch past the list while throughput rises.")] = True,
     max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Largest batch the peak search tries.")] = 4096,
-    vocab_size: Annotated[Optional[int], typer.Option("--vocab-size", min=2, help="Vocabulary for random prompts (default: the tokenizer's).")] = None,
+    vocab_size: Annotated[int | None, typer.Option("--vocab-size", min=2, help="Vocabulary for random prompts (default: the tokenizer's).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random prompts.")] = 0,
     out: Annotated[Path, typer.Option("--out", help="Folder for <model>-<engine>.json profiles and the figure.")] = Path("results/bench"),
     figure: Annotated[bool, typer.Option("--figure/--no-figure", help="Also draw throughput.<format>.")] = True,

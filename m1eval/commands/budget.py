@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,7 +16,7 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
-def load_inputs(runs: list[Path], profiles: list[Path]):  # noqa: ANN201
+def load_inputs(runs: list[Path], profiles: list[Path]):
     """Run folders and profiles, with errors that name the bad path."""
     from m1eval.profile import ProfileError, ThroughputProfile
     from m1eval.rundata import load_run
@@ -35,7 +35,7 @@ def load_inputs(runs: list[Path], profiles: list[Path]):  # noqa: ANN201
     return data, profs
 
 
-def by_task(runs):  # noqa: ANN001, ANN201
+def by_task(runs):
     groups: dict[str, list] = {}
     for run in runs:
         groups.setdefault(run.task, []).append(run)
@@ -46,14 +46,14 @@ def budget(
     runs: Annotated[list[Path], typer.Argument(help="Run folders (or folders containing runs).")],
     profile: Annotated[list[Path], typer.Option("--profile", "-p", help="Throughput profile JSON from `m1eval bench`; repeat.")] = [],  # noqa: B006
     clock: Annotated[str, typer.Option("--clock", help="auto (profile if one matches, else the run's batches), profile or batches.")] = "auto",
-    batch_size: Annotated[Optional[float], typer.Option("--batch-size", help="Operating batch size read from the profile (default: its peak).")] = None,
+    batch_size: Annotated[float | None, typer.Option("--batch-size", help="Operating batch size read from the profile (default: its peak).")] = None,
     metric: Annotated[str, typer.Option("--metric", help="maj (majority vote) or pass (pass@k).")] = "maj",
-    budgets: Annotated[Optional[list[float]], typer.Option("--budget", help="Time budget in seconds to compare at; repeat (default: 6 log-spaced).")] = None,
+    budgets: Annotated[list[float] | None, typer.Option("--budget", help="Time budget in seconds to compare at; repeat (default: 6 log-spaced).")] = None,
     sequential: Annotated[bool, typer.Option("--sequential/--no-sequential", help="Also grade completions cut at L tokens.")] = False,
-    lengths: Annotated[Optional[str], typer.Option("--lengths", help="Token budgets L for --sequential, e.g. 1024,2048,4096.")] = None,
+    lengths: Annotated[str | None, typer.Option("--lengths", help="Token budgets L for --sequential, e.g. 1024,2048,4096.")] = None,
     resamples: Annotated[int, typer.Option("--resamples", min=100, help="Bootstrap resamples per interval.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Also write budget_curves.csv, budget_verdicts.csv, length_curves.csv here.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write budget_curves.csv, budget_verdicts.csv, length_curves.csv here.")] = None,
 ) -> None:
     """Which model is more accurate for the same wall-clock time (and token budget), with intervals."""
     import pandas as pd

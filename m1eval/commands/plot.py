@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -12,7 +12,7 @@ console = Console()
 
 
 def plot(
-    runs: Annotated[Optional[list[Path]], typer.Argument(help="Run folders (or folders containing runs).")] = None,
+    runs: Annotated[list[Path] | None, typer.Argument(help="Run folders (or folders containing runs).")] = None,
     figure: Annotated[
         list[str], typer.Option("--figure", "-f", help="passk, majk, budget, length, throughput or all; repeat for several.")
     ] = ["all"],  # noqa: B006
@@ -20,9 +20,9 @@ def plot(
     out: Annotated[Path, typer.Option("--out", help="Folder for the figure files.")] = Path("figures"),
     fmt: Annotated[str, typer.Option("--format", help="png, pdf or svg.")] = "png",
     clock: Annotated[str, typer.Option("--clock", help="budget figure: auto, profile or batches.")] = "auto",
-    batch_size: Annotated[Optional[float], typer.Option("--batch-size", help="budget figure: operating batch size in the profile.")] = None,
+    batch_size: Annotated[float | None, typer.Option("--batch-size", help="budget figure: operating batch size in the profile.")] = None,
     metric: Annotated[str, typer.Option("--metric", help="budget figure: maj or pass.")] = "maj",
-    lengths: Annotated[Optional[str], typer.Option("--lengths", help="length figure: token budgets L, e.g. 1024,2048,4096.")] = None,
+    lengths: Annotated[str | None, typer.Option("--lengths", help="length figure: token budgets L, e.g. 1024,2048,4096.")] = None,
     resamples: Annotated[int, typer.Option("--resamples", min=0, help="Bootstrap resamples for the bands.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
 ) -> None:
