@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Piped output (files, CI logs) is not cut to 80 columns: these tables are wide.
+console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 def parse_int_list(text: str | None, option: str) -> list[int] | None:

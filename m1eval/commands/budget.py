@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Piped output (files, CI logs) is not cut to 80 columns: these tables are wide.
+console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 def _pct(x: float) -> str:
@@ -86,19 +88,22 @@ def budget(
             table = Table(title=f"{task}: most accurate model within each time budget ({metric}@k)")
             table.add_column("budget", justify="right")
             for curve in curves:
-                table.add_column(f"{curve.label}: k, %", justify="right")
-            for column in ("winner", "difference (pts)", "95% CI", "p"):
+                table.add_column(f"{curve.label} k: %", justify="right")
+            for column in ("winner", "lead, pts [95% CI]", "p"):
                 table.add_column(column, justify="right")
+            saturated = False
             for seconds in budgets or default_budgets(curves):
                 v = compare_at_budget(curves, seconds, resamples=resamples, seed=seed)
-                cells = [f"k={m.k}, {_pct(m.accuracy)}" + ("*" if m.saturated else "") if m.k else "no sample fits" for m in v.models]
-                table.add_row(nice_seconds(seconds), *cells, v.winner or "tie", _pct(v.difference),
-                              f"[{_pct(v.diff_low)}, {_pct(v.diff_high)}]", f"{v.p_value:.3g}")
+                saturated = saturated or any(m.saturated for m in v.models)
+                cells = [f"{m.k}: {_pct(m.accuracy)}" + ("*" if m.saturated else "") if m.k else "none fits" for m in v.models]
+                table.add_row(nice_seconds(seconds), *cells, v.winner or "tie",
+                              f"{_pct(v.difference)} [{_pct(v.diff_low)}, {_pct(v.diff_high)}]", f"{v.p_value:.2g}")
                 verdict_rows.append({"task": task, "budget_seconds": seconds, "winner": v.winner, "difference": v.difference,
                                      "ci_low": v.diff_low, "ci_high": v.diff_high, "p_value": v.p_value,
                                      **{f"k[{m.label}]": m.k for m in v.models}, **{f"acc[{m.label}]": m.accuracy for m in v.models}})
             console.print(table)
-            console.print("* the run has no more samples: accuracy held at its largest k")
+            if saturated:
+                console.print("* the run has no more samples: accuracy held at its largest k")
             if len(curves) == 2:
                 flips = crossovers(curves[0], curves[1])
                 for price, leader in flips:
