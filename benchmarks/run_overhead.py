@@ -95,7 +95,7 @@ def main() -> None:
     times: dict[str, list[float]] = {"bare LLM.generate": [], "m1eval run (vllm engine)": [], "bare n=k": []}
     tokens: dict[str, int] = {}
     for rep in range(args.repeats):
-        for name, fn in (("bare LLM.generate", bare), ("m1eval run (vllm engine)", lambda: m1eval_path(rep)),
+        for name, fn in (("bare LLM.generate", bare), ("m1eval run (vllm engine)", lambda rep=rep: m1eval_path(rep)),
                          ("bare n=k", bare_n)):
             start = time.perf_counter()
             tokens[name] = fn()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from run_helpers import tiny_model
 
 from m1eval.engines.base import EngineError, GenerationRequest, ThroughputEngine
 from m1eval.engines.hf import HFEngine
 from m1eval.records import SamplingConfig
-from run_helpers import tiny_model
 
 pytestmark = pytest.mark.slow
 

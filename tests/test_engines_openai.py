@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from run_helpers import check_graded, check_run_folder, only_run_dir, raw_sample_lines, run_cli, tiny_model
+from vllm_server import FailingServer, VLLMServer, free_port
 
 from m1eval.engines.base import EngineError, GenerationRequest
 from m1eval.engines.openai import OpenAIEngine, ServerError
 from m1eval.records import SamplingConfig
-from run_helpers import check_graded, check_run_folder, only_run_dir, raw_sample_lines, run_cli, tiny_model
-from vllm_server import FailingServer, VLLMServer, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -6,10 +6,10 @@ One engine for the module: vLLM start-up on CPU takes tens of seconds.
 from __future__ import annotations
 
 import pytest
+from run_helpers import tiny_model
 
 from m1eval.engines.base import EngineError, GenerationRequest, ThroughputEngine
 from m1eval.records import SamplingConfig
-from run_helpers import tiny_model
 
 pytestmark = pytest.mark.slow
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from tiny_models import build_tokenizer
 from typer.testing import CliRunner
 
 from m1eval.cli import app
 from m1eval.models import M1_SUFFIX, PRESETS, R1_SUFFIX, ModelError, resolve_model
 from m1eval.prompts import PromptError, render, template_hash, user_message
-from tiny_models import build_tokenizer
 
 
 def test_presets_carry_paper_settings():

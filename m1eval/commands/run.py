@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -43,7 +43,7 @@ def collect_options(pairs: list[str], explicit: dict[str, Any], endpoints: list[
     return options
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:  # noqa: ARG001
+def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
@@ -68,27 +68,27 @@ def run(
     model: Annotated[str, typer.Option("--model", "-m", help="Preset (see `m1eval models`), hub id or local folder.")],
     task: Annotated[str, typer.Option("--task", "-t", help="Benchmark name (see `m1eval tasks`).")],
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="Samples per problem.")] = 1,
-    engine: Annotated[Optional[str], typer.Option(help="vllm | hf | openai | m1 (default: the preset's).")] = None,
-    temperature: Annotated[Optional[float], typer.Option(min=0.0, help="Default: the preset's.")] = None,
-    top_p: Annotated[Optional[float], typer.Option("--top-p", min=0.0, max=1.0, help="Default: the preset's.")] = None,
+    engine: Annotated[str | None, typer.Option(help="vllm | hf | openai | m1 (default: the preset's).")] = None,
+    temperature: Annotated[float | None, typer.Option(min=0.0, help="Default: the preset's.")] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", min=0.0, max=1.0, help="Default: the preset's.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="-1 disables.")] = -1,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=1, help="Max new tokens (default 32768).")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Max new tokens (default 32768).")] = None,
     seed: Annotated[int, typer.Option(help="Run seed; sample i of problem p uses a seed derived from it.")] = 0,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N problems (deterministic).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N problems (deterministic).")] = None,
     out: Annotated[Path, typer.Option(help="Results root; runs go to <out>/<task>/<model>/<run-id>.")] = Path("results"),
-    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Override the config-derived run id.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Folder of <task>/test.jsonl.")] = None,
-    suffix: Annotated[Optional[str], typer.Option(help="Instruction after the question (default: the preset's).")] = None,
-    stop: Annotated[Optional[list[str]], typer.Option(help="Stop string (repeatable).")] = None,
-    endpoint: Annotated[Optional[list[str]], typer.Option(help="OpenAI-compatible server URL (repeatable).")] = None,
-    engine_option: Annotated[Optional[list[str]], typer.Option("--engine-option", "-o", help="key=value passed to the engine (repeatable).")] = None,
-    tensor_parallel_size: Annotated[Optional[int], typer.Option(min=1)] = None,
-    gpu_memory_utilization: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="vLLM; on CPU the share of RAM (~0.2-0.3).")] = None,
-    max_model_len: Annotated[Optional[int], typer.Option(min=1)] = None,
-    dtype: Annotated[Optional[str], typer.Option()] = None,
-    enforce_eager: Annotated[Optional[bool], typer.Option("--enforce-eager/--no-enforce-eager")] = None,
-    max_num_seqs: Annotated[Optional[int], typer.Option(min=1)] = None,
-    chunk_size: Annotated[Optional[int], typer.Option(min=1, help="Samples per engine call (resume granularity).")] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Override the config-derived run id.")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Folder of <task>/test.jsonl.")] = None,
+    suffix: Annotated[str | None, typer.Option(help="Instruction after the question (default: the preset's).")] = None,
+    stop: Annotated[list[str] | None, typer.Option(help="Stop string (repeatable).")] = None,
+    endpoint: Annotated[list[str] | None, typer.Option(help="OpenAI-compatible server URL (repeatable).")] = None,
+    engine_option: Annotated[list[str] | None, typer.Option("--engine-option", "-o", help="key=value passed to the engine (repeatable).")] = None,
+    tensor_parallel_size: Annotated[int | None, typer.Option(min=1)] = None,
+    gpu_memory_utilization: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="vLLM; on CPU the share of RAM (~0.2-0.3).")] = None,
+    max_model_len: Annotated[int | None, typer.Option(min=1)] = None,
+    dtype: Annotated[str | None, typer.Option()] = None,
+    enforce_eager: Annotated[bool | None, typer.Option("--enforce-eager/--no-enforce-eager")] = None,
+    max_num_seqs: Annotated[int | None, typer.Option(min=1)] = None,
+    chunk_size: Annotated[int | None, typer.Option(min=1, help="Samples per engine call (resume granularity).")] = None,
     grade: Annotated[bool, typer.Option("--grade/--no-grade", help="Grade and print the report after generating.")] = True,
     allow_unpinned: Annotated[bool, typer.Option("--allow-unpinned")] = False,
 ) -> None:

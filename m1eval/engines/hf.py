@@ -55,7 +55,7 @@ class _SeededSampler:
         if sampling.top_p < 1.0:
             self.warpers.append(TopPLogitsWarper(sampling.top_p))
 
-    def __call__(self, input_ids, scores):  # noqa: ANN001, ANN204 - transformers' signature
+    def __call__(self, input_ids, scores):
         torch = self.torch
         scores = scores.float()
         for warper in self.warpers:
@@ -119,7 +119,7 @@ class HFEngine:
             return list(request.prompt_token_ids)
         return list(self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"])
 
-    def _pad(self, rows: Sequence[list[int]]):  # noqa: ANN202
+    def _pad(self, rows: Sequence[list[int]]):
         torch = self.torch
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id

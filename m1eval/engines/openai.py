@@ -37,7 +37,7 @@ def normalise_endpoint(url: str) -> str:
     url = url.strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
         url = "http://" + url
-    return url[: -len("/v1")] if url.endswith("/v1") else url
+    return url.removesuffix("/v1")
 
 
 def _message(response: Any) -> str:

@@ -24,7 +24,6 @@ from m1eval.engines.base import (
     EngineOutOfMemory,
     GenerationRequest,
     TimedGeneration,
-    prefix_chars,
 )
 from m1eval.engines.textcut import text_prefix_chars
 from m1eval.records import BatchTiming, Completion, SamplingConfig
@@ -88,7 +87,7 @@ class _ProgressAdapter:
         self._postfix = value
         match = re.search(r"output: ([0-9.]+) toks/s", value or "")
         if match:
-            total = int(round(float(match.group(1)) * self.format_dict["elapsed"]))
+            total = round(float(match.group(1)) * self.format_dict["elapsed"])
             self._pending_tokens = max(0, total - self._tokens_reported)
             self._tokens_reported = max(total, self._tokens_reported)
 
@@ -104,7 +103,7 @@ class _ProgressAdapter:
         pass
 
 
-def _progress_factory(callback: Callable[[int, int], None] | None):  # noqa: ANN202
+def _progress_factory(callback: Callable[[int, int], None] | None):
     if callback is None:
         return False
 
@@ -150,7 +149,7 @@ class VLLMEngine:
 
     # ------------------------------------------------------------------ sampling
 
-    def _params(self, sampling: SamplingConfig, seed: int):  # noqa: ANN202
+    def _params(self, sampling: SamplingConfig, seed: int):
         from vllm import SamplingParams
 
         return SamplingParams(
@@ -163,7 +162,7 @@ class VLLMEngine:
             stop=list(sampling.stop) or None,
         )
 
-    def _prompt(self, request: GenerationRequest):  # noqa: ANN202
+    def _prompt(self, request: GenerationRequest):
         if request.prompt_token_ids is not None:
             from vllm.inputs import TokensPrompt
 
