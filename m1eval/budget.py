@@ -27,7 +27,7 @@ import pandas as pd
 
 from m1eval.bootstrap import ProblemSet, _paired_replicates, bootstrap_curve, per_problem
 from m1eval.metrics import k_grid
-from m1eval.profile import ThroughputProfile
+from m1eval.profile import ProfileError, ThroughputProfile
 from m1eval.rundata import RunData
 
 METRICS = ("maj", "pass")
@@ -52,11 +52,20 @@ class Clock:
         return float(tokens) / self.tokens_per_second
 
 
-def clock_from_profile(profile: ThroughputProfile, batch_size: float | None = None) -> Clock:
-    """Throughput at ``batch_size`` (default: the profile's peak batch)."""
+def clock_from_profile(profile: ThroughputProfile, batch_size: float | None = None, gen_len: float | None = None) -> Clock:
+    """Throughput at ``batch_size`` (default: the profile's peak batch).
+
+    With ``gen_len`` (the run's mean completion length) the rate is rescaled by the
+    profile's generation-length sweep (``ThroughputProfile.length_factor``), so long
+    reasoning chains are priced at long-context speed rather than at the bench's length.
+    """
     batch = batch_size if batch_size is not None else profile.peak.batch_size
     tps = profile.throughput_at(batch)
-    return Clock(tps, f"profile {profile.name} ({profile.engine}) at batch {batch:g}", batch)
+    source = f"profile {profile.name} ({profile.engine}) at batch {batch:g}"
+    if gen_len is not None:
+        tps *= profile.length_factor(gen_len)
+        source += f", {gen_len:,.0f}-token generations"
+    return Clock(tps, source, batch)
 
 
 def clock_from_batches(run: RunData) -> Clock:
@@ -378,14 +387,27 @@ def match_profile(run: RunData, profiles: Sequence[ThroughputProfile]) -> Throug
 
 
 def clock_for(
-    run: RunData, profiles: Sequence[ThroughputProfile], *, batch_size: float | None = None, source: str = "auto"
+    run: RunData,
+    profiles: Sequence[ThroughputProfile],
+    *,
+    batch_size: float | None = None,
+    source: str = "auto",
+    length_aware: bool = False,
 ) -> Clock:
-    """``source``: 'profile' (must match), 'batches' (the run's own timings) or 'auto' (profile if any)."""
+    """``source``: 'profile' (must match), 'batches' (the run's own timings) or 'auto' (profile if any).
+
+    ``length_aware`` prices the run's mean completion length through the profile's
+    length sweep (see ``clock_from_profile``).
+    """
     if source not in ("auto", "profile", "batches"):
         raise BudgetError(f"--clock must be auto, profile or batches, got {source!r}")
     prof = match_profile(run, profiles) if source != "batches" else None
     if prof is not None:
-        return clock_from_profile(prof, batch_size)
+        mean_tokens = float(run.frame["completion_tokens"].mean()) if length_aware else None
+        try:
+            return clock_from_profile(prof, batch_size, mean_tokens)
+        except ProfileError as exc:
+            raise BudgetError(f"{run.path}: {exc}") from None
     if source == "profile":
         have = ", ".join(p.name for p in profiles) or "none given"
         raise BudgetError(f"{run.path}: no --profile matches model {run.model!r} (profiles: {have})")

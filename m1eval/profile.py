@@ -163,6 +163,24 @@ class ThroughputProfile:
             return ys[-1] * gen_len / xs[-1]
         return _interp(gen_len, xs, ys)
 
+    def length_factor(self, gen_len: float) -> float:
+        """Throughput at ``gen_len`` relative to the batch sweep's length, from the length sweep.
+
+        The batch sweep is measured at one generation length; real completions are longer
+        or shorter, and a transformer's decode slows as its KV cache grows while a
+        recurrent layer's does not. This factor carries that difference over to any batch
+        size, assuming the length effect is the same at every batch (a separable model).
+        """
+        batch_points = self.points("batch")
+        if not batch_points:
+            raise ProfileError(f"profile of {self.name}: no successful batch-size measurement")
+        reference = batch_points[0].gen_len
+
+        def rate(length: float) -> float:
+            return length / self.seconds_for_length(length)
+
+        return rate(gen_len) / rate(reference)
+
     @property
     def length_batch_size(self) -> int | None:
         points = self.points("length")

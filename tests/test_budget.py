@@ -194,3 +194,14 @@ def test_budget_cli_requires_matching_profile(runs, tmp_path):
     fast, _ = runs
     result = CliRunner().invoke(app, ["budget", str(fast.path), "--clock", "profile"])
     assert result.exit_code == 2 and "no --profile matches model 'fast'" in " ".join(result.output.split())
+
+
+def test_length_aware_clock_uses_the_length_sweep():
+    prof = _profile()
+    # Batch sweep measured at 64 tokens. Length sweep (batch 4): 64 tokens take 0.64 s
+    # (proportional below 100) -> 400 tok/s; 200 tokens take 3 s -> 266.7 tok/s.
+    assert prof.length_factor(64) == pytest.approx(1.0)
+    assert prof.length_factor(200) == pytest.approx(2 / 3)
+    clock = clock_from_profile(prof, gen_len=200)  # peak batch 4: 300 tok/s x 2/3
+    assert clock.tokens_per_second == pytest.approx(200.0)
+    assert "200-token generations" in clock.source

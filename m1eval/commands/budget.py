@@ -50,6 +50,9 @@ def budget(
     clock: Annotated[str, typer.Option("--clock", help="auto (profile if one matches, else the run's batches), profile or batches.")] = "auto",
     batch_size: Annotated[float | None, typer.Option("--batch-size", help="Operating batch size read from the profile (default: its peak).")] = None,
     metric: Annotated[str, typer.Option("--metric", help="maj (majority vote) or pass (pass@k).")] = "maj",
+    length_aware: Annotated[
+        bool, typer.Option("--length-aware/--no-length-aware", help="Rescale profile throughput to the run's mean completion length (length sweep).")
+    ] = False,
     budgets: Annotated[list[float] | None, typer.Option("--budget", help="Time budget in seconds to compare at; repeat (default: 6 log-spaced).")] = None,
     sequential: Annotated[bool, typer.Option("--sequential/--no-sequential", help="Also grade completions cut at L tokens.")] = False,
     lengths: Annotated[str | None, typer.Option("--lengths", help="Token budgets L for --sequential, e.g. 1024,2048,4096.")] = None,
@@ -71,7 +74,7 @@ def budget(
     try:
         for task, group in by_task(data).items():
             curves = [
-                parallel_curve(run, clock_for(run, profs, batch_size=batch_size, source=clock), metric, resamples=resamples, seed=seed)
+                parallel_curve(run, clock_for(run, profs, batch_size=batch_size, source=clock, length_aware=length_aware), metric, resamples=resamples, seed=seed)
                 for run in group
             ]
             for curve in curves:

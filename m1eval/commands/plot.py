@@ -22,6 +22,9 @@ def plot(
     clock: Annotated[str, typer.Option("--clock", help="budget figure: auto, profile or batches.")] = "auto",
     batch_size: Annotated[float | None, typer.Option("--batch-size", help="budget figure: operating batch size in the profile.")] = None,
     metric: Annotated[str, typer.Option("--metric", help="budget figure: maj or pass.")] = "maj",
+    length_aware: Annotated[
+        bool, typer.Option("--length-aware/--no-length-aware", help="Rescale profile throughput to the run's mean completion length (length sweep).")
+    ] = False,
     lengths: Annotated[str | None, typer.Option("--lengths", help="length figure: token budgets L, e.g. 1024,2048,4096.")] = None,
     resamples: Annotated[int, typer.Option("--resamples", min=0, help="Bootstrap resamples for the bands.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
@@ -55,7 +58,7 @@ def plot(
                 fig = figure_metric([metric_curve(run, m, resamples=resamples, seed=seed) for run in data])
             elif name == "budget":
                 fig = figure_budget([
-                    parallel_curve(run, clock_for(run, profs, batch_size=batch_size, source=clock), metric, resamples=resamples, seed=seed)
+                    parallel_curve(run, clock_for(run, profs, batch_size=batch_size, source=clock, length_aware=length_aware), metric, resamples=resamples, seed=seed)
                     for run in data
                 ])
             elif name == "length":
