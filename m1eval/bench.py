@@ -244,11 +244,17 @@ def run_bench(
 
         bencher = Bencher(engine, settings, vocab, on_event=on_event)
         progress.update(task, total=bencher.planned_runs())
-        batch_points = bencher.batch_sweep()
-        ok = [p for p in batch_points if p.ok]
-        length_batch = settings.length_batch or (max(ok, key=lambda p: p.tokens_per_second).batch_size if ok else None)
-        if length_batch is not None:
-            bencher.length_sweep(length_batch)
+        length_batch = None
+        interrupted = False
+        try:
+            batch_points = bencher.batch_sweep()
+            ok = [p for p in batch_points if p.ok]
+            length_batch = settings.length_batch or (max(ok, key=lambda p: p.tokens_per_second).batch_size if ok else None)
+            if length_batch is not None:
+                bencher.length_sweep(length_batch)
+        except KeyboardInterrupt:
+            # Keep every finished point: the caller saves a partial profile marked as such.
+            interrupted = True
         progress.update(task, total=progress.tasks[0].completed)
     return ThroughputProfile(
         model=model,
@@ -257,7 +263,7 @@ def run_bench(
         engine_options=dict(engine_options or {}),
         hardware=hardware_info(),
         versions=library_versions(),
-        settings={**asdict(settings), "vocab_size": vocab, "length_batch": length_batch},
+        settings={**asdict(settings), "vocab_size": vocab, "length_batch": length_batch, "interrupted": interrupted},
         measurements=bencher.measurements,
     )
 

@@ -150,3 +150,18 @@ def test_engine_options_can_be_scoped_to_one_engine():
 
     parsed = parse_options(["dtype=bfloat16", "vllm:max_num_seqs=512", "vllm:enforce_eager=true", "m1:max_batch=64"])
     assert parsed == {None: {"dtype": "bfloat16"}, "vllm": {"max_num_seqs": 512, "enforce_eager": True}, "m1": {"max_batch": 64}}
+
+
+def test_interrupt_keeps_finished_points(tmp_path):
+    class Interrupting(FakeEngine):
+        def timed_greedy(self, prompt_token_ids, gen_len):
+            if len(prompt_token_ids) == 4:
+                raise KeyboardInterrupt
+            return super().timed_greedy(prompt_token_ids, gen_len)
+
+    settings = BenchSettings(batch_sizes=[1, 2, 4, 8], prompt_len=4, gen_len=8, warmup=0, repeats=1)
+    prof = run_bench(Interrupting(saturating), settings, model="m", engine_name="fake")
+    assert prof.settings["interrupted"] is True
+    assert [(m.batch_size, m.status) for m in prof.measurements] == [(1, "ok"), (2, "ok")]
+    again = ThroughputProfile.load(prof.save(tmp_path / "partial.json"))
+    assert again.peak.batch_size == 2

@@ -113,6 +113,7 @@ def bench(
         raise typer.BadParameter(str(exc)) from None
     user_options = parse_options(option)
     profiles, failures = [], []
+    interrupted = False
     for i, name in enumerate(model):
         chosen = engines[i] if len(engines) == len(model) else (engines[0] if engines else None)
         try:
@@ -139,6 +140,10 @@ def bench(
         path = prof.save(out / f"{safe_name(resolved.name)}-{resolved.engine}.json")
         console.print(f"profile written: {path}")
         profiles.append(prof)
+        if prof.settings.get("interrupted"):
+            console.print(f"[yellow]interrupted: {path} holds the {len(prof.measurements)} finished point(s)[/yellow]")
+            interrupted = True
+            break
         failed_points = [m for m in prof.measurements if m.status == "error"]
         if failed_points:
             console.print(f"[red]{name}: {len(failed_points)} point(s) failed:[/red] {failed_points[0].error}")
@@ -150,6 +155,8 @@ def bench(
 
             fig_path = save(figure_throughput(profiles), out, "throughput", fmt)
             console.print(f"figure written: {fig_path}")
+    if interrupted:
+        raise typer.Exit(130)
     if failures:
         raise typer.Exit(1)
 
