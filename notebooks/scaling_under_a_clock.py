@@ -24,8 +24,8 @@
 # - `M1EVAL_NB_RESAMPLES`: bootstrap resamples per interval (default 1000);
 # - `M1EVAL_NB_BUDGETS`: time budgets in seconds, separated by `:` (default: log-spaced).
 #
-# Run it headless with `jupytext --to ipynb notebooks/test_time_scaling.py` and
-# `jupyter nbconvert --execute`, or open it in Jupyter with jupytext installed.
+# Run it headless with `python notebooks/execute.py notebooks/scaling_under_a_clock.py`
+# (writes the executed `.ipynb` beside it), or open it in Jupyter with jupytext installed.
 
 # %%
 import os
