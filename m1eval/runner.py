@@ -262,6 +262,11 @@ def generate(plan: RunPlan, *, engine: Any = None, console: Console | None = Non
         if own_engine:
             engine = engine_class(plan.model.engine)(plan.model.path, options=dict(plan.engine_options))
         store.lock()
+        effective = getattr(engine, "options", None)
+        if isinstance(effective, dict):  # the options after the engine's own defaults
+            engine_info = {**store.read_manifest().get("engine", {}),
+                           "effective_options": {k: v for k, v in effective.items() if k != "api_key"}}
+            store.update_manifest(engine=engine_info)
         store.set_stage("generate", "running", expected=expected)
         chunks = chunk_requests(requests, plan.config.chunk_size or DEFAULT_CHUNK_SAMPLES)
         generated = _loop(engine, chunks, plan.sampling, store, have, expected)

