@@ -238,7 +238,11 @@ def generate(plan: RunPlan, *, engine: Any = None, console: Console | None = Non
     store = RunStore.create(plan.path)
     try:
         old = _check_compatible(store, plan)
-        tokenizer = load_tokenizer(_tokenizer_source(plan), plan.engine_options.get("revision"))
+        # A caller-provided engine already holds the model's tokenizer; otherwise load it
+        # (before the engine, so a bad prompt setup fails before a slow model load).
+        tokenizer = getattr(engine, "tokenizer", None) if engine is not None else None
+        if tokenizer is None:
+            tokenizer = load_tokenizer(_tokenizer_source(plan), plan.engine_options.get("revision"))
         prompts = {p.id: render(tokenizer, p.question, plan.suffix) for p in plan.problems}
         store.write_manifest(_manifest(plan, old, template_hash(tokenizer)))
         store.write_problems(plan.problems)
