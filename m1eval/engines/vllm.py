@@ -157,7 +157,12 @@ class VLLMEngine:
                     f"vllm could not start {model!r}: out of memory ({exc}). Lower max_model_len or "
                     "max_num_seqs, or raise gpu_memory_utilization (on CPU: the share of host RAM)"
                 ) from exc
-            raise EngineError(f"vllm could not start {model!r}: {type(exc).__name__}: {exc}") from exc
+            hint = ""
+            if "initialization failed" in str(exc):  # the root cause is only in the engine core's log
+                hint = (". The cause is in vLLM's log above; if it is memory (e.g. 'less than requested memory "
+                        "for kv'), change gpu_memory_utilization (on CPU the share of host RAM, ~0.2-0.3) or "
+                        "lower max_model_len / max_num_seqs")
+            raise EngineError(f"vllm could not start {model!r}: {type(exc).__name__}: {exc}{hint}") from exc
         self.tokenizer = self.llm.get_tokenizer()
 
     # ------------------------------------------------------------------ sampling
