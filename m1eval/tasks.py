@@ -295,7 +295,10 @@ def load_hub(spec: TaskSpec, hub: HubSource | None = None) -> list[Problem]:
     try:
         dataset = datasets.load_dataset(hub.id, hub.config, split=hub.split, revision=hub.revision)
     except Exception as exc:  # datasets raises many types; the message is what matters
-        raise TaskError(f"task {spec.name!r}: cannot load hub dataset {hub.id!r} ({hub.config}, {hub.split}): {exc}") from exc
+        raise TaskError(
+            f"task {spec.name!r}: cannot load hub dataset {hub.id!r} ({hub.config}, {hub.split}): {exc}; "
+            f"without hub access pass --data-dir or set {DATA_DIR_ENV} to a folder laid out as <task>/{LOCAL_FILE}"
+        ) from exc
     rows = []
     for index, row in enumerate(dataset):
         if hub.url_contains and hub.url_contains not in str(row.get("url", "")):

@@ -13,12 +13,22 @@ console = Console()
 
 def list_models() -> None:
     """Table of model presets: hub id, engine, sampling defaults and prompt instruction."""
-    table = Table(title="m1eval model presets (any hub id or local folder also works with --engine)")
-    for column in ("preset", "hub id", "engine", "temperature", "top_p", "max new tokens", "instruction"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("preset", "hub id"))
+    # The instruction is long, so it gets a line of its own under each preset: a column of
+    # its own would squeeze the numbers into one character per line on an 80-column terminal.
+    table = Table(title="m1eval model presets (any hub id or local folder also works with --engine)", show_lines=True)
+    table.add_column("preset", no_wrap=True)
+    table.add_column("hub id / instruction", overflow="fold")
+    for column in ("engine", "T", "top_p", "max tokens"):
+        table.add_column(column, no_wrap=True, justify="right" if column != "engine" else "left")
     for preset in PRESETS.values():
-        table.add_row(preset.name, preset.hub_id, preset.engine, f"{preset.temperature:g}", f"{preset.top_p:g}",
-                      str(preset.max_tokens), preset.suffix)
+        table.add_row(
+            preset.name,
+            f"{preset.hub_id}\n[dim]{preset.suffix}[/dim]",
+            preset.engine,
+            f"{preset.temperature:g}",
+            f"{preset.top_p:g}",
+            str(preset.max_tokens),
+        )
     console.print(table)
 
 

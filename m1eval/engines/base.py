@@ -108,6 +108,15 @@ def prefix_chars(decode, token_ids: Sequence[int], grid: Sequence[int] = PREFIX_
     return out
 
 
+def checked_options(engine: str, options: dict[str, Any] | None, known: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``options``; an unknown key is an error naming the engine and the known keys."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise EngineError(f"{engine}: unknown engine option(s) {unknown}; known: {', '.join(known)}")
+    return options
+
+
 # name -> "module:Class"; engines import their heavy libraries only when constructed.
 ENGINES: dict[str, str] = {
     "vllm": "m1eval.engines.vllm:VLLMEngine",

@@ -23,6 +23,7 @@ from m1eval.engines.base import (
     EngineOutOfMemory,
     GenerationRequest,
     TimedGeneration,
+    checked_options,
     prefix_chars,
 )
 from m1eval.records import BatchTiming, Completion, SamplingConfig
@@ -75,10 +76,7 @@ class HFEngine:
     name = "hf"
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
-        options = dict(options or {})
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise EngineError(f"hf: unknown engine option(s) {unknown}; known: {', '.join(OPTIONS)}")
+        options = checked_options("hf", options, OPTIONS)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

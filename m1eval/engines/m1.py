@@ -25,6 +25,7 @@ from m1eval.engines.base import (
     EngineOutOfMemory,
     GenerationRequest,
     TimedGeneration,
+    checked_options,
     prefix_chars,
 )
 from m1eval.records import BatchTiming, Completion, SamplingConfig
@@ -57,10 +58,7 @@ class M1Engine:
     name = "m1"
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
-        options = dict(options or {})
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise EngineError(f"m1: unknown engine option(s) {unknown}; known: {', '.join(OPTIONS)}")
+        options = checked_options("m1", options, OPTIONS)
         import torch
 
         from m1eval.hybrid import HybridConfigError, kernels, load_hybrid

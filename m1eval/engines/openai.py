@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from m1eval.engines.base import BatchResult, EngineError, GenerationRequest
+from m1eval.engines.base import BatchResult, EngineError, GenerationRequest, checked_options
 from m1eval.engines.textcut import text_prefix_chars
 from m1eval.records import BatchTiming, Completion, SamplingConfig
 
@@ -61,10 +61,7 @@ class OpenAIEngine:
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
         import httpx
 
-        options = dict(options or {})
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise EngineError(f"openai: unknown engine option(s) {unknown}; known: {', '.join(OPTIONS)}")
+        options = checked_options("openai", options, OPTIONS)
         endpoints = options.get("endpoints") or []
         if isinstance(endpoints, str):
             endpoints = [e for e in endpoints.split(",") if e.strip()]

