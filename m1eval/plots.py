@@ -82,10 +82,7 @@ def figure_budget(curves: Sequence[BudgetCurve], *, title: str | None = None, ma
             for k, s, a in zip(curve.ks, curve.seconds, curve.accuracy):
                 ax.annotate(f"k={k}", (s, a), textcoords="offset points", xytext=(2, 4), fontsize=7, color=color)
         if mark_crossovers and len(group) == 2:
-            for price, leader in crossovers(group[0], group[1]):
-                ax.axvline(price, color="0.4", linestyle=":", linewidth=1)
-                ax.annotate(f"{leader} leads from {price:.3g} s", (price, 0.02), xycoords=("data", "axes fraction"),
-                            rotation=90, fontsize=7, color="0.3", ha="right", va="bottom")
+            _mark_leaders(ax, group, left=min(float(c.seconds[0]) for c in group), right=right)
         metric = METRIC_NAMES[group[0].metric]
         ax.set_xscale("log")
         ps.percent_axis(ax)
@@ -96,6 +93,23 @@ def figure_budget(curves: Sequence[BudgetCurve], *, title: str | None = None, ma
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _mark_leaders(ax, pair: Sequence[BudgetCurve], *, left: float, right: float) -> None:  # noqa: ANN001
+    """A strip along the top coloured by the model that leads at each budget, with dotted
+    lines at the crossovers. Text labels per crossover overlap when crossovers are close,
+    so the strip carries the information and the legend names the colours."""
+    changes = crossovers(pair[0], pair[1])
+    if not changes:
+        return
+    first = pair[1].label if changes[0][1] == pair[0].label else pair[0].label
+    edges = [left, *(price for price, _ in changes), right]
+    leaders = [first, *(leader for _, leader in changes)]
+    for start, stop, leader in zip(edges[:-1], edges[1:], leaders):
+        ax.axvspan(start, stop, ymin=0.975, ymax=1.0, color=ps.model_color(leader), alpha=0.8, linewidth=0)
+    for price, _ in changes:
+        ax.axvline(price, color="0.4", linestyle=":", linewidth=1)
+    ax.annotate("leader at each budget", (0.01, 0.955), xycoords="axes fraction", fontsize=7, color="0.3", va="top")
 
 
 def figure_length(curves: Sequence[LengthCurve], *, title: str | None = None):

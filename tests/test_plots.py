@@ -100,7 +100,20 @@ def test_budget_figure_marks_crossover(runs, tmp_path):
     from m1eval.budget import crossovers
 
     flips = crossovers(*curves)
-    assert sum("leads from" in t for t in texts) == len(flips)
+    assert flips, "the fixture runs are built to cross over"
+    dotted = [line for line in ax.lines if line.get_linestyle() == ":"]
+    assert sorted(line.get_xdata()[0] for line in dotted) == sorted(price for price, _ in flips)
+    # The leader strip: one span per interval between crossovers, coloured by the leader.
+    from matplotlib.colors import to_rgb
+
+    from m1eval import plot_style
+
+    spans = [p for p in ax.patches if p.get_alpha() == 0.8]
+    assert len(spans) == len(flips) + 1
+    leaders = [leader for _, leader in flips]
+    span_colors = [to_rgb(p.get_facecolor()) for p in sorted(spans, key=lambda p: p.get_x())]
+    assert span_colors[1:] == [to_rgb(plot_style.model_color(leader)) for leader in leaders]
+    assert span_colors[0] != span_colors[1]
     path = plots.save(fig, tmp_path, "budget", "pdf")
     assert path.read_bytes().startswith(b"%PDF")
 
