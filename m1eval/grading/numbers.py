@@ -109,26 +109,12 @@ def parse_number(text: str) -> Number | None:
     return None
 
 
-def _approximates(exact: Fraction, approx: Number) -> bool:
-    """Policy: a decimal with >= 3 significant digits, rounded or truncated, stands for an exact value
-    that has no terminating form at that many decimals."""
-    d = approx.decimals or 0
-    if d <= 0:
-        return False
-    scale = 10**d
-    if (exact * scale).denominator == 1:
-        return False  # the gold is exactly writable with these decimals: demand it
-    digits = len(str(abs(approx.value.numerator * scale // approx.value.denominator)).lstrip("0"))
-    if digits < 3:
-        return False
-    if abs(exact - approx.value) <= Fraction(1, 2 * scale):
-        return True  # correctly rounded
-    truncated = Fraction(int(exact * scale), scale)  # int() truncates toward zero
-    return truncated == approx.value
-
-
 def numbers_equal(gold: Number, answer: Number, tolerance: float | None = None) -> bool:
-    """Exact equality, percent read both ways, an explicit tolerance, or a correct decimal approximation."""
+    """Exact equality, percent read both ways, or an explicit tolerance.
+
+    A decimal approximation of an exact gold (``0.333`` for ``\\frac13``) is not accepted:
+    competition answers are exact and MATH asks for "a common fraction" (docs/grading.md).
+    """
     candidates_g = [gold.value] + ([gold.value / 100] if gold.percent else [])
     candidates_a = [answer.value] + ([answer.value / 100] if answer.percent else [])
     for g in candidates_g:
@@ -137,8 +123,6 @@ def numbers_equal(gold: Number, answer: Number, tolerance: float | None = None) 
                 return True
             if tolerance is not None and abs(float(g - a)) <= tolerance + 1e-12:
                 return True
-    if not gold.is_decimal and answer.is_decimal and not answer.percent and not gold.percent:
-        return _approximates(gold.value, answer)
     return False
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -209,7 +208,6 @@ def _close(x: complex, y: complex, rel: float = 1e-10) -> bool:
     return abs(x - y) <= rel * max(1.0, abs(x), abs(y))
 
 
-_DECIMAL_LITERAL = re.compile(r"^-?(\d+\.\d+|\.\d+)$")
 
 
 def sym_equal(gold_latex: str, answer_latex: str, tolerance: float | None = None) -> bool:
@@ -220,17 +218,13 @@ def sym_equal(gold_latex: str, answer_latex: str, tolerance: float | None = None
     if isinstance(g, sp.MatrixBase) or isinstance(a, sp.MatrixBase):
         if not (isinstance(g, sp.MatrixBase) and isinstance(a, sp.MatrixBase)) or g.shape != a.shape:
             return False
-        return all(_expr_equal(x, y, tolerance, None) for x, y in zip(g, a))
+        return all(_expr_equal(x, y, tolerance) for x, y in zip(g, a))
     if not isinstance(g, sp.Expr) or not isinstance(a, sp.Expr):
         return g == a
-    approx_decimals = None
-    m = _DECIMAL_LITERAL.match(answer_latex)
-    if m:
-        approx_decimals = len(m.group(1).split(".")[1])
-    return _expr_equal(g, a, tolerance, approx_decimals)
+    return _expr_equal(g, a, tolerance)
 
 
-def _expr_equal(g, a, tolerance: float | None, approx_decimals: int | None) -> bool:  # noqa: ANN001
+def _expr_equal(g, a, tolerance: float | None) -> bool:  # noqa: ANN001
     if g == a:
         return True
     symbols = sorted(g.free_symbols | a.free_symbols, key=lambda s: s.name)
@@ -239,8 +233,6 @@ def _expr_equal(g, a, tolerance: float | None, approx_decimals: int | None) -> b
         if gv is None or av is None:
             return _simplifies_to_zero(g - a)
         if tolerance is not None and abs(gv - av) <= tolerance + 1e-12:
-            return True
-        if approx_decimals is not None and abs(gv.imag) < 1e-12 and _approx_ok(gv.real, av.real, approx_decimals):
             return True
         if not _close(gv, av, 1e-12):
             return False
@@ -259,17 +251,6 @@ def _expr_equal(g, a, tolerance: float | None, approx_decimals: int | None) -> b
     if agree == 0:
         return _simplifies_to_zero(g - a)
     return _simplifies_to_zero(g - a, default=True)
-
-
-def _approx_ok(exact: float, approx: float, decimals: int) -> bool:
-    """A decimal answer with >= 3 significant digits, rounded or truncated, for an irrational gold."""
-    significant = len(f"{abs(approx):.{decimals}f}".replace(".", "").lstrip("0"))
-    if significant < 3:
-        return False
-    unit = 10.0 ** (-decimals)
-    if abs(exact - approx) <= unit / 2 * (1 + 1e-9):
-        return True  # correctly rounded
-    return abs(math.trunc(exact / unit) * unit - approx) < unit * 1e-6  # truncated
 
 
 def _simplifies_to_zero(diff, default: bool = False) -> bool:  # noqa: ANN001
