@@ -81,3 +81,13 @@ def check_graded(run_dir: Path, stdout: str, n_samples: int) -> None:
     assert len(grades) == n_samples
     assert set(grades["status"]) <= {"ok", "no_answer", "truncated", "timeout", "unparsable"}
     assert "aime25" in stdout, stdout
+
+
+def collect_completions(engine, requests, sampling) -> dict:  # noqa: ANN001 - any Engine
+    """All completions an engine yields, by (problem, sample); a pair yielded twice fails the test."""
+    out = {}
+    for result in engine.generate(requests, sampling):
+        for completion in result.completions:
+            assert completion.key not in out, f"{completion.key} yielded twice"
+            out[completion.key] = completion
+    return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from run_helpers import tiny_model
+from run_helpers import collect_completions, tiny_model
 
 from m1eval.engines.base import EngineError, GenerationRequest, ThroughputEngine
 from m1eval.engines.hf import HFEngine
@@ -26,21 +26,13 @@ def _requests():
     ]
 
 
-def _texts(engine, requests, sampling):
-    out = {}
-    for result in engine.generate(requests, sampling):
-        for c in result.completions:
-            assert c.key not in out
-            out[c.key] = c
-    return out
-
 
 def test_same_seed_same_text_whatever_the_batch(engine):
     sampling = SamplingConfig(temperature=0.8, top_p=0.95, max_tokens=24)
     engine.batch_size = 4
-    together = _texts(engine, _requests(), sampling)
+    together = collect_completions(engine, _requests(), sampling)
     engine.batch_size = 1
-    alone = _texts(engine, list(reversed(_requests())), sampling)
+    alone = collect_completions(engine, list(reversed(_requests())), sampling)
     engine.batch_size = 4
     assert set(together) == {("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("b", 5)}
     assert {k: c.text for k, c in together.items()} == {k: c.text for k, c in alone.items()}
@@ -74,8 +66,8 @@ def test_eos_cut_and_reason(engine):
 
 def test_greedy_is_deterministic(engine):
     sampling = SamplingConfig(temperature=0.0, max_tokens=12)
-    one = _texts(engine, _requests(), sampling)
-    two = _texts(engine, _requests(), sampling)
+    one = collect_completions(engine, _requests(), sampling)
+    two = collect_completions(engine, _requests(), sampling)
     assert {k: c.text for k, c in one.items()} == {k: c.text for k, c in two.items()}
     assert len({one[("a", i)].text for i in range(3)}) == 1
 

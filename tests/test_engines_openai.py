@@ -9,7 +9,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from run_helpers import check_graded, check_run_folder, only_run_dir, raw_sample_lines, run_cli, tiny_model
+from run_helpers import (
+    check_graded,
+    check_run_folder,
+    collect_completions,
+    only_run_dir,
+    raw_sample_lines,
+    run_cli,
+    tiny_model,
+)
 from vllm_server import FailingServer, VLLMServer, free_port
 
 from m1eval.engines.base import EngineError, GenerationRequest
@@ -45,21 +53,13 @@ def _requests():
     ]
 
 
-def _collect(engine, requests, sampling):
-    out = {}
-    for result in engine.generate(requests, sampling):
-        for c in result.completions:
-            assert c.key not in out
-            out[c.key] = c
-    return out
-
 
 def test_seeded_completions(server, model):
     engine = OpenAIEngine(str(model), options={"endpoints": [server.url], "concurrency": 4})
     try:
         sampling = SamplingConfig(temperature=0.8, top_p=0.95, max_tokens=16)
-        first = _collect(engine, _requests(), sampling)
-        again = _collect(engine, list(reversed(_requests())), sampling)
+        first = collect_completions(engine, _requests(), sampling)
+        again = collect_completions(engine, list(reversed(_requests())), sampling)
     finally:
         engine.close()
     assert set(first) == {("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1)}
@@ -74,7 +74,7 @@ def test_retries_move_to_a_healthy_endpoint(server, model, failing):
     engine = OpenAIEngine(str(model), options={"endpoints": [failing.url, server.url], "backoff": 0.01,
                                               "max_retries": 3})
     try:
-        got = _collect(engine, _requests(), SamplingConfig(temperature=0.7, max_tokens=8))
+        got = collect_completions(engine, _requests(), SamplingConfig(temperature=0.7, max_tokens=8))
     finally:
         engine.close()
     assert len(got) == 5
@@ -85,7 +85,7 @@ def test_failing_server_gives_a_clear_error(model, failing):
     engine = OpenAIEngine(str(model), options={"endpoints": [failing.url], "backoff": 0.01, "max_retries": 1})
     try:
         with pytest.raises(EngineError, match="failed after 2 attempts.*HTTP 503.*replica overloaded"):
-            _collect(engine, _requests(), SamplingConfig(max_tokens=8))
+            collect_completions(engine, _requests(), SamplingConfig(max_tokens=8))
     finally:
         engine.close()
 
@@ -94,7 +94,7 @@ def test_refused_request_is_not_retried(server, model):
     engine = OpenAIEngine(str(model), options={"endpoints": [server.url], "max_retries": 5})
     try:
         with pytest.raises(ServerError, match="HTTP 400"):
-            _collect(engine, _requests()[:1], SamplingConfig(max_tokens=100_000))
+            collect_completions(engine, _requests()[:1], SamplingConfig(max_tokens=100_000))
     finally:
         engine.close()
 

@@ -6,7 +6,7 @@ One engine for the module: vLLM start-up on CPU takes tens of seconds.
 from __future__ import annotations
 
 import pytest
-from run_helpers import tiny_model
+from run_helpers import collect_completions, tiny_model
 
 from m1eval.engines.base import EngineError, GenerationRequest, ThroughputEngine
 from m1eval.records import SamplingConfig
@@ -34,24 +34,16 @@ def _requests():
     ]
 
 
-def _collect(engine, requests, sampling):
-    out = {}
-    for result in engine.generate(requests, sampling):
-        for c in result.completions:
-            assert c.key not in out
-            out[c.key] = c
-    return out
-
 
 def test_same_seed_same_text_whatever_the_chunking(engine):
     """The reproducibility claim: per-request seeds make a sample independent of its batch."""
     sampling = SamplingConfig(temperature=0.8, top_p=0.95, max_tokens=24)
-    together = _collect(engine, _requests(), sampling)
+    together = collect_completions(engine, _requests(), sampling)
     one_by_one = {}
     for request in reversed(_requests()):
         for index, seed in zip(request.sample_indices, request.seeds):
             single = GenerationRequest(request.problem_id, request.prompt, [index], [seed])
-            one_by_one.update(_collect(engine, [single], sampling))
+            one_by_one.update(collect_completions(engine, [single], sampling))
     assert len(together) == 10
     assert {k: c.text for k, c in together.items()} == {k: c.text for k, c in one_by_one.items()}
     # own seeds: the four samples of a prompt differ ...
@@ -80,7 +72,7 @@ def test_progress_callback_counts_every_completion(engine):
     seen = []
     engine.on_progress = lambda n, tokens: seen.append((n, tokens))
     try:
-        _collect(engine, _requests(), SamplingConfig(temperature=0.7, max_tokens=8))
+        collect_completions(engine, _requests(), SamplingConfig(temperature=0.7, max_tokens=8))
     finally:
         engine.on_progress = None
     assert sum(n for n, _ in seen) == 10
@@ -90,8 +82,8 @@ def test_token_prompts_match_text_prompts(engine):
     tokenizer = engine.tokenizer
     ids = tokenizer("the sum of all integer", add_special_tokens=False)["input_ids"]
     sampling = SamplingConfig(temperature=0.9, max_tokens=12)
-    by_text = _collect(engine, [GenerationRequest("a", "the sum of all integer", [0], [5])], sampling)
-    by_ids = _collect(engine, [GenerationRequest("a", "ignored", [0], [5], prompt_token_ids=ids)], sampling)
+    by_text = collect_completions(engine, [GenerationRequest("a", "the sum of all integer", [0], [5])], sampling)
+    by_ids = collect_completions(engine, [GenerationRequest("a", "ignored", [0], [5], prompt_token_ids=ids)], sampling)
     if tokenizer("x")["input_ids"] == tokenizer("x", add_special_tokens=False)["input_ids"]:
         assert by_text[("a", 0)].text == by_ids[("a", 0)].text
 
@@ -112,7 +104,7 @@ def test_seeded_long_prompts_survive_on_cpu(engine):
     rng = random.Random(0)
     requests = [GenerationRequest(f"p{i}", "", [0], [i], prompt_token_ids=[rng.randrange(10, 500) for _ in range(1300)])
                 for i in range(6)]
-    got = _collect(engine, requests, SamplingConfig(temperature=0.7, max_tokens=4))
+    got = collect_completions(engine, requests, SamplingConfig(temperature=0.7, max_tokens=4))
     assert len(got) == 6
     if not torch.cuda.is_available():
         assert engine.options["enable_chunked_prefill"] is False

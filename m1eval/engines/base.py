@@ -108,6 +108,21 @@ def prefix_chars(decode, token_ids: Sequence[int], grid: Sequence[int] = PREFIX_
     return out
 
 
+def batch_timing(
+    batch_id: str, engine: str, completions: Sequence[Completion], wall_seconds: float, started_at: float | None
+) -> BatchTiming:
+    """The timing record of one finished batch; token totals come from its completions."""
+    return BatchTiming(
+        batch_id=batch_id,
+        engine=engine,
+        batch_size=len(completions),
+        wall_seconds=wall_seconds,
+        generated_tokens=sum(c.completion_tokens for c in completions),
+        prompt_tokens=sum(c.prompt_tokens for c in completions),
+        started_at=started_at,
+    )
+
+
 def checked_options(engine: str, options: dict[str, Any] | None, known: Sequence[str]) -> dict[str, Any]:
     """A copy of ``options``; an unknown key is an error naming the engine and the known keys."""
     options = dict(options or {})

@@ -23,10 +23,11 @@ from m1eval.engines.base import (
     EngineOutOfMemory,
     GenerationRequest,
     TimedGeneration,
+    batch_timing,
     checked_options,
     prefix_chars,
 )
-from m1eval.records import BatchTiming, Completion, SamplingConfig
+from m1eval.records import Completion, SamplingConfig
 
 OPTIONS = ("batch_size", "device", "dtype", "revision", "trust_remote_code", "attn_implementation")
 
@@ -209,15 +210,7 @@ class HFEngine:
                     prefix_chars=prefix_chars(self._decode, ids),
                 )
             )
-        timing = BatchTiming(
-            batch_id=batch_id,
-            engine=self.name,
-            batch_size=len(batch),
-            wall_seconds=wall,
-            generated_tokens=sum(c.completion_tokens for c in completions),
-            prompt_tokens=sum(c.prompt_tokens for c in completions),
-            started_at=started,
-        )
+        timing = batch_timing(batch_id, self.name, completions, wall, started)
         if self.on_progress is not None:
             self.on_progress(len(completions), timing.generated_tokens)
         return BatchResult(completions, timing)

@@ -25,10 +25,11 @@ from m1eval.engines.base import (
     EngineOutOfMemory,
     GenerationRequest,
     TimedGeneration,
+    batch_timing,
     checked_options,
     prefix_chars,
 )
-from m1eval.records import BatchTiming, Completion, SamplingConfig
+from m1eval.records import Completion, SamplingConfig
 
 OPTIONS = ("device", "dtype", "max_batch", "cuda_graph", "kernels", "tokenizer", "revision")
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
@@ -171,11 +172,7 @@ class M1Engine:
                     ordered, result.tokens, result.finish_reasons, result.prompt_lengths
                 )
             ]
-            timing = BatchTiming(
-                batch_id=batch_id, engine=self.name, batch_size=len(completions), wall_seconds=wall,
-                generated_tokens=sum(c.completion_tokens for c in completions),
-                prompt_tokens=sum(c.prompt_tokens for c in completions), started_at=started,
-            )  # fmt: skip
+            timing = batch_timing(batch_id, self.name, completions, wall, started)
             extra = {"prefill_seconds": result.prefill_seconds, "decode_seconds": result.decode_seconds}
             yield BatchResult(completions, timing, extra)
 

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from m1eval.engines.base import BatchResult, EngineError, GenerationRequest, checked_options
+from m1eval.engines.base import BatchResult, EngineError, GenerationRequest, batch_timing, checked_options
 from m1eval.engines.textcut import text_prefix_chars
-from m1eval.records import BatchTiming, Completion, SamplingConfig
+from m1eval.records import Completion, SamplingConfig
 
 OPTIONS = (
     "endpoints", "tokenizer", "concurrency", "max_retries", "timeout", "backoff", "api_key", "served_model",
@@ -215,11 +215,7 @@ class OpenAIEngine:
         finally:
             pool.shutdown(wait=error is not None, cancel_futures=True)
         if done:
-            timing = BatchTiming(
-                batch_id=batch_id, engine=self.name, batch_size=len(done), wall_seconds=time.perf_counter() - t0,
-                generated_tokens=sum(c.completion_tokens for c in done),
-                prompt_tokens=sum(c.prompt_tokens for c in done), started_at=started,
-            )
+            timing = batch_timing(batch_id, self.name, done, time.perf_counter() - t0, started)
             yield BatchResult(done, timing, extra={"partial": error is not None})
         if error is not None:
             if isinstance(error, EngineError):

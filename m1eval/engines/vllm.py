@@ -30,10 +30,11 @@ from m1eval.engines.base import (
     EngineOutOfMemory,
     GenerationRequest,
     TimedGeneration,
+    batch_timing,
     checked_options,
 )
 from m1eval.engines.textcut import text_prefix_chars
-from m1eval.records import BatchTiming, Completion, SamplingConfig
+from m1eval.records import Completion, SamplingConfig
 
 # Options passed straight to ``vllm.LLM``; anything else is rejected with this list.
 LLM_OPTIONS = (
@@ -225,15 +226,7 @@ class VLLMEngine:
                     metrics=_request_metrics(output),
                 )
             )
-        timing = BatchTiming(
-            batch_id=batch_id,
-            engine=self.name,
-            batch_size=len(completions),
-            wall_seconds=wall,
-            generated_tokens=sum(c.completion_tokens for c in completions),
-            prompt_tokens=sum(c.prompt_tokens for c in completions),
-            started_at=started,
-        )
+        timing = batch_timing(batch_id, self.name, completions, wall, started)
         yield BatchResult(completions, timing)
 
     def _decode(self, ids: list[int]) -> str:
