@@ -122,6 +122,19 @@ def _as_value(node: Node) -> Node:
     return node
 
 
+def _disjunction_as_union(node: Node) -> Node:
+    """``x < -3 \\text{ or } x > 3`` (normalised to a list of inequalities) -> the union of
+    their intervals. Only used against a union, where "or" is the only sensible reading."""
+    if not (isinstance(node, Seq) and node.open == "" and len(node.items) > 1):
+        return node
+    intervals = [
+        _relation_to_interval(item) if isinstance(item, Relation) else None for item in node.items
+    ]
+    if any(interval is None for interval in intervals):
+        return node
+    return Union(tuple(intervals))
+
+
 def _match_unordered(gs: list[Node], as_: list[Node], ctx: Context) -> bool | None:
     """Multiset equality via bipartite matching; None when only undecided edges could complete it."""
     if len(gs) != len(as_):
@@ -197,6 +210,7 @@ def compare(g: Node, a: Node, ctx: Context) -> bool | None:
             return False
         return _words(gt) == _words(at)
     if isinstance(g, Union) or isinstance(a, Union):
+        g, a = _disjunction_as_union(g), _disjunction_as_union(a)
         gp = list(g.parts) if isinstance(g, Union) else [g]
         ap = list(a.parts) if isinstance(a, Union) else [a]
         return _match_unordered(gp, ap, ctx)

@@ -24,7 +24,7 @@ from m1eval.grading.tasks import verdict_any
 from m1eval.records import Completion, Grade, Problem
 
 # Bump whenever any verdict can change (policy, normalisation, parser, tolerance).
-GRADER_VERSION = "m1eval-grading-1.1"
+GRADER_VERSION = "m1eval-grading-1.2"
 
 VerdictKey = tuple[tuple[str, ...], str, "str | None", "float | None"]
 

@@ -174,6 +174,9 @@ def _strip_outer_delimiters(text: str) -> str:
 def _collapse_spaces(text: str) -> str:
     """Remove spaces except where they separate a command from a letter or two words."""
     text = re.sub(r"\s+", " ", text).strip()
+    # A one-token sub/superscript ends at the space: "\log_2 8" is log base 2 of 8, and
+    # dropping the space would read "\log_28". Brace it first.
+    text = re.sub(r"([_^])([A-Za-z0-9]) (?=[A-Za-z0-9\\])", "\\1{\\2} ", text)
     text = re.sub(r"(\\[A-Za-z]+) (?=[A-Za-z0-9])", "\\1\x00", text)  # "\pi r" keeps a separator
     text = re.sub(r"(?<=[A-Za-z]{2}) (?=[A-Za-z]{2})", "\x01", text)  # words in text answers
     text = text.replace(" ", "")

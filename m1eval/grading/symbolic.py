@@ -204,6 +204,31 @@ def _evaluate(expr, k: int, symbols) -> complex | None:  # noqa: ANN001
     return result
 
 
+def _exact_difference(g, a):  # noqa: ANN001, ANN202 - sympy objects
+    """``g - a`` as an exact Rational when both sides are rational numbers, else None.
+
+    Integers, fractions and powers of them are compared exactly: as doubles, 10^{100} and
+    10^{100}+1 are the same number. Sizes are already bounded by ``check_safe``.
+    """
+    sp = _sympy()
+    try:
+        with time_limit(SOFT_EVAL_S):
+            diff = (g - a).doit()
+    except Exception:  # noqa: BLE001 - sympy raises assorted errors; fall back to numerics
+        return None
+    return diff if isinstance(diff, sp.Rational) else None
+
+
+def _precise_difference(g, a) -> float | None:  # noqa: ANN001
+    """|g - a| evaluated to 60 significant digits (sympy's evalf adapts its working precision)."""
+    try:
+        with time_limit(SOFT_EVAL_S):
+            value = abs(complex((g - a).evalf(60)))
+    except Exception:  # noqa: BLE001
+        return None
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
 def _close(x: complex, y: complex, rel: float = 1e-10) -> bool:
     return abs(x - y) <= rel * max(1.0, abs(x), abs(y))
 
@@ -229,6 +254,9 @@ def _expr_equal(g, a, tolerance: float | None) -> bool:  # noqa: ANN001
         return True
     symbols = sorted(g.free_symbols | a.free_symbols, key=lambda s: s.name)
     if not symbols:
+        exact = _exact_difference(g, a)
+        if exact is not None:
+            return exact == 0 or (tolerance is not None and abs(float(exact)) <= tolerance + 1e-12)
         gv, av = _evaluate(g, 0, ()), _evaluate(a, 0, ())
         if gv is None or av is None:
             return _simplifies_to_zero(g - a)
@@ -236,7 +264,12 @@ def _expr_equal(g, a, tolerance: float | None) -> bool:  # noqa: ANN001
             return True
         if not _close(gv, av, 1e-12):
             return False
-        return True if _close(gv, av, 1e-25) or _simplifies_to_zero(g - a, default=True) else False
+        # Doubles agree; decide with the difference evaluated to 60 significant digits
+        # (53-bit floats cannot tell 10^{100}+\sqrt2 from 10^{100}).
+        precise = _precise_difference(g, a)
+        if precise is not None:
+            return precise <= 1e-45 * max(1.0, abs(gv))
+        return _simplifies_to_zero(g - a, default=True)
     if set(g.free_symbols) != set(a.free_symbols) and len(symbols) > 0:
         # different variables can still cancel ("x - x + y" vs "y"): decided by the numbers below
         pass
