@@ -91,3 +91,12 @@ def collect_completions(engine, requests, sampling) -> dict:  # noqa: ANN001 - a
             assert completion.key not in out, f"{completion.key} yielded twice"
             out[completion.key] = completion
     return out
+
+
+def assert_completion_record(c, max_tokens: int) -> None:  # noqa: ANN001 - a Completion
+    """What every engine's Completion must satisfy: tokens, finish reason, prefix offsets."""
+    assert c.prompt_tokens > 0 and 0 < c.completion_tokens <= max_tokens
+    assert c.finish_reason in ("stop", "length")
+    if c.finish_reason == "length":
+        assert c.completion_tokens == max_tokens
+    assert c.prefix_chars[str(c.completion_tokens)] == len(c.text)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from run_helpers import collect_completions, tiny_model
+from run_helpers import assert_completion_record, collect_completions, tiny_model
 
 from m1eval.engines.base import EngineError, GenerationRequest, ThroughputEngine
 from m1eval.engines.hf import HFEngine
@@ -48,11 +48,7 @@ def test_completion_records(engine):
         assert result.timing.wall_seconds > 0
         assert result.timing.generated_tokens == sum(c.completion_tokens for c in result.completions)
         for c in result.completions:
-            assert c.prompt_tokens > 0 and 0 < c.completion_tokens <= 16
-            assert c.finish_reason in ("stop", "length")
-            if c.finish_reason == "length":
-                assert c.completion_tokens == 16
-            assert c.prefix_chars[str(c.completion_tokens)] == len(c.text)
+            assert_completion_record(c, 16)
             assert c.batch_id == result.timing.batch_id
 
 

@@ -6,7 +6,7 @@ One engine for the module: vLLM start-up on CPU takes tens of seconds.
 from __future__ import annotations
 
 import pytest
-from run_helpers import collect_completions, tiny_model
+from run_helpers import assert_completion_record, collect_completions, tiny_model
 
 from m1eval.engines.base import EngineError, GenerationRequest, ThroughputEngine
 from m1eval.records import SamplingConfig
@@ -60,11 +60,7 @@ def test_records_metrics_and_timing(engine):
     assert result.timing.batch_size == 10 and result.timing.wall_seconds > 0
     assert result.timing.generated_tokens == sum(c.completion_tokens for c in result.completions)
     for c in result.completions:
-        assert c.prompt_tokens > 0 and 0 < c.completion_tokens <= 16
-        assert c.finish_reason in ("stop", "length")
-        if c.finish_reason == "length":
-            assert c.completion_tokens == 16
-        assert c.prefix_chars[str(c.completion_tokens)] == len(c.text)
+        assert_completion_record(c, 16)
         assert c.metrics is not None and c.metrics["decode_seconds"] >= 0 and "prefill_seconds" in c.metrics
 
 
