@@ -267,6 +267,27 @@ def majority_at_k_first(clusters, correct, k: int) -> float:
     return float(majority_first_curve(clusters, correct)[k - 1])
 
 
+def _weighted_ballot(name: str, clusters, correct, scores: np.ndarray):  # noqa: ANN001, ANN202
+    """The vote matrix of a score-weighted vote, or None when no sample votes.
+
+    Returns ``votes`` (samples x classes, 1 where a sample votes for a class),
+    ``class_weight`` (each class's share of correct samples), the ``voting`` mask and each
+    voting sample's class index (``inverse``). A NaN score, like a missing answer, abstains.
+    """
+    if np.any(scores < 0):
+        raise ValueError(f"{name}: scores must be >= 0 (NaN for no vote)")
+    ids = _class_ids(clusters)
+    ids[np.isnan(scores)] = -1
+    voting = ids >= 0
+    if not voting.any():
+        return None
+    labels, inverse = np.unique(ids[voting], return_inverse=True)
+    votes = np.zeros((len(scores), len(labels)))
+    votes[np.flatnonzero(voting), inverse] = 1.0
+    class_weight = (np.asarray(correct, dtype=float) @ votes) / votes.sum(axis=0)
+    return votes, class_weight, voting, inverse
+
+
 def weighted_majority_at_k(
     clusters, correct, scores, k: int, *, draws: int = 4000, seed: int = 0, exact_limit: int = 20000
 ) -> float:
@@ -284,18 +305,10 @@ def weighted_majority_at_k(
         raise ValueError("weighted_majority_at_k: clusters, correct and scores differ in length")
     if not 1 <= k <= n:
         raise ValueError(f"weighted_majority_at_k: need 1 <= k <= n={n}, got k={k}")
-    if np.any(scores < 0):
-        raise ValueError("weighted_majority_at_k: scores must be >= 0 (NaN for no vote)")
-    ids = _class_ids(clusters)
-    ids[np.isnan(scores)] = -1
-    voting = ids >= 0
-    if not voting.any():
+    ballot = _weighted_ballot("weighted_majority_at_k", clusters, correct, scores)
+    if ballot is None:
         return 0.0
-    labels, inverse = np.unique(ids[voting], return_inverse=True)
-    votes = np.zeros((n, len(labels)))
-    votes[np.flatnonzero(voting), inverse] = 1.0
-    correct = np.asarray(correct, dtype=float)
-    class_weight = (correct @ votes) / votes.sum(axis=0)
+    votes, class_weight, _voting, _inverse = ballot
     if n <= MAX_EXACT_N and binomials(n)[n, k] <= exact_limit:
         from itertools import combinations
 
@@ -324,22 +337,16 @@ def weighted_majority_curve(clusters, correct, scores, *, draws: int = 1000, see
     n = len(correct)
     if len(scores) != n or len(clusters) != n or n == 0:
         raise ValueError("weighted_majority_curve: clusters, correct and scores must be non-empty, equal length")
-    if np.any(scores < 0):
-        raise ValueError("weighted_majority_curve: scores must be >= 0 (NaN for no vote)")
-    ids = _class_ids(clusters)
-    ids[np.isnan(scores)] = -1
-    voting = ids >= 0
-    if not voting.any():
+    ballot = _weighted_ballot("weighted_majority_curve", clusters, correct, scores)
+    if ballot is None:
         return np.zeros(n)
-    labels, inverse = np.unique(ids[voting], return_inverse=True)
-    votes = np.zeros((n, len(labels)))
-    votes[np.flatnonzero(voting), inverse] = 1.0
-    class_weight = (np.asarray(correct, dtype=float) @ votes) / votes.sum(axis=0)
+    votes, class_weight, voting, inverse = ballot
+    n_classes = len(class_weight)
     order = np.argsort(np.random.default_rng(seed).random((draws, n)), axis=1)
     position = np.argsort(order, axis=1)  # where each sample lands in each order
     member = np.flatnonzero(voting)
-    first = np.full((draws, len(labels)), n)
-    for c in range(len(labels)):
+    first = np.full((draws, n_classes), n)
+    for c in range(n_classes):
         first[:, c] = position[:, member[inverse == c]].min(axis=1)
     present = first[:, None, :] <= np.arange(n)[None, :, None]  # (draws, k - 1, classes)
     weighted = votes * np.nan_to_num(scores)[:, None]  # (samples, classes)
