@@ -8,6 +8,18 @@ batch size, or from the run's own measured batches). A time budget then buys eac
 the largest k it can afford, and the models are compared at that k with a paired
 bootstrap over problems.
 
+Choices a verdict rests on (the README's budget section says the same):
+
+- **Clock.** By default k samples cost k x (each problem's mean completion length, summed
+  over problems) / tokens per second: the run's own lengths. ``tokens_per_sample=N`` prices
+  every sample at N tokens instead, the M1 paper's pricing (8K tokens / peak throughput).
+- **k.** A budget buys the largest k <= n that fits, any integer (the estimators are exact
+  for every k), not only powers of two.
+- **Ties.** Accuracies closer than ``TIE_TOLERANCE`` are equal: equal rationals summed in
+  different orders differ by ~1e-16, and such a difference must not name a winner.
+- **Problems.** Runs are ranked and compared on the same problems; ``m1eval.budget_tasks``
+  cuts the runs of a task to the problems all of them scored and says how many.
+
 Sequential scaling cuts each stored completion after its first L tokens (using
 ``Completion.prefix_chars``, recorded at generation time) and grades the cut text, so an
 answer the cut removes counts as no answer; the price of length L comes from the
@@ -31,6 +43,12 @@ from m1eval.profile import ProfileError, ThroughputProfile
 from m1eval.rundata import RunData
 
 METRICS = ("maj", "pass")
+TIE_TOLERANCE = 1e-9  # accuracies (shares of problems) closer than this are a tie
+
+
+def same_accuracy(a: float, b: float) -> bool:
+    """True when two accuracies differ by no more than float rounding (see ``TIE_TOLERANCE``)."""
+    return abs(float(a) - float(b)) <= TIE_TOLERANCE
 
 
 class BudgetError(ValueError):
@@ -47,6 +65,7 @@ class Clock:
     tokens_per_second: float
     source: str
     batch_size: float | None = None
+    warnings: tuple[str, ...] = ()  # e.g. a --batch-size the profile could not run
 
     def seconds(self, tokens: float) -> float:
         return float(tokens) / self.tokens_per_second
@@ -61,11 +80,40 @@ def clock_from_profile(profile: ThroughputProfile, batch_size: float | None = No
     """
     batch = batch_size if batch_size is not None else profile.peak.batch_size
     tps = profile.throughput_at(batch)
+    warnings = batch_size_warnings(profile, batch) if batch_size is not None else []
     source = f"profile {profile.name} ({profile.engine}) at batch {batch:g}"
+    if warnings:
+        source += " (clamped)"
     if gen_len is not None:
         tps *= profile.length_factor(gen_len)
         source += f", {gen_len:,.0f}-token generations"
-    return Clock(tps, source, batch)
+    return Clock(tps, source, batch, tuple(warnings))
+
+
+def batch_size_warnings(profile: ThroughputProfile, batch_size: float) -> list[str]:
+    """Why the throughput at ``batch_size`` is not a measurement: out of memory, or outside the sweep.
+
+    ``ThroughputProfile.throughput_at`` holds the nearest measured rate outside the measured
+    range; a batch at or above one that ran out of memory could not have run at all.
+    """
+    points = profile.points("batch")
+    if not points:
+        return []
+    largest, smallest = points[-1], points[0]
+    oom = profile.oom_batch_size
+    asked = f"--batch-size {batch_size:g}"
+    if oom is not None and batch_size >= oom:
+        message = (f"{asked} is at or above batch {oom}, which ran out of memory in profile {profile.name}; priced at "
+                   f"the largest batch that ran, {largest.batch_size} ({largest.tokens_per_second:,.1f} tok/s)")
+    elif batch_size > largest.batch_size:
+        message = (f"{asked} is above the largest batch profile {profile.name} measured ({largest.batch_size}); "
+                   f"priced at that batch's {largest.tokens_per_second:,.1f} tok/s, not extrapolated")
+    elif batch_size < smallest.batch_size:
+        message = (f"{asked} is below the smallest batch profile {profile.name} measured ({smallest.batch_size}); "
+                   f"priced at that batch's {smallest.tokens_per_second:,.1f} tok/s")
+    else:
+        return []
+    return [message]
 
 
 def clock_from_batches(run: RunData) -> Clock:
@@ -109,9 +157,19 @@ def _check_k(run: RunData, ks: Sequence[int]) -> None:
         raise BudgetError(f"{run.path}: k must be in 1..{run.n} (samples per problem), got {list(ks)}")
 
 
-def tokens_per_sample(run: RunData) -> pd.Series:
-    """Mean completion tokens per problem: the expected cost of one more sample of it."""
-    return run.frame.groupby("problem_id", sort=False)["completion_tokens"].mean().astype(float)
+def problem_tokens(run: RunData, fixed: float | None = None) -> pd.Series:
+    """Tokens one more sample of each problem costs: its mean completion length, or ``fixed`` for all."""
+    mean = run.frame.groupby("problem_id", sort=False)["completion_tokens"].mean().astype(float)
+    if fixed is None:
+        return mean
+    if not fixed > 0:
+        raise BudgetError(f"--tokens-per-sample must be positive, got {fixed:g}")
+    return pd.Series(float(fixed), index=mean.index)
+
+
+def pricing_text(fixed: float | None, mean: float) -> str:
+    """How a curve priced one sample, for titles, legends and tables."""
+    return f"fixed {fixed:,.0f} tok/sample" if fixed is not None else f"mean {mean:,.0f} tok/sample"
 
 
 @dataclass
@@ -164,8 +222,19 @@ class BudgetCurve:
     low: np.ndarray
     high: np.ndarray
     values: pd.DataFrame  # rows: problems, columns: k -> per-problem expected metric
-    tokens_per_sample: float = 0.0
+    tokens_per_sample: float = 0.0  # mean over problems of the tokens one sample is priced at
     problems: ProblemSet | None = None  # the samples, for paired bootstrap comparisons
+    model: str = ""  # the model name (colours); ``label`` is unique among the compared runs
+    run: str = ""  # the run folder
+    fixed_tokens: float | None = None  # --tokens-per-sample, when every sample is priced at it
+
+    @property
+    def pricing(self) -> str:
+        return pricing_text(self.fixed_tokens, self.tokens_per_sample)
+
+    @property
+    def problem_ids(self) -> list[str]:
+        return [str(pid) for pid in self.values.index]
 
     def affordable_k(self, budget_seconds: float) -> int:
         """Largest k of the grid whose price fits the budget; 0 if not even one sample fits."""
@@ -193,6 +262,10 @@ class BudgetCurve:
                 "ci_high": self.high,
                 "clock": self.clock.source,
                 "tokens_per_second": self.clock.tokens_per_second,
+                "tokens_per_sample": self.tokens_per_sample,
+                "pricing": self.pricing,
+                "problems": len(self.values),
+                "run": self.run,
             }
         )
 
@@ -207,10 +280,16 @@ def parallel_curve(
     resamples: int = 1000,
     seed: int = 0,
     label: str | None = None,
+    tokens_per_sample: float | None = None,
 ) -> BudgetCurve:
-    """Price each k: k x (sum over problems of mean tokens per sample) / tokens per second."""
-    grid = list(ks) if ks is not None else k_grid(run.n)
-    per_problem_tokens = tokens_per_sample(run)
+    """Price each k: k x (sum over problems of tokens per sample) / tokens per second.
+
+    Every k from 1 to n is priced (a budget buys the largest k that fits, whatever it
+    is). Tokens per sample are each problem's mean completion length, or
+    ``tokens_per_sample`` for every sample (the paper's fixed-length pricing).
+    """
+    grid = list(ks) if ks is not None else k_grid(run.n, every_k=True)
+    per_problem_tokens = problem_tokens(run, tokens_per_sample)
     tokens_one_round = float(per_problem_tokens.sum())
     curve = metric_curve(run, metric, ks=grid, confidence=confidence, resamples=resamples, seed=seed)
     values, acc, low, high = curve.values, curve.accuracy, curve.low, curve.high
@@ -227,6 +306,9 @@ def parallel_curve(
         values=values,
         tokens_per_sample=tokens_one_round / max(len(per_problem_tokens), 1),
         problems=problem_set(run),
+        model=run.model,
+        run=str(run.path),
+        fixed_tokens=float(tokens_per_sample) if tokens_per_sample is not None else None,
     )
 
 
@@ -242,7 +324,12 @@ class ModelAtBudget:
 
 @dataclass
 class BudgetVerdict:
-    """Which model is more accurate within ``budget_seconds``, and by how much."""
+    """Which model is more accurate within ``budget_seconds``, and by how much.
+
+    ``leaders`` holds every model tied for the top (one label when there is a winner);
+    the lead and its interval compare the winner with the runner-up, or, in a tie, the
+    first two tied models (the lead is then 0 and the interval says how close).
+    """
 
     budget_seconds: float
     metric: str
@@ -253,6 +340,37 @@ class BudgetVerdict:
     diff_high: float = float("nan")
     p_value: float = float("nan")
     notes: list[str] = field(default_factory=list)
+    leaders: list[str] = field(default_factory=list)
+    runner_up: str | None = None
+    problems: int = 0  # problems every model was scored on here
+
+    @property
+    def tie(self) -> bool:
+        return len(self.leaders) > 1
+
+
+def check_same_problems(curves: Sequence[BudgetCurve]) -> list[str]:
+    """The problem ids all curves share, in the first curve's order; refuse curves on different problems.
+
+    Ranking runs on different problems compares different tests. ``m1eval.budget_tasks``
+    cuts runs to their shared problems before pricing, and says how many.
+    """
+    first = curves[0].problem_ids
+    for curve in curves[1:]:
+        if set(curve.problem_ids) != set(first):
+            raise BudgetError(
+                f"{curves[0].label} was scored on {len(first)} problems and {curve.label} on {len(curve.problem_ids)} "
+                f"different ones; compare runs on their shared problems (m1eval.budget_tasks.on_shared_problems)"
+            )
+    return first
+
+
+def _model_at(curve: BudgetCurve, budget_seconds: float) -> ModelAtBudget:
+    k = curve.affordable_k(budget_seconds)
+    if k == 0:
+        return ModelAtBudget(curve.label, 0, 0.0, 0.0, 0.0, False)
+    i = curve.ks.index(k)
+    return ModelAtBudget(curve.label, k, float(curve.accuracy[i]), float(curve.low[i]), float(curve.high[i]), curve.saturated(budget_seconds))
 
 
 def compare_at_budget(
@@ -263,48 +381,47 @@ def compare_at_budget(
     resamples: int = 1000,
     seed: int = 0,
 ) -> BudgetVerdict:
-    """Each model at the largest k it can afford; the top two compared on shared problems."""
+    """Each model at the largest k it can afford; the top two compared on the same problems.
+
+    Models within ``TIE_TOLERANCE`` of the best accuracy all lead (a tie, no winner).
+    """
     if len(curves) < 1:
         raise BudgetError("compare_at_budget needs at least one curve")
+    if not budget_seconds > 0:
+        raise BudgetError(f"a time budget must be positive, got {budget_seconds:g} s")
+    labels = [c.label for c in curves]
+    if len(set(labels)) < len(labels):
+        raise BudgetError(f"curve labels must be unique to tell the runs apart, got {labels} (m1eval.budget_tasks.run_labels)")
+    shared = check_same_problems(curves)
     metric = curves[0].metric
-    models = []
-    for curve in curves:
-        k = curve.affordable_k(budget_seconds)
-        if k == 0:
-            models.append(ModelAtBudget(curve.label, 0, 0.0, 0.0, 0.0, False))
-        else:
-            i = curve.ks.index(k)
-            models.append(
-                ModelAtBudget(curve.label, k, float(curve.accuracy[i]), float(curve.low[i]), float(curve.high[i]), curve.saturated(budget_seconds))
-            )
+    models = [_model_at(curve, budget_seconds) for curve in curves]
     notes = [
-        f"{m.label}: not one sample of every problem fits in {budget_seconds:g} s (needs {c.seconds[0]:.3g} s)"
+        f"{m.label}: one sample of every problem costs {float(c.seconds[0]):.3g} s; it scores 0 below that"
         for m, c in zip(models, curves)
         if m.k == 0
     ]
-    notes += [f"{m.label}: budget exceeds the run's n={m.k} samples; accuracy held at k={m.k}" for m in models if m.saturated]
+    notes += [f"{m.label}: the budget buys more than the run's n={m.k} samples; accuracy held at k={m.k}" for m in models if m.saturated]
+    # Stable sort: models that tie exactly keep their input order.
     ranked = sorted(zip(models, curves), key=lambda mc: -mc[0].accuracy)
-    verdict = BudgetVerdict(budget_seconds, metric, models, None, 0.0, notes=notes)
+    top = ranked[0][0].accuracy
+    leaders = [m.label for m, _ in ranked if same_accuracy(m.accuracy, top)]
+    verdict = BudgetVerdict(budget_seconds, metric, models, None, 0.0, notes=notes, leaders=leaders, problems=len(shared))
     if len(ranked) < 2:
         verdict.winner = ranked[0][0].label
         return verdict
     (best, best_curve), (second, second_curve) = ranked[0], ranked[1]
-    verdict.difference = best.accuracy - second.accuracy
-    verdict.winner = best.label if verdict.difference > 0 else None
+    verdict.winner = None if verdict.tie else best.label
+    verdict.runner_up = None if verdict.tie else second.label
     if best_curve.problems is None or second_curve.problems is None:
+        verdict.difference = 0.0 if verdict.tie else best.accuracy - second.accuracy
         verdict.notes.append("curves carry no samples: no paired interval")
-        return verdict
-    shared = [pid for pid in best_curve.problems.ids if pid in set(second_curve.problems.ids)]
-    if len(shared) < max(len(best_curve.problems), len(second_curve.problems)):
-        verdict.notes.append(f"compared on the {len(shared)} problems both runs scored")
-    if not shared:
-        verdict.notes.append("the runs share no problem: no paired interval")
         return verdict
     diff, lo, hi, p = paired_difference(
         best_curve.problems.subset(shared), best.k, second_curve.problems.subset(shared), second.k, metric,
         level=confidence, resamples=resamples, seed=seed,
     )
-    verdict.difference, verdict.diff_low, verdict.diff_high, verdict.p_value = diff, lo, hi, p
+    verdict.difference = 0.0 if verdict.tie else diff
+    verdict.diff_low, verdict.diff_high, verdict.p_value = lo, hi, p
     return verdict
 
 
@@ -340,24 +457,51 @@ def paired_difference(
     return observed, low, high, p_value
 
 
-def crossovers(a: BudgetCurve, b: BudgetCurve) -> list[tuple[float, str]]:
-    """Budgets at which the more accurate model changes, with the model that leads from there.
+@dataclass(frozen=True)
+class LeaderChange:
+    """From ``seconds`` on, ``leaders`` are the most accurate (several when they tie)."""
 
-    Both accuracies are step functions of the budget (a model holds its accuracy until it
-    can afford the next k), so the leader can only change at one of the two curves' prices.
-    Ties do not end a lead; a model that cannot yet afford one sample scores 0.
+    seconds: float
+    leaders: tuple[str, ...]
+
+    @property
+    def leader(self) -> str | None:
+        return self.leaders[0] if len(self.leaders) == 1 else None
+
+    def describe(self) -> str:
+        if self.leader is not None:
+            return f"{self.leader} is more accurate"
+        return f"{', '.join(self.leaders[:-1])} and {self.leaders[-1]} tie"
+
+
+def leader_segments(curves: Sequence[BudgetCurve]) -> list[LeaderChange]:
+    """Who leads from each budget on, starting at the cheapest price, one entry per change.
+
+    Accuracies are step functions of the budget (a model holds its accuracy until it can
+    afford its next k), so the leader can only change at one of the curves' prices. A model
+    that cannot yet afford one sample scores 0; models within ``TIE_TOLERANCE`` of the best
+    share the lead, and a tie is a state of its own (a change into and out of it counts).
     """
-    prices = sorted(set(a.seconds.tolist()) | set(b.seconds.tolist()))
-    out: list[tuple[float, str]] = []
-    leader: str | None = None
+    if not curves:
+        return []
+    labels = [c.label for c in curves]
+    if len(set(labels)) < len(labels):
+        raise BudgetError(f"curve labels must be unique to tell the runs apart, got {labels}")
+    check_same_problems(curves)
+    prices = sorted({float(s) for c in curves for s in c.seconds})
+    out: list[LeaderChange] = []
     for price in prices:
-        da = a.accuracy_at(price) - b.accuracy_at(price)
-        now = a.label if da > 0 else b.label if da < 0 else None
-        if now is not None and now != leader:
-            if leader is not None:
-                out.append((price, now))
-            leader = now
+        accuracy = [c.accuracy_at(price) for c in curves]
+        top = max(accuracy)
+        leaders = tuple(label for label, a in zip(labels, accuracy) if same_accuracy(a, top))
+        if not out or out[-1].leaders != leaders:
+            out.append(LeaderChange(price, leaders))
     return out
+
+
+def crossovers(*curves: BudgetCurve) -> list[tuple[float, str | None]]:
+    """Budgets at which the lead changes among any number of curves: (seconds, new leader or None for a tie)."""
+    return [(change.seconds, change.leader) for change in leader_segments(curves)[1:]]
 
 
 def default_budgets(curves: Sequence[BudgetCurve], count: int = 6) -> list[float]:
@@ -393,22 +537,31 @@ def clock_for(
     batch_size: float | None = None,
     source: str = "auto",
     length_aware: bool = False,
+    tokens_per_sample: float | None = None,
 ) -> Clock:
     """``source``: 'profile' (must match), 'batches' (the run's own timings) or 'auto' (profile if any).
 
-    ``length_aware`` prices the run's mean completion length through the profile's
-    length sweep (see ``clock_from_profile``).
+    ``length_aware`` prices the run's mean completion length (or ``tokens_per_sample``,
+    when every sample is priced at a fixed length) through the profile's length sweep
+    (see ``clock_from_profile``).
     """
     if source not in ("auto", "profile", "batches"):
         raise BudgetError(f"--clock must be auto, profile or batches, got {source!r}")
     prof = match_profile(run, profiles) if source != "batches" else None
     if prof is not None:
-        mean_tokens = float(run.frame["completion_tokens"].mean()) if length_aware else None
+        gen_len = None
+        if length_aware:
+            gen_len = float(tokens_per_sample) if tokens_per_sample is not None else float(run.frame["completion_tokens"].mean())
         try:
-            return clock_from_profile(prof, batch_size, mean_tokens)
+            return clock_from_profile(prof, batch_size, gen_len)
         except ProfileError as exc:
             raise BudgetError(f"{run.path}: {exc}") from None
     if source == "profile":
         have = ", ".join(p.name for p in profiles) or "none given"
         raise BudgetError(f"{run.path}: no --profile matches model {run.model!r} (profiles: {have})")
-    return clock_from_batches(run)
+    clock = clock_from_batches(run)
+    if batch_size is not None:
+        note = (f"--batch-size {batch_size:g} does not apply to {run.model}: no profile prices it, so its own measured "
+                f"batches do (mean batch {clock.batch_size:g})")
+        clock = Clock(clock.tokens_per_second, clock.source, clock.batch_size, (note,))
+    return clock

@@ -4,12 +4,14 @@ Two fake models on the same two problems, n = 4 samples each, 50 tokens per samp
 
 - "fast": 100 tokens/s -> one round (1 sample of both problems, 100 tokens) costs 1 s;
   problem 0 has 1 correct sample of 4, problem 1 none.
-  pass@1 = (1/4 + 0)/2 = 0.125, pass@2 = (1 - C(3,2)/C(4,2))/2 = 0.25, pass@4 = 0.5.
+  pass@1 = (1/4 + 0)/2 = 0.125, pass@2 = (1 - C(3,2)/C(4,2))/2 = 0.25,
+  pass@3 = (1 - C(3,3)/C(4,3))/2 = 0.375, pass@4 = 0.5.
 - "slow": 25 tokens/s -> one round costs 4 s; problem 0: 4 of 4, problem 1: 2 of 4.
-  pass@1 = (1 + 1/2)/2 = 0.75, pass@2 = (1 + 5/6)/2 = 11/12, pass@4 = 1.
+  pass@1 = (1 + 1/2)/2 = 0.75, pass@2 = (1 + 5/6)/2 = 11/12, pass@3 = pass@4 = 1.
 
-Prices: fast 1, 2, 4 s; slow 4, 8, 16 s. Under 4 s the slow model cannot afford one
-sample of every problem, so fast leads; from 4 s on, slow (0.75) beats fast (0.5).
+Prices (every k, not only powers of two): fast 1, 2, 3, 4 s; slow 4, 8, 12, 16 s. Under
+4 s the slow model cannot afford one sample of every problem, so fast leads; from 4 s on,
+slow (0.75) beats fast (0.5).
 """
 
 from __future__ import annotations
@@ -54,19 +56,19 @@ def curves(runs):
 
 def test_prices_and_accuracies_match_hand_computation(curves):
     fast, slow = curves
-    assert fast.ks == [1, 2, 4] and slow.ks == [1, 2, 4]
-    assert fast.seconds.tolist() == pytest.approx([1.0, 2.0, 4.0])
-    assert slow.seconds.tolist() == pytest.approx([4.0, 8.0, 16.0])
-    assert fast.accuracy.tolist() == pytest.approx([0.125, 0.25, 0.5])
-    assert slow.accuracy.tolist() == pytest.approx([0.75, 11 / 12, 1.0])
+    assert fast.ks == [1, 2, 3, 4] and slow.ks == [1, 2, 3, 4]
+    assert fast.seconds.tolist() == pytest.approx([1.0, 2.0, 3.0, 4.0])
+    assert slow.seconds.tolist() == pytest.approx([4.0, 8.0, 12.0, 16.0])
+    assert fast.accuracy.tolist() == pytest.approx([0.125, 0.25, 0.375, 0.5])
+    assert slow.accuracy.tolist() == pytest.approx([0.75, 11 / 12, 1.0, 1.0])
     assert all(lo <= a <= hi for lo, a, hi in zip(fast.low, fast.accuracy, fast.high))
     assert fast.tokens_per_sample == pytest.approx(50.0)
 
 
 def test_affordable_k_is_a_step_function(curves):
     fast, slow = curves
-    assert [fast.affordable_k(b) for b in (0.5, 1.0, 1.99, 2.0, 3.9, 4.0, 100.0)] == [0, 1, 1, 2, 2, 4, 4]
-    assert [slow.affordable_k(b) for b in (3.99, 4.0, 15.9, 16.0)] == [0, 1, 2, 4]
+    assert [fast.affordable_k(b) for b in (0.5, 1.0, 1.99, 2.0, 3.9, 4.0, 100.0)] == [0, 1, 1, 2, 3, 4, 4]
+    assert [slow.affordable_k(b) for b in (3.99, 4.0, 11.9, 12.0, 15.9, 16.0)] == [0, 1, 2, 3, 3, 4]
     assert slow.accuracy_at(3.0) == 0.0 and slow.accuracy_at(8.0) == pytest.approx(11 / 12)
     assert fast.saturated(5.0) and not fast.saturated(4.0)
 
@@ -76,7 +78,8 @@ def test_verdict_below_the_crossover_fast_model_wins(curves):
     assert verdict.winner == "fast"
     assert [(m.label, m.k) for m in verdict.models] == [("fast", 2), ("slow", 0)]
     assert verdict.difference == pytest.approx(0.25)
-    assert any("slow: not one sample" in note for note in verdict.notes)
+    assert "slow: one sample of every problem costs 4 s; it scores 0 below that" in verdict.notes
+    assert verdict.leaders == ["fast"] and verdict.runner_up == "slow" and not verdict.tie
 
 
 def test_verdict_above_the_crossover_slow_model_wins_with_interval(curves):
@@ -100,11 +103,12 @@ def test_crossover_point(curves):
 
 
 def test_same_samples_faster_clock_never_loses(runs):
-    """The same run priced at 500 and at 25 tokens/s: the faster clock leads at every budget."""
+    """The same run priced at 500 and at 25 tokens/s: the faster clock leads, or ties once both are saturated."""
     _, slow_run = runs
     same_a = parallel_curve(slow_run, Clock(500.0, "quick"), "pass", resamples=50, label="quick")
     same_b = parallel_curve(slow_run, Clock(25.0, "slow"), "pass", resamples=50, label="slow")
-    assert crossovers(same_a, same_b) == []
+    # slow reaches pass@3 = 1.0 at 12 s, where quick has held 1.0 since 0.6 s: a tie from then on.
+    assert crossovers(same_a, same_b) == [(12.0, None)]
     verdict = compare_at_budget([same_a, same_b], 8.0, resamples=50)
     # quick: round 0.2 s -> k=4 (1.0); slow: round 4 s -> k=2 (11/12).
     assert verdict.winner == "quick" and verdict.difference == pytest.approx(1 - 11 / 12)
@@ -183,7 +187,7 @@ def test_budget_cli_tables_and_csv(runs, tmp_path):
     assert verdicts["winner"].tolist() == ["fast", "slow"]
     assert verdicts["difference"].tolist() == pytest.approx([0.25, 0.5])  # 0.25 - 0; 1.0 - 0.5
     curves = pd.read_csv(tmp_path / "tables" / "budget_curves.csv")
-    assert curves.loc[curves["model"] == "slow", "seconds"].tolist() == pytest.approx([4.0, 8.0, 16.0])
+    assert curves.loc[curves["model"] == "slow", "seconds"].tolist() == pytest.approx([4.0, 8.0, 12.0, 16.0])
 
 
 def test_budget_cli_requires_matching_profile(runs, tmp_path):

@@ -19,13 +19,13 @@ def _pct(x: float) -> str:
 
 
 def load_inputs(runs: list[Path], profiles: list[Path]):
-    """Run folders and profiles, with errors that name the bad path."""
+    """Run folders (each once, however often it is named) and profiles, with errors that name the bad path."""
     from m1eval.profile import ProfileError, ThroughputProfile
     from m1eval.rundata import load_run
     from m1eval.store import StoreError, find_runs
 
     try:
-        folders = find_runs(runs) if runs else []
+        folders = list({folder.resolve(): folder for folder in find_runs(runs)}.values()) if runs else []
         data = [load_run(folder) for folder in folders]
         profs = [ThroughputProfile.load(p) for p in profiles]
     except (StoreError, ProfileError) as exc:
@@ -38,10 +38,56 @@ def load_inputs(runs: list[Path], profiles: list[Path]):
 
 
 def by_task(runs):
-    groups: dict[str, list] = {}
-    for run in runs:
-        groups.setdefault(run.task, []).append(run)
-    return groups
+    from m1eval.budget_tasks import by_task as group
+
+    return group(runs)
+
+
+def _curve_table(task: str, curve, metric: str, extra_ks: set[int]) -> Table:
+    """The run's curve at k = 1, 2, 4, ..., n and at every k a verdict used (all k are in the CSV/JSON)."""
+    from m1eval.metrics import powers_of_two
+    from m1eval.plots import nice_seconds
+
+    table = Table(title=f"{task} · {curve.label}: {metric}@k against time ({curve.clock.source}, "
+                        f"{curve.clock.tokens_per_second:,.1f} tok/s, {curve.pricing}, {len(curve.values)} problems)")
+    for column in ("k", "time for k samples of every problem", f"{metric}@k %", "95% CI"):
+        table.add_column(column, justify="right")
+    shown = set(powers_of_two(curve.ks[-1])) | extra_ks
+    for k, s, a, lo, hi in zip(curve.ks, curve.seconds, curve.accuracy, curve.low, curve.high):
+        if k in shown:
+            table.add_row(str(k), nice_seconds(s), _pct(a), f"[{_pct(lo)}, {_pct(hi)}]")
+    return table
+
+
+def _verdict_table(result, metric: str) -> Table:
+    from m1eval.plots import nice_seconds
+
+    table = Table(title=f"{result.task}: most accurate run within each time budget ({metric}@k, "
+                        f"{len(result.coverage.shared)} problems)")
+    table.add_column("budget", justify="right")
+    for curve in result.curves:
+        table.add_column(f"{curve.label} k: %", justify="right")
+    for column in ("winner", "lead, pts [95% CI]", "p"):
+        table.add_column(column, justify="right")
+    for v in result.verdicts:
+        cells = [f"{m.k}: {_pct(m.accuracy)}" + ("*" if m.saturated else "") if m.k else "none fits" for m in v.models]
+        winner = v.winner or "tie: " + " = ".join(v.leaders)
+        table.add_row(nice_seconds(v.budget_seconds), *cells, winner,
+                      f"{_pct(v.difference)} [{_pct(v.diff_low)}, {_pct(v.diff_high)}]", f"{v.p_value:.2g}")
+    return table
+
+
+def _print_leaders(result) -> None:
+    from m1eval.plots import nice_seconds
+
+    first, *later = result.changes
+    names = ", ".join(c.label for c in result.curves)
+    if not later:
+        console.print(f"no crossover among {names}: {first.describe()} at every budget")
+        return
+    console.print(f"leader among {names} from the cheapest price ({nice_seconds(first.seconds)}): {first.describe()}")
+    for change in later:
+        console.print(f"crossover: from {nice_seconds(change.seconds)} on, {change.describe()}")
 
 
 def budget(
@@ -49,6 +95,11 @@ def budget(
     profile: Annotated[list[Path], typer.Option("--profile", "-p", help="Throughput profile JSON from `m1eval bench`; repeat.")] = [],  # noqa: B006
     clock: Annotated[str, typer.Option("--clock", help="auto (profile if one matches, else the run's batches), profile or batches.")] = "auto",
     batch_size: Annotated[float | None, typer.Option("--batch-size", help="Operating batch size read from the profile (default: its peak).")] = None,
+    tokens_per_sample: Annotated[
+        float | None,
+        typer.Option("--tokens-per-sample", min=1, help="Price every sample at N tokens (the M1 paper: 8192 at peak throughput) "
+                                                       "instead of each run's mean completion length."),
+    ] = None,
     metric: Annotated[str, typer.Option("--metric", help="maj (majority vote) or pass (pass@k).")] = "maj",
     length_aware: Annotated[
         bool, typer.Option("--length-aware/--no-length-aware", help="Rescale profile throughput to the run's mean completion length (length sweep).")
@@ -58,68 +109,54 @@ def budget(
     lengths: Annotated[str | None, typer.Option("--lengths", help="Token budgets L for --sequential, e.g. 1024,2048,4096.")] = None,
     resamples: Annotated[int, typer.Option("--resamples", min=100, help="Bootstrap resamples per interval.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
-    out: Annotated[Path | None, typer.Option("--out", help="Also write budget_curves.csv, budget_verdicts.csv, length_curves.csv here.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write budget_curves.csv, budget_verdicts.csv, length_curves.csv and all of it as budget.json here."),
+    ] = None,
 ) -> None:
-    """Which model is more accurate for the same wall-clock time (and token budget), with intervals."""
+    """Which run is more accurate for the same wall-clock time (and token budget), with intervals."""
+    import json
+
     import pandas as pd
 
-    from m1eval.budget import BudgetError, clock_for, compare_at_budget, crossovers, default_budgets, parallel_curve
+    from m1eval.budget import BudgetError
+    from m1eval.budget_tasks import analyse_task, json_ready, run_labels, task_curves
     from m1eval.commands.bench import parse_int_list
-    from m1eval.plots import nice_seconds
 
     data, profs = load_inputs(runs, profile)
     if metric not in ("maj", "pass"):
         raise typer.BadParameter(f"--metric must be maj or pass, got {metric!r}")
-    curve_frames, verdict_rows, length_frames = [], [], []
+    label_of = dict(zip(map(id, data), run_labels(data)))
+    results, length_frames = [], []
     try:
-        for task, group in by_task(data).items():
-            curves = [
-                parallel_curve(run, clock_for(run, profs, batch_size=batch_size, source=clock, length_aware=length_aware), metric, resamples=resamples, seed=seed)
-                for run in group
-            ]
-            for curve in curves:
-                table = Table(title=f"{task} · {curve.label}: {metric}@k against time ({curve.clock.source}, "
-                                    f"{curve.clock.tokens_per_second:,.1f} tok/s, {curve.tokens_per_sample:,.0f} tok/sample)")
-                for column in ("k", "time for k samples of every problem", f"{metric}@k %", "95% CI"):
-                    table.add_column(column, justify="right")
-                for k, s, a, lo, hi in zip(curve.ks, curve.seconds, curve.accuracy, curve.low, curve.high):
-                    table.add_row(str(k), nice_seconds(s), _pct(a), f"[{_pct(lo)}, {_pct(hi)}]")
-                console.print(table)
-                curve_frames.append(curve.to_frame())
-            if len(curves) < 2:
+        for group in by_task(data).values():
+            prepared = task_curves(group, profs, metric=metric, source=clock, batch_size=batch_size, length_aware=length_aware,
+                                   tokens_per_sample=tokens_per_sample, resamples=resamples, seed=seed,
+                                   labels=[label_of[id(run)] for run in group])
+            for warning in prepared.warnings:
+                console.print(f"[yellow]warning:[/yellow] {warning}")
+            result = analyse_task(prepared, budgets, resamples=resamples, seed=seed)
+            results.append(result)
+            for curve in result.curves:
+                used = {m.k for v in result.verdicts for m in v.models if m.label == curve.label and m.k}
+                console.print(_curve_table(result.task, curve, metric, used))
+            if not result.verdicts:
                 continue
-            table = Table(title=f"{task}: most accurate model within each time budget ({metric}@k)")
-            table.add_column("budget", justify="right")
-            for curve in curves:
-                table.add_column(f"{curve.label} k: %", justify="right")
-            for column in ("winner", "lead, pts [95% CI]", "p"):
-                table.add_column(column, justify="right")
-            saturated = False
-            for seconds in budgets or default_budgets(curves):
-                v = compare_at_budget(curves, seconds, resamples=resamples, seed=seed)
-                saturated = saturated or any(m.saturated for m in v.models)
-                cells = [f"{m.k}: {_pct(m.accuracy)}" + ("*" if m.saturated else "") if m.k else "none fits" for m in v.models]
-                table.add_row(nice_seconds(seconds), *cells, v.winner or "tie",
-                              f"{_pct(v.difference)} [{_pct(v.diff_low)}, {_pct(v.diff_high)}]", f"{v.p_value:.2g}")
-                verdict_rows.append({"task": task, "budget_seconds": seconds, "winner": v.winner, "difference": v.difference,
-                                     "ci_low": v.diff_low, "ci_high": v.diff_high, "p_value": v.p_value,
-                                     **{f"k[{m.label}]": m.k for m in v.models}, **{f"acc[{m.label}]": m.accuracy for m in v.models}})
-            console.print(table)
-            if saturated:
+            console.print(_verdict_table(result, metric))
+            if any(m.saturated for v in result.verdicts for m in v.models):
                 console.print("* the run has no more samples: accuracy held at its largest k")
-            if len(curves) == 2:
-                flips = crossovers(curves[0], curves[1])
-                for price, leader in flips:
-                    console.print(f"crossover: from {nice_seconds(price)} on, {leader} is more accurate")
-                if not flips:
-                    console.print("no crossover: the same model leads (or ties) at every budget")
+            for note in result.notes:
+                console.print(f"note: {note}")
+            _print_leaders(result)
         if sequential:
             from m1eval.budget import match_profile
             from m1eval.budget_sequential import sequential_curve
+            from m1eval.plots import nice_seconds
 
             grid = parse_int_list(lengths, "--lengths")
             for run in data:
-                curve = sequential_curve(run, lengths=grid, profile=match_profile(run, profs), resamples=resamples, seed=seed)
+                curve = sequential_curve(run, lengths=grid, profile=match_profile(run, profs), resamples=resamples, seed=seed,
+                                         label=label_of[id(run)])
                 table = Table(title=f"{run.task} · {curve.label}: accuracy with completions cut at L tokens")
                 for column in ("L (tokens)", "pass@1 %", "95% CI", "no answer %", "decode time"):
                     table.add_column(column, justify="right")
@@ -134,11 +171,20 @@ def budget(
         raise typer.Exit(2) from None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        curve_frames = [curve.to_frame() for result in results for curve in result.curves]
+        verdict_rows = [row for result in results for row in result.verdict_rows()]
         for name, frames in (("budget_curves", curve_frames), ("length_curves", length_frames)):
             if frames:
                 pd.concat(frames).to_csv(out / f"{name}.csv", index=False)
         if verdict_rows:
             pd.DataFrame(verdict_rows).to_csv(out / "budget_verdicts.csv", index=False)
+        report = {
+            "settings": {"metric": metric, "clock": clock, "batch_size": batch_size, "tokens_per_sample": tokens_per_sample,
+                         "length_aware": length_aware, "resamples": resamples, "seed": seed},
+            "tasks": [result.to_dict() for result in results],
+            "length_curves": [json_ready(frame.to_dict(orient="list")) for frame in length_frames],
+        }
+        (out / "budget.json").write_text(json.dumps(json_ready(report), indent=1, allow_nan=False) + "\n")
         console.print(f"tables written to {out}")
 
 
