@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from m1eval import plot_style as ps
-from m1eval.budget import BudgetCurve, MetricCurve, crossovers
+from m1eval.budget import BudgetCurve, MetricCurve, leader_segments
 from m1eval.budget_sequential import LengthCurve
+from m1eval.metrics import powers_of_two
 from m1eval.profile import ThroughputProfile
 
 FIGURES = ("passk", "majk", "budget", "length", "throughput")
@@ -63,7 +64,9 @@ def figure_budget(curves: Sequence[BudgetCurve], *, title: str | None = None, ma
     """Accuracy against the wall-clock seconds needed for k samples of every problem.
 
     Accuracy is a step function of the budget (a model keeps its accuracy until it can
-    afford its next k), drawn with steps; each step is labelled with its k.
+    afford its next k), drawn with steps over every k; the steps at k = 1, 2, 4, ... are
+    labelled. Lines are named by the curves' labels (unique per run); runs of one model
+    share its colour and differ in line style. Fixed-length pricing is named in the legend.
     """
     if not curves:
         raise ValueError("no curves to plot")
@@ -71,17 +74,20 @@ def figure_budget(curves: Sequence[BudgetCurve], *, title: str | None = None, ma
     fig, axes = ps.new_figure(len(tasks), width=5.8)
     for ax, (task, group) in zip(axes, tasks.items()):
         right = max(float(c.seconds[-1]) for c in group) * 1.6
-        for curve in group:
-            color = ps.model_color(curve.label)
+        for curve, style in zip(group, _run_styles(group)):
+            color = _curve_color(curve)
             x = np.append(curve.seconds, right)
             y, lo, hi = (np.append(v, v[-1]) for v in (curve.accuracy, curve.low, curve.high))
-            label = f"{curve.label} ({curve.clock.tokens_per_second:,.0f} tok/s)"
-            ax.step(x, y, where="post", color=color, label=label)
+            label = f"{curve.label} ({curve.clock.tokens_per_second:,.0f} tok/s"
+            label += f", {curve.pricing})" if curve.fixed_tokens is not None else ")"
+            ax.step(x, y, where="post", color=color, linestyle=style, label=label)
             ax.plot(curve.seconds, curve.accuracy, linestyle="none", marker=ps.model_marker(curve.label), color=color)
             _band(ax, x, lo, hi, color, step="post")
+            labelled = set(powers_of_two(max(curve.ks)))
             for k, s, a in zip(curve.ks, curve.seconds, curve.accuracy):
-                ax.annotate(f"k={k}", (s, a), textcoords="offset points", xytext=(2, 4), fontsize=7, color=color)
-        if mark_crossovers and len(group) == 2:
+                if k in labelled:
+                    ax.annotate(f"k={k}", (s, a), textcoords="offset points", xytext=(2, 4), fontsize=7, color=color)
+        if mark_crossovers and len(group) >= 2:
             _mark_leaders(ax, group, left=min(float(c.seconds[0]) for c in group), right=right)
         metric = METRIC_NAMES[group[0].metric]
         ax.set_xscale("log")
@@ -95,21 +101,40 @@ def figure_budget(curves: Sequence[BudgetCurve], *, title: str | None = None, ma
     return fig
 
 
-def _mark_leaders(ax, pair: Sequence[BudgetCurve], *, left: float, right: float) -> None:  # noqa: ANN001
-    """A strip along the top coloured by the model that leads at each budget, with dotted
-    lines at the crossovers. Text labels per crossover overlap when crossovers are close,
+RUN_LINESTYLES = ["-", "--", "-.", (0, (1, 1)), (0, (5, 1, 1, 1, 1, 1))]  # dotted ":" marks crossovers
+TIE_COLOR = "0.6"
+
+
+def _curve_color(curve: BudgetCurve) -> str:
+    return ps.model_color(curve.model or curve.label)
+
+
+def _run_styles(group: Sequence[BudgetCurve]) -> list:
+    """Solid for a model's first run, then dashed, dash-dot, ... for its other runs in the panel."""
+    seen: dict[str, int] = {}
+    styles = []
+    for curve in group:
+        key = curve.model or curve.label
+        styles.append(RUN_LINESTYLES[seen.get(key, 0) % len(RUN_LINESTYLES)])
+        seen[key] = seen.get(key, 0) + 1
+    return styles
+
+
+def _mark_leaders(ax, group: Sequence[BudgetCurve], *, left: float, right: float) -> None:
+    """A strip along the top coloured by the run that leads at each budget (grey where runs tie),
+    with dotted lines at the changes. Text labels per change overlap when changes are close,
     so the strip carries the information and the legend names the colours."""
-    changes = crossovers(pair[0], pair[1])
-    if not changes:
+    segments = leader_segments(group)
+    if len(segments) < 2:
         return
-    first = pair[1].label if changes[0][1] == pair[0].label else pair[0].label
-    edges = [left, *(price for price, _ in changes), right]
-    leaders = [first, *(leader for _, leader in changes)]
-    for start, stop, leader in zip(edges[:-1], edges[1:], leaders):
-        ax.axvspan(start, stop, ymin=0.975, ymax=1.0, color=ps.model_color(leader), alpha=0.8, linewidth=0)
-    for price, _ in changes:
-        ax.axvline(price, color="0.4", linestyle=":", linewidth=1)
-    ax.annotate("leader at each budget", (0.01, 0.955), xycoords="axes fraction", fontsize=7, color="0.3", va="top")
+    colors = {c.label: _curve_color(c) for c in group}
+    edges = [left, *(change.seconds for change in segments[1:]), right]
+    for start, stop, change in zip(edges[:-1], edges[1:], segments):
+        color = colors[change.leader] if change.leader is not None else TIE_COLOR
+        ax.axvspan(start, stop, ymin=0.975, ymax=1.0, color=color, alpha=0.8, linewidth=0)
+    for change in segments[1:]:
+        ax.axvline(change.seconds, color="0.4", linestyle=":", linewidth=1)
+    ax.annotate("leader at each budget (grey: tie)", (0.01, 0.955), xycoords="axes fraction", fontsize=7, color="0.3", va="top")
 
 
 def figure_length(curves: Sequence[LengthCurve], *, title: str | None = None):

@@ -25,13 +25,17 @@ def plot(
     length_aware: Annotated[
         bool, typer.Option("--length-aware/--no-length-aware", help="Rescale profile throughput to the run's mean completion length (length sweep).")
     ] = False,
+    tokens_per_sample: Annotated[
+        float | None, typer.Option("--tokens-per-sample", min=1, help="budget figure: price every sample at N tokens (the M1 paper: 8192).")
+    ] = None,
     lengths: Annotated[str | None, typer.Option("--lengths", help="length figure: token budgets L, e.g. 1024,2048,4096.")] = None,
     resamples: Annotated[int, typer.Option("--resamples", min=0, help="Bootstrap resamples for the bands.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
 ) -> None:
     """pass@k / maj@k vs k, accuracy vs time budget and vs max tokens, throughput vs batch and length."""
-    from m1eval.budget import BudgetError, clock_for, match_profile, metric_curve, parallel_curve
+    from m1eval.budget import BudgetError, match_profile, metric_curve
     from m1eval.budget_sequential import sequential_curve
+    from m1eval.budget_tasks import by_task, run_labels, task_curves
     from m1eval.commands.bench import parse_int_list
     from m1eval.commands.budget import load_inputs
     from m1eval.plots import FIGURES, figure_budget, figure_length, figure_metric, figure_throughput, save
@@ -51,20 +55,27 @@ def plot(
     if "throughput" in wanted and not profs:
         raise typer.BadParameter("--figure throughput needs --profile files from `m1eval bench`")
     written = []
+    label_of = dict(zip(map(id, data), run_labels(data)))  # model/run-id where a task has a model twice
     try:
         for name in wanted:
             if name in ("passk", "majk"):
                 m = "pass" if name == "passk" else "maj"
-                fig = figure_metric([metric_curve(run, m, resamples=resamples, seed=seed) for run in data])
+                fig = figure_metric([metric_curve(run, m, resamples=resamples, seed=seed, label=label_of[id(run)]) for run in data])
             elif name == "budget":
-                fig = figure_budget([
-                    parallel_curve(run, clock_for(run, profs, batch_size=batch_size, source=clock, length_aware=length_aware), metric, resamples=resamples, seed=seed)
-                    for run in data
-                ])
+                prepared = [
+                    task_curves(group, profs, metric=metric, source=clock, batch_size=batch_size, length_aware=length_aware,
+                                tokens_per_sample=tokens_per_sample, resamples=resamples, seed=seed,
+                                labels=[label_of[id(run)] for run in group])
+                    for group in by_task(data).values()
+                ]
+                for message in [*(w for t in prepared for w in t.warnings), *(n for t in prepared for n in t.notes)]:
+                    console.print(f"[yellow]note:[/yellow] {message}")
+                fig = figure_budget([curve for t in prepared for curve in t.curves])
             elif name == "length":
                 grid = parse_int_list(lengths, "--lengths")
                 fig = figure_length([
-                    sequential_curve(run, lengths=grid, profile=match_profile(run, profs), resamples=resamples, seed=seed)
+                    sequential_curve(run, lengths=grid, profile=match_profile(run, profs), resamples=resamples, seed=seed,
+                                     label=label_of[id(run)])
                     for run in data
                 ])
             else:

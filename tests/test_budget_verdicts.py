@@ -1,0 +1,247 @@
+"""Budget verdicts on the situations real results folders produce (issue 16).
+
+Each test runs ``m1eval budget`` (or the library) on one of the constructed examples in
+``budget_runs.EXAMPLES``, whose accuracies and prices are worked out there on paper:
+exact ties, two runs of one model, runs scored on different problems, three runs, a
+budget that buys k = 3, the paper's fixed-length pricing, a --batch-size past the batch
+that ran out of memory, and the JSON output.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from budget_runs import write_example, write_run
+from typer.testing import CliRunner
+
+from m1eval.cli import app
+from m1eval.profile import Measurement, ThroughputProfile
+from m1eval.rundata import load_run
+
+
+def _budget(tmp_path, example: str, *extra: str):
+    """Run ``m1eval budget`` on an example; return (flattened output, verdict table, curve table, JSON)."""
+    folder, options = write_example(tmp_path / "runs", example)
+    out = tmp_path / "tables"
+    result = CliRunner().invoke(app, ["budget", str(folder), *options, *extra, "--resamples", "200", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    verdicts = pd.read_csv(out / "budget_verdicts.csv") if (out / "budget_verdicts.csv").exists() else None
+    return text, verdicts, pd.read_csv(out / "budget_curves.csv"), json.loads((out / "budget.json").read_text())
+
+
+# ---------------------------------------------------------------------------- 1. exact ties
+
+
+def test_equal_accuracies_tie_although_their_float_sums_differ(tmp_path):
+    from m1eval.budget import Clock, compare_at_budget, crossovers, parallel_curve
+
+    folder, _ = write_example(tmp_path, "tie")
+    a, b = (load_run(folder / model / "hand") for model in ("A", "B"))
+    ca = parallel_curve(a, Clock(37.5, "A"), "pass", resamples=100)
+    cb = parallel_curve(b, Clock(50.0, "B"), "pass", resamples=100)
+    # The premise: both are 2/3 exactly, but the float sums differ (A's by 1e-16 more).
+    assert ca.accuracy[0] != cb.accuracy[0] and ca.accuracy[0] == pytest.approx(2 / 3) == cb.accuracy[0]
+    verdict = compare_at_budget([ca, cb], 3.0, resamples=100)
+    assert verdict.winner is None and verdict.tie and verdict.leaders == ["A", "B"]
+    assert verdict.difference == 0.0 and verdict.runner_up is None
+    assert verdict.diff_low <= 0 <= verdict.diff_high
+    # B alone from 2 s; the tie from 2.67 s (A's first round); B at k=2 from 4 s; both at 1.0 from 8 s.
+    assert crossovers(ca, cb) == [(pytest.approx(8 / 3), None), (4.0, "B"), (8.0, None)]
+
+
+def test_cli_reports_the_tie_and_no_false_crossover(tmp_path):
+    text, verdicts, _, _ = _budget(tmp_path, "tie")
+    assert verdicts["winner"].isna().all() and verdicts["tie"].tolist() == [True]
+    assert verdicts["difference"].tolist() == [0.0]
+    assert "tie: A = B" in text
+    assert "crossover: from 2.67 s on, A and B tie" in text
+    assert "A is more accurate" not in text  # the old verdict, decided by rounding
+
+
+# ---------------------------------------------------------------------------- 2. two runs of one model
+
+
+def test_two_runs_of_one_model_keep_apart_in_tables_csv_json(tmp_path):
+    text, verdicts, curves, report = _budget(tmp_path, "twins")
+    assert {"k[m1/small]", "k[m1/large]", "acc[m1/small]", "acc[m1/large]"} <= set(verdicts.columns)
+    assert verdicts["winner"].tolist() == ["m1/small", "m1/large"]
+    assert verdicts["k[m1/small]"].tolist() == [4, 4] and verdicts["k[m1/large]"].tolist() == [0, 4]
+    assert sorted(curves["model"].unique()) == ["m1/large", "m1/small"]
+    assert "crossover: from 4 s on, m1/large is more accurate" in text
+    assert [c["label"] for c in report["tasks"][0]["curves"]] == ["m1/large", "m1/small"]
+    assert {c["model"] for c in report["tasks"][0]["curves"]} == {"m1"}
+
+
+def test_run_labels(tmp_path):
+    from m1eval.budget_tasks import run_labels
+
+    one = load_run(write_run(tmp_path / "a", "m1", [[True]], run_id="r1"))
+    two = load_run(write_run(tmp_path / "a", "m1", [[False]], run_id="r2"))
+    other = load_run(write_run(tmp_path / "a", "llama", [[True]], run_id="r1"))
+    elsewhere = load_run(write_run(tmp_path / "b", "m1", [[True]], run_id="r1", task="other"))
+    copy = load_run(write_run(tmp_path / "c", "m1", [[True]], run_id="r1"))
+    assert run_labels([one, two, other, elsewhere]) == ["m1/r1", "m1/r2", "llama", "m1"]
+    assert run_labels([one, copy]) == ["m1/r1#1", "m1/r1#2"]
+
+
+def test_one_folder_named_twice_is_one_run(tmp_path):
+    folder, options = write_example(tmp_path, "kflip")
+    x = folder / "X" / "hand"
+    result = CliRunner().invoke(app, ["budget", str(folder), str(x), *options, "--resamples", "100"])
+    assert result.exit_code == 0, result.output
+    assert "X#" not in result.output and result.output.count("kflip · X:") == 1
+
+
+# ---------------------------------------------------------------------------- 3. different problem sets
+
+
+def test_runs_on_different_problems_are_compared_on_the_shared_ones(tmp_path):
+    text, verdicts, curves, report = _budget(tmp_path, "shared")
+    assert ("note: the runs scored different problems (A: 6, B: 3); every run is priced, ranked and compared "
+            "on the 3 problems all of them scored") in text
+    # On p0..p2, A round costs 150 tok / 100 tok/s = 1.5 s: 3 s buy A k=2 (pass@2 = 2/3), B k=1 (1/2).
+    row = verdicts.iloc[0]
+    assert (row["k[A]"], row["k[B]"], row["problems"]) == (2, 1, 3)
+    assert row["winner"] == "A" and row["difference"] == pytest.approx(1 / 6)
+    assert (verdicts["difference"] >= 0).all()
+    assert set(curves["problems"]) == {3}
+    assert report["tasks"][0]["problems"] == 3 and report["tasks"][0]["problems_scored"] == {"A": 6, "B": 3}
+
+
+def test_library_refuses_curves_on_different_problems(tmp_path):
+    from m1eval.budget import BudgetError, Clock, compare_at_budget, parallel_curve
+    from m1eval.budget_tasks import on_shared_problems
+
+    folder, _ = write_example(tmp_path, "shared")
+    a, b = (load_run(folder / model / "hand") for model in ("A", "B"))
+    curves = [parallel_curve(r, Clock(100.0, "t"), "pass", resamples=0) for r in (a, b)]
+    with pytest.raises(BudgetError, match="A was scored on 6 problems and B on 3"):
+        compare_at_budget(curves, 3.0, resamples=0)
+    (ca, cb), coverage = on_shared_problems([a, b], ["A", "B"])
+    assert coverage.shared == ["p0", "p1", "p2"] and ca.problem_ids == cb.problem_ids == ["p0", "p1", "p2"]
+    disjoint = load_run(write_run(tmp_path / "d", "C", [[True]], task="shared", problem_ids=["p9"]))
+    with pytest.raises(BudgetError, match=r"share no scored problem \(A: 6, C: 1\)"):
+        on_shared_problems([a, disjoint], ["A", "C"])
+
+
+# ---------------------------------------------------------------------------- 4. three or more runs
+
+
+def test_every_change_of_leader_among_three_runs(tmp_path):
+    text, verdicts, _, report = _budget(tmp_path, "three")
+    assert "leader among A, B, C from the cheapest price (0.25 s): A is more accurate" in text
+    assert "crossover: from 1 s on, B is more accurate" in text
+    assert "crossover: from 4 s on, C is more accurate" in text
+    assert report["tasks"][0]["leader_changes"] == [
+        {"from_seconds": 0.25, "leaders": ["A"]}, {"from_seconds": 1.0, "leaders": ["B"]}, {"from_seconds": 4.0, "leaders": ["C"]},
+    ]
+    assert verdicts["winner"].tolist() == ["B", "C"] and verdicts["runner_up"].tolist() == ["A", "B"]
+    # The notes behind the cells are printed: C cannot afford a sample at 1 s; A is out of samples at 4 s.
+    assert "note: C: one sample of every problem costs 4 s; it scores 0 below that" in text
+    assert "note: A: the budget buys more than the run's n=4 samples; accuracy held at k=4" in text
+
+
+# ---------------------------------------------------------------------------- 5. any k
+
+
+def test_a_budget_buys_the_largest_k_that_fits_not_a_power_of_two(tmp_path):
+    text, verdicts, curves, _ = _budget(tmp_path, "kflip")
+    row = verdicts.iloc[0]
+    # 3 s buy X three rounds of 1 s: pass@3 = 0.75 against Y's pass@1 = 0.6 (at k = 2 it was 0.5: Y won).
+    assert (row["k[X]"], row["k[Y]"]) == (3, 1)
+    assert row["winner"] == "X" and row["difference"] == pytest.approx(0.15)
+    assert curves.loc[curves["model"] == "X", "k"].tolist() == [1, 2, 3, 4]
+    assert "3: 75.0" in text and "1: 60.0" in text  # the verdict table's cells
+
+
+# ---------------------------------------------------------------------------- 6. the paper's pricing
+
+
+def _profile(tmp_path, name: str, *, oom: int | None = None):
+    measurements = [
+        Measurement("batch", 4, 8, 64, wall_seconds=0.512, generated_tokens=256),  # 500 tok/s
+        Measurement("batch", 8, 8, 64, wall_seconds=0.512, generated_tokens=512),  # 1000 tok/s (peak)
+    ]
+    if oom:
+        measurements.append(Measurement("batch", oom, 8, 64, status="oom", error="CUDA out of memory"))
+    return ThroughputProfile(model=f"org/{name}", engine="fake", display_name=name, measurements=measurements).save(
+        tmp_path / f"{name}.json"
+    )
+
+
+def test_fixed_tokens_per_sample_prices_k_at_peak_throughput(tmp_path):
+    prof = _profile(tmp_path, "X")
+    text, _, curves, report = _budget(tmp_path, "kflip", "--profile", str(prof), "--tokens-per-sample", "8192")
+    x = curves[curves["model"] == "X"]
+    # The paper: 8192 tokens per sample over peak throughput; 5 problems, k samples each.
+    assert x["seconds"].tolist() == pytest.approx([k * 5 * 8192 / 1000 for k in (1, 2, 3, 4)])
+    assert set(x["pricing"]) == {"fixed 8,192 tok/sample"} and set(x["tokens_per_second"]) == {1000.0}
+    y = curves[curves["model"] == "Y"]  # no profile: its own batches (100 tok/s), still 8192 tokens a sample
+    assert y["seconds"].tolist() == pytest.approx([k * 5 * 8192 / 100 for k in (1, 2, 3, 4)])
+    assert "profile X (fake) at batch 8, 1,000.0 tok/s, fixed 8,192 tok/sample" in text
+    assert report["settings"]["tokens_per_sample"] == 8192
+
+
+def test_fixed_tokens_per_sample_library_and_default_pricing(tmp_path):
+    from m1eval.budget import BudgetError, Clock, parallel_curve
+
+    folder, _ = write_example(tmp_path, "kflip")
+    run = load_run(folder / "X" / "hand")
+    measured = parallel_curve(run, Clock(100.0, "t"), "pass", resamples=0)
+    fixed = parallel_curve(run, Clock(100.0, "t"), "pass", resamples=0, tokens_per_sample=8192)
+    assert measured.seconds.tolist() == pytest.approx([2.5 * k for k in (1, 2, 3, 4)])  # 5 x 50 tokens a round
+    assert fixed.seconds.tolist() == pytest.approx([5 * 8192 / 100 * k for k in (1, 2, 3, 4)])
+    assert (measured.pricing, fixed.pricing) == ("mean 50 tok/sample", "fixed 8,192 tok/sample")
+    assert fixed.accuracy.tolist() == measured.accuracy.tolist()  # only the clock changes
+    with pytest.raises(BudgetError, match="--tokens-per-sample must be positive"):
+        parallel_curve(run, Clock(100.0, "t"), "pass", resamples=0, tokens_per_sample=0)
+
+
+# ---------------------------------------------------------------------------- 7. warnings and JSON
+
+
+def test_batch_size_at_or_above_the_oom_batch_warns(tmp_path):
+    prof = _profile(tmp_path, "X", oom=16)
+    text, _, _, report = _budget(tmp_path, "kflip", "--profile", str(prof), "--batch-size", "32")
+    assert ("warning: X: --batch-size 32 is at or above batch 16, which ran out of memory in profile X; "
+            "priced at the largest batch that ran, 8 (1,000.0 tok/s)") in text
+    assert "warning: Y: --batch-size 32 does not apply to Y" in text
+    assert report["tasks"][0]["warnings"][0].startswith("X: --batch-size 32 is at or above batch 16")
+    quiet = CliRunner().invoke(app, ["budget", str(tmp_path / "runs" / "kflip" / "kflip"), "--profile", str(prof),
+                                     "--batch-size", "6", "--resamples", "100"])
+    assert "out of memory" not in quiet.output and "above the largest" not in quiet.output
+
+
+def test_batch_size_warnings_outside_the_sweep():
+    from m1eval.budget import batch_size_warnings, clock_from_profile
+
+    prof = ThroughputProfile(model="org/t", engine="fake", measurements=[
+        Measurement("batch", 4, 8, 64, wall_seconds=0.512, generated_tokens=256),
+        Measurement("batch", 8, 8, 64, wall_seconds=0.512, generated_tokens=512),
+    ])
+    assert batch_size_warnings(prof, 6) == [] and clock_from_profile(prof, 6).warnings == ()
+    assert "above the largest batch profile t measured (8)" in batch_size_warnings(prof, 64)[0]
+    assert "below the smallest batch profile t measured (4)" in batch_size_warnings(prof, 1)[0]
+    assert clock_from_profile(prof).warnings == ()  # the peak is always measured
+
+
+def test_json_output_matches_the_csv(tmp_path):
+    _, verdicts, curves, report = _budget(tmp_path, "three")
+    text = (tmp_path / "tables" / "budget.json").read_text()
+    assert "NaN" not in text  # strict JSON
+    task = report["tasks"][0]
+    assert [v["winner"] for v in task["verdicts"]] == verdicts["winner"].tolist()
+    assert [v["difference"] for v in task["verdicts"]] == pytest.approx(verdicts["difference"].tolist())
+    assert [m["k"] for m in task["verdicts"][0]["models"]] == [4, 1, 0]
+    a = next(c for c in task["curves"] if c["label"] == "A")
+    assert a["seconds"] == pytest.approx(curves.loc[curves["model"] == "A", "seconds"].tolist())
+    assert report["settings"]["metric"] == "pass"
+
+
+def test_bad_budget_is_one_line_error(tmp_path):
+    folder, _ = write_example(tmp_path, "kflip")
+    result = CliRunner().invoke(app, ["budget", str(folder), "--budget", "-1", "--resamples", "100"])
+    assert result.exit_code == 2 and "error: --budget must be a positive number of seconds, got -1" in result.output
