@@ -209,3 +209,15 @@ def test_length_aware_clock_uses_the_length_sweep():
     clock = clock_from_profile(prof, gen_len=200)  # peak batch 4: 300 tok/s x 2/3
     assert clock.tokens_per_second == pytest.approx(200.0)
     assert "200-token generations" in clock.source
+
+
+def test_length_aware_clock_with_fixed_tokens_uses_that_length(runs):
+    from m1eval.budget import clock_for
+
+    fast, _ = runs  # model "fast", 50-token completions
+    prof = _profile()
+    prof.display_name = "fast"
+    # Mean length 50 -> factor 1 (proportional below 100 tokens); fixed 200 -> factor 2/3.
+    assert clock_for(fast, [prof], length_aware=True).tokens_per_second == pytest.approx(300.0)
+    fixed = clock_for(fast, [prof], length_aware=True, tokens_per_sample=200)
+    assert fixed.tokens_per_second == pytest.approx(200.0) and "200-token generations" in fixed.source
