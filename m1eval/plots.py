@@ -65,8 +65,9 @@ def figure_budget(curves: Sequence[BudgetCurve], *, title: str | None = None, ma
 
     Accuracy is a step function of the budget (a model keeps its accuracy until it can
     afford its next k), drawn with steps over every k; the steps at k = 1, 2, 4, ... are
-    labelled. Lines are named by the curves' labels (unique per run); runs of one model
-    share its colour and differ in line style. Fixed-length pricing is named in the legend.
+    labelled. Lines are named by the curves' labels (unique per run); further runs of a
+    model in a panel get a darker shade of its colour and another line style. Fixed-length
+    pricing is named in the legend.
     """
     if not curves:
         raise ValueError("no curves to plot")
@@ -74,8 +75,9 @@ def figure_budget(curves: Sequence[BudgetCurve], *, title: str | None = None, ma
     fig, axes = ps.new_figure(len(tasks), width=5.8)
     for ax, (task, group) in zip(axes, tasks.items()):
         right = max(float(c.seconds[-1]) for c in group) * 1.6
+        colors = _run_colors(group)
         for curve, style in zip(group, _run_styles(group)):
-            color = _curve_color(curve)
+            color = colors[curve.label]
             x = np.append(curve.seconds, right)
             y, lo, hi = (np.append(v, v[-1]) for v in (curve.accuracy, curve.low, curve.high))
             label = f"{curve.label} ({curve.clock.tokens_per_second:,.0f} tok/s"
@@ -105,19 +107,31 @@ RUN_LINESTYLES = ["-", "--", "-.", (0, (1, 1)), (0, (5, 1, 1, 1, 1, 1))]  # dott
 TIE_COLOR = "0.6"
 
 
-def _curve_color(curve: BudgetCurve) -> str:
-    return ps.model_color(curve.model or curve.label)
+def _run_index(group: Sequence[BudgetCurve]) -> list[int]:
+    """0 for each model's first run in the panel, 1 for its second, ..."""
+    seen: dict[str, int] = {}
+    out = []
+    for curve in group:
+        key = curve.model or curve.label
+        out.append(seen.get(key, 0))
+        seen[key] = out[-1] + 1
+    return out
+
+
+def _run_colors(group: Sequence[BudgetCurve]) -> dict[str, tuple[float, float, float]]:
+    """Label -> colour: the model's fixed colour, darkened by 40% for each further run of it."""
+    from matplotlib.colors import to_rgb
+
+    out = {}
+    for curve, i in zip(group, _run_index(group)):
+        base = np.array(to_rgb(ps.model_color(curve.model or curve.label)))
+        out[curve.label] = tuple(float(x) for x in base * 0.6 ** (i % 3))
+    return out
 
 
 def _run_styles(group: Sequence[BudgetCurve]) -> list:
     """Solid for a model's first run, then dashed, dash-dot, ... for its other runs in the panel."""
-    seen: dict[str, int] = {}
-    styles = []
-    for curve in group:
-        key = curve.model or curve.label
-        styles.append(RUN_LINESTYLES[seen.get(key, 0) % len(RUN_LINESTYLES)])
-        seen[key] = seen.get(key, 0) + 1
-    return styles
+    return [RUN_LINESTYLES[i % len(RUN_LINESTYLES)] for i in _run_index(group)]
 
 
 def _mark_leaders(ax, group: Sequence[BudgetCurve], *, left: float, right: float) -> None:
@@ -127,7 +141,7 @@ def _mark_leaders(ax, group: Sequence[BudgetCurve], *, left: float, right: float
     segments = leader_segments(group)
     if len(segments) < 2:
         return
-    colors = {c.label: _curve_color(c) for c in group}
+    colors = _run_colors(group)
     edges = [left, *(change.seconds for change in segments[1:]), right]
     for start, stop, change in zip(edges[:-1], edges[1:], segments):
         color = colors[change.leader] if change.leader is not None else TIE_COLOR

@@ -35,11 +35,13 @@ def test_two_runs_of_one_model_are_two_lines_with_their_own_labels(tmp_path):
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["m1/large (25 tok/s)", "m1/small (200 tok/s)"]
     steps = [line for line in ax.lines if line.get_label() in ("m1/large (25 tok/s)", "m1/small (200 tok/s)")]
-    assert [to_rgb(line.get_color()) for line in steps] == [to_rgb(ps.model_color("m1"))] * 2  # the model's colour
-    assert steps[0].get_linestyle() != steps[1].get_linestyle()  # told apart by line style
-    # small leads until 4 s, then large: two strip segments, one dotted change at 4 s.
+    colors = [to_rgb(line.get_color()) for line in steps]
+    assert colors[0] == to_rgb(ps.model_color("m1"))  # the model's colour, then a darker shade of it
+    assert colors[1] == pytest.approx(tuple(0.6 * x for x in colors[0]))
+    assert steps[0].get_linestyle() != steps[1].get_linestyle()  # and another line style
+    # small leads until 4 s, then large: two strip segments in the two runs' colours, a dotted change at 4 s.
     assert [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == ":"] == [4.0]
-    assert len(_strip(ax)) == 2
+    assert _strip(ax) == [colors[1], colors[0]]
 
 
 def test_three_runs_mark_every_leader_and_ties_in_grey(tmp_path):
