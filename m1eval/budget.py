@@ -401,14 +401,15 @@ def compare_at_budget(
         if m.k == 0
     ]
     notes += [f"{m.label}: the budget buys more than the run's n={m.k} samples; accuracy held at k={m.k}" for m in models if m.saturated]
-    # Stable sort: models that tie exactly keep their input order.
-    ranked = sorted(zip(models, curves), key=lambda mc: -mc[0].accuracy)
-    top = ranked[0][0].accuracy
-    leaders = [m.label for m, _ in ranked if same_accuracy(m.accuracy, top)]
+    top = max(m.accuracy for m in models)
+    leaders = [m.label for m in models if same_accuracy(m.accuracy, top)]  # in input order
     verdict = BudgetVerdict(budget_seconds, metric, models, None, 0.0, notes=notes, leaders=leaders, problems=len(shared))
-    if len(ranked) < 2:
-        verdict.winner = ranked[0][0].label
+    if len(models) < 2:
+        verdict.winner = models[0].label
         return verdict
+    # The pair to compare: the first two tied leaders, or the winner and the best of the rest.
+    # (Stable sort, leaders first: runs within the tolerance are not ordered by rounding error.)
+    ranked = sorted(zip(models, curves), key=lambda mc: (0.0, 0.0) if mc[0].label in leaders else (1.0, -mc[0].accuracy))
     (best, best_curve), (second, second_curve) = ranked[0], ranked[1]
     verdict.winner = None if verdict.tie else best.label
     verdict.runner_up = None if verdict.tie else second.label

@@ -247,3 +247,16 @@ def test_bad_budget_is_one_line_error(tmp_path):
     folder, _ = write_example(tmp_path, "kflip")
     result = CliRunner().invoke(app, ["budget", str(folder), "--budget", "-1", "--resamples", "100"])
     assert result.exit_code == 2 and "error: --budget must be a positive number of seconds, got -1" in result.output
+
+
+def test_a_tie_compares_the_tied_runs_in_input_order_and_three_way_leads(tmp_path):
+    """B is 1e-16 below A (rounding): the tie still lists A, B in input order, and puts C after them."""
+    from m1eval.budget import Clock, compare_at_budget, parallel_curve
+
+    folder, _ = write_example(tmp_path, "tie")
+    a, b = (load_run(folder / model / "hand") for model in ("A", "B"))
+    c = load_run(write_run(tmp_path / "c", "C", [[True, False, False], [False, False, False]], task="tie"))
+    curves = [parallel_curve(r, Clock(100.0, r.model), "pass", resamples=0) for r in (b, c, a)]
+    verdict = compare_at_budget(curves, 1.0, resamples=0)
+    assert verdict.leaders == ["B", "A"] and verdict.winner is None and verdict.difference == 0.0
+    assert compare_at_budget(curves[:2], 1.0, resamples=0).runner_up == "C"
