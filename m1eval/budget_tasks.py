@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,8 +125,9 @@ def task_curves(
     resamples: int = 1000,
     seed: int = 0,
     labels: Sequence[str] | None = None,
+    on_step: Callable[[], None] | None = None,
 ) -> TaskCurves:
-    """Label, cut to shared problems, clock and price every run of one task."""
+    """Label, cut to shared problems, clock and price every run of one task; ``on_step`` after each run."""
     if len({run.task for run in runs}) > 1:
         raise BudgetError(f"task_curves takes the runs of one task, got {sorted({run.task for run in runs})}")
     labels = list(labels) if labels is not None else run_labels(runs)
@@ -138,6 +139,8 @@ def task_curves(
         warnings += [f"{label}: {w}" for w in clock.warnings]
         curves.append(parallel_curve(run, clock, metric, confidence=confidence, resamples=resamples, seed=seed, label=label,
                                      tokens_per_sample=tokens_per_sample))
+        if on_step is not None:
+            on_step()
     return TaskCurves(runs[0].task, curves, coverage, warnings)
 
 
@@ -215,18 +218,23 @@ def analyse_task(
     confidence: float = 0.95,
     resamples: int = 1000,
     seed: int = 0,
+    on_step: Callable[[], None] | None = None,
 ) -> TaskBudget:
-    """Verdicts at each budget (default: six log-spaced) and the leader changes, for two or more runs."""
+    """Verdicts at each budget (default: six log-spaced) and the leader changes, for two or more runs.
+
+    ``on_step`` is called after each verdict (for a progress bar).
+    """
     curves = prepared.curves
     if len(curves) < 2:
         return TaskBudget(prepared.task, curves, prepared.coverage, [], [], list(prepared.warnings))
     bad = [b for b in budgets or [] if not (b > 0 and math.isfinite(b))]
     if bad:
         raise BudgetError(f"--budget must be a positive number of seconds, got {bad[0]:g}")
-    verdicts = [
-        compare_at_budget(curves, seconds, confidence=confidence, resamples=resamples, seed=seed)
-        for seconds in (budgets or default_budgets(curves))
-    ]
+    verdicts = []
+    for seconds in budgets or default_budgets(curves):
+        verdicts.append(compare_at_budget(curves, seconds, confidence=confidence, resamples=resamples, seed=seed))
+        if on_step is not None:
+            on_step()
     return TaskBudget(prepared.task, curves, prepared.coverage, verdicts, leader_segments(curves), list(prepared.warnings))
 
 

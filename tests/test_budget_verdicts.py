@@ -260,3 +260,17 @@ def test_a_tie_compares_the_tied_runs_in_input_order_and_three_way_leads(tmp_pat
     verdict = compare_at_budget(curves, 1.0, resamples=0)
     assert verdict.leaders == ["B", "A"] and verdict.winner is None and verdict.difference == 0.0
     assert compare_at_budget(curves[:2], 1.0, resamples=0).runner_up == "C"
+
+
+def test_an_error_in_one_task_keeps_the_tables_of_the_tasks_before_it(tmp_path):
+    folder, _ = write_example(tmp_path, "kflip")
+    bad = tmp_path / "bad"
+    write_run(bad, "A", [[True]], task="zz", problem_ids=["p0"])
+    write_run(bad, "B", [[True]], task="zz", problem_ids=["p1"])
+    out = tmp_path / "tables"
+    result = CliRunner().invoke(app, ["budget", str(folder), str(bad), "--metric", "pass", "--budget", "3",
+                                      "--resamples", "100", "--out", str(out)])
+    assert result.exit_code == 2
+    assert "error: task zz: the runs share no scored problem (A: 1, B: 1); nothing to compare" in " ".join(result.output.split())
+    assert pd.read_csv(out / "budget_verdicts.csv")["task"].tolist() == ["kflip"]
+    assert [t["task"] for t in json.loads((out / "budget.json").read_text())["tasks"]] == ["kflip"]

@@ -37,12 +37,6 @@ def load_inputs(runs: list[Path], profiles: list[Path]):
     return data, profs
 
 
-def by_task(runs):
-    from m1eval.budget_tasks import by_task as group
-
-    return group(runs)
-
-
 def _curve_table(task: str, curve, metric: str, extra_ks: set[int]) -> Table:
     """The run's curve at k = 1, 2, 4, ..., n and at every k a verdict used (all k are in the CSV/JSON)."""
     from m1eval.metrics import powers_of_two
@@ -116,26 +110,32 @@ def budget(
 ) -> None:
     """Which run is more accurate for the same wall-clock time (and token budget), with intervals."""
     import json
+    from functools import partial
 
     import pandas as pd
 
     from m1eval.budget import BudgetError
-    from m1eval.budget_tasks import analyse_task, json_ready, run_labels, task_curves
+    from m1eval.budget_tasks import analyse_task, by_task, json_ready, run_labels, task_curves
     from m1eval.commands.bench import parse_int_list
+    from m1eval.progress import make_progress
 
     data, profs = load_inputs(runs, profile)
     if metric not in ("maj", "pass"):
         raise typer.BadParameter(f"--metric must be maj or pass, got {metric!r}")
     label_of = dict(zip(map(id, data), run_labels(data)))
     results, length_frames = [], []
+    failed = None
     try:
-        for group in by_task(data).values():
-            prepared = task_curves(group, profs, metric=metric, source=clock, batch_size=batch_size, length_aware=length_aware,
-                                   tokens_per_sample=tokens_per_sample, resamples=resamples, seed=seed,
-                                   labels=[label_of[id(run)] for run in group])
+        for task, group in by_task(data).items():
+            with make_progress("steps", transient=True) as progress:
+                bar = progress.add_task(f"{task}: price runs, compare at budgets", total=len(group) + (len(budgets or []) or 6))
+                step = partial(progress.advance, bar)
+                prepared = task_curves(group, profs, metric=metric, source=clock, batch_size=batch_size, length_aware=length_aware,
+                                       tokens_per_sample=tokens_per_sample, resamples=resamples, seed=seed,
+                                       labels=[label_of[id(run)] for run in group], on_step=step)
+                result = analyse_task(prepared, budgets, resamples=resamples, seed=seed, on_step=step)
             for warning in prepared.warnings:
                 console.print(f"[yellow]warning:[/yellow] {warning}")
-            result = analyse_task(prepared, budgets, resamples=resamples, seed=seed)
             results.append(result)
             for curve in result.curves:
                 used = {m.k for v in result.verdicts for m in v.models if m.label == curve.label and m.k}
@@ -167,9 +167,8 @@ def budget(
                 console.print(table)
                 length_frames.append(curve.to_frame())
     except BudgetError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    if out is not None:
+        failed = exc
+    if out is not None and (results or length_frames):
         out.mkdir(parents=True, exist_ok=True)
         curve_frames = [curve.to_frame() for result in results for curve in result.curves]
         verdict_rows = [row for result in results for row in result.verdict_rows()]
@@ -185,7 +184,10 @@ def budget(
             "length_curves": [json_ready(frame.to_dict(orient="list")) for frame in length_frames],
         }
         (out / "budget.json").write_text(json.dumps(json_ready(report), indent=1, allow_nan=False) + "\n")
-        console.print(f"tables written to {out}")
+        console.print(f"tables written to {out}" + (" (the tasks finished before the error)" if failed else ""))
+    if failed is not None:
+        console.print(f"[red]error:[/red] {failed}")
+        raise typer.Exit(2)
 
 
 def register(app: typer.Typer) -> None:
