@@ -12,17 +12,24 @@ things this module handles before any verdict is made:
 - **Any number of runs.** Every change of leader among all runs is reported.
 
 ``TaskBudget`` holds one task's curves, verdicts and leader changes, with the notes that
-explain them, and turns them into rows (CSV) and plain dicts (JSON).
+explain them, and turns them into rows (CSV) and plain dicts (JSON); ``leader_lines`` says
+every change of leader in words and ``write_budget_tables`` writes the files. The CLI
+(``m1eval budget --out``) and the analysis notebook both go through these, so their
+tables, CSV and JSON have one schema.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from m1eval.budget import (
     BudgetCurve,
@@ -236,6 +243,56 @@ def analyse_task(
         if on_step is not None:
             on_step()
     return TaskBudget(prepared.task, curves, prepared.coverage, verdicts, leader_segments(curves), list(prepared.warnings))
+
+
+def leader_lines(result: TaskBudget, format_seconds: Callable[[float], str] = "{:.3g} s".format) -> list[str]:
+    """Who leads at the cheapest price and every later change of leader, in words (ties named as ties)."""
+    if not result.changes:
+        return []
+    first, *later = result.changes
+    names = ", ".join(c.label for c in result.curves)
+    if not later:
+        return [f"no crossover among {names}: {first.describe()} at every budget"]
+    lines = [f"leader among {names} from the cheapest price ({format_seconds(first.seconds)}): {first.describe()}"]
+    lines += [f"crossover: from {format_seconds(change.seconds)} on, {change.describe()}" for change in later]
+    return lines
+
+
+def budget_report(
+    results: Sequence[TaskBudget], settings: dict[str, Any], length_frames: Sequence[pd.DataFrame] = ()
+) -> dict[str, Any]:
+    """The content of ``budget.json``: the settings, every task's analysis, the length curves."""
+    return json_ready({
+        "settings": dict(settings),
+        "tasks": [result.to_dict() for result in results],
+        "length_curves": [frame.to_dict(orient="list") for frame in length_frames],
+    })
+
+
+def write_budget_tables(
+    out: Path, results: Sequence[TaskBudget], settings: dict[str, Any], length_frames: Sequence[pd.DataFrame] = ()
+) -> list[Path]:
+    """Write budget_curves.csv, budget_verdicts.csv, length_curves.csv (those with rows) and budget.json.
+
+    ``settings`` records how the curves were priced (metric, clock, batch size, tokens per
+    sample, ...) so that the JSON says which clock a figure used. Returns the files written.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    curve_frames = [curve.to_frame() for result in results for curve in result.curves]
+    verdict_rows = [row for result in results for row in result.verdict_rows()]
+    tables = {"budget_curves": pd.concat(curve_frames) if curve_frames else None,
+              "budget_verdicts": pd.DataFrame(verdict_rows) if verdict_rows else None,
+              "length_curves": pd.concat(length_frames) if length_frames else None}
+    for name, frame in tables.items():
+        if frame is not None:
+            frame.to_csv(out / f"{name}.csv", index=False)
+            written.append(out / f"{name}.csv")
+    report = budget_report(results, settings, length_frames)
+    (out / "budget.json").write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
+    written.append(out / "budget.json")
+    return written
 
 
 def json_ready(value: Any) -> Any:

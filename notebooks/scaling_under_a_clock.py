@@ -37,16 +37,9 @@ from IPython.display import Image, display
 
 from m1eval import plots
 from m1eval.bench import profile_rows
-from m1eval.budget import (
-    clock_for,
-    compare_at_budget,
-    crossovers,
-    default_budgets,
-    match_profile,
-    metric_curve,
-    parallel_curve,
-)
+from m1eval.budget import match_profile, metric_curve
 from m1eval.budget_sequential import sequential_curve
+from m1eval.budget_tasks import analyse_task, by_task, leader_lines, run_labels, task_curves, write_budget_tables
 from m1eval.profile import ThroughputProfile
 from m1eval.rundata import load_run
 from m1eval.store import find_runs
@@ -57,7 +50,9 @@ OUT = Path(os.environ.get("M1EVAL_NB_OUT", "figures"))
 RESAMPLES = int(os.environ.get("M1EVAL_NB_RESAMPLES", "1000"))
 BUDGETS = [float(b) for b in os.environ.get("M1EVAL_NB_BUDGETS", "").split(os.pathsep) if b]
 OUT.mkdir(parents=True, exist_ok=True)
-
+# How the budget curves are priced: `m1eval budget`'s defaults (recorded in budget.json).
+SETTINGS = {"metric": "maj", "clock": "auto", "batch_size": None, "tokens_per_sample": None, "length_aware": False,
+            "resamples": RESAMPLES, "seed": 0}
 
 
 def show(fig, name: str) -> None:
@@ -65,8 +60,14 @@ def show(fig, name: str) -> None:
     display(Image(filename=str(plots.save(fig, OUT, name))))
 
 
-runs = [load_run(path) for path in find_runs(RUNS)]
+runs = [load_run(path) for path in {path.resolve(): path for path in find_runs(RUNS)}.values()]  # each folder once
+# One unique label per run (model, or model/run-id when a task has two runs of one model),
+# the same labels `m1eval budget` uses, in every table and figure below.
+labels = run_labels(runs)
 profiles = [ThroughputProfile.load(path) for path in PROFILES]
+for run in runs:
+    for warning in run.warnings:
+        print(f"warning: {warning}")
 print(f"{len(runs)} runs, {len(profiles)} throughput profiles; figures and tables go to {OUT}/")
 
 # %% [markdown]
@@ -77,6 +78,7 @@ overview = pd.DataFrame(
     [
         {
             "task": run.task,
+            "label": label,
             "model": run.model,
             "run": run.run_id,
             "problems": len(run.problem_ids),
@@ -86,7 +88,7 @@ overview = pd.DataFrame(
             "no answer %": 100 * run.frame["answer"].isna().mean(),
             "profile": getattr(match_profile(run, profiles), "name", None),
         }
-        for run in runs
+        for run, label in zip(runs, labels)
     ]
 )
 overview.to_csv(OUT / "runs.csv", index=False)
@@ -99,7 +101,7 @@ display(overview)
 # bands are two-level bootstrap 95% intervals (problems, then samples).
 
 # %%
-curves = {m: [metric_curve(run, m, resamples=RESAMPLES) for run in runs] for m in ("pass", "maj")}
+curves = {m: [metric_curve(run, m, resamples=RESAMPLES, label=label) for run, label in zip(runs, labels)] for m in ("pass", "maj")}
 table = pd.concat(
     [
         pd.DataFrame({"task": c.task, "model": c.label, "metric": f"{m}@k", "k": c.ks, "accuracy %": 100 * c.accuracy,
@@ -116,35 +118,33 @@ for m, name in (("pass", "passk"), ("maj", "majk")):
 # %% [markdown]
 # ## Parallel scaling under a clock
 #
-# Producing k samples of every problem costs k x (tokens per sample, summed over
-# problems) / throughput. Throughput comes from the model's profile at its peak batch
-# when one matches the run, else from the run's own measured batches.
+# Producing k samples of every problem costs k x (each problem's mean completion length,
+# summed over problems) / throughput. Throughput comes from the model's profile at its peak
+# batch when one matches the run, else from the run's own measured batches. The runs of a
+# task are priced, ranked and compared on the problems all of them scored; a budget buys
+# each run the largest k that fits; accuracies within 1e-9 are a tie. This is exactly
+# `m1eval budget` (same library functions, same tables and files).
 
 # %%
-budget_curves = [parallel_curve(run, clock_for(run, profiles), "maj", resamples=RESAMPLES) for run in runs]
+label_of = dict(zip(map(id, runs), labels))
+budget_results = []
+for group in by_task(runs).values():
+    prepared = task_curves(group, profiles, metric=SETTINGS["metric"], source=SETTINGS["clock"], resamples=RESAMPLES,
+                           seed=SETTINGS["seed"], labels=[label_of[id(run)] for run in group])
+    budget_results.append(analyse_task(prepared, BUDGETS, resamples=RESAMPLES, seed=SETTINGS["seed"]))
+budget_curves = [curve for result in budget_results for curve in result.curves]
 display(pd.concat([c.to_frame() for c in budget_curves]).round(3))
 show(plots.figure_budget(budget_curves), "budget")
 
 # %%
-verdicts = []
-by_task: dict[str, list] = {}
-for curve in budget_curves:
-    by_task.setdefault(curve.task, []).append(curve)
-for task, group in by_task.items():
-    if len(group) < 2:
-        continue
-    for seconds in BUDGETS or default_budgets(group):
-        v = compare_at_budget(group, seconds, resamples=RESAMPLES)
-        verdicts.append(
-            {"task": task, "budget (s)": seconds, "winner": v.winner or "tie", "difference (pts)": 100 * v.difference,
-             "ci low": 100 * v.diff_low, "ci high": 100 * v.diff_high, "p": v.p_value,
-             **{f"k {m.label}": m.k for m in v.models}}
-        )
-    if len(group) == 2:
-        for price, leader in crossovers(*group):
-            print(f"{task}: from {price:.3g} s on, {leader} is more accurate")
-verdict_table = pd.DataFrame(verdicts)
-verdict_table.to_csv(OUT / "budget_verdicts.csv", index=False)
+for result in budget_results:
+    for line in result.warnings:
+        print(f"{result.task}: warning: {line}")
+    for line in result.notes:
+        print(f"{result.task}: note: {line}")
+    for line in leader_lines(result, plots.nice_seconds):
+        print(f"{result.task}: {line}")
+verdict_table = pd.DataFrame([row for result in budget_results for row in result.verdict_rows()])
 display(verdict_table.round(3))
 
 # %% [markdown]
@@ -155,11 +155,21 @@ display(verdict_table.round(3))
 # generation-length sweep.
 
 # %%
-length_curves = [sequential_curve(run, profile=match_profile(run, profiles), resamples=RESAMPLES) for run in runs]
-length_table = pd.concat([c.to_frame() for c in length_curves])
-length_table.to_csv(OUT / "length_curves.csv", index=False)
-display(length_table.round(3))
+length_curves = [sequential_curve(run, profile=match_profile(run, profiles), resamples=RESAMPLES, label=label)
+                 for run, label in zip(runs, labels)]
+length_frames = [c.to_frame() for c in length_curves]
+display(pd.concat(length_frames).round(3))
 show(plots.figure_length(length_curves), "length")
+
+# %% [markdown]
+# ## Budget tables
+#
+# `budget_curves.csv`, `budget_verdicts.csv`, `length_curves.csv` and `budget.json`: the files,
+# and the schema, that `m1eval budget RUN... --sequential --out DIR` writes.
+
+# %%
+for path in write_budget_tables(OUT, budget_results, SETTINGS, length_frames):
+    print("written:", path.name)
 
 # %% [markdown]
 # ## Throughput profiles

@@ -1,18 +1,21 @@
 """The analysis notebook executes end to end (nbclient, ipykernel) on runs and a profile made here.
 
 Inputs: one real run of a tiny random model through `m1eval run` (hf engine, aime25,
-2 problems x 4 samples), its real throughput profile from `m1eval.bench`, and two
-synthetic runs of two models on a shared task so the time-budget verdicts have
-something to compare.
+2 problems x 4 samples), its real throughput profile from `m1eval.bench`, three
+synthetic runs on a shared task (two of them of one model, so labels must tell them
+apart), and the hand-made exact tie of ``budget_runs.EXAMPLES["tie"]``. The notebook's
+budget tables must be those `m1eval budget --out` writes for the same runs.
 """
 
 from __future__ import annotations
 
+import json
 import time
 
 import matplotlib.image as mpimg
 import pandas as pd
 import pytest
+from budget_runs import EXAMPLES, write_run
 from run_helpers import REPO, run_cli, tiny_model
 from synthetic_runs import make_synthetic_run
 
@@ -32,6 +35,13 @@ def inputs(tmp_path_factory, data_dir):
     assert result.returncode == 0, result.stdout + result.stderr
     make_synthetic_run(root, task="synth", model="m1", accuracy=0.3, n_problems=8, n_samples=8, seed=1, batch_seconds=2)
     make_synthetic_run(root, task="synth", model="r1-qwen-1.5b", accuracy=0.5, n_problems=8, n_samples=8, seed=2, batch_seconds=6)
+    make_synthetic_run(root, task="synth", model="m1", accuracy=0.6, n_problems=8, n_samples=8, seed=3, batch_seconds=12,
+                       run_id="second")
+    # A: pass@1 2/3 at 2.67 s a round, B: pass@1 2/3 at 2 s a round; 50 tokens per sample.
+    for spec in EXAMPLES["tie"][0]:
+        rows = spec["correct"]
+        write_run(root, spec["model"], rows, task="tie", batch_seconds=spec["batch_seconds"],
+                  prefix_chars=[[{"16": 8, "32": 16}] * len(row) for row in rows])
     engine = HFEngine(str(model))
     try:
         settings = BenchSettings(batch_sizes=[1, 2], prompt_len=8, gen_len=16, warmup=0, repeats=1, find_peak=False, gen_lens=[8, 16, 32])
@@ -62,11 +72,29 @@ def test_notebook_rebuilds_every_figure_and_table(inputs, tmp_path, monkeypatch)
         image = mpimg.imread(out / f"{name}.png")
         assert (image[..., :3] < 0.95).any(axis=-1).mean() > 0.02, f"{name}.png is blank"
     runs = pd.read_csv(out / "runs.csv")
-    assert sorted(runs["task"]) == ["aime25", "synth", "synth"]
+    assert sorted(runs["task"]) == ["aime25", "synth", "synth", "synth", "tie", "tie"]
     real = runs[runs["task"] == "aime25"].iloc[0]
     assert (real["problems"], real["n"], real["profile"]) == (2, 4, "tiny-qwen2")
+    assert sorted(runs.loc[runs["task"] == "synth", "label"]) == ["m1/second", "m1/synthetic-s1", "r1-qwen-1.5b"]
     verdicts = pd.read_csv(out / "budget_verdicts.csv")
-    assert set(verdicts["task"]) == {"synth"} and len(verdicts) == 6
+    assert sorted(verdicts["task"].unique()) == ["synth", "tie"] and len(verdicts) == 12
+    synth = verdicts[verdicts["task"] == "synth"]
+    assert synth[["acc[m1/second]", "acc[m1/synthetic-s1]", "acc[r1-qwen-1.5b]"]].notna().all().all()
+    # Default budgets for "tie" are 2 s to 8 s log-spaced; at 3.48 s both runs afford k = 1 (2/3 each): a tie.
+    tie = verdicts[(verdicts["task"] == "tie") & verdicts["tie"]]
+    assert len(tie) >= 1 and tie["winner"].isna().all() and set(tie["leaders"]) == {"A | B"}
+    printed = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", []))
+    assert "tie: crossover" in printed and "A and B tie" in printed and "None is more accurate" not in printed
+    synth_labels = ", ".join(runs.loc[runs["task"] == "synth", "label"])  # every change of leader among all three
+    assert f"synth: leader among {synth_labels}" in printed or f"synth: no crossover among {synth_labels}" in printed
+
+    # The same runs through `m1eval budget --out` give the same tables and JSON.
+    cli_out = tmp_path / "cli"
+    result = run_cli("budget", str(root), "-p", str(profile), "--resamples", "100", "--sequential", "--out", str(cli_out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("budget_curves.csv", "budget_verdicts.csv", "length_curves.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(out / name), pd.read_csv(cli_out / name), obj=name)
+    assert json.loads((out / "budget.json").read_text()) == json.loads((cli_out / "budget.json").read_text())
     lengths = pd.read_csv(out / "length_curves.csv")
     tiny = lengths[lengths["task"] == "aime25"]
     assert tiny["max_tokens"].max() == 32 and tiny["seconds"].notna().all()  # priced by the profile

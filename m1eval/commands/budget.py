@@ -72,16 +72,11 @@ def _verdict_table(result, metric: str) -> Table:
 
 
 def _print_leaders(result) -> None:
+    from m1eval.budget_tasks import leader_lines
     from m1eval.plots import nice_seconds
 
-    first, *later = result.changes
-    names = ", ".join(c.label for c in result.curves)
-    if not later:
-        console.print(f"no crossover among {names}: {first.describe()} at every budget")
-        return
-    console.print(f"leader among {names} from the cheapest price ({nice_seconds(first.seconds)}): {first.describe()}")
-    for change in later:
-        console.print(f"crossover: from {nice_seconds(change.seconds)} on, {change.describe()}")
+    for line in leader_lines(result, nice_seconds):
+        console.print(line)
 
 
 def budget(
@@ -109,13 +104,10 @@ def budget(
     ] = None,
 ) -> None:
     """Which run is more accurate for the same wall-clock time (and token budget), with intervals."""
-    import json
     from functools import partial
 
-    import pandas as pd
-
     from m1eval.budget import BudgetError
-    from m1eval.budget_tasks import analyse_task, by_task, json_ready, run_labels, task_curves
+    from m1eval.budget_tasks import analyse_task, by_task, run_labels, task_curves, write_budget_tables
     from m1eval.commands.bench import parse_int_list
     from m1eval.progress import make_progress
 
@@ -169,21 +161,9 @@ def budget(
     except BudgetError as exc:
         failed = exc
     if out is not None and (results or length_frames):
-        out.mkdir(parents=True, exist_ok=True)
-        curve_frames = [curve.to_frame() for result in results for curve in result.curves]
-        verdict_rows = [row for result in results for row in result.verdict_rows()]
-        for name, frames in (("budget_curves", curve_frames), ("length_curves", length_frames)):
-            if frames:
-                pd.concat(frames).to_csv(out / f"{name}.csv", index=False)
-        if verdict_rows:
-            pd.DataFrame(verdict_rows).to_csv(out / "budget_verdicts.csv", index=False)
-        report = {
-            "settings": {"metric": metric, "clock": clock, "batch_size": batch_size, "tokens_per_sample": tokens_per_sample,
-                         "length_aware": length_aware, "resamples": resamples, "seed": seed},
-            "tasks": [result.to_dict() for result in results],
-            "length_curves": [json_ready(frame.to_dict(orient="list")) for frame in length_frames],
-        }
-        (out / "budget.json").write_text(json.dumps(json_ready(report), indent=1, allow_nan=False) + "\n")
+        settings = {"metric": metric, "clock": clock, "batch_size": batch_size, "tokens_per_sample": tokens_per_sample,
+                    "length_aware": length_aware, "resamples": resamples, "seed": seed}
+        write_budget_tables(out, results, settings, length_frames)
         console.print(f"tables written to {out}" + (" (the tasks finished before the error)" if failed else ""))
     if failed is not None:
         console.print(f"[red]error:[/red] {failed}")
