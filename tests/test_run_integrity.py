@@ -11,6 +11,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator, Sequence
+from typing import ClassVar
 
 import pytest
 from run_helpers import only_run_dir, raw_sample_lines, tiny_model
@@ -29,7 +30,7 @@ class InstantEngine:
 
     name = ENGINE
     option_names = ("width", "tokenizer")
-    option_specs = {"width": OptionSpec("int", 1)}
+    option_specs: ClassVar[dict[str, OptionSpec]] = {"width": OptionSpec("int", 1)}
     interrupt_after: int | None = None
     calls = 0
 
@@ -61,8 +62,8 @@ def instant_engine(monkeypatch):
 
 
 def _config(model, data_dir, out, **changes) -> RunConfig:
-    base = dict(model=str(model), task="aime25", k=2, engine=ENGINE, limit=3, data_dir=data_dir, out=out,
-                max_tokens=16)
+    base = {"model": str(model), "task": "aime25", "k": 2, "engine": ENGINE, "limit": 3, "data_dir": data_dir,
+            "out": out, "max_tokens": 16}
     base.update(changes)
     return RunConfig(**base)
 
