@@ -294,7 +294,7 @@ class OpenAIEngine:
         work = asyncio.run_coroutine_threadsafe(_in_loop(run, self._all(jobs, sampling, run)), loop)
         window: list[Completion] = []
         window_start, window_t0 = time.time(), time.perf_counter()
-        last_notice = time.monotonic()
+        last_notice = time.monotonic() - NOTICE_EVERY  # the first retry is said at once
         interrupted = ended = False
         try:
             try:
@@ -315,7 +315,7 @@ class OpenAIEngine:
                         notice = run.take_notice()
                         if notice:
                             self.on_notice(notice)
-                        last_notice = time.monotonic()
+                            last_notice = time.monotonic()
                     if window and not ended and time.perf_counter() - window_t0 >= FLUSH_SECONDS:
                         yield self._flush(window, window_start, window_t0)
                         window, window_start, window_t0 = [], time.time(), time.perf_counter()
