@@ -185,7 +185,8 @@ class OpenAIEngine:
             body["stop"] = list(sampling.stop)
         return body
 
-    async def _post(self, client: Any, slot: int, body: dict[str, Any], run: _Run) -> dict[str, Any]:
+    async def _post(self, client: Any, slot: int, body: dict[str, Any], run: _Run,
+                    errors: list[str]) -> dict[str, Any]:
         import httpx
 
         last = ""
@@ -205,6 +206,7 @@ class OpenAIEngine:
                 last = f"{url}: HTTP {response.status_code}: {_message(response)}"
                 if response.status_code not in RETRYABLE_STATUS:
                     raise ServerError(f"openai: server refused the request ({last})")
+            errors.append(last)
             if attempt < self.max_retries:
                 run.retried(last)
                 delay = min(30.0, self.backoff * 2**attempt) * (0.75 + 0.5 * random.random())
@@ -219,13 +221,15 @@ class OpenAIEngine:
             key = (request.problem_id, index)
             run.started(key)
             deadline = self.timeout if self.timeout is not None else default_timeout(sampling.max_tokens)
+            errors: list[str] = []
             try:
                 async with asyncio.timeout(deadline):
-                    data = await self._post(client, slot, self._body(request, seed, sampling), run)
+                    data = await self._post(client, slot, self._body(request, seed, sampling), run, errors)
             except TimeoutError:
+                earlier = f" after {len(errors)} failed attempt(s), last: {errors[-1][:300]}" if errors else ""
                 raise EngineError(
                     f"openai: no complete answer for {request.problem_id} sample {index} within {deadline:g} s "
-                    "(total per request, retries included); the server is stalled or slower than that: "
+                    f"(total per request, retries included){earlier}; the server is stalled or slower than that: "
                     "check it, or raise -o timeout=SECONDS"
                 ) from None
             finally:
