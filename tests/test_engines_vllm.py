@@ -83,7 +83,7 @@ def test_interrupt_keeps_what_finished_and_frees_the_scheduler(engine):
     sampling = SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=64)
     calls = {"n": 0}
 
-    def interrupt_after_first(n, tokens):  # noqa: ARG001 - the on_progress signature
+    def interrupt_after_first(n, tokens):  # the on_progress signature; tokens unused
         calls["n"] += n
         if calls["n"] == 1:
             raise KeyboardInterrupt
