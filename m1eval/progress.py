@@ -7,6 +7,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -32,8 +33,12 @@ class RateColumn(TextColumn):
         return Text(f"{speed:,.1f} {self.unit}/s", style="progress.data.speed")
 
 
-def make_progress(unit: str = "it", *, extra: list[TextColumn] | None = None, transient: bool = False) -> Progress:
-    """A rich Progress with rate and ETA; ``extra`` columns (e.g. tokens/s) go before the timers."""
+def make_progress(unit: str = "it", *, extra: list[ProgressColumn] | None = None, transient: bool = False,
+                  eta: ProgressColumn | None = None) -> Progress:
+    """A rich Progress with rate and ETA; ``extra`` columns (e.g. tokens/s) go before the timers.
+
+    ``eta`` replaces rich's time-remaining column (the runner's averages over the whole run).
+    """
     columns = [
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -43,6 +48,6 @@ def make_progress(unit: str = "it", *, extra: list[TextColumn] | None = None, tr
         *(extra or []),
         TimeElapsedColumn(),
         TextColumn("ETA"),
-        TimeRemainingColumn(),
+        eta or TimeRemainingColumn(),
     ]
     return Progress(*columns, console=console, transient=transient)

@@ -5,31 +5,51 @@ sample) pairs exist, and only the rest is requested, each with the seed
 ``sample_seed(run seed, problem, index)``. So re-running a killed run, or asking for a
 larger k, draws exactly the missing samples with the same seeds they would have had.
 Each chunk of problems is one engine call; every batch the engine yields is appended
-(fsynced) the moment it arrives, which bounds the work a crash can lose to one batch.
+(fsynced) the moment it arrives, which bounds the work a crash can lose to one batch
+(engines yield finished samples every few seconds, see ``FLUSH_SECONDS``).
+
+A resume must add to the *same* experiment: the stored problems (ids, questions, golds)
+and rendered prompts are compared with the new ones before anything is written, and a
+difference stops the run with the differing problem ids. Planning is lazy (requests are
+made chunk by chunk), and ``--k`` is capped at ``MAX_K``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import TextColumn
+from rich.progress import ProgressColumn, TextColumn
+from rich.text import Text
 
 from m1eval import tasks as task_lib
-from m1eval.engines.base import ENGINES, EngineError, EngineOutOfMemory, GenerationRequest, engine_class
+from m1eval.engines.base import (
+    ENGINES,
+    EngineError,
+    EngineOutOfMemory,
+    GenerationRequest,
+    engine_class,
+    validate_options,
+)
 from m1eval.models import ResolvedModel, resolve_model
 from m1eval.progress import make_progress
 from m1eval.prompts import load_tokenizer, render, template_hash
 from m1eval.records import Problem, SamplingConfig
 from m1eval.runinfo import config_hash, host, versions
 from m1eval.seeding import sample_seed
-from m1eval.store import RunStore, run_path
+from m1eval.store import MANIFEST, RunStore, StoreError, run_path
 
 DEFAULT_CHUNK_SAMPLES = 512
+# The most samples per problem one run may ask for. The largest repeated-sampling studies
+# draw 10^4 samples per problem (Brown et al. 2024, "Large Language Monkeys"); 10^5 is ten
+# times that, and already 10^5 stored lines (>= 0.3 GB at a few kB each) for one problem.
+# Beyond it a typo (--k 1000000000) is far likelier than an experiment.
+MAX_K = 100_000
 # Engine options that change the sampled text; the others (memory share, parallelism,
 # concurrency, endpoints) only change speed and stay out of the run id.
 RESULT_OPTIONS = ("dtype", "hf_overrides", "quantization", "kv_cache_dtype", "revision")
@@ -116,6 +136,9 @@ def plan_run(config: RunConfig) -> RunPlan:
     """Resolve model, engine and task without loading anything heavy (bad input fails here, fast)."""
     if config.k < 1:
         raise RunError(f"--k must be at least 1, got {config.k}")
+    if config.k > MAX_K:
+        raise RunError(f"--k {config.k:,} is above the limit of {MAX_K:,} samples per problem "
+                       f"(the largest published studies draw 10,000); split it into several runs with other --seed")
     model = resolve_model(config.model, config.engine)
     if model.engine not in ENGINES:
         raise EngineError(f"unknown engine {model.engine!r}; choose one of {', '.join(sorted(ENGINES))}")
@@ -132,10 +155,41 @@ def plan_run(config: RunConfig) -> RunPlan:
     )
     suffix = model.suffix if config.suffix is None else config.suffix
     options = {**model.engine_options, **config.engine_options}
+    # Names and types of engine options are checked here, before any folder is created or touched.
+    options = validate_options(model.engine, options)
     ident = identity(model, config.task, config.limit, sampling, suffix, options)
     run_id = config.run_id or derive_run_id(ident)
     path = run_path(config.out, config.task, model.name, run_id)
     return RunPlan(config, model, problems, sampling, suffix, run_id, path, options, len(all_problems))
+
+
+def iter_pending(
+    problems: Sequence[Problem], prompts: dict[str, tuple[str, list[int]]], finished: set[tuple[str, int]],
+    k: int, run_seed: int, max_samples: int | None = None,
+) -> Iterator[GenerationRequest]:
+    """Requests for the missing sample indices below k with their seeds, made lazily.
+
+    With ``max_samples`` a problem missing more samples than that is split into several
+    requests, so memory stays bounded by one chunk whatever k is.
+    """
+    piece = max_samples if max_samples and max_samples > 0 else None
+    for problem in problems:
+        text, ids = prompts[problem.id]
+        missing: list[int] = []
+        for i in range(k):
+            if (problem.id, i) in finished:
+                continue
+            missing.append(i)
+            if piece is not None and len(missing) == piece:
+                yield _request(problem.id, text, ids, missing, run_seed)
+                missing = []
+        if missing:
+            yield _request(problem.id, text, ids, missing, run_seed)
+
+
+def _request(problem_id: str, text: str, ids: list[int], missing: list[int], run_seed: int) -> GenerationRequest:
+    return GenerationRequest(problem_id=problem_id, prompt=text, sample_indices=missing,
+                             seeds=[sample_seed(run_seed, problem_id, i) for i in missing], prompt_token_ids=ids)
 
 
 def pending_requests(
@@ -143,32 +197,50 @@ def pending_requests(
     k: int, run_seed: int,
 ) -> list[GenerationRequest]:
     """One request per problem with its missing sample indices below k and their seeds."""
-    out = []
-    for problem in problems:
-        missing = [i for i in range(k) if (problem.id, i) not in finished]
-        if missing:
-            text, ids = prompts[problem.id]
-            out.append(GenerationRequest(
-                problem_id=problem.id, prompt=text, sample_indices=missing,
-                seeds=[sample_seed(run_seed, problem.id, i) for i in missing], prompt_token_ids=ids,
-            ))
-    return out
+    return list(iter_pending(problems, prompts, finished, k, run_seed))
 
 
-def chunk_requests(requests: Sequence[GenerationRequest], samples_per_chunk: int) -> list[list[GenerationRequest]]:
-    """Whole problems per chunk, about ``samples_per_chunk`` samples each (at least one problem)."""
-    chunks: list[list[GenerationRequest]] = []
+def chunk_requests(requests: Iterable[GenerationRequest], samples_per_chunk: int) -> Iterator[list[GenerationRequest]]:
+    """Whole requests per chunk, about ``samples_per_chunk`` samples each (at least one request); lazy."""
     current: list[GenerationRequest] = []
     size = 0
     for request in requests:
         if current and size + len(request.sample_indices) > samples_per_chunk:
-            chunks.append(current)
+            yield current
             current, size = [], 0
         current.append(request)
         size += len(request.sample_indices)
     if current:
-        chunks.append(current)
-    return chunks
+        yield current
+
+
+def stored_count(problems: Sequence[Problem], finished: set[tuple[str, int]], k: int) -> int:
+    """How many of the k x problems pairs of the plan are stored (without enumerating k)."""
+    ids = {p.id for p in problems}
+    return sum(1 for pid, i in finished if pid in ids and 0 <= i < k)
+
+
+def complete_k(problems: Sequence[Problem], finished: set[tuple[str, int]]) -> int:
+    """The largest k for which every problem has samples 0..k-1 stored."""
+    if not problems:
+        return 0
+    by_problem: dict[str, set[int]] = {p.id: set() for p in problems}
+    for pid, i in finished:
+        if pid in by_problem:
+            by_problem[pid].add(i)
+    best = None
+    for indices in by_problem.values():
+        n = 0
+        while n in indices:
+            n += 1
+        best = n if best is None else min(best, n)
+    return best or 0
+
+
+def prompt_hash(text: str, ids: Sequence[int]) -> str:
+    """A short hash of one rendered prompt (text and token ids), stored per problem in the manifest."""
+    blob = text.encode("utf-8") + b"\x00" + ",".join(map(str, ids)).encode("ascii")
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------- manifest
@@ -189,10 +261,58 @@ def _check_compatible(store: RunStore, plan: RunPlan) -> dict[str, Any]:
     return old
 
 
-def _manifest(plan: RunPlan, old: dict[str, Any], template: str) -> dict[str, Any]:
+def _problem_differences(store: RunStore, plan: RunPlan, old: dict[str, Any], prompts: dict[str, tuple[str, list[int]]],
+                         template: str, finished: set[tuple[str, int]]) -> None:
+    """Stop a resume whose problems or rendered prompts differ from those its samples were drawn for.
+
+    Nothing is compared when no sample is stored yet (nothing could be mixed). The stored
+    prompts are known by one hash per problem (``prompt.hashes``); a run stored before
+    those hashes existed is compared by its chat-template hash.
+    """
+    if not old or not finished or not (store.path / "problems.jsonl").exists():
+        return
+    try:
+        stored = {p.id: p for p in store.read_problems()}
+    except (StoreError, TypeError, ValueError) as exc:
+        raise RunError(f"run folder {store.path}: cannot compare its stored problems ({exc}); "
+                       "use another --run-id or --out to start a separate run") from exc
+    new = {p.id: p for p in plan.problems}
+    stored_prompt = old.get("prompt") or {}
+    hashes = stored_prompt.get("hashes") or {}
+    template_changed = not hashes and stored_prompt.get("template_hash") not in (None, template)
+    reasons: dict[str, str] = {}
+    for pid in [*stored, *(p for p in new if p not in stored)]:
+        before, now = stored.get(pid), new.get(pid)
+        if before is None:
+            reasons[pid] = "new problem"
+        elif now is None:
+            reasons[pid] = "no longer in the task"
+        else:
+            fields = [f for f in ("question", "answers", "answer_format", "meta")
+                      if getattr(before, f) != getattr(now, f)]
+            if fields:
+                reasons[pid] = " and ".join(fields) + " changed"
+            elif pid in hashes and hashes[pid] != prompt_hash(*prompts[pid]):
+                reasons[pid] = "rendered prompt changed"
+            elif template_changed:
+                reasons[pid] = "chat template changed"
+    if reasons:
+        listed = "; ".join(f"{pid} ({why})" for pid, why in list(reasons.items())[:20])
+        more = f" and {len(reasons) - 20} more" if len(reasons) > 20 else ""
+        raise RunError(
+            f"run folder {store.path} holds samples of other problems or prompts than this command would draw: "
+            f"{len(reasons)} problem(s) differ: {listed}{more}. Resuming would mix two data sets in one run; "
+            "use another --run-id or --out (or the data the run was started with)"
+        )
+
+
+def _manifest(plan: RunPlan, old: dict[str, Any], template: str, prompts: dict[str, tuple[str, list[int]]],
+              finished: set[tuple[str, int]]) -> dict[str, Any]:
     task_spec = task_lib.load_spec(plan.config.task)
     public_options = {k: v for k, v in plan.engine_options.items() if k != "api_key"}
-    n = max(plan.sampling.n, int(old.get("sampling", {}).get("n", 0) or 0))
+    # n is what the run holds or aims at now: a smaller --k after an unfinished larger one
+    # must not leave the larger n behind, a smaller --k after a finished larger one keeps it.
+    n = max(plan.sampling.n, complete_k(plan.problems, finished))
     return {
         "run_id": plan.run_id,
         "task": {
@@ -205,7 +325,8 @@ def _manifest(plan: RunPlan, old: dict[str, Any], template: str) -> dict[str, An
         "engine": {"name": plan.model.engine, "options": public_options},
         "sampling": {**plan.sampling.to_dict(), "n": n},
         "seeding": "one request per (problem, sample) with seed sample_seed(run seed, problem id, sample index)",
-        "prompt": {"suffix": plan.suffix, "template_hash": template, "chat_template": True},
+        "prompt": {"suffix": plan.suffix, "template_hash": template, "chat_template": True,
+                   "hashes": {pid: prompt_hash(*prompts[pid]) for pid in sorted(prompts)}},
         "identity": identity(plan.model, plan.config.task, plan.config.limit, plan.sampling, plan.suffix,
                              plan.engine_options),
         "versions": versions(),
@@ -214,6 +335,7 @@ def _manifest(plan: RunPlan, old: dict[str, Any], template: str) -> dict[str, An
         "resumed_at": [*old.get("resumed_at", []), time.time()] if old else [],
         "finished_at": None,
         "stages": old.get("stages", {}),
+        **({"repairs": old["repairs"]} if old.get("repairs") else {}),
     }
 
 
@@ -224,8 +346,34 @@ def _tokenizer_source(plan: RunPlan) -> str:
     return str(plan.engine_options.get("tokenizer") or plan.model.path)
 
 
-def _progress_columns() -> list[TextColumn]:
-    return [TextColumn("[cyan]{task.fields[tokens_rate]}")]
+class HonestETAColumn(ProgressColumn):
+    """Time left at the average rate since this command started, not rich's recent-speed guess.
+
+    rich's estimate keeps the last rate while nothing finishes, so a stalled server showed
+    "0:00:01" for minutes; here the elapsed time keeps growing, and so does the estimate.
+    """
+
+    def render(self, task):  # rich's signature: a Task in, a Text out
+        start = task.fields.get("start_completed", 0)
+        done = task.completed - start
+        elapsed = task.elapsed or 0.0
+        if task.total is None or done <= 0 or elapsed <= 0:
+            return Text("-:--:--", style="progress.remaining")
+        seconds = int((task.total - task.completed) * elapsed / done)
+        return Text(f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}", style="progress.remaining")
+
+
+def _progress_columns() -> list[ProgressColumn]:
+    return [TextColumn("[cyan]{task.fields[tokens_rate]}"), TextColumn("[yellow]{task.fields[waiting]}")]
+
+
+def waiting_text(in_flight: int, oldest_seconds: float) -> str:
+    """'12 waiting, oldest 4m05s' for requests sent and not answered yet."""
+    if in_flight <= 0:
+        return ""
+    oldest = int(oldest_seconds)
+    age = f"{oldest // 60}m{oldest % 60:02d}s" if oldest >= 60 else f"{oldest}s"
+    return f"{in_flight} waiting, oldest {age}"
 
 
 def generate(plan: RunPlan, *, engine: Any = None, console: Console | None = None) -> RunOutcome:
@@ -235,8 +383,13 @@ def generate(plan: RunPlan, *, engine: Any = None, console: Console | None = Non
     is constructed from the plan and closed at the end.
     """
     console = console or Console(stderr=True)
-    store = RunStore.create(plan.path)
+    store = RunStore(plan.path)
+    existed = (plan.path / MANIFEST).exists()
     try:
+        # Everything that can refuse the command runs before a new folder is made, and
+        # before an existing one is written to.
+        if existed:
+            store.lock()
         old = _check_compatible(store, plan)
         # A caller-provided engine already holds the model's tokenizer; otherwise load it
         # (before the engine, so a bad prompt setup fails before a slow model load).
@@ -244,20 +397,25 @@ def generate(plan: RunPlan, *, engine: Any = None, console: Console | None = Non
         if tokenizer is None:
             tokenizer = load_tokenizer(_tokenizer_source(plan), plan.engine_options.get("revision"))
         prompts = {p.id: render(tokenizer, p.question, plan.suffix) for p in plan.problems}
-        store.write_manifest(_manifest(plan, old, template_hash(tokenizer)))
+        template = template_hash(tokenizer)
+        finished = store.finished() if existed else set()
+        _problem_differences(store, plan, old, prompts, template, finished)
+        store.lock()
+        old = store.read_manifest() if (plan.path / MANIFEST).exists() else old  # with any tail repair noted
+        store.write_manifest(_manifest(plan, old, template, prompts, finished))
         store.write_problems(plan.problems)
-        finished = store.finished()
     finally:
         # vLLM forks workers; they must not inherit the lock (a killed run would stay locked).
         store.unlock()
     k = plan.sampling.n
     expected = k * len(plan.problems)
-    requests = pending_requests(plan.problems, prompts, finished, k, plan.sampling.seed)
-    have = expected - sum(len(r.sample_indices) for r in requests)
-    if not requests:
+    have = stored_count(plan.problems, finished, k)
+    if have == expected:
         with store:
             store.set_stage("generate", "done", samples=have)
         return RunOutcome(plan.path, "done", 0, have, expected, "nothing to generate: all samples are stored")
+    chunk = plan.config.chunk_size or DEFAULT_CHUNK_SAMPLES
+    requests = iter_pending(plan.problems, prompts, finished, k, plan.sampling.seed, max_samples=chunk)
     console.print(f"[bold]run[/] {plan.path}: {have}/{expected} samples stored, generating {expected - have}")
     own_engine = engine is None
     generated = 0
@@ -272,8 +430,8 @@ def generate(plan: RunPlan, *, engine: Any = None, console: Console | None = Non
                            "effective_options": {k: v for k, v in effective.items() if k != "api_key"}}
             store.update_manifest(engine=engine_info)
         store.set_stage("generate", "running", expected=expected)
-        chunks = chunk_requests(requests, plan.config.chunk_size or DEFAULT_CHUNK_SAMPLES)
-        generated = _loop(engine, chunks, plan.sampling, store, have, expected)
+        chunks = chunk_requests(requests, chunk)
+        generated = _loop(engine, chunks, plan.sampling, store, have, expected, console)
         store.update_manifest(finished_at=time.time())
         store.set_stage("generate", "done", samples=have + generated)
     except KeyboardInterrupt:
@@ -286,28 +444,30 @@ def generate(plan: RunPlan, *, engine: Any = None, console: Console | None = Non
         if own_engine and engine is not None:
             engine.close()
         if state != "done":
-            stored = len(store.finished())
+            stored = stored_count(plan.problems, store.finished(), k)
             try:
                 store.lock()
                 store.set_stage("generate", state, error=message, samples=stored)
             except Exception:  # noqa: BLE001 - the samples are what matters
                 pass
         store.unlock()
-    stored = len(store.finished())
+    stored = stored_count(plan.problems, store.finished(), k)
     if state != "done":
         message = (f"{message}; {stored}/{expected} samples are kept in {plan.path} "
                    "(run the same command again to resume)")
     return RunOutcome(plan.path, state, generated, stored, expected, message)
 
 
-def _loop(engine: Any, chunks: list[list[GenerationRequest]], sampling: SamplingConfig, store: RunStore,
-          have: int, expected: int) -> int:
+def _loop(engine: Any, chunks: Iterable[list[GenerationRequest]], sampling: SamplingConfig, store: RunStore,
+          have: int, expected: int, console: Console | None = None) -> int:
     generated = 0
     tokens = stored_tokens = 0
-    progress = make_progress("completions", extra=_progress_columns())
+    progress = make_progress("completions", extra=_progress_columns(), eta=HonestETAColumn())
     t0 = time.perf_counter()
+    hooks = [name for name in ("on_progress", "on_wait", "on_notice") if hasattr(engine, name)]
     with progress:
-        bar = progress.add_task("generate", total=expected, completed=have, tokens_rate="- tok/s")
+        bar = progress.add_task("generate", total=expected, completed=have, tokens_rate="- tok/s", waiting="",
+                                start_completed=have)
 
         def live(completions: int, new_tokens: int) -> None:
             nonlocal tokens
@@ -315,8 +475,15 @@ def _loop(engine: Any, chunks: list[list[GenerationRequest]], sampling: Sampling
             rate = tokens / max(time.perf_counter() - t0, 1e-9)
             progress.update(bar, advance=completions, tokens_rate=f"{rate:,.0f} tok/s")
 
-        if hasattr(engine, "on_progress"):
-            engine.on_progress = live
+        def wait(in_flight: int, oldest_seconds: float) -> None:
+            progress.update(bar, waiting=waiting_text(in_flight, oldest_seconds))
+
+        def notice(message: str) -> None:
+            progress.console.print(f"[yellow]{message}[/yellow]", highlight=False)
+
+        callbacks = {"on_progress": live, "on_wait": wait, "on_notice": notice}
+        for name in hooks:
+            setattr(engine, name, callbacks[name])
         try:
             for chunk in chunks:
                 for result in engine.generate(chunk, sampling):
@@ -327,6 +494,6 @@ def _loop(engine: Any, chunks: list[list[GenerationRequest]], sampling: Sampling
                     rate = tokens / max(time.perf_counter() - t0, 1e-9)
                     progress.update(bar, completed=have + generated, tokens_rate=f"{rate:,.0f} tok/s")
         finally:
-            if hasattr(engine, "on_progress"):
-                engine.on_progress = None
+            for name in hooks:
+                setattr(engine, name, None)
     return generated

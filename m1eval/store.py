@@ -10,13 +10,16 @@
 - ``.lock``          held (``flock``) by the one process that may write.
 
 A process killed mid-write leaves at most one partial last line; readers report and
-skip it, and the next writer truncates it before appending, so nothing finished is lost
-and nothing is duplicated.
+skip it, and the next writer (``run`` or ``grade``) truncates it before appending, so
+nothing finished is lost and nothing is duplicated. The cut is never silent: the
+manifest's ``repairs`` list keeps, per cut, the file, the byte offset and length, a
+hash and the start of the cut bytes, and which sample they began to record.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -52,14 +55,49 @@ class ReadReport:
     rows: int = 0
     truncated_tail: bool = False
     bad_lines: list[int] = field(default_factory=list)
+    repairs: list[dict[str, Any]] = field(default_factory=list)  # torn tails this process cut off the file
 
     def summary(self) -> str:
         parts = [f"{self.path}: {self.rows} rows"]
         if self.truncated_tail:
             parts.append("last line truncated (ignored; a crashed writer left it)")
+        for repair in self.repairs:
+            parts.append(describe_repair(repair))
         if self.bad_lines:
             parts.append(f"unreadable lines {self.bad_lines[:10]} ignored")
         return "; ".join(parts)
+
+
+# The start of a torn record names its sample; bounded patterns on untrusted bytes.
+_TORN_PROBLEM = re.compile(rb'"problem_id":\s*"((?:[^"\\]|\\.){0,200})"')
+_TORN_INDEX = re.compile(rb'"sample_index":\s*(\d{1,9})')
+TORN_PREVIEW_CHARS = 200
+
+
+def torn_evidence(path: Path, offset: int, cut: bytes) -> dict[str, Any]:
+    """What a repair cut off ``path``: where, how much, a hash and preview, and whose record it began."""
+    evidence: dict[str, Any] = {
+        "file": path.name, "at": time.time(), "offset": offset, "bytes": len(cut),
+        "sha256": hashlib.sha256(cut).hexdigest(),
+        "preview": cut[:TORN_PREVIEW_CHARS].decode("utf-8", errors="replace"),
+    }
+    problem = _TORN_PROBLEM.search(cut[:4096])
+    index = _TORN_INDEX.search(cut[:4096])
+    if problem:
+        evidence["problem_id"] = problem.group(1).decode("utf-8", errors="replace")
+    if index:
+        evidence["sample_index"] = int(index.group(1))
+    return evidence
+
+
+def describe_repair(repair: dict[str, Any]) -> str:
+    """One line for a user: 'cut a torn last line of samples.jsonl (812 bytes at 40960: problem x, sample 3)'."""
+    whose = ""
+    if "problem_id" in repair:
+        whose = f": problem {repair['problem_id']!r}" + (f", sample {repair['sample_index']}"
+                                                         if "sample_index" in repair else "")
+    return (f"cut a torn last line of {repair.get('file')} ({repair.get('bytes')} bytes at byte "
+            f"{repair.get('offset')}{whose}); a crashed writer left it, the manifest keeps the evidence")
 
 
 def safe_name(text: str) -> str:
@@ -107,6 +145,7 @@ class RunStore:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self._lock_handle: Any = None
+        self.repairs: list[dict[str, Any]] = []  # torn tails this store cut (see torn_evidence)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -142,8 +181,16 @@ class RunStore:
         handle.write(f"pid {os.getpid()} on {os.uname().nodename} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         handle.flush()
         self._lock_handle = handle
-        self._repair_tail(self.path / SAMPLES)
-        self._repair_tail(self.path / BATCHES)
+        repairs = [r for r in (self._repair_tail(self.path / SAMPLES), self._repair_tail(self.path / BATCHES)) if r]
+        if repairs:
+            self.repairs.extend(repairs)
+            if (self.path / MANIFEST).exists():
+                try:
+                    manifest = self.read_manifest()
+                except StoreError:
+                    return  # the evidence stays in self.repairs; a broken manifest is reported where it is read
+                manifest["repairs"] = [*manifest.get("repairs", []), *repairs]
+                self.write_manifest(manifest)
 
     def unlock(self) -> None:
         if self._lock_handle is not None:
@@ -163,13 +210,16 @@ class RunStore:
             raise StoreError(f"run folder {self.path}: writing needs the lock (use RunStore.create or `with store:`)")
 
     @staticmethod
-    def _repair_tail(path: Path) -> None:
-        """Cut a partial last line left by a killed writer, so appends start on a fresh line."""
+    def _repair_tail(path: Path) -> dict[str, Any] | None:
+        """Cut a partial last line left by a killed writer, so appends start on a fresh line.
+
+        Returns the evidence of a cut (``torn_evidence``), None when nothing was cut.
+        """
         if not path.exists():
-            return
+            return None
         data = path.read_bytes()
         if not data or data.endswith(b"\n"):
-            return
+            return None
         cut = data.rfind(b"\n") + 1
         last = data[cut:]
         try:
@@ -177,9 +227,10 @@ class RunStore:
         except (json.JSONDecodeError, UnicodeDecodeError):
             with path.open("r+b") as handle:
                 handle.truncate(cut)
-            return
+            return torn_evidence(path, cut, last)
         with path.open("ab") as handle:  # a complete record missing only its newline
             handle.write(b"\n")
+        return None
 
     # ------------------------------------------------------------------ manifest
 
@@ -267,6 +318,9 @@ class RunStore:
             seen.add(completion.key)
             out.append(completion)
         report.rows = len(out)
+        report.repairs = [r for r in self.repairs if r.get("file") == SAMPLES]
+        if report.repairs:  # the torn line was cut when this store took the lock: still a skipped line
+            report.truncated_tail = True
         return out, report
 
     def read_batches(self) -> tuple[list[BatchTiming], ReadReport]:
@@ -303,6 +357,15 @@ class RunStore:
 
     def has_grades(self) -> bool:
         return (self.path / GRADES).exists()
+
+
+def repairs_since(run_dir: str | os.PathLike[str], since: float) -> list[dict[str, Any]]:
+    """The torn-tail repairs the manifest recorded at or after ``since`` (for a command to report)."""
+    try:
+        manifest = RunStore(run_dir).read_manifest()
+    except StoreError:
+        return []
+    return [r for r in manifest.get("repairs", []) if isinstance(r, dict) and float(r.get("at", 0)) >= since]
 
 
 def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

@@ -55,13 +55,50 @@ def test_same_seed_same_text_whatever_the_chunking(engine):
 def test_records_metrics_and_timing(engine):
     sampling = SamplingConfig(temperature=0.7, top_p=1.0, max_tokens=16)
     results = list(engine.generate(_requests(), sampling))
-    assert len(results) == 1  # one LLM.generate call per chunk
-    result = results[0]
-    assert result.timing.batch_size == 10 and result.timing.wall_seconds > 0
-    assert result.timing.generated_tokens == sum(c.completion_tokens for c in result.completions)
-    for c in result.completions:
-        assert_completion_record(c, 16)
-        assert c.metrics is not None and c.metrics["decode_seconds"] >= 0 and "prefill_seconds" in c.metrics
+    assert sum(r.timing.batch_size for r in results) == 10
+    for result in results:
+        assert result.timing.batch_size == len(result.completions) and result.timing.wall_seconds > 0
+        assert result.timing.generated_tokens == sum(c.completion_tokens for c in result.completions)
+        for c in result.completions:
+            assert c.batch_id == result.timing.batch_id
+            assert_completion_record(c, 16)
+            assert c.metrics is not None and c.metrics["decode_seconds"] >= 0 and "prefill_seconds" in c.metrics
+
+
+def test_finished_samples_come_back_while_others_run(engine, monkeypatch):
+    """Issue 11.6: a chunk is not one all-or-nothing call; what finished is yielded every FLUSH_SECONDS."""
+    from m1eval.engines import vllm as vllm_engine
+
+    sampling = SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=64)
+    reference = collect_completions(engine, _requests(), sampling)
+    monkeypatch.setattr(vllm_engine, "FLUSH_SECONDS", 0.0)  # flush at every step that finished something
+    results = list(engine.generate(_requests(), sampling))
+    assert len(results) > 1  # lengths differ, so samples finish at different steps
+    streamed = {c.key: c.text for r in results for c in r.completions}
+    assert streamed == {k: c.text for k, c in reference.items()}  # same seeds, same texts, each once
+    assert sum(r.timing.wall_seconds for r in results) > 0
+
+
+def test_interrupt_keeps_what_finished_and_frees_the_scheduler(engine):
+    sampling = SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=64)
+    calls = {"n": 0}
+
+    def interrupt_after_first(n, tokens):  # the on_progress signature; tokens unused
+        calls["n"] += n
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+
+    engine.on_progress = interrupt_after_first
+    got = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for result in engine.generate(_requests(), sampling):
+                got.extend(result.completions)
+    finally:
+        engine.on_progress = None
+    assert len(got) >= 1  # the sample that finished is handed over before the interrupt goes on
+    assert not engine.llm.llm_engine.has_unfinished_requests()
+    assert len(collect_completions(engine, _requests(), sampling)) == 10  # the engine still works
 
 
 def test_progress_callback_counts_every_completion(engine):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,16 +18,19 @@ def grade(
 ) -> None:
     """Grade (or re-grade) every completion of a run and write grades.parquet."""
     from m1eval.grading import GRADER_VERSION, grade_run
-    from m1eval.store import StoreError
+    from m1eval.store import StoreError, describe_repair, repairs_since
 
     if not run_dir.is_dir():
         console.print(f"[red]error:[/red] {run_dir}: no such run folder")
         raise typer.Exit(2)
+    started = time.time()
     try:
         frame = grade_run(run_dir, workers=workers, progress=True)
     except StoreError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    for repair in repairs_since(run_dir, started):  # a torn line cut before grading is said, not silent
+        console.print(f"[yellow]warning:[/yellow] {describe_repair(repair)}", highlight=False)
     n = len(frame)
     correct = int(frame["correct"].sum()) if n else 0
     counts = frame["status"].value_counts().to_dict() if n else {}

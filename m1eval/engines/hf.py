@@ -22,6 +22,7 @@ from m1eval.engines.base import (
     EngineError,
     EngineOutOfMemory,
     GenerationRequest,
+    OptionSpec,
     TimedGeneration,
     batch_timing,
     checked_options,
@@ -30,6 +31,9 @@ from m1eval.engines.base import (
 from m1eval.records import Completion, SamplingConfig
 
 OPTIONS = ("batch_size", "device", "dtype", "revision", "trust_remote_code", "attn_implementation")
+OPTION_SPECS = {"batch_size": OptionSpec("int", 1), "device": OptionSpec("str"), "dtype": OptionSpec("str"),
+                "revision": OptionSpec("str"), "trust_remote_code": OptionSpec("bool"),
+                "attn_implementation": OptionSpec("str")}
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,11 @@ class HFEngine:
     """transformers ``AutoModelForCausalLM.generate`` behind the m1eval engine protocol."""
 
     name = "hf"
+    option_names = OPTIONS
+    option_specs = OPTION_SPECS
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
-        options = checked_options("hf", options, OPTIONS)
+        options = checked_options("hf", options, OPTIONS, OPTION_SPECS)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

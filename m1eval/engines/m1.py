@@ -24,6 +24,7 @@ from m1eval.engines.base import (
     EngineError,
     EngineOutOfMemory,
     GenerationRequest,
+    OptionSpec,
     TimedGeneration,
     batch_timing,
     checked_options,
@@ -32,6 +33,10 @@ from m1eval.engines.base import (
 from m1eval.records import Completion, SamplingConfig
 
 OPTIONS = ("device", "dtype", "max_batch", "cuda_graph", "kernels", "tokenizer", "revision")
+OPTION_SPECS = {"device": OptionSpec("str"), "dtype": OptionSpec("str"), "max_batch": OptionSpec("int", 1),
+                "cuda_graph": OptionSpec("bool", nullable=True),
+                "kernels": OptionSpec("str", choices=("auto", "torch", "kernels")),
+                "tokenizer": OptionSpec("str"), "revision": OptionSpec("str")}
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
            "float16": "float16", "fp16": "float16"}  # fmt: skip
 
@@ -57,9 +62,11 @@ class M1Engine:
     """Generation with the native hybrid model; see the module docstring for batching."""
 
     name = "m1"
+    option_names = OPTIONS
+    option_specs = OPTION_SPECS
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
-        options = checked_options("m1", options, OPTIONS)
+        options = checked_options("m1", options, OPTIONS, OPTION_SPECS)
         import torch
 
         from m1eval.hybrid import HybridConfigError, kernels, load_hybrid

