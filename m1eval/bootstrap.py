@@ -177,10 +177,6 @@ def _check_ks(problems: ProblemSet, ks: Sequence[int]) -> np.ndarray:
 
 TARGETS = ("population", "fixed")
 FIXED_SET_METRICS = ("pass",)  # metrics with a fixed-set interval (avg@n is pass@1)
-TARGET_TEXT = {
-    "population": "mean over new problems like these (superpopulation)",
-    "fixed": "mean over new samples of these same problems (fixed set)",
-}
 
 
 @dataclass

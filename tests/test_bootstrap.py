@@ -1,6 +1,8 @@
-"""Two-level bootstrap intervals and paired comparisons: calibration, pairing, errors."""
+"""Confidence intervals and paired comparisons: coverage at every k, targets, degenerate cases, pairing, errors."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -148,6 +150,22 @@ def test_fixed_set_interval_covers_the_mean_over_these_problems():
         narrower += np.all(fixed.high - fixed.low < pop.high - pop.low)
     assert np.all(covered / trials >= 0.88), covered / trials
     assert narrower == trials
+
+
+def test_posterior_variance_matches_numerical_integration():
+    """E over q ~ Beta(c + 1/2, n - c + 1/2) of the exact Var(pass@k estimate | q), by quadrature."""
+    n = 8
+    grid = (np.arange(20000) + 0.5) / 20000
+    counts = np.arange(n + 1)
+    log_choose = np.array([math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) for j in counts])
+    pmf = np.exp(log_choose[None, :] + counts[None, :] * np.log(grid[:, None]) + (n - counts)[None, :] * np.log1p(-grid[:, None]))
+    for k in (1, 3, 8):
+        est = np.array([M.pass_at_k(n, c, k) for c in counts])
+        var_q = pmf @ est**2 - (pmf @ est) ** 2
+        for c in (0, 1, 4, 8):
+            dens = grid ** (c - 0.5) * (1 - grid) ** (n - c - 0.5)
+            expected = float(dens @ var_q / dens.sum())
+            assert B._posterior_variance(n, k)[c] == pytest.approx(expected, rel=2e-2, abs=1e-6), (k, c)
 
 
 @given(st.lists(st.floats(0, 1), min_size=1, max_size=40), st.sampled_from([0.5, 0.9, 0.95, 0.99]))
