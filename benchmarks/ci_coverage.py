@@ -25,7 +25,11 @@ interval's coverage and the sign-flip test's rejection rate at 0.05 (the size un
 null, the power under the alternative).
 
 Every coverage comes with a 95 % Wilson interval on the coverage itself (it is a count
-of successes in ``reps`` trials). Lines marked ``<93`` fall below 93 %.
+of successes in ``reps`` trials). ``FAIL`` marks an interval whose coverage is below 93 %
+beyond doubt (the whole interval on the coverage lies below); ``<93`` one whose observed
+coverage is below 93 % but could be chance: at 100 benchmarks a 95 % interval shows
+<= 92 % about one time in eight, so with ~200 rows some ``<93`` are expected. Rerun such
+a setting with more ``--reps`` and another ``--seed``.
 
     nice -n 10 python benchmarks/ci_coverage.py              # 100 benchmarks per setting (minutes)
     nice -n 10 python benchmarks/ci_coverage.py --full       # 400 per setting, as in issue 17
@@ -216,7 +220,7 @@ def report(setting: str, tallies: dict[str, Tally], seconds: float) -> list[str]
             kind = "size" if "null" in label else "power"
             lines.append(f"{label:<28s} {100 * rate:8.1f}% [{100 * lo:5.1f}, {100 * hi:5.1f}]%   ({kind} of the test at 0.05)")
             continue
-        flag = "  <93" if rate < FLOOR else ""
+        flag = "  FAIL" if hi < FLOOR else "  <93" if rate < FLOOR else ""
         lines.append(
             f"{label:<28s} {100 * rate:8.1f}% [{100 * lo:5.1f}, {100 * hi:5.1f}]% {100 * t.inside / t.total:10.1f}% {np.mean(t.width):10.4f}{flag}"
         )
@@ -236,15 +240,20 @@ def main() -> None:
     settings = args.settings or [f"{p}:{P}:{n}" for p, P, n in product(("hard", "easy"), (30, 500), (8, 64))]
     print(f"# m1eval interval coverage: {reps} simulated benchmarks per setting, nominal {LEVEL:.0%}, B={args.resamples}")
     print(f"# library: {B.__file__}; fixed-set target offered: {_supports(B.bootstrap_curve, 'target')}")
-    failures = 0
+    failures = low = 0
     for i, setting in enumerate(settings):
         prior, P, n = setting.split(":")
         start = time.perf_counter()
         tallies = run_setting(prior, int(P), int(n), reps, args.seed + 1000 * i, args.resamples, not args.no_paired)
         for line in report(f"{prior} prior, P = {P}, n = {n}", tallies, time.perf_counter() - start):
-            failures += line.endswith("<93")
+            failures += line.endswith("FAIL")
+            low += line.endswith("<93")
             print(line, flush=True)
-    print(f"\n{failures} interval(s) below {FLOOR:.0%} coverage")
+    print(
+        f"\n{failures} interval(s) whose whole 95 % interval of coverage lies below {FLOOR:.0%} (FAIL); "
+        f"{low} more with an observed coverage below {FLOOR:.0%} but an interval reaching it (<93: "
+        f"rerun that setting with more --reps and another --seed)"
+    )
 
 
 if __name__ == "__main__":
