@@ -165,7 +165,9 @@ def _supports(fn, name: str) -> bool:
 # ---------------------------------------------------------------------------- one setting
 
 
-def run_setting(prior: str, P: int, n: int, reps: int, seed: int, resamples: int, paired: bool) -> dict[str, Tally]:
+def run_setting(
+    prior: str, P: int, n: int, reps: int, seed: int, resamples: int, paired: bool, metrics: tuple[str, ...] = ("pass", "maj")
+) -> dict[str, Tally]:
     pop = make_population(prior)
     alt = pop.shifted(-0.6)
     ks = sorted({1, 2, n // 2, n})
@@ -181,7 +183,7 @@ def run_setting(prior: str, P: int, n: int, reps: int, seed: int, resamples: int
     for rep in range(reps):
         types = rng.integers(len(pop.probs), size=P)
         a = draw_samples(pop, types, n, rng)
-        for metric, target in product(("pass", "maj"), targets):
+        for metric, target in product(metrics, targets):
             kwargs = {"target": "fixed"} if target == "fixed" else {}
             if target == "fixed" and metric != "pass" and not _fixed_supported(metric):
                 continue
@@ -198,7 +200,8 @@ def run_setting(prior: str, P: int, n: int, reps: int, seed: int, resamples: int
             continue
         b_null = draw_samples(pop, types, n, rng)
         b_alt = draw_samples(alt, types, n, rng)
-        for (metric, k), (hyp, b) in product((("pass", 1), ("pass", n), ("maj", n)), (("null", b_null), ("alt", b_alt))):
+        pairs = [(m, kk) for m, kk in (("pass", 1), ("pass", n), ("maj", n)) if m in metrics]
+        for (metric, k), (hyp, b) in product(pairs, (("null", b_null), ("alt", b_alt))):
             c = B.paired_comparison(a, b, metric, k, resamples=resamples, seed=rep, level=LEVEL)
             t = 0.0 if hyp == "null" else truth[(metric, k)].mean() - truth_alt[(metric, k)].mean()
             label = f"pair  {B.METRIC_LABELS[metric].replace('@k', '')}@{k} {hyp}"
@@ -234,6 +237,7 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples / sign flips (the library default)")
     parser.add_argument("--settings", nargs="*", default=None, help="prior:P:n triples, e.g. hard:500:8 (default: all 8)")
     parser.add_argument("--no-paired", action="store_true", help="skip the paired comparisons")
+    parser.add_argument("--metrics", nargs="+", default=["pass", "maj"], choices=["pass", "maj"], help="metrics to check (avg@n comes with pass)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     reps = args.reps or (400 if args.full else 100)
@@ -244,7 +248,7 @@ def main() -> None:
     for i, setting in enumerate(settings):
         prior, P, n = setting.split(":")
         start = time.perf_counter()
-        tallies = run_setting(prior, int(P), int(n), reps, args.seed + 1000 * i, args.resamples, not args.no_paired)
+        tallies = run_setting(prior, int(P), int(n), reps, args.seed + 1000 * i, args.resamples, not args.no_paired, tuple(args.metrics))
         for line in report(f"{prior} prior, P = {P}, n = {n}", tallies, time.perf_counter() - start):
             failures += line.endswith("FAIL")
             low += line.endswith("<93")
