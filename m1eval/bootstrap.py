@@ -1,25 +1,31 @@
-"""Per-problem curves, two-level bootstrap intervals and paired comparisons of runs.
+"""Per-problem curves, confidence intervals and paired comparisons of runs.
 
 Uncertainty in a test-time scaling curve has two sources: which problems the benchmark
-happens to contain, and which n samples the model happened to draw for each. The
-two-level bootstrap resamples both: problems with replacement, then each chosen
-problem's samples with replacement, and recomputes the exact estimator.
+happens to contain, and which n samples the model happened to draw for each. Every
+estimator in ``m1eval.metrics`` is, per problem, an unbiased estimate of that problem's
+true metric (an average over all k-subsets of its n samples). So the mean over problems
+is unbiased for the mean over new problems, and the spread of the per-problem estimates
+already holds both sources of noise. The intervals build on that and state their target:
 
-Cost. The inner level is exact and fresh for pass@k (resampled correct counts are
-Binomial(n, c/n), and pass@k is a table look-up). For the voting metrics an exact
-evaluation costs ~1 ms, too much for B x problems fresh draws, so each problem gets a
-pool of inner resamples computed once (identical vote profiles are cached), and every
-outer replicate picks one pool member per drawn problem at random. The pool size adapts
-to the number of problems (``auto_pool``: 64 for AIME-sized sets, 8 for 500 problems):
-averaged over many problems a small pool still represents the inner spread, and the
-outer level, which dominates the interval, is exact. Weighted voting is itself a Monte
-Carlo estimate (random orders), with fewer orders inside the bootstrap.
+- ``population`` (default, every metric): the mean over new problems drawn like these,
+  each with new samples (the superpopulation). A quasi-binomial score interval over the
+  per-problem estimates (``score_interval``).
+- ``fixed`` (pass@k, and avg@n = pass@1): the mean over new samples of these same
+  problems. Per-problem sampling variances, unbiased where they can be (2k <= n).
+
+The earlier two-level bootstrap (problems, then samples within each problem, then the
+estimator on the resample) is gone: the inner level is biased near k = n (issue 17),
+pulling pass@n and maj@n intervals below their own estimates. ``benchmarks/ci_coverage.py``
+measures the coverage of every interval here against known truths; docs/statistics.md
+says what each one means.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -166,12 +172,16 @@ def _check_ks(problems: ProblemSet, ks: Sequence[int]) -> np.ndarray:
     return ks
 
 
-# ---------------------------------------------------------------------------- bootstrap
+# ---------------------------------------------------------------------------- intervals
+
+
+TARGETS = ("population", "fixed")
+FIXED_SET_METRICS = ("pass",)  # metrics with a fixed-set interval (avg@n is pass@1)
 
 
 @dataclass
 class CurveCI:
-    """A curve with its bootstrap interval: one entry per k."""
+    """A curve with its interval: one entry per k. ``target`` says what the interval is for."""
 
     metric: str
     ks: np.ndarray
@@ -181,6 +191,7 @@ class CurveCI:
     se: np.ndarray
     level: float
     resamples: int
+    target: str = "population"
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -188,68 +199,131 @@ class CurveCI:
         )
 
 
-POOL_BUDGET = 4000  # exact voting evaluations a default bootstrap may spend (~1 ms each)
+def _z(level: float) -> float:
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(0.5 + level / 2)
 
 
-def auto_pool(n_problems: int) -> int:
-    """Inner resamples per problem: many for AIME-sized sets, at least 8 for MATH500-sized ones."""
-    return int(min(64, max(8, POOL_BUDGET // max(n_problems, 1))))
+def score_interval(values: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(low, high, se) for the mean of each column of per-problem values in [0, 1].
+
+    Why a score interval and not the percentile bootstrap: the per-problem values are
+    bounded and, near k = n, piled up at 0 or 1. A percentile interval of their mean is
+    then lopsided at P = 30 and collapses to zero width when every problem scores the
+    same (every problem solved at k = n), although the truth is below 1. The Wilson
+    score interval handles both for 0/1 data; for values between 0 and 1 the variance
+    of the mean is phi * m (1 - m) / P with dispersion phi = s^2 / (m (1 - m)) <= 1, so
+    this is the Wilson interval at the effective size P / phi (quasi-binomial). Far from
+    the boundary it equals mean +- z s / sqrt(P); at the boundary it keeps the Wilson
+    shape. Two guards for samples piled at a bound: 0/1 values are Bernoulli, so phi = 1
+    exactly (all P problems solved gives [P / (P + z^2), 1], not [1, 1]); otherwise phi
+    is shrunk towards 1 by z^2 pseudo-problems of the largest variance a [0, 1] value
+    allows (the z^2 pseudo-observations the Wilson interval adds to a proportion),
+    phi = ((P - 1) phi_hat + z^2) / (P - 1 + z^2), because a sample in which every
+    problem scores 1 or 0.9999 says little about the rare problems that make the
+    variance. In benchmarks/ci_coverage.py one pseudo-problem was not enough at P = 30
+    (pass@2, easy prior: 91 %); at P = 500 the shrinkage widens intervals by about 1 %.
+    The interval always contains the mean.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = values[:, None]
+    size = values.shape[0]
+    z = _z(level)
+    mean = values.mean(axis=0)
+    var = values.var(axis=0, ddof=1) if size > 1 else np.zeros(values.shape[1])
+    bern = mean * (1 - mean)
+    binary = np.all((values == 0) | (values == 1), axis=0)
+    phi_hat = np.where(bern > 0, var / np.where(bern > 0, bern, 1.0), 0.0)
+    phi = np.where(binary, 1.0, np.minimum(((size - 1) * phi_hat + z * z) / (size - 1 + z * z), 1.0))
+    eff = size / phi
+    # Wilson with continuity correction (Newcombe 1998, method 4) at the effective size.
+    a, c = 2 * eff * mean + z * z, 2 * (eff + z * z)
+    inner_low = np.maximum(z * z - 2 - 1 / eff + 4 * mean * (eff * (1 - mean) + 1), 0.0)
+    inner_high = np.maximum(z * z + 2 - 1 / eff + 4 * mean * (eff * (1 - mean) - 1), 0.0)
+    low = np.where(mean <= 0, 0.0, (a - 1 - z * np.sqrt(inner_low)) / c)
+    high = np.where(mean >= 1, 1.0, (a + 1 + z * np.sqrt(inner_high)) / c)
+    low = np.clip(np.minimum(low, mean), 0.0, 1.0)
+    high = np.clip(np.maximum(high, mean), 0.0, 1.0)
+    return low, high, np.sqrt(var / size)
 
 
-def _inner_pool(problems: ProblemSet, ks: np.ndarray, metric: str, pool: int, rng: np.random.Generator, draws: int) -> np.ndarray:
-    """(problems, pool, len(ks)): the metric on ``pool`` within-problem resamples of each problem."""
-    cache = _MajorityCache()
-    out = np.empty((len(problems), pool, len(ks)))
-    for p in range(len(problems)):
-        clusters, correct = problems.clusters[p], problems.correct[p]
-        scores = None if problems.scores is None else problems.scores[p]
-        n = len(correct)
-        picks = rng.integers(n, size=(pool, n))
-        for r in range(pool):
-            take = picks[r]
-            out[p, r] = problem_values(
-                clusters[take], correct[take], None if scores is None else scores[take], ks, metric,
-                cache=cache, draws=draws, seed=int(rng.integers(2**31)),
-            )
+@lru_cache(maxsize=256)
+def _posterior_variance(n: int, k: int) -> np.ndarray:
+    """E[Var(pass@k estimate | q)] under q ~ Beta(c + 1/2, n - c + 1/2), for c = 0..n.
+
+    Closed form: the estimate's second moment averages the beta-binomial pmf, and
+    E[(1 - q)^j] = prod_{i<j} (b + i) / (a + b + i) for q ~ Beta(a, b).
+    """
+    v2 = (1.0 - M._miss_table(n)[k]) ** 2  # squared estimate for each count c'
+    out = np.empty(n + 1)
+    log_choose = np.array([math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) for j in range(n + 1)])
+    js = np.arange(n + 1)
+    for c in range(n + 1):
+        a, b = c + 0.5, n - c + 0.5
+        log_bb = log_choose + _log_beta(js + a, n - js + b) - _log_beta(np.array([a]), np.array([b]))
+        second = float(np.exp(log_bb) @ v2)
+        m_k = math.exp(float(np.sum(np.log((b + np.arange(k)) / (a + b + np.arange(k))))))
+        m_2k = math.exp(float(np.sum(np.log((b + np.arange(2 * k)) / (a + b + np.arange(2 * k))))))
+        out[c] = max(second - (1 - 2 * m_k + m_2k), 0.0)
+    out.setflags(write=False)
     return out
 
 
-def _outer(values_for: callable, n_problems: int, resamples: int, rng: np.random.Generator, chunk: int = 64) -> np.ndarray:
-    """(resamples, K) replicate curves: mean of ``values_for(problem_idx, rng)`` over drawn problems."""
-    reps = []
-    for start in range(0, resamples, chunk):
-        size = min(chunk, resamples - start)
-        drawn = rng.integers(n_problems, size=(size, n_problems))
-        reps.append(values_for(drawn, rng).mean(axis=1))
-    return np.concatenate(reps)
+def _log_beta(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lg = np.vectorize(math.lgamma)
+    return lg(a) + lg(b) - lg(a + b)
+
+
+def fixed_set_variance(problems: ProblemSet, ks: np.ndarray) -> np.ndarray:
+    """Variance of the pass@k mean over new samples of these problems, for each k.
+
+    Each problem contributes the expected sampling variance of its pass@k estimate
+    under the Jeffreys posterior of its success rate, q ~ Beta(c + 1/2, n - c + 1/2).
+    Why not an unbiased estimate: for 2k > n none exists (the squared truth is a
+    polynomial of degree 2k in q, beyond what n samples identify), and where one exists
+    (m_k^2 - m_2k, m_j = C(n - c, j) / C(n, j)) it is right on average but near k = n/2
+    almost always far too small: the variance comes from rare low counts that a typical
+    sample does not show (coverage 27 % at P = 30, n = 64, k = 32, easy prior). The
+    posterior version errs wide instead (a never-solved problem gets some variance):
+    in benchmarks/ci_coverage.py its variance is 1.0-1.3 x the truth at k <= 2 and up to
+    ~4 x (where the variance is tiny) at k = n.
+    """
+    sizes = problems.sizes
+    hits = np.array([int(c.sum()) for c in problems.correct])
+    out = np.zeros(len(ks))
+    for j, k in enumerate(ks):
+        for size in np.unique(sizes):
+            out[j] += _posterior_variance(int(size), int(k))[hits[sizes == size]].sum()
+    return out / len(problems) ** 2
 
 
 def replicate_curves(
     problems: ProblemSet, ks: Sequence[int], metric: str, *, resamples: int = 1000, seed: int = 0, pool: int | None = None, draws: int = 32
 ) -> np.ndarray:
-    """(resamples, len(ks)) two-level bootstrap replicates of the mean curve."""
+    """(resamples, len(ks)) bootstrap replicates of the mean curve, resampling problems only.
+
+    Each problem's value is its unbiased estimate from all n samples, which already
+    carries that problem's sampling noise, so resampling problems alone reproduces the
+    spread of the mean over new problems *and* new samples. (An inner level that redraws
+    the samples and re-applies the estimator is biased near k = n: a problem with one
+    correct sample of 8 keeps pass@8 = 1 in only 66 % of its resamples.) ``pool`` is
+    ignored; it remains for callers of the old two-level version.
+    """
     ks = _check_ks(problems, ks)
-    rng = np.random.default_rng(seed)
-    pool = pool or auto_pool(len(problems))
-    if metric == "pass":
-        sizes = problems.sizes
-        rate = np.array([c.mean() for c in problems.correct])
+    values = per_problem(problems, ks, metric, draws=max(draws, 200), seed=seed)
+    return _outer_means(values, resamples, np.random.default_rng(seed))
 
-        def values_for(drawn: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-            n = sizes[drawn]
-            hits = rng.binomial(n, rate[drawn])  # inner level: resampled correct counts
-            out = np.empty(drawn.shape + (len(ks),))
-            for size in np.unique(n):
-                rows = n == size
-                out[rows] = M.pass_curve(int(size), hits[rows], ks)
-            return out
-    else:
-        table = _inner_pool(problems, ks, metric, pool, rng, draws)
 
-        def values_for(drawn: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-            return table[drawn, rng.integers(pool, size=drawn.shape)]
-
-    return _outer(values_for, len(problems), resamples, rng)
+def _outer_means(values: np.ndarray, resamples: int, rng: np.random.Generator, chunk: int = 64) -> np.ndarray:
+    reps = []
+    for start in range(0, resamples, chunk):
+        drawn = rng.integers(len(values), size=(min(chunk, resamples - start), len(values)))
+        reps.append(values[drawn].mean(axis=1))
+    return np.concatenate(reps) if reps else np.empty((0,) + values.shape[1:])
 
 
 def bootstrap_curve(
@@ -263,18 +337,38 @@ def bootstrap_curve(
     pool: int | None = None,
     draws: int = 32,
     point: np.ndarray | None = None,
+    target: str = "population",
 ) -> CurveCI:
-    """Point curve (exact) with percentile intervals from the two-level bootstrap."""
+    """Point curve (exact) with an interval for each k; ``resamples=0`` gives none.
+
+    ``target="population"`` (default): the interval is for the metric's mean over new
+    problems drawn like these, each with new samples: ``score_interval`` over the
+    per-problem unbiased estimates (valid for every metric and every k <= n).
+    ``target="fixed"``: for the mean over new samples of these same problems (pass@k and
+    avg@n only): point +- z sqrt(``fixed_set_variance``), clipped to [0, 1]. It is narrower,
+    because the choice of problems is held fixed. ``pool`` and ``draws`` are kept for old
+    callers: the intervals are closed-form and need no resampling; ``resamples`` only
+    switches them on or off. Every interval contains its point estimate.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    if target == "fixed" and metric not in FIXED_SET_METRICS:
+        raise ValueError(f"a fixed-set interval exists for {list(FIXED_SET_METRICS)} only, not {metric!r}; use target='population'")
     ks = _check_ks(problems, ks)
+    values = per_problem(problems, ks, metric, seed=seed)
     if point is None:
-        point = per_problem(problems, ks, metric, seed=seed).mean(axis=0)
+        point = values.mean(axis=0)
+    point = np.asarray(point, dtype=float)
     if resamples <= 0:
         nan = np.full(len(ks), np.nan)
-        return CurveCI(metric, ks, point, nan, nan, nan, level, 0)
-    reps = replicate_curves(problems, ks, metric, resamples=resamples, seed=seed, pool=pool, draws=draws)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(reps, [alpha, 1 - alpha], axis=0)
-    return CurveCI(metric, ks, point, low, high, reps.std(axis=0, ddof=1), level, resamples)
+        return CurveCI(metric, ks, point, nan, nan, nan, level, 0, target)
+    if target == "population":
+        low, high, se = score_interval(values, level)
+    else:
+        se = np.sqrt(fixed_set_variance(problems, ks))
+        half = _z(level) * se
+        low, high = np.clip(point - half, 0.0, 1.0), np.clip(point + half, 0.0, 1.0)
+    return CurveCI(metric, ks, point, np.minimum(low, point), np.maximum(high, point), se, level, int(resamples), target)
 
 
 # ---------------------------------------------------------------------------- paired comparison
@@ -298,6 +392,51 @@ class Comparison:
     level: float
     only_a: list[str] = field(default_factory=list)
     only_b: list[str] = field(default_factory=list)
+    target: str = "population"
+
+
+def paired_interval(va: np.ndarray, vb: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Interval for mean(va) - mean(vb), per-problem values in [0, 1] paired by row.
+
+    Newcombe's hybrid score method for paired data, with each side's limits from
+    ``score_interval``: low = d - sqrt(da^2 - 2 r da eb + eb^2), high = d + sqrt(ea^2 -
+    2 r ea db + db^2), where da, ea (db, eb) are the distances from A's (B's) mean down
+    and up to its limits and r is the correlation of the per-problem values (0 when
+    either side has no spread), shrunk towards 0 by z^2 pseudo-problems like the
+    dispersion in ``score_interval``: with 30 problems and no problem on which the runs
+    disagree, r = 1 made the interval nearly [0, 0] (89 % coverage of a real pass@64
+    difference in benchmarks/ci_coverage.py). Far from 0 and 1 and with many problems it
+    is d +- z sd(diffs) / sqrt(P); when both runs solve every problem it still has width
+    (the plain bootstrap gives [0, 0]). It targets the superpopulation and contains d.
+    """
+    va, vb = np.asarray(va, dtype=float), np.asarray(vb, dtype=float)
+    la, ha, _ = score_interval(va, level)
+    lb, hb, _ = score_interval(vb, level)
+    ma, mb = va.mean(), vb.mean()
+    r = 0.0
+    if len(va) > 1 and va.std() > 1e-12 and vb.std() > 1e-12:
+        r = float(np.corrcoef(va, vb)[0, 1]) * (len(va) - 1) / (len(va) - 1 + _z(level) ** 2)
+    da, ea, db, eb = ma - la[0], ha[0] - ma, mb - lb[0], hb[0] - mb
+    d = ma - mb
+    low = d - math.sqrt(max(da * da - 2 * r * da * eb + eb * eb, 0.0))
+    high = d + math.sqrt(max(ea * ea - 2 * r * ea * db + db * db, 0.0))
+    return float(low), float(high)
+
+
+def sign_flip_p_value(diffs: np.ndarray, resamples: int, rng: np.random.Generator) -> float:
+    """Two-sided paired randomisation test of "A and B are exchangeable on every problem".
+
+    Under that null each problem's difference is as likely to have either sign, so the
+    p-value is the share of random sign flips whose |mean| reaches the observed one (+1
+    smoothing). It is valid (size <= alpha) at any number of problems, but discrete: when
+    few problems differ (pass@n, maj@n of strong models) few p-values are possible and
+    the test rejects less often than alpha; see benchmarks/ci_coverage.py for its size
+    and power.
+    """
+    observed = abs(float(diffs.mean()))
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(resamples, len(diffs)))
+    flipped = np.abs((signs * diffs).mean(axis=1))
+    return float((1 + np.sum(flipped >= observed - 1e-12)) / (resamples + 1))
 
 
 def paired_comparison(
@@ -312,13 +451,11 @@ def paired_comparison(
     level: float = 0.95,
     pool: int | None = None,
 ) -> Comparison:
-    """Difference of means with a paired two-level bootstrap interval and a sign-flip p-value.
+    """Difference of means on shared problems, with ``paired_interval`` and a sign-flip p-value.
 
-    Problems are matched by id; both runs are resampled with the *same* problem draws
-    (that is what pairs them), samples within each run independently. The p-value is a
-    paired randomisation test: under "no difference" each problem's difference is equally
-    likely to have either sign, so p = share of random sign flips whose mean difference
-    is at least as far from 0 as the observed one (two-sided, with +1 smoothing).
+    Problems are matched by id. The interval is for the difference over new problems
+    (superpopulation); the p-value is ``sign_flip_p_value`` with ``resamples`` flips.
+    ``resamples=0`` gives neither. ``pool`` is ignored (kept for old callers).
     """
     common = [pid for pid in a.ids if pid in set(b.ids)]
     if not common:
@@ -331,22 +468,13 @@ def paired_comparison(
     va = per_problem(pa, ks, metric, seed=seed)[:, 0]
     vb = per_problem(pb, ks, metric, seed=seed)[:, 0]
     diffs = va - vb
-    observed = float(diffs.mean())
-    rng = np.random.default_rng(seed)
-    pool = pool or auto_pool(len(common))
     if resamples > 0:
-        ra = _paired_replicates(pa, ks, metric, resamples, rng, pool)
-        rb = _paired_replicates(pb, ks, metric, resamples, rng, pool, draws_from=ra[1])
-        rep = ra[0] - rb[0]
-        alpha = (1 - level) / 2
-        low, high = (float(x) for x in np.quantile(rep, [alpha, 1 - alpha]))
-        signs = rng.choice(np.array([-1.0, 1.0]), size=(resamples, len(diffs)))
-        flipped = np.abs((signs * diffs).mean(axis=1))
-        p_value = float((1 + np.sum(flipped >= abs(observed) - 1e-12)) / (resamples + 1))
+        low, high = paired_interval(va, vb, level)
+        p_value = sign_flip_p_value(diffs, resamples, np.random.default_rng(seed))
     else:
         low = high = p_value = float("nan")
     return Comparison(
-        metric, int(k), names[0], names[1], float(va.mean()), float(vb.mean()), observed, low, high, p_value,
+        metric, int(k), names[0], names[1], float(va.mean()), float(vb.mean()), float(diffs.mean()), low, high, p_value,
         len(common), level, only_a, only_b,
     )
 
@@ -355,17 +483,13 @@ def _paired_replicates(
     problems: ProblemSet, ks: np.ndarray, metric: str, resamples: int, rng: np.random.Generator, pool: int,
     draws_from: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Replicate means for one side; ``draws_from`` reuses the other side's problem draws."""
+    """Replicate means for one side; ``draws_from`` reuses the other side's problem draws.
+
+    Problems only are resampled (see ``replicate_curves``), so A - B of two calls with the
+    same draws is the bootstrap of the per-problem differences, centred on the observed
+    difference. ``pool`` is ignored. Prefer ``paired_interval`` for the interval itself:
+    the percentile interval of these replicates is [d, d] when every difference is equal.
+    """
     drawn = draws_from if draws_from is not None else rng.integers(len(problems), size=(resamples, len(problems)))
-    if metric == "pass":
-        sizes = problems.sizes[drawn]
-        rate = np.array([c.mean() for c in problems.correct])[drawn]
-        hits = rng.binomial(sizes, rate)
-        values = np.empty(drawn.shape)
-        for size in np.unique(sizes):
-            rows = sizes == size
-            values[rows] = M.pass_curve(int(size), hits[rows], ks)[:, 0]
-    else:
-        table = _inner_pool(problems, ks, metric, pool, rng, 32)[:, :, 0]
-        values = table[drawn, rng.integers(pool, size=drawn.shape)]
-    return values.mean(axis=1), drawn
+    values = per_problem(problems, ks, metric)[:, 0]
+    return values[drawn].mean(axis=1), drawn

@@ -288,7 +288,7 @@ def _rich(frame: pd.DataFrame, title: str) -> str:
 def _sections(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparison]) -> list[tuple[str, pd.DataFrame]]:
     level = next((c.level for s in summaries for c in s.curves.values()), 0.95)
     resamples = next((c.resamples for s in summaries for c in s.curves.values()), 0)
-    note = f"{int(level * 100)}% two-level bootstrap CI, {resamples} resamples" if resamples else "no bootstrap"
+    note = f"{int(level * 100)}% CI for new problems (score interval), {resamples} sign flips" if resamples else "no intervals"
     sections = [(f"Runs (accuracy in %, {note})", runs_frame(summaries)), (f"Curves (% [{note}])", curves_frame(summaries))]
     if comparisons:
         sections.append(("Paired comparison against the baseline (problems matched by id; sign-flip p-value)", comparisons_frame(comparisons)))

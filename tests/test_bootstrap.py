@@ -1,9 +1,13 @@
-"""Two-level bootstrap intervals and paired comparisons: calibration, pairing, errors."""
+"""Confidence intervals and paired comparisons: coverage at every k, targets, degenerate cases, pairing, errors."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from m1eval import bootstrap as B
 from m1eval import metrics as M
@@ -43,22 +47,28 @@ def test_interval_brackets_point_and_is_reproducible():
         a = B.bootstrap_curve(problems, [1, 4, 16], metric, resamples=200, seed=7)
         b = B.bootstrap_curve(problems, [1, 4, 16], metric, resamples=200, seed=7)
         np.testing.assert_array_equal(a.low, b.low)
-        assert np.all(a.low <= a.high)
+        assert a.target == "population"
+        assert np.all(a.low < a.high)
         assert np.all(a.se > 0)
-        if metric in ("pass", "best"):
-            assert np.all((a.low <= a.point + 1e-9) & (a.point <= a.high + 1e-9)), metric
-    c = B.bootstrap_curve(problems, [1], "pass", resamples=200, seed=8)
-    assert c.low[0] != a.low[0] or c.high[0] != a.high[0]
+        assert np.all((a.low <= a.point) & (a.point <= a.high)), metric
+    none = B.bootstrap_curve(problems, [1], "pass", resamples=0)
+    assert np.isnan(none.low[0]) and np.isfinite(none.point[0])
 
 
-def test_single_problem_interval_comes_from_the_inner_level():
-    """With one problem the outer level is constant: the whole spread is sample resampling."""
+def test_single_problem_population_vs_fixed_set():
+    """One problem says almost nothing about new problems, but a fair amount about itself."""
     problems = B.ProblemSet(["only"], [np.array([0] * 10 + [1] * 10)], [np.array([True] * 10 + [False] * 10)])
-    curve = B.bootstrap_curve(problems, [1], "pass", resamples=2000, seed=0)
-    assert curve.se[0] == pytest.approx(np.sqrt(0.25 / 20), rel=0.1)
-    maj = B.bootstrap_curve(problems, [1, 20], "maj", resamples=500, seed=0)
-    assert maj.se[0] == pytest.approx(np.sqrt(0.25 / 20), rel=0.3)
-    assert maj.se[1] > 0.2  # a 10-10 tie at k = n: resamples swing the vote either way
+    pop = B.bootstrap_curve(problems, [1], "pass")
+    assert pop.high[0] - pop.low[0] > 0.9
+    fixed = B.bootstrap_curve(problems, [1], "pass", target="fixed")
+    assert fixed.target == "fixed"
+    # Jeffreys-posterior sampling variance of c/n at c = 10 of 20: close to 0.25 / 20.
+    assert fixed.se[0] == pytest.approx(np.sqrt(0.25 / 20), rel=0.1)
+    assert fixed.low[0] < 0.5 < fixed.high[0]
+    with pytest.raises(ValueError, match="fixed-set"):
+        B.bootstrap_curve(problems, [1], "maj", target="fixed")
+    with pytest.raises(ValueError, match="target"):
+        B.bootstrap_curve(problems, [1], "pass", target="sample")
 
 
 def test_pass1_interval_covers_truth_about_95_percent():
@@ -72,6 +82,107 @@ def test_pass1_interval_covers_truth_about_95_percent():
         curve = B.bootstrap_curve(problems, [1], "pass", resamples=400, seed=t)
         covered += curve.low[0] <= 0.4 <= curve.high[0]
     assert 0.85 <= covered / trials <= 1.0
+
+
+def hard_population_rates(rng: np.random.Generator, size: int) -> np.ndarray:
+    """AIME-like: a quarter of the problems unsolvable, the rest Beta(0.5, 2)."""
+    return np.where(rng.random(size) < 0.25, 0.0, rng.beta(0.5, 2.0, size))
+
+
+def test_pass_at_n_covers_with_many_problems():
+    """Issue 17: at P = 500, n = 8 the two-level bootstrap covered pass@8 18 % of the time.
+
+    The truth is the population mean of 1 - (1 - q)^k, computed from a large draw of q.
+    """
+    rng = np.random.default_rng(11)
+    big = hard_population_rates(rng, 400_000)
+    ks = [1, 4, 8]
+    truth = np.array([np.mean(1 - (1 - big) ** k) for k in ks])
+    trials, covered, inside = 40, np.zeros(3), 0
+    for t in range(trials):
+        rates = hard_population_rates(rng, 500)
+        hits = rng.binomial(8, rates)
+        problems = B.ProblemSet(
+            [f"p{i}" for i in range(500)], [np.zeros(8, int)] * 500, [np.arange(8) < h for h in hits]
+        )
+        curve = B.bootstrap_curve(problems, ks, "pass", seed=t)
+        covered += (curve.low <= truth) & (truth <= curve.high)
+        inside += np.all((curve.low <= curve.point) & (curve.point <= curve.high))
+    assert inside == trials
+    assert np.all(covered / trials >= 0.85), covered / trials
+
+
+def test_estimate_inside_its_interval_at_k_equal_n():
+    """The old inner level pulled pass@n and maj@n replicates below the estimate."""
+    problems = make_set(np.random.default_rng(3).beta(0.6, 1.5, size=500), n=8, seed=9)
+    for metric in ("pass", "maj"):
+        curve = B.bootstrap_curve(problems, [8], metric, resamples=300, seed=0)
+        assert curve.low[0] <= curve.point[0] <= curve.high[0], metric
+        # and not at its edge: the interval is centred on the estimate within a third of its width
+        middle = (curve.low[0] + curve.high[0]) / 2
+        assert abs(middle - curve.point[0]) < (curve.high[0] - curve.low[0]) / 6, metric
+        reps = B.replicate_curves(problems, [8], metric, resamples=300, seed=0)
+        assert abs(reps.mean() - curve.point[0]) < 3 * curve.se[0] / np.sqrt(300) + 1e-9, metric
+
+
+def test_every_problem_solved_still_has_an_interval():
+    """All 30 problems solved at k = n: the truth may be below 1; [1, 1] would claim it is not."""
+    problems = B.ProblemSet([f"p{i}" for i in range(30)], [np.zeros(8, int)] * 30, [np.r_[True, np.zeros(7, bool)]] * 30)
+    curve = B.bootstrap_curve(problems, [1, 8], "pass")
+    assert curve.point[1] == 1.0 and curve.high[1] == 1.0
+    assert 0.85 < curve.low[1] < 0.95  # Clopper-Pearson-like bound for 30 of 30: about 0.88
+    fixed = B.bootstrap_curve(problems, [8], "pass", target="fixed")
+    assert fixed.low[0] < 1.0 == fixed.high[0]
+
+
+def test_fixed_set_interval_covers_the_mean_over_these_problems():
+    rng = np.random.default_rng(21)
+    rates = hard_population_rates(rng, 200)
+    ks = np.array([1, 2, 8])
+    truth = np.array([np.mean(1 - (1 - rates) ** k) for k in ks])
+    trials, covered, narrower = 60, np.zeros(3), 0
+    for t in range(trials):
+        hits = rng.binomial(8, rates)
+        problems = B.ProblemSet([f"p{i}" for i in range(200)], [np.zeros(8, int)] * 200, [np.arange(8) < h for h in hits])
+        fixed = B.bootstrap_curve(problems, ks, "pass", target="fixed")
+        pop = B.bootstrap_curve(problems, ks, "pass")
+        covered += (fixed.low <= truth) & (truth <= fixed.high)
+        narrower += np.all(fixed.high - fixed.low < pop.high - pop.low)
+    assert np.all(covered / trials >= 0.88), covered / trials
+    assert narrower == trials
+
+
+def test_posterior_variance_matches_numerical_integration():
+    """E over q ~ Beta(c + 1/2, n - c + 1/2) of the exact Var(pass@k estimate | q), by quadrature."""
+    n = 8
+    grid = (np.arange(20000) + 0.5) / 20000
+    counts = np.arange(n + 1)
+    log_choose = np.array([math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) for j in counts])
+    pmf = np.exp(log_choose[None, :] + counts[None, :] * np.log(grid[:, None]) + (n - counts)[None, :] * np.log1p(-grid[:, None]))
+    for k in (1, 3, 8):
+        est = np.array([M.pass_at_k(n, c, k) for c in counts])
+        var_q = pmf @ est**2 - (pmf @ est) ** 2
+        for c in (0, 1, 4, 8):
+            dens = grid ** (c - 0.5) * (1 - grid) ** (n - c - 0.5)
+            expected = float(dens @ var_q / dens.sum())
+            assert B._posterior_variance(n, k)[c] == pytest.approx(expected, rel=2e-2, abs=1e-6), (k, c)
+
+
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=40), st.sampled_from([0.5, 0.9, 0.95, 0.99]))
+@settings(max_examples=200, deadline=None)
+def test_score_interval_contains_the_mean(values, level):
+    low, high, se = B.score_interval(np.array(values), level)
+    mean = np.mean(values)
+    assert 0 <= low[0] <= mean + 1e-12 and mean - 1e-12 <= high[0] <= 1
+    assert se[0] >= 0
+
+
+def test_score_interval_far_from_the_bounds_is_the_normal_one():
+    values = np.random.default_rng(0).uniform(0.2, 0.8, size=2000)
+    low, high, se = B.score_interval(values)
+    half = 1.96 * values.std(ddof=1) / np.sqrt(len(values))
+    assert se[0] == pytest.approx(values.std(ddof=1) / np.sqrt(len(values)))
+    assert (high[0] - low[0]) / 2 == pytest.approx(half, rel=0.05)
 
 
 def test_k_beyond_smallest_sample_count_is_an_error():
@@ -109,6 +220,40 @@ def test_paired_comparison_detects_a_real_gap_and_matches_by_id():
         assert result.diff > 0.1
         assert result.low > 0
         assert result.p_value < 0.01
+
+
+def test_paired_interval_when_both_runs_solve_everything():
+    """Every difference 0: the bootstrap said [0, 0]; the true difference need not be 0."""
+    a = B.ProblemSet([f"p{i}" for i in range(30)], [np.zeros(8, int)] * 30, [np.ones(8, bool)] * 30)
+    result = B.paired_comparison(a, a, "pass", 8)
+    assert result.low < 0 < result.high
+    assert result.high - result.low > 0.1
+    assert result.target == "population"
+
+
+def test_paired_interval_matches_normal_one_in_the_middle():
+    rng = np.random.default_rng(4)
+    va = rng.uniform(0.2, 0.8, 3000)
+    vb = np.clip(va - 0.05 + rng.normal(0, 0.1, 3000), 0, 1)
+    low, high = B.paired_interval(va, vb)
+    d = va - vb
+    assert low < d.mean() < high
+    assert (high - low) / 2 == pytest.approx(1.96 * d.std(ddof=1) / np.sqrt(len(d)), rel=0.08)
+
+
+def test_paired_replicates_are_centred_on_the_observed_difference():
+    """budget.paired_difference takes percentiles of these; the old inner level biased them at k = n."""
+    rng = np.random.default_rng(8)
+    rates = rng.beta(0.5, 2.0, 400)
+    a = make_set(rates, n=8, seed=1)
+    b = make_set(np.clip(rates - 0.05, 0, 1), n=8, seed=2)
+    ks = np.array([8])
+    ra, drawn = B._paired_replicates(a, ks, "pass", 2000, np.random.default_rng(0), 32)
+    rb, _ = B._paired_replicates(b, ks, "pass", 2000, np.random.default_rng(1), 32, draws_from=drawn)
+    va, vb = B.per_problem(a, ks, "pass")[:, 0], B.per_problem(b, ks, "pass")[:, 0]
+    se = (va - vb).std(ddof=1) / np.sqrt(len(va))
+    assert abs((ra - rb).mean() - (va - vb).mean()) < 0.2 * se
+    assert abs(ra.mean() - va.mean()) < 0.2 * va.std() / np.sqrt(len(va))
 
 
 def test_paired_comparison_needs_shared_problems():
