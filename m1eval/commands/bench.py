@@ -92,13 +92,19 @@ def bench(
     out: Annotated[Path, typer.Option("--out", help="Folder for <model>-<engine>.json profiles and the figure.")] = Path("results/bench"),
     figure: Annotated[bool, typer.Option("--figure/--no-figure", help="Also draw throughput.<format>.")] = True,
     fmt: Annotated[str, typer.Option("--format", help="Figure format: png, pdf or svg.")] = "png",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the engines' INFO logs (vLLM's are quiet otherwise).")] = False,
 ) -> None:
     """Tokens/s and latency per batch size (peak search) and per generation length; writes profiles."""
     from m1eval.bench import BenchError, BenchSettings, run_bench
+    from m1eval.commands.common import check_output_dir, quiet_engine_logs
     from m1eval.engines.base import EngineError, engine_class
     from m1eval.models import ModelError, resolve_model
     from m1eval.store import safe_name
 
+    quiet_engine_logs(verbose)
+    check_output_dir(out, "--out")  # before an hour of measuring, not at save time
+    if fmt not in ("png", "pdf", "svg"):
+        raise typer.BadParameter(f"--format must be png, pdf or svg, got {fmt!r}")
     engines = list(engine or [])
     if engines and len(engines) not in (1, len(model)):
         raise typer.BadParameter(f"--engine given {len(engines)} times for {len(model)} models: give one, or one per model")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -65,11 +66,18 @@ def budget(
 
     from m1eval.budget import BudgetError, clock_for, compare_at_budget, crossovers, default_budgets, parallel_curve
     from m1eval.commands.bench import parse_int_list
+    from m1eval.commands.common import check_output_dir
     from m1eval.plots import nice_seconds
 
-    data, profs = load_inputs(runs, profile)
     if metric not in ("maj", "pass"):
         raise typer.BadParameter(f"--metric must be maj or pass, got {metric!r}")
+    if batch_size is not None and not batch_size > 0:
+        raise typer.BadParameter(f"--batch-size must be positive, got {batch_size:g}")
+    bad = [b for b in budgets or [] if not (b > 0 and math.isfinite(b))]
+    if bad:
+        raise typer.BadParameter(f"--budget must be a positive number of seconds, got {bad[0]:g}")
+    check_output_dir(out, "--out")
+    data, profs = load_inputs(runs, profile)
     curve_frames, verdict_rows, length_frames = [], [], []
     try:
         for task, group in by_task(data).items():
