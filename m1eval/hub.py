@@ -19,9 +19,13 @@ from pathlib import Path
 DEFAULT_ENDPOINT = "https://huggingface.co"
 PROBE_TIMEOUT_S = 3.0
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-OFFLINE_HINT = (
-    "pass --data-dir DIR or set M1EVAL_DATA_DIR to a folder of <task>/test.jsonl for benchmarks, a local model "
-    "folder for --model, or download while online; HF_HUB_OFFLINE=1 skips the hub check and uses the local cache"
+DATA_HINT = (
+    "pass --data-dir DIR or set M1EVAL_DATA_DIR to a folder of <task>/test.jsonl "
+    "(HF_HUB_OFFLINE=1 skips the hub check and uses only the local cache)"
+)
+MODEL_HINT = (
+    "pass a local model folder as --model, or download it while online (huggingface-cli download ID) "
+    "(HF_HUB_OFFLINE=1 skips the hub check and uses only the local cache)"
 )
 
 _state: dict[str, str | None] = {}  # "reason": why the hub is considered offline (None: it answered)
@@ -99,6 +103,16 @@ def offline_reason() -> str | None:
 
 def is_local(path: str | os.PathLike[str]) -> bool:
     return Path(os.path.expanduser(str(path))).exists()
+
+
+def in_cache(repo_id: str, filename: str, revision: str | None = None) -> bool:
+    """Whether ``filename`` of a hub model is in the local HF cache (no network, no heavy import)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, filename, revision=revision), str)
+    except Exception:  # noqa: BLE001 - an id the cache cannot hold is not cached
+        return False
 
 
 def reset() -> None:

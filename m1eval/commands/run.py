@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from m1eval.commands.common import check_output_dir, quiet_engine_logs
+from m1eval.commands.common import check_output_dir, error_line, quiet_engine_logs
 from m1eval.engines.base import EngineError
 from m1eval.models import ModelError
 from m1eval.prompts import PromptError
@@ -111,7 +111,7 @@ def run(
         check_output_dir(plan.path, "--out")
         outcome = generate(plan, console=console)
     except (ModelError, TaskError, EngineError, PromptError, RunError, RunLockedError, StoreError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error_line(console, str(exc))
         raise typer.Exit(2) from None
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -56,7 +56,7 @@ def list_tasks(ctx: typer.Context, data_dir: DataDirOption = None) -> None:
         table.add_row(name, str(len(problems)), str(spec.expected_rows), spec.answer_format, source, verdict)
     console.print(table)
     if offline and failures:
-        error_line(console, f"{offline}; {hub_lib.OFFLINE_HINT}")
+        error_line(console, f"{offline}; {hub_lib.DATA_HINT}")
     if failures:
         raise typer.Exit(1)
 
