@@ -68,6 +68,7 @@ def report(
             raise typer.Exit(2) from None
     text = report_lib.render_report(summaries, comparisons, fmt.value)
     if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
         err.print(f"report written to {output}")
     else:
