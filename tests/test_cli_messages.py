@@ -53,7 +53,7 @@ class CountingBenchEngine:
     def __init__(self, model: str, *, options: dict | None = None) -> None:
         type(self).built += 1
 
-    def timed_greedy(self, prompt_token_ids, gen_len):  # noqa: ANN001, ANN201 - engine protocol
+    def timed_greedy(self, prompt_token_ids, gen_len):
         batch = len(prompt_token_ids)
         return TimedGeneration(batch, len(prompt_token_ids[0]), gen_len, 0.01 * gen_len, batch * gen_len)
 
@@ -65,18 +65,20 @@ def test_bench_refuses_an_output_file_before_measuring(a_file: Path, monkeypatch
     """`bench --out FILE` measured everything, then crashed at save and lost the measurements."""
     monkeypatch.setitem(ENGINES, "counting", f"{__name__}:CountingBenchEngine")
     CountingBenchEngine.built = 0
-    code, output, exc = _invoke(["bench", "-m", "r1-qwen-1.5b", "-e", "counting", "--batch-sizes", "1",
-                                 "--no-find-peak", "--prompt-len", "4", "--gen-len", "4", "--warmup", "0",
-                                 "--repeats", "1", "--out", str(a_file)])
+    model = a_file.parent / "some-model"
+    model.mkdir()
+    code, output, _ = _invoke(["bench", "-m", str(model), "-e", "counting", "--batch-sizes", "1",
+                               "--no-find-peak", "--prompt-len", "4", "--gen-len", "4", "--warmup", "0",
+                               "--repeats", "1", "--out", str(a_file)])
     assert code == 2, output
     _one_line_error(output, "--out", str(a_file), "not a folder")
     assert CountingBenchEngine.built == 0  # refused before the engine (and an hour of measuring) started
     # the same command with a usable folder measures and writes
-    code, output, _ = _invoke(["bench", "-m", "r1-qwen-1.5b", "-e", "counting", "--batch-sizes", "1",
+    code, output, _ = _invoke(["bench", "-m", str(model), "-e", "counting", "--batch-sizes", "1",
                                "--no-find-peak", "--prompt-len", "4", "--gen-len", "4", "--warmup", "0",
                                "--repeats", "1", "--no-figure", "--out", str(a_file.parent / "bench")])
     assert code == 0, output
-    assert (a_file.parent / "bench" / "r1-qwen-1.5b-counting.json").is_file()
+    assert (a_file.parent / "bench" / "some-model-counting.json").is_file()
 
 
 @pytest.mark.parametrize("verb", ["plot", "budget"])
@@ -159,7 +161,7 @@ def test_every_engine_option_is_listed() -> None:
     assert code == 0, output
     for engine, target in ENGINES.items():
         module = importlib.import_module(target.split(":")[0])
-        names = getattr(module, "OPTIONS", None) or getattr(module, "LLM_OPTIONS")
+        names = getattr(module, "OPTIONS", None) or module.LLM_OPTIONS
         section = output.split(f"{engine}: ", 1)[1]
         for name in names:
             assert f" {name} " in section.split("\n\n")[0] or f"│ {name} " in section, (engine, name)

@@ -62,11 +62,11 @@ def silent_endpoint() -> Iterator[str]:
 @pytest.fixture
 def answering_endpoint() -> Iterator[str]:
     class NotFound(BaseHTTPRequestHandler):
-        def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+        def do_HEAD(self) -> None:
             self.send_response(404)
             self.end_headers()
 
-        def log_message(self, *args) -> None:  # noqa: ANN002
+        def log_message(self, *args) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
@@ -92,6 +92,11 @@ def test_unreachable_hub_switches_the_process_offline(monkeypatch: pytest.Monkey
 
     for name in hub.OFFLINE_VARS:
         monkeypatch.delenv(name, raising=False)
+    for module, names in (("huggingface_hub.constants", ["HF_HUB_OFFLINE"]),
+                          ("datasets.config", ["HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"])):
+        if module in sys.modules:  # go_offline() flips these; put them back afterwards
+            for name in names:
+                monkeypatch.setattr(sys.modules[module], name, getattr(sys.modules[module], name))
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
     hub.reset()
     try:
@@ -150,3 +155,12 @@ def test_uncached_model_without_hub_fails_fast(tmp_path: Path, data_dir: Path) -
                         "--k", "1", "--data-dir", str(data_dir), "--out", str(tmp_path / "results"))
     assert result.returncode == 2
     _one_error_line(result, "togethercomputer/M1-3B", "unreachable", "not in the local cache", "local model folder")
+
+
+def test_bench_of_an_uncached_hub_model_without_hub_fails_fast(tmp_path: Path) -> None:
+    result, _ = _m1eval(tmp_path, f"http://127.0.0.1:{_closed_port()}", "bench", "-m", "r1-qwen-1.5b", "-e", "hf",
+                        "--batch-sizes", "1", "--no-find-peak", "--gen-len", "4", "--prompt-len", "4",
+                        "--out", str(tmp_path / "bench"))
+    assert result.returncode == 1
+    _one_error_line(result, "r1-qwen-1.5b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "unreachable",
+                    "not in the local cache")
