@@ -75,15 +75,15 @@ ENGINE_LOG_ENV = "VLLM_LOGGING_LEVEL"
 
 def quiet_engine_logs(verbose: bool) -> None:
     """vLLM logs dozens of INFO lines per start (config dumps, kernel choices) that bury m1eval's
-    own output; keep it at WARNING unless ``--verbose``. An explicit ``$VLLM_LOGGING_LEVEL`` wins.
+    own output; keep it at WARNING unless ``--verbose``. An explicit ``$VLLM_LOGGING_LEVEL`` wins
+    (with ``--verbose`` only when it is DEBUG, which says more than INFO).
 
-    The variable reaches vLLM's engine processes too (they inherit the environment); a vLLM
-    already imported in this process gets the level set on its logger.
+    vLLM applies the variable when its engine starts, in this process and in the engine
+    processes (they inherit the environment).
     """
-    import logging
-
-    level = "INFO" if verbose else "WARNING"
-    if ENGINE_LOG_ENV in os.environ and not verbose:
-        level = os.environ[ENGINE_LOG_ENV]
+    current = os.environ.get(ENGINE_LOG_ENV, "").strip().upper()
+    if verbose:
+        level = "DEBUG" if current == "DEBUG" else "INFO"
+    else:
+        level = current or "WARNING"
     os.environ[ENGINE_LOG_ENV] = level
-    logging.getLogger("vllm").setLevel(level.upper() if isinstance(level, str) else level)
