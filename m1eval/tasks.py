@@ -382,7 +382,7 @@ def read_task(
             "pass --allow-unpinned to use these rows anyway (results will not be comparable)"
         )
     if folder is not None:
-        source = str(folder / spec.name / LOCAL_FILE)
+        source = str((folder / spec.name / LOCAL_FILE).resolve())
     else:
         source = f"hub:{spec.hub.id} ({spec.hub.config}, {spec.hub.split}, revision {spec.hub.revision})"
     return LoadedTask(spec, problems, actual, ok, source, folder)

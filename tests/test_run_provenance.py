@@ -20,8 +20,6 @@ from typer.testing import CliRunner
 from m1eval import tasks as task_lib
 from m1eval.cli import app
 
-pytestmark = pytest.mark.slow
-
 
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "m1eval", *args], cwd=REPO, env=env, capture_output=True, text=True,
@@ -46,6 +44,7 @@ def _changed_copy(data_dir: Path, root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_unpinned_run_records_the_hash_it_read_and_report_says_so(tmp_path_factory, data_dir, tmp_path):
     model = tiny_model(tmp_path_factory)
     edited = _changed_copy(data_dir, tmp_path / "edited-data")
@@ -70,6 +69,7 @@ def test_unpinned_run_records_the_hash_it_read_and_report_says_so(tmp_path_facto
     assert json.loads(as_json.stdout)["runs"][0]["unpinned"] is True
 
 
+@pytest.mark.slow
 def test_pinned_run_records_the_folder_from_the_environment(tmp_path_factory, data_dir, tmp_path):
     model = tiny_model(tmp_path_factory)
     result = _run("run", "--model", str(model), "--engine", "hf", "--task", "aime25", "--limit", "1", "--k", "1",
@@ -80,3 +80,16 @@ def test_pinned_run_records_the_folder_from_the_environment(tmp_path_factory, da
     assert task["data_dir"] == str(Path(data_dir).resolve())
     assert task["unpinned"] is False
     assert task["content_hash"] == task["pinned_hash"] == task_lib.load_spec("aime25").content_hash
+
+
+def test_report_recognises_unpinned_runs_from_older_manifests() -> None:
+    """Older manifests stored the pin as content_hash; a full run whose own subset hash differs was unpinned."""
+    from m1eval.report import unpinned_note
+
+    pinned = {"name": "aime25", "limit": None, "content_hash": "aaa", "subset_hash": "aaa"}
+    assert unpinned_note({"task": pinned}) is None
+    assert unpinned_note({"task": {**pinned, "subset_hash": "bbb"}}) is not None
+    assert unpinned_note({"task": {**pinned, "subset_hash": "bbb", "limit": 5}}) is None  # a subset: cannot tell
+    marked = {**pinned, "unpinned": True, "content_hash": "bbb", "pinned_hash": "aaa"}
+    assert "not comparable" in unpinned_note({"task": marked})
+    assert unpinned_note({"task": {**marked, "unpinned": False}}) is None
