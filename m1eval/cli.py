@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import importlib
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
+import typer.core
 
 from m1eval import __version__
+
+
+def _hide_flag_metavar() -> None:
+    """Typer 0.29's rich help prints ``<bool>`` after every flag (``--help <bool>``), which reads as
+    if the flag took a value. Flags take none, so they get no type column; other options keep theirs."""
+    option_class = typer.core.TyperOption
+    if getattr(option_class.display_type_rich, "_m1eval_flags", False):
+        return
+    original = option_class.display_type_rich
+
+    def display_type_rich(self, ctx):  # typer's signature
+        if getattr(self, "is_flag", False) and self.metavar is None:
+            return None
+        return original(self, ctx)
+
+    display_type_rich._m1eval_flags = True  # type: ignore[attr-defined]
+    option_class.display_type_rich = display_type_rich
+
+
+_hide_flag_metavar()
 
 app = typer.Typer(
     name="m1eval",
@@ -18,7 +39,7 @@ app = typer.Typer(
 )
 
 # Each verb lives in m1eval/commands/<name>.py and exposes register(app).
-COMMAND_MODULES = ("tasks", "models", "run", "grade", "report", "bench", "budget", "plot")
+COMMAND_MODULES = ("tasks", "models", "engines", "run", "grade", "report", "bench", "budget", "plot")
 
 
 def _version(value: bool) -> None:
@@ -30,7 +51,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     version: Annotated[
-        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = None,
 ) -> None:
     """m1eval: pass@k, maj@k and accuracy under a clock, from stored runs."""

@@ -92,9 +92,37 @@ def new_figure(ncols: int = 1, *, width: float = 5.2, height: float = 3.8):
 
 
 def percent_axis(ax) -> None:
+    """Accuracy in %, on an axis that never shows impossible values.
+
+    Call after plotting. Autoscaling centres a flat line, so a run that solved nothing
+    would sit in the middle of an axis running from -5% to 5%; the axis starts at 0 (and
+    stops at 100%) instead, and a flat 0 curve gets a 0-10% axis, with the line at the bottom.
+    """
     from matplotlib.ticker import PercentFormatter
 
+    low, high = ax.get_ylim()
+    if high <= 0.0:  # nothing but zeros (bands included)
+        high = 0.1
+    ax.set_ylim(max(low, 0.0), min(high, 1.02))
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+
+
+def _plain_number(value: float) -> str:
+    """'0.5', '2', '30', '1,000', '20,000': a number as a reader writes it, never 10^3."""
+    if value >= 1:
+        return f"{value:,.0f}"
+    return f"{value:.2g}"
+
+
+def seconds_axis(ax, axis: str = "x") -> None:
+    """Log-scaled time in plain seconds at 1-2-5 steps ('0.5', '2', '1,000'), not 10^3."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(FuncFormatter(lambda v, _p: _plain_number(v)))
+    target.set_minor_formatter(NullFormatter())
 
 
 def log2_axis(ax, axis: str = "x") -> None:

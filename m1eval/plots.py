@@ -92,7 +92,7 @@ def figure_budget(curves: Sequence[BudgetCurve], *, title: str | None = None, ma
         if mark_crossovers and len(group) >= 2:
             _mark_leaders(ax, group, left=min(float(c.seconds[0]) for c in group), right=right)
         metric = METRIC_NAMES[group[0].metric]
-        ax.set_xscale("log")
+        ps.seconds_axis(ax, "x")
         ps.percent_axis(ax)
         ax.set_xlabel("wall-clock time for k samples of every problem (s)")
         ax.set_ylabel(f"{metric} (% of problems)")
@@ -180,7 +180,7 @@ def figure_length(curves: Sequence[LengthCurve], *, title: str | None = None):
                 label = f"{curve.label} (batch {curve.batch_size})" if curve.batch_size else curve.label
                 tax.plot(curve.seconds, curve.accuracy, color=color, marker=ps.model_marker(curve.label), label=label)
                 _band(tax, curve.seconds, curve.low, curve.high, color)
-            tax.set_xscale("log")
+            ps.seconds_axis(tax, "x")
             ps.percent_axis(tax)
             tax.set_xlabel("time to decode L tokens (s)")
             tax.set_ylabel("pass@1 (% of samples correct)")

@@ -21,11 +21,24 @@ def user_message(question: str, suffix: str) -> str:
 
 
 def load_tokenizer(path: str, revision: str | None = None) -> Any:
+    """The model's tokenizer; without the hub, only from the local cache, failing at once (``m1eval.hub``)."""
+    from m1eval import hub
+
+    offline = None if hub.is_local(path) else hub.offline_reason()
+
+    def not_cached() -> PromptError:
+        return PromptError(f"cannot load the tokenizer of {path!r}: {offline}, and it is not in the local cache; "
+                           f"{hub.MODEL_HINT}")
+
+    if offline and not any(hub.in_cache(path, name, revision) for name in ("tokenizer_config.json", "tokenizer.json")):
+        raise not_cached()  # before importing transformers (seconds)
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(path, revision=revision)
+        return AutoTokenizer.from_pretrained(path, revision=revision, local_files_only=offline is not None)
     except Exception as exc:  # transformers raises OSError/ValueError/HF errors with useful text
+        if offline:
+            raise not_cached() from exc
         raise PromptError(f"cannot load the tokenizer of {path!r}: {exc}") from exc
 
 

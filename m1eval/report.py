@@ -46,10 +46,29 @@ class RunSummary:
     p95_tokens: float
     samples: int
     warnings: list[str] = field(default_factory=list)
+    unpinned: bool = False  # generated on rows that fail the task's pin: not comparable with pinned results
 
     @property
     def label(self) -> str:
         return f"{self.model}/{self.run_id}"
+
+
+def unpinned_note(manifest: dict) -> str | None:
+    """Why a run's rows are not the pinned ones, or None when they are (or the manifest cannot tell).
+
+    Runs record ``task.unpinned``; older manifests stored the pin's hash as ``content_hash``
+    and the rows' own hash as ``subset_hash``, which differ for a full (no --limit) unpinned run.
+    """
+    task = manifest.get("task")
+    if not isinstance(task, dict):
+        return None
+    if task.get("unpinned"):
+        return (f"generated on unpinned rows of {task.get('name')} (sha256 {str(task.get('content_hash'))[:12]}…, "
+                f"pin {str(task.get('pinned_hash'))[:12]}…): not comparable with pinned results")
+    if "unpinned" not in task and task.get("limit") is None and task.get("subset_hash") and task.get("content_hash") \
+            and task["subset_hash"] != task["content_hash"]:
+        return f"generated on rows of {task.get('name')} whose hash differs from the pin: not comparable with pinned results"
+    return None
 
 
 def summarize_run(
@@ -81,6 +100,7 @@ def summarize_run(
     pass_curve = curves.get("pass") or BS.bootstrap_curve(problems, [1], "pass", resamples=resamples, seed=seed, level=level)
     tokens = run.samples["completion_tokens"].to_numpy(dtype=float)
     answered = run.frame["cluster"].notna() & run.frame["answer"].notna()
+    unpinned = unpinned_note(run.manifest)
     return RunSummary(
         path=str(run.path),
         task=run.task,
@@ -99,7 +119,8 @@ def summarize_run(
         mean_tokens=float(tokens.mean()) if tokens.size else math.nan,
         p95_tokens=float(np.percentile(tokens, 95)) if tokens.size else math.nan,
         samples=len(run.frame),
-        warnings=list(run.warnings),
+        warnings=list(run.warnings) + ([f"{run.label}: {unpinned}"] if unpinned else []),
+        unpinned=unpinned is not None,
     )
 
 
@@ -158,7 +179,7 @@ def runs_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
     for s in summaries:
         rows.append(
             {
-                "task": s.task,
+                "task": f"{s.task} (UNPINNED)" if s.unpinned else s.task,
                 "model": s.model,
                 "run": s.run_id,
                 "n": s.n,

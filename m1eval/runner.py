@@ -94,6 +94,7 @@ class RunPlan:
     path: Path
     engine_options: dict[str, Any]
     task_rows: int = 0
+    task_source: task_lib.LoadedTask | None = None  # provenance of the rows: hash as read, pinned, folder
 
 
 @dataclass
@@ -142,7 +143,8 @@ def plan_run(config: RunConfig) -> RunPlan:
     model = resolve_model(config.model, config.engine)
     if model.engine not in ENGINES:
         raise EngineError(f"unknown engine {model.engine!r}; choose one of {', '.join(sorted(ENGINES))}")
-    all_problems = task_lib.load_task(config.task, config.data_dir, allow_unpinned=config.allow_unpinned)
+    loaded = task_lib.read_task(config.task, config.data_dir, allow_unpinned=config.allow_unpinned)
+    all_problems = loaded.problems
     problems = task_lib.select_subset(all_problems, config.limit)
     sampling = SamplingConfig(
         n=config.k,
@@ -160,7 +162,7 @@ def plan_run(config: RunConfig) -> RunPlan:
     ident = identity(model, config.task, config.limit, sampling, suffix, options)
     run_id = config.run_id or derive_run_id(ident)
     path = run_path(config.out, config.task, model.name, run_id)
-    return RunPlan(config, model, problems, sampling, suffix, run_id, path, options, len(all_problems))
+    return RunPlan(config, model, problems, sampling, suffix, run_id, path, options, len(all_problems), loaded)
 
 
 def iter_pending(
@@ -306,20 +308,31 @@ def _problem_differences(store: RunStore, plan: RunPlan, old: dict[str, Any], pr
         )
 
 
+def _task_record(plan: RunPlan) -> dict[str, Any]:
+    """What the manifest says about the rows: the hash of the rows actually read (not the pin's),
+    whether they matched the pin, and the folder or hub source they came from."""
+    loaded = plan.task_source
+    spec = loaded.spec if loaded else task_lib.load_spec(plan.config.task)
+    folder = loaded.data_dir if loaded else plan.config.data_dir
+    return {
+        "name": plan.config.task, "rows": plan.task_rows, "problems": len(plan.problems),
+        "content_hash": loaded.content_hash if loaded else spec.content_hash, "pinned_hash": spec.content_hash,
+        "unpinned": bool(loaded and not loaded.pinned),
+        "subset_hash": task_lib.content_hash(plan.problems), "limit": plan.config.limit,
+        "data_dir": str(Path(folder).resolve()) if folder else None,
+        "source": loaded.source if loaded else None,
+    }
+
+
 def _manifest(plan: RunPlan, old: dict[str, Any], template: str, prompts: dict[str, tuple[str, list[int]]],
               finished: set[tuple[str, int]]) -> dict[str, Any]:
-    task_spec = task_lib.load_spec(plan.config.task)
     public_options = {k: v for k, v in plan.engine_options.items() if k != "api_key"}
     # n is what the run holds or aims at now: a smaller --k after an unfinished larger one
     # must not leave the larger n behind, a smaller --k after a finished larger one keeps it.
     n = max(plan.sampling.n, complete_k(plan.problems, finished))
     return {
         "run_id": plan.run_id,
-        "task": {
-            "name": plan.config.task, "rows": plan.task_rows, "problems": len(plan.problems), "content_hash": task_spec.content_hash,
-            "subset_hash": task_lib.content_hash(plan.problems), "limit": plan.config.limit,
-            "data_dir": str(plan.config.data_dir) if plan.config.data_dir else None,
-        },
+        "task": _task_record(plan),
         "model": {"name": plan.model.name, "path": plan.model.path, "preset": plan.model.preset,
                   "revision": plan.engine_options.get("revision")},
         "engine": {"name": plan.model.engine, "options": public_options},

@@ -1,10 +1,13 @@
 """Benchmark loading: one TOML spec per task, pinned by row count and content hash.
 
 A task is only comparable across papers if everyone grades the same rows, so loading
-always checks the rows against the pin in ``tasks/<name>.toml`` and refuses a mismatch
-unless the user explicitly opts out with ``allow_unpinned``. Data come either from a
+always checks the rows against the pin in ``m1eval/task_specs/<name>.toml`` and refuses a
+mismatch unless the user explicitly opts out with ``allow_unpinned``. Data come either from a
 local folder laid out like ``<data_dir>/<task>/test.jsonl`` or from the Hugging Face hub
 through ``datasets``; both paths go through the same per-benchmark normaliser.
+
+The specs live inside the package (package data), so an installed m1eval finds them
+wherever it is installed; a missing or empty spec folder is an error, never an empty list.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from m1eval import hub as hub_lib
 from m1eval.records import ANSWER_FORMATS, Problem
 
 DATA_DIR_ENV = "M1EVAL_DATA_DIR"
@@ -45,7 +49,7 @@ class HubSource:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """What ``tasks/<name>.toml`` says about a benchmark."""
+    """What ``task_specs/<name>.toml`` says about a benchmark."""
 
     name: str
     description: str
@@ -58,16 +62,37 @@ class TaskSpec:
     path: Path | None = None
 
 
+@dataclass(frozen=True)
+class LoadedTask:
+    """The rows of a task as read, and what a run must record about where they came from."""
+
+    spec: TaskSpec
+    problems: list[Problem]
+    content_hash: str  # of the rows actually read (equals spec.content_hash when pinned)
+    pinned: bool  # row count and hash match the spec
+    source: str  # the file read, or "hub:<id>" (config, split, revision)
+    data_dir: Path | None  # the local folder read (--data-dir or $M1EVAL_DATA_DIR), None for the hub
+
+
 def tasks_dir() -> Path:
-    """The folder of task specs: ``$M1EVAL_TASKS_DIR`` or the project's ``tasks/``."""
+    """The folder of task specs: ``$M1EVAL_TASKS_DIR`` or the package's ``task_specs/``."""
     env = os.environ.get(TASKS_DIR_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "tasks"
+    return Path(__file__).resolve().parent / "task_specs"
 
 
 def list_tasks() -> list[str]:
-    return sorted(p.stem for p in tasks_dir().glob("*.toml"))
+    """Names of the task specs; an empty or missing spec folder is an error (a broken install)."""
+    folder = tasks_dir()
+    names = sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+    if not names:
+        where = f"${TASKS_DIR_ENV}={folder}" if os.environ.get(TASKS_DIR_ENV) else str(folder)
+        raise TaskError(
+            f"no task specs (*.toml) found in {where}: the m1eval installation is missing its package data "
+            f"(reinstall m1eval) or ${TASKS_DIR_ENV} points to the wrong folder"
+        )
+    return names
 
 
 def load_spec(name: str) -> TaskSpec:
@@ -288,13 +313,23 @@ def load_local(spec: TaskSpec, data_dir: Path) -> list[Problem]:
 
 
 def load_hub(spec: TaskSpec, hub: HubSource | None = None) -> list[Problem]:
-    """Load through ``datasets``; ``hub.id`` may also be a local dataset folder."""
+    """Load through ``datasets``; ``hub.id`` may also be a local dataset folder.
+
+    Before the first hub access the hub is probed once (``m1eval.hub``): an unreachable
+    hub fails here in seconds with what to do, instead of after minutes of retries.
+    """
+    hub = hub or spec.hub
+    offline = None if hub_lib.is_local(hub.id) else hub_lib.offline_reason()
     import datasets  # heavy import, only on this path
 
-    hub = hub or spec.hub
     try:
         dataset = datasets.load_dataset(hub.id, hub.config, split=hub.split, revision=hub.revision)
     except Exception as exc:  # datasets raises many types; the message is what matters
+        if offline:
+            raise TaskError(
+                f"task {spec.name!r}: {offline}, and dataset {hub.id!r} is not in the local cache; "
+                f"{hub_lib.DATA_HINT}"
+            ) from exc
         raise TaskError(
             f"task {spec.name!r}: cannot load hub dataset {hub.id!r} ({hub.config}, {hub.split}): {exc}; "
             f"without hub access pass --data-dir or set {DATA_DIR_ENV} to a folder laid out as <task>/{LOCAL_FILE}"
@@ -324,6 +359,16 @@ def load_task(
     ``data_dir`` (or ``$M1EVAL_DATA_DIR``) selects the local folder; without either the
     hub is used.
     """
+    return read_task(name, data_dir, allow_unpinned=allow_unpinned).problems
+
+
+def read_task(
+    name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    allow_unpinned: bool = False,
+) -> LoadedTask:
+    """``load_task`` plus the provenance a run records: actual hash, pinned or not, the source read."""
     spec = load_spec(name)
     folder = resolve_data_dir(data_dir)
     problems = load_local(spec, folder) if folder is not None else load_hub(spec)
@@ -336,7 +381,11 @@ def load_task(
             f"           got      {actual}\n"
             "pass --allow-unpinned to use these rows anyway (results will not be comparable)"
         )
-    return problems
+    if folder is not None:
+        source = str((folder / spec.name / LOCAL_FILE).resolve())
+    else:
+        source = f"hub:{spec.hub.id} ({spec.hub.config}, {spec.hub.split}, revision {spec.hub.revision})"
+    return LoadedTask(spec, problems, actual, ok, source, folder)
 
 
 def select_subset(problems: list[Problem], limit: int | None) -> list[Problem]:

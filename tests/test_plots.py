@@ -193,3 +193,53 @@ def test_plot_cli_errors_are_clear(run_dirs, tmp_path):
     assert code == 2 and "bad.json: not a throughput profile" in out
     code, out = _invoke(["plot", str(root / "aime25"), "--figure", "speed"])
     assert code != 0 and "choose from passk" in out
+
+
+# ---------------------------------------------------------------------- issue 11 (14): honest axes
+
+
+@pytest.fixture(scope="module")
+def zero_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zero")
+    return load_run(make_synthetic_run(root, model="zero-model", accuracy=0.0, n_problems=6, n_samples=4, seed=5))
+
+
+def test_all_zero_curve_is_drawn_on_an_axis_from_zero(zero_run, runs):
+    """Autoscaling centred a flat 0% line on an axis from -5% to 5%."""
+    curve = metric_curve(zero_run, "maj", resamples=RESAMPLES)
+    assert max(curve.accuracy) == 0.0 and max(curve.high) == 0.0
+    for fig in (plots.figure_metric([curve]),
+                plots.figure_budget([parallel_curve(zero_run, Clock(1000.0, "t"), "maj", resamples=RESAMPLES)])):
+        low, high = fig.axes[0].get_ylim()
+        assert low == 0.0 and high > 0.0
+    # a curve that is not flat keeps its own (non-negative) range
+    low, high = plots.figure_metric([metric_curve(runs[0], "pass", resamples=RESAMPLES)]).axes[0].get_ylim()
+    assert 0.0 <= low < high <= 1.02
+
+
+def _tick_labels(fig, ax, axis="x"):
+    fig.canvas.draw()
+    ticks = ax.get_xticklabels() if axis == "x" else ax.get_yticklabels()
+    lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    return [t.get_text() for t in ticks if t.get_text() and lo <= (t.get_position()[0] if axis == "x" else t.get_position()[1]) <= hi]
+
+
+def test_time_axes_use_plain_seconds(runs):
+    """Log time axes were labelled 10^1, 10^2 (mathtext); a reader wants 10, 100, 1,000 seconds."""
+    fast, slow = runs
+    curves = [parallel_curve(fast, Clock(4000.0, "t"), "maj", resamples=RESAMPLES),
+              parallel_curve(slow, Clock(500.0, "t"), "maj", resamples=RESAMPLES)]
+    fig = plots.figure_budget(curves)
+    labels = _tick_labels(fig, fig.axes[0])
+    assert len(labels) >= 2, labels
+    for label in labels:
+        assert "$" not in label and "^" not in label, labels
+        float(label.replace(",", ""))  # a plain number of seconds
+    with Grader(workers=1) as grader:
+        timed = sequential_curve(fast, grader=grader, profile=_profile("m1", 200, 16), resamples=RESAMPLES,
+                                 lengths=[256, 1024, 4096])
+    fig = plots.figure_length([timed])
+    tax = fig.axes[1]
+    assert tax.get_xlabel() == "time to decode L tokens (s)"
+    labels = _tick_labels(fig, tax)
+    assert labels and all("$" not in label for label in labels), labels

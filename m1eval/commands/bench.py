@@ -47,6 +47,15 @@ def parse_options(pairs: list[str]) -> dict[str | None, dict]:
     return out
 
 
+def _not_available_offline(path: str, revision: str | None) -> str | None:
+    """Why a hub model cannot be loaded without the hub (engines would retry it for minutes), else None."""
+    from m1eval import hub
+
+    if hub.is_local(path) or not (reason := hub.offline_reason()) or hub.in_cache(path, "config.json", revision):
+        return None
+    return f"{reason}, and {path!r} is not in the local cache; {hub.MODEL_HINT}"
+
+
 def print_profiles(profiles) -> None:
     from m1eval.bench import profile_rows
 
@@ -92,13 +101,19 @@ def bench(
     out: Annotated[Path, typer.Option("--out", help="Folder for <model>-<engine>.json profiles and the figure.")] = Path("results/bench"),
     figure: Annotated[bool, typer.Option("--figure/--no-figure", help="Also draw throughput.<format>.")] = True,
     fmt: Annotated[str, typer.Option("--format", help="Figure format: png, pdf or svg.")] = "png",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the engines' INFO logs (vLLM's are quiet otherwise).")] = False,
 ) -> None:
     """Tokens/s and latency per batch size (peak search) and per generation length; writes profiles."""
     from m1eval.bench import BenchError, BenchSettings, run_bench
+    from m1eval.commands.common import check_output_dir, error_line, quiet_engine_logs
     from m1eval.engines.base import EngineError, engine_class
     from m1eval.models import ModelError, resolve_model
     from m1eval.store import safe_name
 
+    quiet_engine_logs(verbose)
+    check_output_dir(out, "--out")  # before an hour of measuring, not at save time
+    if fmt not in ("png", "pdf", "svg"):
+        raise typer.BadParameter(f"--format must be png, pdf or svg, got {fmt!r}")
     engines = list(engine or [])
     if engines and len(engines) not in (1, len(model)):
         raise typer.BadParameter(f"--engine given {len(engines)} times for {len(model)} models: give one, or one per model")
@@ -119,9 +134,11 @@ def bench(
         try:
             resolved = resolve_model(name, chosen)
             options = {**resolved.engine_options, **user_options.get(None, {}), **user_options.get(resolved.engine, {})}
+            if reason := _not_available_offline(resolved.path, options.get("revision")):
+                raise ModelError(reason)
             instance = engine_class(resolved.engine)(resolved.path, options=options)
         except (ModelError, EngineError) as exc:
-            console.print(f"[red]error:[/red] {name}: {exc}")
+            error_line(console, f"{name}: {exc}")
             failures.append(name)
             continue
         try:
@@ -130,7 +147,7 @@ def bench(
                 engine_options=options, vocab_size=vocab_size,
             )
         except BenchError as exc:
-            console.print(f"[red]error:[/red] {name}: {exc}")
+            error_line(console, f"{name}: {exc}")
             failures.append(name)
             continue
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -109,11 +110,18 @@ def budget(
     from m1eval.budget import BudgetError
     from m1eval.budget_tasks import analyse_task, by_task, run_labels, task_curves, write_budget_tables
     from m1eval.commands.bench import parse_int_list
+    from m1eval.commands.common import check_output_dir
     from m1eval.progress import make_progress
 
-    data, profs = load_inputs(runs, profile)
     if metric not in ("maj", "pass"):
         raise typer.BadParameter(f"--metric must be maj or pass, got {metric!r}")
+    if batch_size is not None and not batch_size > 0:
+        raise typer.BadParameter(f"--batch-size must be positive, got {batch_size:g}")
+    bad = [b for b in budgets or [] if not (b > 0 and math.isfinite(b))]
+    if bad:
+        raise typer.BadParameter(f"--budget must be a positive number of seconds, got {bad[0]:g}")
+    check_output_dir(out, "--out")
+    data, profs = load_inputs(runs, profile)
     label_of = dict(zip(map(id, data), run_labels(data)))
     results, length_frames = [], []
     failed = None

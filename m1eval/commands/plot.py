@@ -38,6 +38,7 @@ def plot(
     from m1eval.budget_tasks import by_task, run_labels, task_curves
     from m1eval.commands.bench import parse_int_list
     from m1eval.commands.budget import load_inputs
+    from m1eval.commands.common import check_output_dir
     from m1eval.plots import FIGURES, figure_budget, figure_length, figure_metric, figure_throughput, save
 
     wanted = list(FIGURES) if "all" in figure else list(dict.fromkeys(figure))
@@ -46,6 +47,9 @@ def plot(
         raise typer.BadParameter(f"--figure {unknown[0]!r}: choose from {', '.join(FIGURES)} or all")
     if fmt not in ("png", "pdf", "svg"):
         raise typer.BadParameter(f"--format must be png, pdf or svg, got {fmt!r}")
+    if batch_size is not None and not batch_size > 0:
+        raise typer.BadParameter(f"--batch-size must be positive, got {batch_size:g}")
+    check_output_dir(out, "--out")
     data, profs = load_inputs(list(runs or []), profile)
     if "all" in figure:  # only what the inputs allow
         wanted = [f for f in wanted if (f == "throughput" and profs) or (f != "throughput" and data)]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from m1eval import report as report_lib
+from m1eval.commands.common import check_output_file
 from m1eval.progress import make_progress
 from m1eval.rundata import load_run
 from m1eval.store import StoreError, find_runs
@@ -31,16 +32,17 @@ def report(
     resamples: Annotated[int, typer.Option("--bootstrap", "-B", min=0, help="Bootstrap resamples (0: no intervals).")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
     baseline: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--baseline", help="Run to compare the others against: its folder, run id or model name (default: the first)."),
     ] = None,
     every_k: Annotated[bool, typer.Option("--every-k", help="Curves at every k, not only powers of two.")] = False,
     level: Annotated[float, typer.Option("--level", min=0.5, max=0.999, help="Confidence level of the intervals.")] = 0.95,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")] = None,
 ) -> None:
     """Per run: pass@1 with CI, pass@k and maj@k at k = 1, 2, 4 ..., no-answer and truncation
     rates, completion tokens. With several runs, each is compared with the baseline on the
     problems they share (paired difference, bootstrap CI, p-value)."""
+    check_output_file(output, "--output")
     try:
         paths = find_runs(run_dirs)
         runs = [load_run(p, with_text=False) for p in paths]
@@ -53,7 +55,7 @@ def report(
     steps = sum(3 + 2 * (run.scores() is not None) for run in runs) + (len(runs) - 1) * 3
     with make_progress("steps", transient=True) as progress:
         task = progress.add_task("bootstrap", total=steps)
-        advance = lambda _label: progress.advance(task)  # noqa: E731
+        advance = lambda _label: progress.advance(task)
         try:
             summaries = []
             for run in runs:
@@ -66,6 +68,7 @@ def report(
             raise typer.Exit(2) from None
     text = report_lib.render_report(summaries, comparisons, fmt.value)
     if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
         err.print(f"report written to {output}")
     else:

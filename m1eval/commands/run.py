@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from m1eval.commands.common import check_output_dir, error_line, quiet_engine_logs
 from m1eval.engines.base import EngineError
 from m1eval.models import ModelError
 from m1eval.prompts import PromptError
@@ -68,10 +69,10 @@ def run(
     model: Annotated[str, typer.Option("--model", "-m", help="Preset (see `m1eval models`), hub id or local folder.")],
     task: Annotated[str, typer.Option("--task", "-t", help="Benchmark name (see `m1eval tasks`).")],
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="Samples per problem.")] = 1,
-    engine: Annotated[str | None, typer.Option(help="vllm | hf | openai | m1 (default: the preset's).")] = None,
-    temperature: Annotated[float | None, typer.Option(min=0.0, help="Default: the preset's.")] = None,
-    top_p: Annotated[float | None, typer.Option("--top-p", min=0.0, max=1.0, help="Default: the preset's.")] = None,
-    top_k: Annotated[int, typer.Option("--top-k", help="-1 disables.")] = -1,
+    engine: Annotated[str | None, typer.Option(help="vllm | hf | openai | m1 (default: the preset's; options: `m1eval engines`).")] = None,
+    temperature: Annotated[float | None, typer.Option(min=0.0, help="Sampling temperature (default: the preset's).")] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass (default: the preset's).")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", help="Sample among the k likeliest tokens; -1 disables.")] = -1,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Max new tokens (default 32768).")] = None,
     seed: Annotated[int, typer.Option(help="Run seed; sample i of problem p uses a seed derived from it.")] = 0,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N problems (deterministic).")] = None,
@@ -81,18 +82,21 @@ def run(
     suffix: Annotated[str | None, typer.Option(help="Instruction after the question (default: the preset's).")] = None,
     stop: Annotated[list[str] | None, typer.Option(help="Stop string (repeatable).")] = None,
     endpoint: Annotated[list[str] | None, typer.Option(help="OpenAI-compatible server URL (repeatable).")] = None,
-    engine_option: Annotated[list[str] | None, typer.Option("--engine-option", "-o", help="key=value passed to the engine (repeatable).")] = None,
-    tensor_parallel_size: Annotated[int | None, typer.Option(min=1)] = None,
+    engine_option: Annotated[list[str] | None, typer.Option("--engine-option", "-o", help="key=value passed to the engine (repeatable; values read as JSON). Each engine's options: `m1eval engines`.")] = None,
+    tensor_parallel_size: Annotated[int | None, typer.Option(min=1, help="vLLM: GPUs to shard the model over.")] = None,
     gpu_memory_utilization: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="vLLM; on CPU the share of RAM (~0.2-0.3).")] = None,
-    max_model_len: Annotated[int | None, typer.Option(min=1)] = None,
-    dtype: Annotated[str | None, typer.Option()] = None,
-    enforce_eager: Annotated[bool | None, typer.Option("--enforce-eager/--no-enforce-eager")] = None,
-    max_num_seqs: Annotated[int | None, typer.Option(min=1)] = None,
+    max_model_len: Annotated[int | None, typer.Option(min=1, help="vLLM: context length (prompt + completion) to reserve memory for.")] = None,
+    dtype: Annotated[str | None, typer.Option(help="Weights dtype, e.g. bfloat16, float16, float32 (default: the engine's).")] = None,
+    enforce_eager: Annotated[bool | None, typer.Option("--enforce-eager/--no-enforce-eager", help="vLLM: no CUDA graphs (less memory, slower).")] = None,
+    max_num_seqs: Annotated[int | None, typer.Option(min=1, help="vLLM: most sequences decoded at once.")] = None,
     chunk_size: Annotated[int | None, typer.Option(min=1, help="Samples per engine call (resume granularity).")] = None,
     grade: Annotated[bool, typer.Option("--grade/--no-grade", help="Grade and print the report after generating.")] = True,
-    allow_unpinned: Annotated[bool, typer.Option("--allow-unpinned")] = False,
+    allow_unpinned: Annotated[bool, typer.Option("--allow-unpinned", help="Use rows that fail the task's pinned hash; the run is recorded as unpinned.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the engines' INFO logs (vLLM's are quiet otherwise).")] = False,
 ) -> None:
     """Generate k samples per problem, store them (resumable), then grade and report."""
+    quiet_engine_logs(verbose)
+    check_output_dir(out, "--out")
     explicit = dict(tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
                     max_model_len=max_model_len, dtype=dtype, enforce_eager=enforce_eager, max_num_seqs=max_num_seqs)
     config = RunConfig(
@@ -104,9 +108,10 @@ def run(
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         plan = plan_run(config)
+        check_output_dir(plan.path, "--out")
         outcome = generate(plan, console=console)
     except (ModelError, TaskError, EngineError, PromptError, RunError, RunLockedError, StoreError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error_line(console, str(exc))
         raise typer.Exit(2) from None
     finally:
         signal.signal(signal.SIGTERM, previous)

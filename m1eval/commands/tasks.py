@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from m1eval import hub as hub_lib
 from m1eval import tasks as task_lib
+from m1eval.commands.common import error_line
 
 DataDirOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--data-dir", help="Local folder laid out as <task>/test.jsonl (default: $M1EVAL_DATA_DIR, else the hub)."),
 ]
 
@@ -26,24 +28,35 @@ def list_tasks(ctx: typer.Context, data_dir: DataDirOption = None) -> None:
     if ctx.invoked_subcommand is not None:
         return
     folder = task_lib.resolve_data_dir(data_dir)
+    try:
+        names = task_lib.list_tasks()
+        specs = [task_lib.load_spec(name) for name in names]
+    except task_lib.TaskError as exc:
+        error_line(console, str(exc))
+        raise typer.Exit(2) from None
+    offline = None if folder else hub_lib.offline_reason()
     table = Table(title="m1eval tasks")
     for column in ("name", "rows", "expected", "format", "source", "pinned hash"):
         table.add_column(column)
     failures = 0
-    for name in task_lib.list_tasks():
-        spec = task_lib.load_spec(name)
+    for spec in specs:
+        name = spec.name
         source = str(folder / name / task_lib.LOCAL_FILE) if folder else f"hub:{spec.hub.id}"
         try:
             problems = task_lib.load_local(spec, folder) if folder else task_lib.load_hub(spec)
         except task_lib.TaskError as exc:
             failures += 1
-            table.add_row(name, "-", str(spec.expected_rows), spec.answer_format, source, f"[red]unavailable: {exc}")
+            # Offline, every row would repeat the same hint: the row says "not cached", the hint comes once below.
+            cell = "not in the local cache" if offline else str(exc)
+            table.add_row(name, "-", str(spec.expected_rows), spec.answer_format, source, f"[red]unavailable: {cell}")
             continue
         ok, actual = task_lib.verify_pin(spec, problems)
         verdict = "[green]verified" if ok else f"[red]MISMATCH (got {actual[:12]}…)"
         failures += not ok
         table.add_row(name, str(len(problems)), str(spec.expected_rows), spec.answer_format, source, verdict)
     console.print(table)
+    if offline and failures:
+        error_line(console, f"{offline}; {hub_lib.DATA_HINT}")
     if failures:
         raise typer.Exit(1)
 
@@ -59,7 +72,7 @@ def show_task(
     try:
         problems = task_lib.load_task(name, data_dir, allow_unpinned=allow_unpinned)
     except task_lib.TaskError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error_line(console, str(exc))
         raise typer.Exit(2) from None
     table = Table(title=f"{name}: {len(problems)} problems (showing {min(limit, len(problems))})", show_lines=True)
     table.add_column("id", no_wrap=True)

