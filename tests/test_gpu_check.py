@@ -46,6 +46,7 @@ def test_help_hides_the_cpu_flag(gpu_check, capsys):
     assert "--quick" in text and "--allow-cpu" not in text
 
 
+@pytest.mark.slow
 def test_quick_mode_runs_every_stage_on_cpu(gpu_check, tmp_path):
     out = tmp_path / "out"
     code = gpu_check.main(["--quick", "--allow-cpu", "--gen-len", "4", "--budget-s", "900", "--out", str(out)])
