@@ -1,9 +1,11 @@
 """Model presets: the paper settings that make a run comparable to published numbers.
 
 A preset fixes the hub id, the engine that serves it, the instruction appended to each
-question and the sampling defaults its paper used. Anything else (a hub id or a local
-folder) works too when the user names the engine, so presets are a convenience, never
-a gate.
+question and the sampling defaults its paper used. Some papers also pose each benchmark
+differently (token budget, how the question and instruction are joined), so a preset
+carries a ``TaskProtocol`` per task where its paper had one. Anything else (a hub id or a
+local folder) works too when the user names the engine, so presets are a convenience,
+never a gate.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from m1eval.prompts import JOINS
+
 R1_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 M1_SUFFIX = "Let's think step by step and output the final answer within \\boxed{}."
 MAX_NEW_TOKENS = 32768
@@ -21,6 +25,41 @@ MAX_NEW_TOKENS = 32768
 
 class ModelError(Exception):
     """The model argument names neither a preset nor something an engine can load."""
+
+
+@dataclass(frozen=True)
+class TaskProtocol:
+    """How one task is posed: new-token budget, how question and instruction join, and why.
+
+    ``join`` names an entry of ``m1eval.prompts.JOINS``; ``source`` says where the setting
+    comes from (the paper's script, or m1eval's own default) so ``m1eval models``, the
+    manifest and the README can show it.
+    """
+
+    max_tokens: int = MAX_NEW_TOKENS
+    join: str = "newline"
+    source: str = "m1eval default"
+
+    def __post_init__(self) -> None:
+        if self.join not in JOINS:
+            raise ValueError(f"unknown join {self.join!r}; choose one of {', '.join(JOINS)}")
+
+
+# The published M1 evaluation (rl/verl/scripts/eval.sh and its data scripts): 24,576 new
+# tokens on AIME, 32,768 on MATH500 / OlympiadBench, f"{question} {instruction}" except the
+# AIME25 script's question.strip() + "\n\n" + instruction. AMC23's budget is not in the
+# script: m1eval's 32,768.
+_M1_EVAL = "M1 eval.sh + data script"
+# The DeepSeek-R1 paper evaluates with at most 32,768 generated tokens; its usage notes put
+# the instruction in the user turn but fix no join: m1eval's newline.
+_R1 = "R1 paper (32768); join: m1eval"
+M1_PROTOCOLS: dict[str, TaskProtocol] = {
+    "aime24": TaskProtocol(24576, "space", _M1_EVAL),
+    "aime25": TaskProtocol(24576, "blank_line", _M1_EVAL),
+    "math500": TaskProtocol(32768, "space", _M1_EVAL),
+    "olympiadbench": TaskProtocol(32768, "space", _M1_EVAL),
+    "amc23": TaskProtocol(32768, "space", "M1 data script (join); budget: m1eval default"),
+}
 
 
 @dataclass(frozen=True)
@@ -34,21 +73,31 @@ class ModelPreset:
     max_tokens: int = MAX_NEW_TOKENS
     description: str = ""
     engine_options: dict[str, Any] = field(default_factory=dict)
+    join: str = "newline"  # for tasks without their own protocol
+    tasks: dict[str, TaskProtocol] = field(default_factory=dict)
+    source: str = "m1eval default"  # where the budget and join of tasks without their own protocol come from
+
+    def protocol(self, task: str) -> TaskProtocol:
+        """The task's own protocol, else the preset's budget and join."""
+        return self.tasks.get(task) or TaskProtocol(self.max_tokens, self.join, self.source)
 
 
 PRESETS: dict[str, ModelPreset] = {
     p.name: p
     for p in (
+        # eos="tokenizer": the M1 evaluation stops at the tokenizer's one EOS id only
         ModelPreset("m1", "togethercomputer/M1-3B", "m1", 0.7, 1.0, M1_SUFFIX,
-                    description="M1-3B hybrid Mamba reasoning model (native PyTorch engine)"),
-        ModelPreset("r1-qwen-1.5b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "vllm", 0.6, 0.95, R1_SUFFIX,
+                    description="M1-3B hybrid Mamba reasoning model (native PyTorch engine)",
+                    engine_options={"eos": "tokenizer"}, join="space", tasks=M1_PROTOCOLS),
+        ModelPreset("r1-qwen-1.5b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "vllm", 0.6, 0.95, R1_SUFFIX, source=_R1,
                     description="DeepSeek-R1 distilled into Qwen2.5-Math-1.5B"),
-        ModelPreset("r1-qwen-7b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "vllm", 0.6, 0.95, R1_SUFFIX,
+        ModelPreset("r1-qwen-7b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "vllm", 0.6, 0.95, R1_SUFFIX, source=_R1,
                     description="DeepSeek-R1 distilled into Qwen2.5-Math-7B"),
-        ModelPreset("r1-llama-8b", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "vllm", 0.6, 0.95, R1_SUFFIX,
+        ModelPreset("r1-llama-8b", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "vllm", 0.6, 0.95, R1_SUFFIX, source=_R1,
                     description="DeepSeek-R1 distilled into Llama-3.1-8B"),
         # The M1 paper's transformer baseline; no paper-specific sampling, so the R1 settings.
         ModelPreset("llama-3.2-3b", "meta-llama/Llama-3.2-3B-Instruct", "vllm", 0.6, 0.95, R1_SUFFIX,
+                    source="R1 settings (no paper setting); join: m1eval",
                     description="Llama-3.2-3B-Instruct (transformer baseline of the M1 paper)"),
     )
 }
@@ -73,6 +122,13 @@ class ResolvedModel:
     suffix: str
     max_tokens: int
     engine_options: dict[str, Any]
+    join: str = "newline"
+    tasks: dict[str, TaskProtocol] = field(default_factory=dict)
+
+    def protocol(self, task: str) -> TaskProtocol:
+        """The task's protocol from the preset; m1eval's defaults for a folder or hub id."""
+        return self.tasks.get(task) or TaskProtocol(self.max_tokens, self.join,
+                                                    "preset default" if self.preset else "m1eval default")
 
     @property
     def is_local(self) -> bool:
@@ -91,6 +147,7 @@ def resolve_model(model: str, engine: str | None = None) -> ResolvedModel:
             name=preset.name, path=preset.hub_id, preset=preset.name, engine=engine or preset.engine,
             temperature=preset.temperature, top_p=preset.top_p, suffix=preset.suffix,
             max_tokens=preset.max_tokens, engine_options=dict(preset.engine_options),
+            join=preset.join, tasks=dict(preset.tasks),
         )
     known = ", ".join(PRESETS)
     local = Path(os.path.expanduser(model))

@@ -38,7 +38,7 @@ from m1eval.engines.base import (
 )
 from m1eval.models import ResolvedModel, resolve_model
 from m1eval.progress import make_progress
-from m1eval.prompts import load_tokenizer, render, template_hash
+from m1eval.prompts import JOINS, load_tokenizer, render, template_hash
 from m1eval.records import Problem, SamplingConfig
 from m1eval.runinfo import config_hash, host, versions
 from m1eval.seeding import sample_seed
@@ -52,7 +52,7 @@ DEFAULT_CHUNK_SAMPLES = 512
 MAX_K = 100_000
 # Engine options that change the sampled text; the others (memory share, parallelism,
 # concurrency, endpoints) only change speed and stay out of the run id.
-RESULT_OPTIONS = ("dtype", "hf_overrides", "quantization", "kv_cache_dtype", "revision")
+RESULT_OPTIONS = ("dtype", "hf_overrides", "quantization", "kv_cache_dtype", "revision", "eos")
 
 
 class RunError(Exception):
@@ -74,6 +74,7 @@ class RunConfig:
     seed: int = 0
     stop: list[str] = field(default_factory=list)
     suffix: str | None = None
+    join: str | None = None  # how question and instruction join (m1eval.prompts.JOINS); None: the preset's
     limit: int | None = None
     data_dir: Path | None = None
     out: Path = Path("results")
@@ -95,6 +96,8 @@ class RunPlan:
     engine_options: dict[str, Any]
     task_rows: int = 0
     task_source: task_lib.LoadedTask | None = None  # provenance of the rows: hash as read, pinned, folder
+    join: str = "newline"
+    protocol_source: str = "m1eval default"
 
 
 @dataclass
@@ -118,10 +121,15 @@ def derive_run_id(plan_fields: dict[str, Any]) -> str:
 
 
 def identity(model: ResolvedModel, task: str, limit: int | None, sampling: SamplingConfig, suffix: str,
-             engine_options: dict[str, Any]) -> dict[str, Any]:
-    """The settings a resumed run must share with the stored one."""
+             engine_options: dict[str, Any], join: str = "newline") -> dict[str, Any]:
+    """The settings a resumed run must share with the stored one.
+
+    ``join`` enters only when it is not the original newline, so runs made before joins
+    were selectable keep their ids and stay resumable.
+    """
     sampling_dict = sampling.to_dict()
     sampling_dict.pop("n")
+    extra = {} if join == "newline" else {"join": join}
     return {
         "task": task,
         "limit": limit,
@@ -130,6 +138,7 @@ def identity(model: ResolvedModel, task: str, limit: int | None, sampling: Sampl
         "sampling": sampling_dict,
         "suffix": suffix,
         "options": {k: engine_options[k] for k in RESULT_OPTIONS if k in engine_options},
+        **extra,
     }
 
 
@@ -146,12 +155,16 @@ def plan_run(config: RunConfig) -> RunPlan:
     loaded = task_lib.read_task(config.task, config.data_dir, allow_unpinned=config.allow_unpinned)
     all_problems = loaded.problems
     problems = task_lib.select_subset(all_problems, config.limit)
+    protocol = model.protocol(config.task)
+    join = protocol.join if config.join is None else config.join
+    if join not in JOINS:
+        raise RunError(f"--join must be one of {', '.join(JOINS)}, got {join!r}")
     sampling = SamplingConfig(
         n=config.k,
         temperature=model.temperature if config.temperature is None else config.temperature,
         top_p=model.top_p if config.top_p is None else config.top_p,
         top_k=config.top_k,
-        max_tokens=model.max_tokens if config.max_tokens is None else config.max_tokens,
+        max_tokens=protocol.max_tokens if config.max_tokens is None else config.max_tokens,
         seed=config.seed,
         stop=list(config.stop),
     )
@@ -159,10 +172,11 @@ def plan_run(config: RunConfig) -> RunPlan:
     options = {**model.engine_options, **config.engine_options}
     # Names and types of engine options are checked here, before any folder is created or touched.
     options = validate_options(model.engine, options)
-    ident = identity(model, config.task, config.limit, sampling, suffix, options)
+    ident = identity(model, config.task, config.limit, sampling, suffix, options, join)
     run_id = config.run_id or derive_run_id(ident)
     path = run_path(config.out, config.task, model.name, run_id)
-    return RunPlan(config, model, problems, sampling, suffix, run_id, path, options, len(all_problems), loaded)
+    return RunPlan(config, model, problems, sampling, suffix, run_id, path, options, len(all_problems), loaded,
+                   join=join, protocol_source=protocol.source if config.join is None else "--join")
 
 
 def iter_pending(
@@ -253,7 +267,8 @@ def _check_compatible(store: RunStore, plan: RunPlan) -> dict[str, Any]:
         return {}
     old = store.read_manifest()
     stored = old.get("identity")
-    new = identity(plan.model, plan.config.task, plan.config.limit, plan.sampling, plan.suffix, plan.engine_options)
+    new = identity(plan.model, plan.config.task, plan.config.limit, plan.sampling, plan.suffix, plan.engine_options,
+                   plan.join)
     if stored is not None and stored != new:
         diffs = [f"{key}: stored {stored.get(key)!r}, now {new.get(key)!r}" for key in new if stored.get(key) != new.get(key)]
         raise RunError(
@@ -324,6 +339,15 @@ def _task_record(plan: RunPlan) -> dict[str, Any]:
     }
 
 
+def prompt_protocol(plan: RunPlan, template: str) -> dict[str, Any]:
+    """The exact prompt protocol of a run, as the manifest records it."""
+    return {
+        "suffix": plan.suffix, "join": plan.join, "user_message": JOINS[plan.join],
+        "chat_template": True, "template_hash": template, "max_tokens": plan.sampling.max_tokens,
+        "eos": plan.engine_options.get("eos", "engine default"), "source": plan.protocol_source,
+    }
+
+
 def _manifest(plan: RunPlan, old: dict[str, Any], template: str, prompts: dict[str, tuple[str, list[int]]],
               finished: set[tuple[str, int]]) -> dict[str, Any]:
     public_options = {k: v for k, v in plan.engine_options.items() if k != "api_key"}
@@ -338,10 +362,10 @@ def _manifest(plan: RunPlan, old: dict[str, Any], template: str, prompts: dict[s
         "engine": {"name": plan.model.engine, "options": public_options},
         "sampling": {**plan.sampling.to_dict(), "n": n},
         "seeding": "one request per (problem, sample) with seed sample_seed(run seed, problem id, sample index)",
-        "prompt": {"suffix": plan.suffix, "template_hash": template, "chat_template": True,
+        "prompt": {**prompt_protocol(plan, template),
                    "hashes": {pid: prompt_hash(*prompts[pid]) for pid in sorted(prompts)}},
         "identity": identity(plan.model, plan.config.task, plan.config.limit, plan.sampling, plan.suffix,
-                             plan.engine_options),
+                             plan.engine_options, plan.join),
         "versions": versions(),
         "host": host(plan.model.engine, list(public_options.get("endpoints") or [])),
         "started_at": old.get("started_at") or time.time(),
@@ -409,7 +433,7 @@ def generate(plan: RunPlan, *, engine: Any = None, console: Console | None = Non
         tokenizer = getattr(engine, "tokenizer", None) if engine is not None else None
         if tokenizer is None:
             tokenizer = load_tokenizer(_tokenizer_source(plan), plan.engine_options.get("revision"))
-        prompts = {p.id: render(tokenizer, p.question, plan.suffix) for p in plan.problems}
+        prompts = {p.id: render(tokenizer, p.question, plan.suffix, plan.join) for p in plan.problems}
         template = template_hash(tokenizer)
         finished = store.finished() if existed else set()
         _problem_differences(store, plan, old, prompts, template, finished)

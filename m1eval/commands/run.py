@@ -73,13 +73,14 @@ def run(
     temperature: Annotated[float | None, typer.Option(min=0.0, help="Sampling temperature (default: the preset's).")] = None,
     top_p: Annotated[float | None, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass (default: the preset's).")] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Sample among the k likeliest tokens; -1 disables.")] = -1,
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Max new tokens (default 32768).")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Max new tokens (default: the preset's protocol for the task, else 32768).")] = None,
     seed: Annotated[int, typer.Option(help="Run seed; sample i of problem p uses a seed derived from it.")] = 0,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N problems (deterministic).")] = None,
     out: Annotated[Path, typer.Option(help="Results root; runs go to <out>/<task>/<model>/<run-id>.")] = Path("results"),
     run_id: Annotated[str | None, typer.Option("--run-id", help="Override the config-derived run id.")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Folder of <task>/test.jsonl.")] = None,
     suffix: Annotated[str | None, typer.Option(help="Instruction after the question (default: the preset's).")] = None,
+    join: Annotated[str | None, typer.Option(help="Question/instruction join: newline | space | blank_line (default: the preset's protocol for the task).")] = None,
     stop: Annotated[list[str] | None, typer.Option(help="Stop string (repeatable).")] = None,
     endpoint: Annotated[list[str] | None, typer.Option(help="OpenAI-compatible server URL (repeatable).")] = None,
     engine_option: Annotated[list[str] | None, typer.Option("--engine-option", "-o", help="key=value passed to the engine (repeatable; values read as JSON). Each engine's options: `m1eval engines`.")] = None,
@@ -101,7 +102,7 @@ def run(
                     max_model_len=max_model_len, dtype=dtype, enforce_eager=enforce_eager, max_num_seqs=max_num_seqs)
     config = RunConfig(
         model=model, task=task, k=k, engine=engine, temperature=temperature, top_p=top_p, top_k=top_k,
-        max_tokens=max_tokens, seed=seed, stop=list(stop or []), suffix=suffix, limit=limit, data_dir=data_dir,
+        max_tokens=max_tokens, seed=seed, stop=list(stop or []), suffix=suffix, join=join, limit=limit, data_dir=data_dir,
         out=out, run_id=run_id, engine_options=collect_options(list(engine_option or []), explicit, list(endpoint or [])),
         chunk_size=chunk_size, allow_unpinned=allow_unpinned,
     )

@@ -32,11 +32,12 @@ from m1eval.engines.base import (
 )
 from m1eval.records import Completion, SamplingConfig
 
-OPTIONS = ("device", "dtype", "max_batch", "cuda_graph", "kernels", "tokenizer", "revision")
+OPTIONS = ("device", "dtype", "max_batch", "cuda_graph", "kernels", "tokenizer", "revision", "eos")
 OPTION_SPECS = {"device": OptionSpec("str"), "dtype": OptionSpec("str"), "max_batch": OptionSpec("int", 1),
                 "cuda_graph": OptionSpec("bool", nullable=True),
                 "kernels": OptionSpec("str", choices=("auto", "torch", "kernels")),
-                "tokenizer": OptionSpec("str"), "revision": OptionSpec("str")}
+                "tokenizer": OptionSpec("str"), "revision": OptionSpec("str"),
+                "eos": OptionSpec("str", choices=("all", "tokenizer"))}
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
            "float16": "float16", "fp16": "float16"}  # fmt: skip
 
@@ -56,6 +57,17 @@ def resolve_checkpoint(model: str, revision: str | None = None) -> Path:
             "Download the checkpoint first (e.g. `huggingface-cli download togethercomputer/M1-3B`) or pass "
             "its folder with --model"
         ) from exc
+
+
+def _eos_ids(policy: str, config_ids: Sequence[int], tokenizer_id: int | None) -> list[int]:
+    """``all``: config.json's ids and the tokenizer's; ``tokenizer``: the tokenizer's one id (M1's eval)."""
+    if policy == "tokenizer":
+        if tokenizer_id is None:
+            raise EngineError("m1: eos=tokenizer but the tokenizer has no eos_token_id")
+        return [int(tokenizer_id)]
+    if policy != "all":
+        raise EngineError(f"m1: eos must be 'all' or 'tokenizer', got {policy!r}")
+    return sorted({*config_ids, *([tokenizer_id] if tokenizer_id is not None else [])})
 
 
 class M1Engine:
@@ -103,10 +115,7 @@ class M1Engine:
         except Exception as exc:
             raise EngineError(f"m1: cannot load the tokenizer from {tokenizer_path}: {exc}") from exc
         config = self.model.config
-        eos = set(config.eos_token_ids)
-        if self.tokenizer.eos_token_id is not None:
-            eos.add(self.tokenizer.eos_token_id)
-        self.eos_token_ids = sorted(eos)
+        self.eos_token_ids = _eos_ids(str(options.get("eos", "all")), config.eos_token_ids, self.tokenizer.eos_token_id)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else config.pad_token_id
         self.pad_token_id = int(pad if pad is not None else (self.eos_token_ids or [0])[0])
 

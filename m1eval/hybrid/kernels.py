@@ -14,9 +14,12 @@ graph replay removes.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import ModuleType
 
 import torch
 
@@ -37,13 +40,37 @@ _loaded: dict[str, Callable | None] = {}
 _warned = False
 
 
+def import_past_package_init(module_name: str) -> ModuleType:
+    """Import ``pkg.sub.module`` without running ``pkg/__init__.py``.
+
+    mamba_ssm's ``__init__`` imports its compiled ``selective_scan_cuda``; installed without
+    compiling (``MAMBA_SKIP_CUDA_BUILD=TRUE``, the only install a GPU machine without a
+    compiler budget gets) the package cannot be imported, although its Triton
+    ``selective_state_update`` needs no compiled code. A bare package module standing in
+    for the top level lets the submodule load.
+    """
+    top = module_name.partition(".")[0]
+    if top not in sys.modules:
+        spec = importlib.util.find_spec(top)
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError(f"no package {top!r}")
+        package = ModuleType(top)
+        package.__path__ = list(spec.submodule_search_locations)
+        package.__spec__ = spec
+        sys.modules[top] = package
+    return importlib.import_module(module_name)
+
+
 def _load(name: str) -> Callable | None:
     if name not in _loaded:
         module_name, attr = SOURCES[name]
-        try:
-            _loaded[name] = getattr(importlib.import_module(module_name), attr)
-        except Exception:  # noqa: BLE001 - ImportError, or a wheel built for another torch/CUDA (OSError, undefined symbol)
-            _loaded[name] = None
+        _loaded[name] = None
+        for importer in (importlib.import_module, import_past_package_init):
+            try:
+                _loaded[name] = getattr(importer(module_name), attr)
+                break
+            except Exception:  # noqa: BLE001, S112 - ImportError, or a wheel built for another torch/CUDA
+                continue
     return _loaded[name]
 
 

@@ -21,30 +21,57 @@ class CheckpointError(HybridConfigError):
     """Weights missing, misnamed or mis-shaped; the message names the folder and the keys."""
 
 
-def _weight_files(folder: Path) -> list[Path]:
-    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        index = folder / index_name
-        if index.is_file():
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-            return [folder / shard for shard in shards]
-    for pattern in ("*.safetensors", "pytorch_model*.bin", "*.bin"):
-        files = sorted(folder.glob(pattern))
-        if files:
-            return files
-    raise CheckpointError(f"{folder}: no weights found (expected *.safetensors or pytorch_model*.bin)")
+# The layouts ``save_pretrained`` / ``torch.save`` leave, in the order they are looked for:
+# a sharded checkpoint's index wins over a stray single file beside it (never both are read).
+WEIGHT_LAYOUTS = ("model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json",
+                  "pytorch_model.bin")  # fmt: skip
 
 
-def read_state_dict(folder: str | Path) -> dict[str, torch.Tensor]:
-    state: dict[str, torch.Tensor] = {}
-    for path in _weight_files(Path(folder)):
-        if not path.is_file():
-            raise CheckpointError(f"{path}: listed in the index but not found")
+def _index_shards(index: Path) -> list[Path]:
+    try:
+        data = json.loads(index.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{index}: unreadable index ({exc})") from exc
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{index}: no 'weight_map' object (tensor name -> shard file)")
+    shards = sorted({str(name) for name in weight_map.values()})
+    bad = [name for name in shards if Path(name).name != name]
+    if bad:
+        raise CheckpointError(f"{index}: shard names must be plain file names in the folder, got {bad[:3]}")
+    return [index.parent / name for name in shards]
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The weight files of ``folder`` in the first layout of ``WEIGHT_LAYOUTS`` it holds."""
+    for name in WEIGHT_LAYOUTS:
+        path = folder / name
+        if path.is_file():
+            return _index_shards(path) if name.endswith(".index.json") else [path]
+    raise CheckpointError(f"{folder}: no weights found (expected one of {', '.join(WEIGHT_LAYOUTS)})")
+
+
+def _read_file(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: listed in the index but not found")
+    try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            part = load_file(str(path))
-        else:
-            part = torch.load(path, map_location="cpu", weights_only=True)
+            return load_file(str(path))
+        part = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # safetensors/pickle raise several types; all mean "unreadable"
+        raise CheckpointError(f"{path}: cannot read the weights ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(part, dict) or not all(isinstance(v, torch.Tensor) for v in part.values()):
+        raise CheckpointError(f"{path}: expected a state dict of tensors")
+    return part
+
+
+def read_state_dict(folder: str | Path) -> dict[str, torch.Tensor]:
+    """Every tensor of the checkpoint, shards merged; a key in two shards is an error."""
+    state: dict[str, torch.Tensor] = {}
+    for path in weight_files(Path(folder)):
+        part = _read_file(path)
         duplicate = set(part) & set(state)
         if duplicate:
             raise CheckpointError(f"{path}: keys already loaded from another shard: {sorted(duplicate)[:5]}")
