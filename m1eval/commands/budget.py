@@ -115,11 +115,12 @@ def budget(
 
     if metric not in ("maj", "pass"):
         raise typer.BadParameter(f"--metric must be maj or pass, got {metric!r}")
-    if batch_size is not None and not batch_size > 0:
-        raise typer.BadParameter(f"--batch-size must be positive, got {batch_size:g}")
     bad = [b for b in budgets or [] if not (b > 0 and math.isfinite(b))]
-    if bad:
-        raise typer.BadParameter(f"--budget must be a positive number of seconds, got {bad[0]:g}")
+    problem = (f"--batch-size must be positive, got {batch_size:g}" if batch_size is not None and not batch_size > 0
+               else f"--budget must be a positive number of seconds, got {bad[0]:g}" if bad else None)
+    if problem:
+        console.print(f"[red]error:[/red] {problem}")
+        raise typer.Exit(2)
     check_output_dir(out, "--out")
     data, profs = load_inputs(runs, profile)
     label_of = dict(zip(map(id, data), run_labels(data)))
