@@ -67,8 +67,9 @@ def test_timeout_kills_the_item_and_the_run_goes_on():
     with Grader(workers=1, timeout=0.001) as g:
         grades = g.grade(problem, completions)
         assert g._pool is not None and g._pool.restarts >= 1
-    assert grades[0].status == "timeout" and not grades[0].correct
-    assert grades[2].status == "ok"  # decided in-process (a number against a variable)
+    # extraction, normalisation and sympy share the per-item deadline: at 1 ms nothing is
+    # decided, every completion is a timeout, and the run still gets a grade for each
+    assert [g.status for g in grades] == ["timeout"] * 3 and not any(g.correct for g in grades)
     with Grader(workers=1, timeout=10) as g:  # with time, the same item is decided
         assert g.grade(problem, completions)[0].correct
 

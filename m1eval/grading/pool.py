@@ -48,8 +48,15 @@ def _limit_memory(memory_mb: int) -> None:
 
 
 def _worker_main(conn: Connection, memory_mb: int) -> None:
+    import signal
+
+    from m1eval.grading import guard
     from m1eval.grading import tasks as task_lib
 
+    # Ctrl-C reaches the whole process group; the parent decides what to keep and kills
+    # its children, so a worker must not die printing a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    guard.IN_WORKER = True
     _limit_memory(memory_mb)
     while True:
         try:
@@ -179,7 +186,13 @@ class WorkerPool:
         self.restarts += 1
         self._workers[slot] = self._spawn()
 
-    def close(self) -> None:
+    def close(self, force: bool = False) -> None:
+        """Stop the children: politely (finish, then exit), or at once with ``force``."""
+        if force:
+            for worker in self._workers:
+                worker.kill()
+            self._workers = []
+            return
         for worker in self._workers:
             try:
                 worker.conn.send(None)
