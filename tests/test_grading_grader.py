@@ -66,7 +66,7 @@ def test_timeout_kills_the_item_and_the_run_goes_on():
     completions = [_c("p5", 0, "\\boxed{\\cos^2 x}"), _c("p5", 1, "\\boxed{\\sin x\\cos x}"), _c("p5", 2, "\\boxed{7}")]
     with Grader(workers=1, timeout=0.001) as g:
         grades = g.grade(problem, completions)
-        assert g._pool is not None and g._pool.restarts >= 1
+        assert g.stats["extraction_timeouts"] + g.stats["timeouts"] >= 3
     # extraction, normalisation and sympy share the per-item deadline: at 1 ms nothing is
     # decided, every completion is a timeout, and the run still gets a grade for each
     assert [g.status for g in grades] == ["timeout"] * 3 and not any(g.correct for g in grades)

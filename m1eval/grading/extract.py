@@ -32,12 +32,12 @@ MAX_ANSWER_CHARS = 2_000
 MAX_GROUP_CHARS = 20_000
 MAX_PHRASE_CHARS = 300
 LAST_NUMBER_WINDOW = 2_000
+MAX_BOXES_TRIED = 100  # empty or unclosed boxes skipped from the end before giving up
 
 RULES = ("boxed", "answer-phrase", "last-math", "last-number")
 ALIASES = {"lenient": "boxed,answer-phrase,last-math,last-number"}
 DEFAULT_POLICY = "boxed"
 
-_BOX_COMMANDS = ("\\boxed", "\\fbox", "\\framebox")
 _BOX_START = re.compile(r"\\(?:boxed|fbox|framebox)(?![A-Za-z])")
 _BOX_TOKEN = re.compile(r"[^\s$]{1,200}")
 _BRACES = re.compile(r"[{}]")
@@ -112,7 +112,7 @@ class _BraceMatcher:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.scanned_from = len(text)
+        self.scanned_from: int | None = None
         self.stack: list[int] = []
         self.partner: dict[int, int] = {}
 
@@ -123,6 +123,14 @@ class _BraceMatcher:
         return (i - k) % 2 == 1
 
     def close_of(self, j: int) -> int | None:
+        """Index of the ``}`` closing the ``{`` at ``j`` if within MAX_GROUP_CHARS (else None).
+
+        The first question fixes where the scan starts: no partner of a brace at or left
+        of ``j`` that lies beyond ``j + MAX_GROUP_CHARS`` could be accepted anyway, and a
+        right-to-left scan from there pairs every nearer brace exactly as the full text would.
+        """
+        if self.scanned_from is None:
+            self.scanned_from = min(len(self.text), j + MAX_GROUP_CHARS + 1)
         if j < self.scanned_from:
             positions = [m.start() for m in _BRACES.finditer(self.text, j, self.scanned_from)]
             for i in reversed(positions):
@@ -177,15 +185,15 @@ def boxed_answers(text: str) -> list[str]:
 
 
 def _last_box(text: str) -> str | None:
+    """The last box with content. Box starts are found in one pass (``rfind`` per command
+    and box would rescan the text for every unclosed box)."""
     braces = _BraceMatcher(text)
-    pos = len(text)
-    while True:
-        pos = max(text.rfind(cmd, 0, pos) for cmd in _BOX_COMMANDS)
-        if pos < 0:
-            return None
-        content = _box_content(text, pos, braces)
+    starts = [m.start() for m in _BOX_START.finditer(text)]
+    for start in reversed(starts[-MAX_BOXES_TRIED:]):
+        content = _box_content(text, start, braces)
         if content is not None and content.strip():
             return content.strip()
+    return None
 
 
 def _answer_phrase(text: str) -> str | None:

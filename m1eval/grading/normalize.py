@@ -65,19 +65,19 @@ UNIT_WORDS = (
 )
 _UNIT_SET = frozenset(UNIT_WORDS)
 _WHITESPACE = re.compile(r"\s+")
+_UNESCAPED_BRACE = re.compile(r"(?<!\\)[{}]")
 
 
 def _group_end(text: str, start: int) -> int | None:
     """Index after the brace group opening at ``text[start]``, or None when it never closes."""
     depth = 0
-    for i in range(start, len(text)):
-        ch = text[i]
-        if ch == "{" and (i == 0 or text[i - 1] != "\\"):
+    for match in _UNESCAPED_BRACE.finditer(text, start):  # only the braces cost Python steps
+        if match.group(0) == "{":
             depth += 1
-        elif ch == "}" and (i == 0 or text[i - 1] != "\\"):
+        else:
             depth -= 1
             if depth == 0:
-                return i + 1
+                return match.end()
     return None
 
 
@@ -91,12 +91,17 @@ def _unwrap_group(text: str, start: int) -> tuple[str, int]:
 
 def strip_text_wrappers(text: str) -> str:
     """``\\text{abc}`` -> ``abc`` (also \\mathrm, \\mbox, \\textbf, \\boxed ...)."""
+    pos = 0
     for _ in range(50):  # nested wrappers; bounded so hostile nesting cannot loop long
-        match = _TEXT_WRAPPERS.search(text)
+        match = _TEXT_WRAPPERS.search(text, pos)
         if not match:
             break
-        inner, end = _unwrap_group(text, match.end() - 1)
-        text = text[: match.start()] + " " + inner + " " + text[end:]
+        end = _group_end(text, match.end() - 1)
+        if end is None:  # never closes: drop this and every later wrapper opening in one pass
+            text = text[: match.start()] + " " + _TEXT_WRAPPERS.sub(" ", text[match.end() :])
+            break
+        text = text[: match.start()] + " " + text[match.end() : end - 1] + " " + text[end:]
+        pos = match.start()
     return _STYLE_NOARG.sub("", text)
 
 

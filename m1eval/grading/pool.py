@@ -169,6 +169,8 @@ class WorkerPool:
                         worker = self._workers[slot]
                     else:
                         worker.task = None
+                        if time.monotonic() > worker.deadline:
+                            result = (TIMEOUT, None)  # late is late: the deadline is the contract
                     finish(index, result)
                     pending -= 1
                     self._workers[slot].task = None
