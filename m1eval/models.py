@@ -34,6 +34,8 @@ class ModelPreset:
     max_tokens: int = MAX_NEW_TOKENS
     description: str = ""
     engine_options: dict[str, Any] = field(default_factory=dict)
+    # Extraction policy `run` grades with when --extraction is not given (m1eval.grading.extract).
+    extraction: str = "boxed"
 
 
 PRESETS: dict[str, ModelPreset] = {

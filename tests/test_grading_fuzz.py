@@ -143,6 +143,7 @@ def test_hard_deadline_of_public_functions():
         is_equivalent("5", "5", timeout=1e-6)
     with pytest.raises(GradingTimeout):
         extract_answer("\\boxed{5}", timeout=1e-6)
+    assert is_equivalent("x^2", "x \\cdot x", timeout=60)  # starts the sympy worker (not timed)
     start = time.perf_counter()
     with pytest.raises(GradingTimeout):
         guard.call("sleep", 60, timeout=0.5)  # a stalled step is killed at its deadline

@@ -47,7 +47,27 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def grade_and_report(path: Path) -> None:
+def resolve_extraction(option: str | None, preset: str | None) -> str:
+    """``--extraction``, else the preset's policy, else ``boxed``; validated (BadParameter)."""
+    from m1eval.grading.extract import PolicyError, canonical_policy
+    from m1eval.models import PRESETS
+
+    chosen = option if option is not None else getattr(PRESETS.get(preset or ""), "extraction", None)
+    try:
+        return canonical_policy(chosen)
+    except PolicyError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--extraction") from None
+
+
+def record_extraction(path: Path, policy: str) -> None:
+    """With --no-grade: record the policy so a later `m1eval grade` uses it."""
+    from m1eval.store import RunStore
+
+    with RunStore(path) as store:
+        store.set_stage("grade", "pending", extraction=policy)
+
+
+def grade_and_report(path: Path, extraction: str | None = None) -> None:
     """The grading and report stages, from the modules that own them."""
     try:
         from m1eval.grading import grade_run
@@ -59,7 +79,7 @@ def grade_and_report(path: Path) -> None:
         from m1eval.rundata import load_run
     except ImportError as exc:
         raise RunError(f"report stage unavailable ({exc}); samples and grades are in {path}") from exc
-    grade_run(path)
+    grade_run(path, extraction=extraction)
     summary = summarize_run(load_run(path))
     typer.echo(render_report([summary]))
 
@@ -91,8 +111,12 @@ def run(
     chunk_size: Annotated[int | None, typer.Option(min=1, help="Samples per engine call (resume granularity).")] = None,
     grade: Annotated[bool, typer.Option("--grade/--no-grade", help="Grade and print the report after generating.")] = True,
     allow_unpinned: Annotated[bool, typer.Option("--allow-unpinned")] = False,
+    extraction: Annotated[str | None, typer.Option(
+        "--extraction", help="Answer extraction policy: boxed (default), lenient, or a comma list of "
+        "boxed, answer-phrase, last-math, last-number (default: the preset's).")] = None,
 ) -> None:
     """Generate k samples per problem, store them (resumable), then grade and report."""
+    policy = resolve_extraction(extraction, model)
     explicit = dict(tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
                     max_model_len=max_model_len, dtype=dtype, enforce_eager=enforce_eager, max_num_seqs=max_num_seqs)
     config = RunConfig(
@@ -119,11 +143,18 @@ def run(
     console.print(f"[green]generated {outcome.generated} samples[/green]; {outcome.stored}/{outcome.expected} "
                   f"stored in {outcome.path}")
     if grade:
+        from m1eval.grading import GradingInterrupted
+
         try:
-            grade_and_report(outcome.path)
+            grade_and_report(outcome.path, policy)
         except RunError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
+        except GradingInterrupted as exc:
+            console.print(f"[yellow]{exc}[/yellow]")
+            raise typer.Exit(130) from None
+    else:
+        record_extraction(outcome.path, policy)
 
 
 def register(app: typer.Typer) -> None:

@@ -362,8 +362,12 @@ class CheckResult:
 
 
 def check_inline(gold: str, response: str, rules: tuple[str, ...] | None, answer_format: str | None = None,
-                 tolerance: float | None = None, meta: dict[str, Any] | None = None) -> CheckResult:
-    """``check_answer`` without the guard (what the guarded worker runs)."""
+                 tolerance: float | None = None, meta: dict[str, Any] | None = None,
+                 symbolic_ok: bool = True) -> CheckResult:
+    """``check_answer`` without the guard (what the guarded worker runs).
+
+    With ``symbolic_ok=False`` a comparison that needs sympy gets ``status="pending"``.
+    """
     from m1eval.grading.extract import extract
 
     if rules is None:
@@ -378,7 +382,9 @@ def check_inline(gold: str, response: str, rules: tuple[str, ...] | None, answer
     if not answer_norm:
         return CheckResult("no_answer", False, answer, rule, gold_norm, answer_norm)
     result, unparsable = verdict(gold_norm, answer_norm, answer_format=answer_format, tolerance=tolerance,
-                                 meta=meta, normalized=True)
+                                 meta=meta, normalized=True, symbolic_ok=symbolic_ok)
+    if result is None:
+        return CheckResult("pending", False, answer, rule, gold_norm, answer_norm)
     status = "unparsable" if unparsable and not result else "ok"
     return CheckResult(status, bool(result), answer, rule, gold_norm, answer_norm)
 
@@ -406,8 +412,7 @@ def check_answer(
         raise ValueError("gold answer is empty")
     rules = parse_policy(policy) if policy is not None else None
     try:
-        return guard.call("check", (gold, response, rules, answer_format, _tolerance(tolerance, meta), meta),
-                          timeout=timeout)
+        return guard.check((gold, response, rules, answer_format, _tolerance(tolerance, meta), meta), timeout)
     except guard.GradingTimeout:
         return CheckResult("timeout", False)
 
@@ -428,6 +433,4 @@ def is_equivalent(
     """
     from m1eval.grading import guard
 
-    result = guard.call("check", (gold, answer, None, answer_format, _tolerance(tolerance, meta), meta),
-                        timeout=timeout)
-    return result.correct
+    return guard.check((gold, answer, None, answer_format, _tolerance(tolerance, meta), meta), timeout).correct

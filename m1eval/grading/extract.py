@@ -298,4 +298,4 @@ def extract_answer(text: str, *, policy: str | None = None, fallbacks: bool = Fa
 
     chosen = policy if policy is not None else ("lenient" if fallbacks else DEFAULT_POLICY)
     rules = parse_policy(chosen)
-    return guard.call("extract", (text, rules), timeout=timeout).answer
+    return guard.call("extract", (text, rules), timeout=timeout, heavy=False).answer

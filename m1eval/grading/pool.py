@@ -100,14 +100,17 @@ class _Worker:
 class WorkerPool:
     """Run ``(kind, payload)`` items on N children; each result is (status, value)."""
 
-    def __init__(self, workers: int, timeout: float = 5.0, memory_mb: int = 1024) -> None:
+    def __init__(self, workers: int, timeout: float = 5.0, memory_mb: int = 1024, method: str | None = None) -> None:
+        """``method`` None: a forkserver with sympy preloaded (``preload``); "fork": a copy of
+        this process, which starts in milliseconds but imports sympy only if it needs it."""
         self.size = max(1, workers)
         self.timeout = timeout
         self.memory_mb = memory_mb
-        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        if method is None:
+            method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         self._ctx = mp.get_context(method)
         if method == "forkserver":
-            self._ctx.set_forkserver_preload(["m1eval.grading.tasks"])
+            self._ctx.set_forkserver_preload(["m1eval.grading.preload"])
         self._workers: list[_Worker] = []
         self.restarts = 0
 
