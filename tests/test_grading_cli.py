@@ -95,7 +95,7 @@ def test_interrupted_grade_prints_one_line_and_keeps_verdicts(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "m1eval", "grade", str(run), "--workers", "1"], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509 - as a shell's `&` does
     )
     manifest = run / "manifest.json"
     try:
@@ -123,7 +123,8 @@ def test_interrupted_grade_prints_one_line_and_keeps_verdicts(tmp_path):
 
 def _children(pid: int) -> str:
     try:
-        out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True, timeout=10,
+                             check=False)
     except (OSError, subprocess.SubprocessError):
         return ""
     return "worker" if out.stdout.strip() else ""

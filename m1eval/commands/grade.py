@@ -10,7 +10,7 @@ import re
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -40,8 +40,8 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 def grade(
     run_dir: Annotated[Path, typer.Argument(help="Run folder holding problems.jsonl and samples.jsonl.")],
-    workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Worker processes for symbolic checks.")] = None,
-    extraction: Annotated[Optional[str], typer.Option("--extraction", help=EXTRACTION_HELP + " Default: the policy recorded "
+    workers: Annotated[int | None, typer.Option("--workers", "-w", min=1, help="Worker processes for symbolic checks.")] = None,
+    extraction: Annotated[str | None, typer.Option("--extraction", help=EXTRACTION_HELP + " Default: the policy recorded "
                                                       "in the run's manifest, else boxed; the one used is recorded.")] = None,
 ) -> None:
     """Grade (or re-grade) every completion of a run and write grades.parquet.
@@ -107,15 +107,15 @@ def _read_answer(answer: str | None, answer_file: Path | None) -> str:
 
 def check(
     gold: Annotated[str, typer.Argument(help="Gold answer (LaTeX).")],
-    answer: Annotated[Optional[str], typer.Argument(
+    answer: Annotated[str | None, typer.Argument(
         help="A bare answer, or a whole completion (read like `grade` reads it); '-' reads stdin.")] = None,
-    answer_file: Annotated[Optional[Path], typer.Option("--file", "-F", help="Read the answer/completion from a file.")] = None,
+    answer_file: Annotated[Path | None, typer.Option("--file", "-F", help="Read the answer/completion from a file.")] = None,
     extraction: Annotated[str, typer.Option("--extraction", help=EXTRACTION_HELP)] = "boxed",
     mode: Annotated[str, typer.Option(
         "--mode", help="completion: extract as `grade` does; bare: the text is the answer; auto: completion when "
         "the text has a box command, a think tag or a line break.")] = "auto",
-    answer_format: Annotated[Optional[str], typer.Option("--format", "-f", help="integer|number|expression|interval|tuple|set|text")] = None,
-    tolerance: Annotated[Optional[float], typer.Option("--tolerance", "-t", min=0.0, help="Absolute numeric tolerance.")] = None,
+    answer_format: Annotated[str | None, typer.Option("--format", "-f", help="integer|number|expression|interval|tuple|set|text")] = None,
+    tolerance: Annotated[float | None, typer.Option("--tolerance", "-t", min=0.0, help="Absolute numeric tolerance.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=0.01, help="Hard deadline in seconds (as in `grade`).")] = 5.0,
 ) -> None:
     """Print the verdict, its status and both normalised forms.
@@ -144,7 +144,7 @@ def check(
     completion = mode == "completion" or (mode == "auto" and any(m in text for m in _COMPLETION_MARKERS))
     result = check_answer(gold, text, policy=policy if completion else None, answer_format=answer_format,
                           tolerance=tolerance, timeout=timeout)
-    echo = dict(markup=False, highlight=False)
+    echo = {"markup": False, "highlight": False}
     console.print(f"gold:   {printable(result.gold_normalized or gold)}", **echo)
     if completion:
         found = f"found by {result.extracted_by}" if result.extracted_by else "no answer found"

@@ -6,6 +6,8 @@ verdict tiers: no sympy) can start in milliseconds.
 
 from __future__ import annotations
 
+import contextlib
+
 import latex2sympy2_extended  # noqa: F401 - the grammar, built once
 import sympy  # noqa: F401
 
@@ -15,10 +17,8 @@ from m1eval.grading import symbolic, tasks  # noqa: F401
 def _warm_up() -> None:
     """Build the LaTeX parser once, here: its first use costs ~0.5 s, which on a busy machine
     could pass a child's 1 s soft limit and make an answer 'unparsable'."""
-    try:
+    with contextlib.suppress(Exception):  # a warm-up only
         symbolic.sym_equal("\\frac{x^{2}}{2}+\\sin x", "\\sqrt{4}")
-    except Exception:  # noqa: BLE001 - a warm-up only
-        pass
 
 
 _warm_up()
