@@ -4,7 +4,8 @@ Issue 10: ``\\boxed{5 abcdefghijklmnopqrstuvwxyzabcd!}`` made one regular expres
 ``normalize`` backtrack exponentially and stalled ``grade``. These strings are long runs of
 what the patterns repeat (letters, words, digits, spaces, dots, braces, backslashes,
 commands, phrases) with a tail that forces a failed match, at lengths 10^2 to 10^5.
-Extraction (boxed and lenient) plus normalisation of each must take at most 50 ms of CPU
+Extraction (boxed and lenient), normalisation and the cheap verdict tiers (shapes, numbers,
+class key; no sympy) of each must take at most 50 ms of CPU
 (the least of three runs, as the test machines are shared).
 
 The cases run in a child process so that a regression fails this test with the name of
@@ -83,6 +84,8 @@ def _cases() -> list[tuple[str, str]]:
 
 def _child(conn) -> None:  # noqa: ANN001
     from m1eval.grading import extract_answer, normalize_answer
+    from m1eval.grading.clusters import answer_key
+    from m1eval.grading.equivalence import verdict
 
     normalize_answer(extract_answer("\\boxed{1}") or "")  # imports and caches are not the inputs' cost
     extract_answer("The answer is 1.", fallbacks=True)
@@ -93,7 +96,9 @@ def _child(conn) -> None:  # noqa: ANN001
             for lenient in (False, True):
                 answer = extract_answer(text, fallbacks=lenient) if lenient else extract_answer(text)
                 normalize_answer(answer if answer is not None else text)
-            normalize_answer(text)
+            norm = normalize_answer(text)
+            verdict("\\frac{1}{2}", norm, symbolic_ok=False, normalized=True)  # the cheap tiers too
+            answer_key(norm, symbolic_ok=False)
             best = min(best, time.process_time() - start)
             if best <= BUDGET_S / 2:
                 break
