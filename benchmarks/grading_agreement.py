@@ -53,6 +53,17 @@ def _split_top(text: str) -> list[str]:
     return parts
 
 
+def _closes_at_end(text: str) -> bool:
+    """The first opening parenthesis is closed by the last character (one tuple, not a list of them)."""
+    depth = 0
+    start = text.index("(")
+    for i in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i == len(text) - 1
+    return False
+
+
 def _is_number(text: str) -> bool:
     return bool(re.fullmatch(r"-?\d+(?:\.\d+)?", text))
 
@@ -74,7 +85,9 @@ def rewrites(gold_raw: str, rng: random.Random) -> list[tuple[str, str, bool]]:
     bumped = _bump(g)
     has_relation = bool(re.search(r"=|<|>|\\le|\\ge|\\in", g))
     items = _split_top(g)
-    is_tuple = g.startswith(("(", "\\left(")) and g.endswith((")", "\\right)")) and "," in g and "\\cup" not in g
+    is_tuple = (g.startswith(("(", "\\left(")) and g.endswith((")", "\\right)")) and "," in g and "\\cup" not in g
+                and _closes_at_end(g) and "\\infty" not in g)
+    thousands = bool(re.fullmatch(r"\\?\$?\d{1,3}(?:,(?:\\!)? ?\d{3})+(?:\.\d+)?", g))
     is_set = g.startswith("\\{") and g.endswith("\\}")
     # equations
     if not has_relation and len(items) == 1 and "\\text" not in g:
@@ -87,13 +100,15 @@ def rewrites(gold_raw: str, rng: random.Random) -> list[tuple[str, str, bool]]:
         if bumped:
             out.append(("equation", bumped, False))
     # several answers
-    if len(items) > 1 and not is_tuple and not is_set and "\\cup" not in g and not g.startswith(("(", "[")):
+    if (len(items) > 1 and not is_tuple and not is_set and "\\cup" not in g and not g.startswith(("(", "["))
+            and not thousands and "where" not in g):
         shuffled = items[:]
         rng.shuffle(shuffled)
         out += [("list", ", ".join(shuffled), True), ("list", " and ".join(items), True),
                 ("list", ", ".join(items[:-1]) + " or " + items[-1], True),
-                ("list", "\\{" + ", ".join(shuffled) + "\\}", True),
-                ("list", ", ".join(items[:-1]), False)]
+                ("set", "\\{" + ", ".join(shuffled) + "\\}", True),
+                ("list", ", ".join(items[:-1]), False),
+                ("set", "\\{" + ", ".join(items[1:]) + "\\}", False)]
     # tuples
     if is_tuple:
         inner = g[g.index("(") + 1 : g.rindex(")")]
@@ -136,18 +151,19 @@ def rewrites(gold_raw: str, rng: random.Random) -> list[tuple[str, str, bool]]:
     return out
 
 
-def load_pairs(per_form: int, seed: int = 0) -> list[dict]:
+def load_pairs(per_form: int, seed: int = 0, data: Path = DATA) -> list[dict]:
     from m1eval.tasks import load_task
 
     rng = random.Random(seed)
     by_form: dict[str, list[dict]] = defaultdict(list)
     seen: set[tuple[str, str]] = set()
     for task in TASKS:
-        for problem in load_task(task, DATA):
+        for problem in load_task(task, data):
             gold = problem.answers[0]
+            tolerance = (problem.meta or {}).get("tolerance")
             for form, answer, expected in rewrites(gold, rng):
-                if (gold, answer) in seen:
-                    continue
+                if (gold, answer) in seen or (tolerance and not expected):
+                    continue  # a perturbation may lie within the problem's tolerance
                 seen.add((gold, answer))
                 by_form[form].append({"task": task, "id": problem.id, "gold": gold, "answer": answer, "form": form,
                                       "expected": expected, "format": problem.answer_format,
@@ -182,9 +198,10 @@ def main() -> None:
     parser.add_argument("--per-form", type=int, default=400)
     parser.add_argument("--out", type=Path, default=Path("/tmp/grading_agreement.json"))
     parser.add_argument("--mv-cache", type=Path, default=Path("/tmp/grading_mv_cache.json"))
+    parser.add_argument("--data-dir", type=Path, default=DATA)
     args = parser.parse_args()
 
-    pairs = load_pairs(args.per_form)
+    pairs = load_pairs(args.per_form, data=args.data_dir)
     cache: dict[str, bool] = json.loads(args.mv_cache.read_text()) if args.mv_cache.exists() else {}
     start = time.perf_counter()
     for i, pair in enumerate(pairs):

@@ -264,6 +264,27 @@ def clean_unicode(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
+# "The final answer is", "So the answer is:", "**Answer:**", "Final answer:" before the answer.
+_ANSWER_PHRASE = re.compile(
+    r"^(?:\*\*)?(?:(?:so|thus|therefore|hence),? )?(?:the )?(?:final )?answer\b(?: is)?(?:\*\*)? ?[:=]?(?:\*\*)? ?",
+    re.IGNORECASE,
+)
+_PERCENT_WORD = re.compile(r"(?<=\d) ?(?:percent|per cent)\b", re.IGNORECASE)
+_LIST_WORD_AFTER_VALUE = re.compile(
+    r"(?:(?<=[\d}$)\]])|(?<=\\pi)|(?<=\\infty)|(?<=\b[A-Za-z])) {1,3}(?:or|and) {1,3}(?=[-\d\\(\[{A-Za-z])"
+)
+_LIST_WORD_BEFORE_RELATION = re.compile(r" {1,3}(?:or|and) {1,3}(?=[A-Za-z]{1,3}(?:\([A-Za-z0-9,]{0,20}\))? ?[=<>\\])")
+
+
+def _strip_answer_phrase(text: str) -> str:
+    """'The answer is $9$.' -> '$9$' (the sentence's period goes with the phrase)."""
+    match = _ANSWER_PHRASE.match(text)
+    if match is None or match.end() == len(text) or not match.group(0).strip():
+        return text
+    rest = text[match.end() :].strip()
+    return rest[:-1].rstrip() if rest.endswith(".") else rest
+
+
 def normalize_answer(answer: str, *, unit: str | None = None) -> str:
     """Canonical LaTeX of an answer (see the module docstring); ``unit`` is an expected unit to drop."""
     if not isinstance(answer, str):
@@ -272,6 +293,7 @@ def normalize_answer(answer: str, *, unit: str | None = None) -> str:
     # One space for every run of white space first: every later pattern then sees runs of
     # length one, which removes the quadratic cases of "\s*"/"\s+" next to each other.
     text = _WHITESPACE.sub(" ", text)
+    text = _strip_answer_phrase(text)
     text = _strip_outer_delimiters(text)
     text = text.replace("$", " ") if text.count("$") % 2 == 0 and "\\$" not in text else text
     text = re.sub(r"^\\textbf\{\s*(?:final\s+)?answer\s*:?\s*\}", "", text, flags=re.IGNORECASE)
@@ -293,8 +315,10 @@ def normalize_answer(answer: str, *, unit: str | None = None) -> str:
             text = text.rstrip()[: -len(unit_text)]
     text = _strip_trailing_words(text.strip())
     text = _fix_short_args(text)
-    text = re.sub(r"(?<=[\d}$])\s+(?:or|and)\s+(?=[-\d\\(\[{A-Za-z])", ",", text)
-    text = re.sub(r"\s+(?:or|and)\s+(?=[A-Za-z]\s*[=<>\\])", ",", text)
+    text = _PERCENT_WORD.sub("\\%", text)
+    # "1 and 2", "\frac{\pi}{6} or \frac{5\pi}{6}", "x=1 or x=2", "f(x)=x and f(x)=-x": a list
+    text = _LIST_WORD_AFTER_VALUE.sub(",", text)
+    text = _LIST_WORD_BEFORE_RELATION.sub(",", text)
     text = text.strip().rstrip(".").rstrip("\\").strip()
     # A whole answer that is one number with separators: 10,080 / 11,111,111,100 / 10 080.
     for pattern in (_THOUSANDS, _SPACE_THOUSANDS):
