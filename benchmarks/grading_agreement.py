@@ -69,11 +69,10 @@ def _is_number(text: str) -> bool:
 
 
 def _bump(text: str) -> str | None:
-    """A different value of the same shape (changes the last integer)."""
-    matches = list(re.finditer(r"\d+", text))
-    if not matches:
+    """A different value of the same shape (changes the first integer: the last is often a unit's power)."""
+    m = re.search(r"\d+", text)
+    if m is None:
         return None
-    m = matches[-1]
     return text[: m.start()] + str(int(m.group(0)) + 1) + text[m.end() :]
 
 
@@ -135,7 +134,21 @@ def rewrites(gold_raw: str, rng: random.Random) -> list[tuple[str, str, bool]]:
     if m:
         value = float(m.group(1)) / 100
         out += [("percent", m.group(1), True), ("percent", f"{value:g}", True), ("percent", f"{m.group(1)} percent", True)]
+    if not has_relation and len(items) == 1 and re.search(r"[a-z]", re.sub(r"\\[A-Za-z]+", "", g)):
+        out += [("equation", f"y = {g}", True), ("equation", f"f(x) = {g}", True)]
+    if len(items) > 1 and all(_is_number(i) for i in items) and not thousands:
+        out += [("list", ", ".join(f"x = {i}" for i in items), True), ("list", "; ".join(items), True),
+                ("list", ", ".join(f"x = {i}" for i in items[:-1]), False)]
+        if len(set(items)) > 1:
+            out.append(("list", ", ".join(items[:-1] + [str(-float(items[-1]) if "." in items[-1] else -int(items[-1]))]),
+                        items[-1] in ("0", "-0")))
+    if _is_number(g) and "." not in g and 0 < abs(int(g)) < 10_000:
+        out += [("percent", f"{int(g)}.0\\%", True), ("percent", f"{int(g) / 100:g}", False)]
     # delimiters
+    if _is_number(g):
+        out += [("delimiter", f"\\text{{{g}}}", True), ("delimiter", f"\\mathbf{{{g}}}", True),
+                ("delimiter", f"\\boxed{{{g}}}", True)]
+    out += [("delimiter", f"\\displaystyle {g}", True), ("delimiter", f"\\( \\displaystyle {g} \\)", True)]
     out += [("delimiter", f"${g}$", True), ("delimiter", f"\\({g}\\)", True), ("delimiter", f"\\[{g}\\]", True),
             ("delimiter", f"$${g}$$", True)]
     if re.fullmatch(r"[A-Za-z ]+", g):
@@ -146,8 +159,12 @@ def rewrites(gold_raw: str, rng: random.Random) -> list[tuple[str, str, bool]]:
     out += [("prose", f"Answer: ${g}$", True), ("prose", f"The answer is ${g}$.", True),
             ("prose", f"The final answer is {g}", True), ("prose", f"**Answer:** ${g}$", True),
             ("prose", f"So the answer is \\({g}\\).", True)]
+    out += [("prose", f"Final Answer: The final answer is ${g}$. I hope it is correct.", True),
+            ("prose", f"Therefore, the answer is $\\boxed{{{g}}}$.", True), ("prose", f"The answer is: {g}", True),
+            ("prose", f"Thus, the answer is ${g}$", True)]
     if bumped:
-        out.append(("prose", f"The final answer is ${bumped}$.", False))
+        out += [("prose", f"The final answer is ${bumped}$.", False),
+                ("prose", f"Final Answer: The final answer is ${bumped}$. I hope it is correct.", False)]
     return out
 
 

@@ -66,6 +66,9 @@ EQUAL.update({
     "lists_of_equations": [("$f(x)=x$,$f(x)=2-x$", "f(x)=x and f(x)=2-x"), ("$f(n)=n$, $g(n)=1$", "f(n)=n or g(n)=1"),
                            ("$\\frac{1}{6} \\pi, \\frac{5}{6} \\pi$", "\\frac{1}{6} \\pi and \\frac{5}{6} \\pi")],
     "floor_functions": [("$m n-\\lfloor m / 2\\rfloor$", "mn - \\lfloor \\frac{m}{2} \\rfloor")],
+    "equations_swapped": [("$f(n)=n$", "n = f(n)"), ("$N=n$", "n = N"), ("$f(x)=\\frac{1}{x}$", "\\frac{1}{x} = f(x)")],
+    "minerva_format": [("48", "Final Answer: The final answer is $48$. I hope it is correct."),
+                       ("\\frac43", "Final Answer: The final answer is $\\frac{4}{3}$. I hope it is correct.")],
 })
 NOT_EQUAL.update({
     "prose_wrappers": [("9", "The answer is $8$."), ("\\frac{3}{4}", "**Answer:** $\\frac{4}{3}$"), ("12", "The final answer is 21"),
@@ -76,6 +79,9 @@ NOT_EQUAL.update({
                            ("$\\frac{1}{6} \\pi, \\frac{5}{6} \\pi$", "\\frac{1}{6} \\pi and \\frac{1}{3} \\pi")],
     "floor_functions": [("$m n-\\lfloor m / 2\\rfloor$", "$m n-\\lfloor m / 3\\rfloor$"),
                         ("\\lceil n/2 \\rceil", "\\lfloor n/2 \\rfloor")],
+    "equations_swapped": [("$f(n)=n$", "n = g(n)"), ("$N=n$", "n = M"), ("$f(x)=\\frac{1}{x}$", "x = f(x)")],
+    "minerva_format": [("48", "Final Answer: The final answer is $84$. I hope it is correct."),
+                       ("\\frac43", "Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.")],
 })
 
 

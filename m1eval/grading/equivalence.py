@@ -191,9 +191,12 @@ def compare(g: Node, a: Node, ctx: Context) -> bool | None:
         if isinstance(g, Relation) and isinstance(a, Relation) and g.ops == a.ops == ("=",):
             if _simple_lhs(g.parts[0]) and _simple_lhs(a.parts[0]):
                 lhs = compare(g.parts[0], a.parts[0], Context(symbolic=False))
-                if lhs is not True:
+                if lhs is True:
+                    return compare(g.parts[1], a.parts[1], ctx)
+                # "f(n) = n" against "n = f(n)": the same equation written the other way round
+                if compare(g.parts[0], a.parts[1], Context(symbolic=False)) is not True:
                     return False
-                return compare(g.parts[1], a.parts[1], ctx)
+                return compare(g.parts[1], a.parts[0], ctx)
             return _compare_equations(g, a, ctx)
         gv, av = _as_value(g), _as_value(a)
         if gv is g and av is a:

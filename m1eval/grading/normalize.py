@@ -276,13 +276,19 @@ _LIST_WORD_AFTER_VALUE = re.compile(
 _LIST_WORD_BEFORE_RELATION = re.compile(r" {1,3}(?:or|and) {1,3}(?=[A-Za-z]{1,3}(?:\([A-Za-z0-9,]{0,20}\))? ?[=<>\\])")
 
 
+_HOPE_CORRECT = re.compile(r"\.? ?I hope it is correct\.?$", re.IGNORECASE)
+
+
 def _strip_answer_phrase(text: str) -> str:
-    """'The answer is $9$.' -> '$9$' (the sentence's period goes with the phrase)."""
-    match = _ANSWER_PHRASE.match(text)
-    if match is None or match.end() == len(text) or not match.group(0).strip():
-        return text
-    rest = text[match.end() :].strip()
-    return rest[:-1].rstrip() if rest.endswith(".") else rest
+    """'The answer is $9$.' -> '$9$' (the sentence's period goes with the phrase); also the
+    Minerva form 'Final Answer: The final answer is $9$. I hope it is correct.'"""
+    for _ in range(2):
+        match = _ANSWER_PHRASE.match(text)
+        if match is None or match.end() == len(text) or not match.group(0).strip():
+            return text
+        rest = _HOPE_CORRECT.sub("", text[match.end() :].strip()).strip()
+        text = rest[:-1].rstrip() if rest.endswith(".") else rest
+    return text
 
 
 def normalize_answer(answer: str, *, unit: str | None = None) -> str:
