@@ -101,6 +101,7 @@ class Grader:
         self._pool: WorkerPool | None = None
         self._verdicts: dict[VerdictKey, _Verdict] = {}
         self._keys: dict[str, tuple] = {}
+        self._seen_pairs: set[VerdictKey] = set()
         self.stats = {"pairs": 0, "pool_items": 0, "timeouts": 0, "extraction_timeouts": 0}
 
     # ------------------------------------------------------------------ life cycle
@@ -156,8 +157,8 @@ class Grader:
             task = bar.add_task("grading (extract, fast path)", total=total, visible=progress)
             pending = self._extract_all(items, rows, contexts, lambda n: bar.advance(task, n))
             # the undecided pairs and class keys go to the pool for sympy
+            seen_before = len(self._seen_pairs)
             symbolic_items = [k for k in pending if k not in self._verdicts]
-            self.stats["pairs"] += len(pending)
             key_items: list[str] = []
             for row in rows:
                 norm = row.norm
@@ -190,21 +191,36 @@ class Grader:
 
                 self._get_pool().run(work, on_result=keep)
                 self.stats["pool_items"] += len(work)
+            self.stats["pairs"] += len(self._seen_pairs) - seen_before
         return self._assemble(rows, contexts)
 
     def _extract_all(self, items, rows: list[_Row], contexts: list, advance) -> dict[VerdictKey, None]:  # noqa: ANN001
-        """Step 1 in the pool: fill ``rows``/``contexts``; returns the distinct undecided pairs."""
+        """Step 1 in the pool: fill ``rows``/``contexts``; returns the distinct undecided pairs.
+
+        A work item holds up to CHUNK_TEXTS completions (CHUNK_CHARS characters) of one or
+        more problems, so a run of many small problems costs few round trips.
+        """
         work: list[tuple[str, Any]] = []
-        owners: list[list[_Row]] = []
+        owners: list[list[list[_Row]]] = []
+        groups: list[tuple] = []
+        group_rows: list[list[_Row]] = []
+        count = chars = 0
+
+        def flush() -> None:
+            nonlocal groups, group_rows, count, chars
+            if groups:
+                work.append(("prepare-many", (self.rules, groups)))
+                owners.append(group_rows)
+            groups, group_rows, count, chars = [], [], 0, 0
+
         for p_index, (problem, completions) in enumerate(items):
             meta = problem.meta or {}
             unit = meta.get("unit") if isinstance(meta, dict) and isinstance(meta.get("unit"), str) else None
             golds_raw = tuple(g for g in problem.answers if isinstance(g, str))
             fmt, tol = problem.answer_format, _tolerance(meta)
             contexts.append(((), fmt, tol))
-            chunk_rows: list[_Row] = []
             texts: list[str] = []
-            chars = 0
+            these: list[_Row] = []
             for completion in sorted(completions, key=lambda c: c.sample_index):
                 row = _Row(p_index, completion)
                 rows.append(row)
@@ -212,16 +228,19 @@ class Grader:
                 if tail is None:
                     advance(1)
                     continue
-                chunk_rows.append(row)
+                these.append(row)
                 texts.append(tail)
+                count += 1
                 chars += len(tail)
-                if len(texts) >= CHUNK_TEXTS or chars >= CHUNK_CHARS:
-                    work.append(("prepare", (golds_raw, unit, fmt, tol, self.rules, texts)))
-                    owners.append(chunk_rows)
-                    chunk_rows, texts, chars = [], [], 0
+                if count >= CHUNK_TEXTS or chars >= CHUNK_CHARS:
+                    groups.append((golds_raw, unit, fmt, tol, texts))
+                    group_rows.append(these)
+                    texts, these = [], []
+                    flush()
             if texts:
-                work.append(("prepare", (golds_raw, unit, fmt, tol, self.rules, texts)))
-                owners.append(chunk_rows)
+                groups.append((golds_raw, unit, fmt, tol, texts))
+                group_rows.append(these)
+        flush()
         pending: dict[VerdictKey, None] = {}
 
         def take(owner: list[_Row], value: Any) -> None:
@@ -234,6 +253,7 @@ class Grader:
                 if not norm:
                     continue
                 vkey = (golds, norm, fmt, tol)
+                self._seen_pairs.add(vkey)
                 if vkey not in self._verdicts:
                     if fast is not None and fast[0] is not None:
                         self._verdicts[vkey] = _Verdict(bool(fast[0]), bool(fast[1]))
@@ -245,23 +265,24 @@ class Grader:
         if not work:
             return pending
         pool = self._get_pool()
-        results = pool.run(work, on_result=lambda i, _r: advance(len(owners[i])))
+        results = pool.run(work, on_result=lambda i, _r: advance(sum(len(o) for o in owners[i])))
         retry: list[tuple[str, Any]] = []
-        retry_rows: list[list[_Row]] = []
-        for (kind, payload), owner, (status, value) in zip(work, owners, results):
+        retry_rows: list[_Row] = []
+        for (_kind, (rules, chunk)), owner, (status, value) in zip(work, owners, results):
             if status == OK:
-                take(owner, value)
+                for group_owner, group_value in zip(owner, value):
+                    take(group_owner, group_value)
                 continue
-            golds_raw, unit, fmt, tol, rules, texts = payload
-            for row, text in zip(owner, texts):  # past the chunk deadline: one completion at a time
-                retry.append((kind, (golds_raw, unit, fmt, tol, rules, [text])))
-                retry_rows.append([row])
+            for (golds_raw, unit, fmt, tol, texts), group_owner in zip(chunk, owner):
+                for row, text in zip(group_owner, texts):  # past the chunk deadline: one at a time
+                    retry.append(("prepare-many", (rules, [(golds_raw, unit, fmt, tol, [text])])))
+                    retry_rows.append(row)
         if retry:
-            for owner, (status, value) in zip(retry_rows, pool.run(retry)):
+            for row, (status, value) in zip(retry_rows, pool.run(retry)):
                 if status == OK:
-                    take(owner, value)
+                    take([row], value[0])
                 else:
-                    owner[0].timeout = True
+                    row.timeout = True
                     self.stats["extraction_timeouts"] += 1
                     self.stats["errors"] = self.stats.get("errors", 0) + (status == ERROR)
         return pending

@@ -46,6 +46,15 @@ def _prepare_golds(golds: tuple[str, ...], unit: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(equivalence.prepare(g, meta) for g in golds))
 
 
+@lru_cache(maxsize=16_384)
+def _extract_normalize(text: str, rules: tuple[str, ...], unit: str | None):  # noqa: ANN202
+    """(extraction, normalised answer); memoised for short texts (repeated answers are common)."""
+    found = extract(text, rules)
+    if found.answer is None:
+        return found, None
+    return found, equivalence.prepare(found.answer, {"unit": unit} if unit is not None else None)
+
+
 def prepare_items(golds_raw: tuple[str, ...], unit: str | None, answer_format: str | None,
                   tolerance: float | None, rules: tuple[str, ...], texts: list[str]) -> tuple[tuple[str, ...], list]:
     """One problem's chunk of completions: extract, normalise, decide what the fast tiers can.
@@ -55,14 +64,13 @@ def prepare_items(golds_raw: tuple[str, ...], unit: str | None, answer_format: s
     when it needs sympy.
     """
     golds = _prepare_golds(golds_raw, unit)
-    meta = {"unit": unit} if unit is not None else None
     out = []
     for text in texts:
-        found = extract(text, rules)
+        found, norm = _extract_normalize(text, rules, unit) if len(text) <= 10_000 else _extract_normalize.__wrapped__(
+            text, rules, unit)
         if found.answer is None:
             out.append((None, None, None, None, None))
             continue
-        norm = equivalence.prepare(found.answer, meta)
         if not norm:
             out.append((found.answer, found.rule, norm, None, None))
             continue
@@ -73,6 +81,9 @@ def prepare_items(golds_raw: tuple[str, ...], unit: str | None, answer_format: s
 
 
 def run_task(kind: str, payload: Any) -> Any:
+    if kind == "prepare-many":
+        rules, groups = payload
+        return [prepare_items(golds, unit, fmt, tol, rules, texts) for golds, unit, fmt, tol, texts in groups]
     if kind == "prepare":
         return prepare_items(*payload)
     if kind == "verdict":
