@@ -69,6 +69,8 @@ EQUAL.update({
     "equations_swapped": [("$f(n)=n$", "n = f(n)"), ("$N=n$", "n = N"), ("$f(x)=\\frac{1}{x}$", "\\frac{1}{x} = f(x)")],
     "minerva_format": [("48", "Final Answer: The final answer is $48$. I hope it is correct."),
                        ("\\frac43", "Final Answer: The final answer is $\\frac{4}{3}$. I hope it is correct.")],
+    # issue 10's stall family: a number, words, then a character the unit rule does not allow
+    "backtracking_family": [("5", "5 apples"), ("1000.99", "1,000.99 dollars"), ("15", "15 square feet.")],
 })
 NOT_EQUAL.update({
     "prose_wrappers": [("9", "The answer is $8$."), ("\\frac{3}{4}", "**Answer:** $\\frac{4}{3}$"), ("12", "The final answer is 21"),
@@ -82,6 +84,8 @@ NOT_EQUAL.update({
     "equations_swapped": [("$f(n)=n$", "n = g(n)"), ("$N=n$", "n = M"), ("$f(x)=\\frac{1}{x}$", "x = f(x)")],
     "minerva_format": [("48", "Final Answer: The final answer is $84$. I hope it is correct."),
                        ("\\frac43", "Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.")],
+    "backtracking_family": [("5", "5 abcdefghijklmnopqrstuvwxyzabcd!"), ("1", "1 " + "a" * 40 + "!"),
+                            ("1000.99", "1,000.99 abcdefghijklmnopqrstuvwxyz€")],
 })
 
 
