@@ -155,9 +155,9 @@ class Grader:
         contexts: list[tuple[tuple[str, ...], str | None, float | None]] = []
         with make_progress("completions", transient=not progress) as bar:
             task = bar.add_task("grading (extract, fast path)", total=total, visible=progress)
+            seen_before = len(self._seen_pairs)
             pending = self._extract_all(items, rows, contexts, lambda n: bar.advance(task, n))
             # the undecided pairs and class keys go to the pool for sympy
-            seen_before = len(self._seen_pairs)
             symbolic_items = [k for k in pending if k not in self._verdicts]
             key_items: list[str] = []
             for row in rows:
