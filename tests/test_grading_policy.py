@@ -71,7 +71,7 @@ def _run(tmp_path):
 
 
 def test_grade_run_records_policy_and_regrades_with_another(tmp_path):
-    from m1eval.report import summarize_run, runs_frame
+    from m1eval.report import runs_frame, summarize_run
     from m1eval.rundata import load_run
 
     run = _run(tmp_path)
@@ -126,3 +126,18 @@ def test_preset_field_and_run_option():
 
     with pytest.raises(typer.BadParameter):
         resolve_extraction("bogus", None)
+
+
+def test_no_grade_run_records_the_policy_for_a_later_grade(tmp_path):
+    from m1eval.commands.run import record_extraction
+
+    run = _run(tmp_path)
+    record_extraction(run, "boxed,answer-phrase", explicit=False)
+    stage = json.loads((run / "manifest.json").read_text())["stages"]["grade"]
+    assert stage == {**stage, "state": "pending", "extraction": "boxed,answer-phrase"}
+    frame = grade_run(run, workers=1, progress=False)  # uses the recorded policy
+    assert list(frame["extracted_by"].fillna("none")) == ["boxed", "answer-phrase", "none"]
+    record_extraction(run, "boxed", explicit=False)  # a preset default does not override a graded run
+    assert json.loads((run / "manifest.json").read_text())["stages"]["grade"]["state"] == "done"
+    record_extraction(run, "boxed", explicit=True)
+    assert json.loads((run / "manifest.json").read_text())["stages"]["grade"]["extraction"] == "boxed"

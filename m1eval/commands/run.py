@@ -59,12 +59,16 @@ def resolve_extraction(option: str | None, preset: str | None) -> str:
         raise typer.BadParameter(str(exc), param_hint="--extraction") from None
 
 
-def record_extraction(path: Path, policy: str) -> None:
-    """With --no-grade: record the policy so a later `m1eval grade` uses it."""
+def record_extraction(path: Path, policy: str, explicit: bool) -> None:
+    """With --no-grade: record the policy so a later `m1eval grade` uses it (a graded run's
+    recorded policy changes only when --extraction names another one)."""
+    from m1eval.grading import recorded_extraction
     from m1eval.store import RunStore
 
     with RunStore(path) as store:
-        store.set_stage("grade", "pending", extraction=policy)
+        recorded = recorded_extraction(store.read_manifest())
+        if recorded is None or (explicit and recorded != policy):
+            store.set_stage("grade", "pending", extraction=policy)
 
 
 def grade_and_report(path: Path, extraction: str | None = None) -> None:
@@ -154,7 +158,7 @@ def run(
             console.print(f"[yellow]{exc}[/yellow]")
             raise typer.Exit(130) from None
     else:
-        record_extraction(outcome.path, policy)
+        record_extraction(outcome.path, policy, explicit=extraction is not None)
 
 
 def register(app: typer.Typer) -> None:

@@ -24,7 +24,7 @@ _CHOICE_PREFIX = re.compile(r"^\(([A-E])\)")
 _BASE = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
 _COMMANDS = re.compile(r"\\[A-Za-z]+")
 _SIMPLE_LHS = re.compile(r"^(?:[A-Za-z](?:_\{?[A-Za-z0-9\\]+\}?)?'*|[A-Za-z]+\([A-Za-z0-9,]*\)|\\[A-Za-z][A-Za-z0-9_{}]*|[A-Za-z]_\{\\max\}|[A-Za-z]_\{\\min\})$")
-_INF = {"\\infty", "+\\infty", "\\infty", "-\\infty", "oo", "-oo"}
+_INF = {"\\infty", "+\\infty", "-\\infty", "oo", "-oo"}
 
 
 @dataclass
