@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from m1eval.cli import app
@@ -116,9 +117,46 @@ def test_interrupted_grade_prints_one_line_and_keeps_verdicts(tmp_path):
     assert "interrupted" in output
     stage = json.loads(manifest.read_text())["stages"]["grade"]
     assert stage["state"] == "interrupted"
-    kept = json.loads((run / "grade_cache.json").read_text())
-    assert kept["verdicts"], "the verdicts computed before the interrupt are kept"
+    kept = json.loads((run / "grade_cache.json").read_text())  # what was done (see the test below)
+    assert set(kept) == {"grader_version", "verdicts", "keys"}
     assert not (run / "grades.parquet").exists()
+
+
+def test_interrupted_grade_run_keeps_symbolic_verdicts_for_the_next_grade(tmp_path, monkeypatch):
+    """Ctrl-C arrives after some sympy verdicts came back: they are saved and not recomputed."""
+    from m1eval.grading import GradingInterrupted, grade_run
+    from m1eval.grading.pool import WorkerPool
+
+    run = tmp_path / "run"
+    store = RunStore.create(run, {"task": "t"})
+    store.write_problems([Problem("t", "a", "q", ["(x+1)^{2}"], "expression")])
+    texts = [f"\\boxed{{x^{{2}}+{k}x+1}}" for k in range(8)]
+    store.append_samples([Completion("a", i, i, t, 1, 1, "stop", "b") for i, t in enumerate(texts)])
+    store.unlock()
+    real_run = WorkerPool.run
+
+    def interrupted_after_three(self, items, on_result=None):  # noqa: ANN001
+        if items[0][0] != "verdict":
+            return real_run(self, items, on_result)
+        results = real_run(self, items[:3], on_result)
+        assert len(results) == 3
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(WorkerPool, "run", interrupted_after_three)
+    with pytest.raises(GradingInterrupted, match="3 verdicts"):
+        grade_run(run, workers=1, progress=False)
+    assert json.loads((run / "manifest.json").read_text())["stages"]["grade"]["state"] == "interrupted"
+    sent: list[int] = []
+
+    def counting(self, items, on_result=None):  # noqa: ANN001
+        sent.extend(1 for kind, _ in items if kind == "verdict")
+        return real_run(self, items, on_result)
+
+    monkeypatch.setattr(WorkerPool, "run", counting)
+    frame = grade_run(run, workers=1, progress=False)
+    assert len(sent) == 5  # the 3 kept verdicts were not sent again
+    assert list(frame["correct"]) == [False, False, True, False, False, False, False, False]
+    assert not (run / "grade_cache.json").exists()
 
 
 def _children(pid: int) -> str:
