@@ -71,6 +71,9 @@ def grade(
     except GradingInterrupted as exc:
         console.print(f"[yellow]{exc}[/yellow]")
         raise typer.Exit(130) from None
+    except RuntimeError as exc:  # the grading workers could not run at all
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print(f"[yellow]grading of {run_dir} interrupted; grades.parquet unchanged[/yellow]")
         raise typer.Exit(130) from None

@@ -278,7 +278,12 @@ class Grader:
                     retry.append(("prepare-many", (rules, [(golds_raw, unit, fmt, tol, [text])])))
                     retry_rows.append(row)
         if retry:
-            for row, (status, value) in zip(retry_rows, pool.run(retry)):
+            retried = pool.run(retry)
+            errors = [value for status, value in retried if status == ERROR]
+            if errors and len(errors) == len(retried) and not any(status == OK for status, _ in results):
+                # nothing at all came back: broken workers, not hostile answers
+                raise RuntimeError(f"grading workers failed on every item (first error: {errors[0]})")
+            for row, (status, value) in zip(retry_rows, retried):
                 if status == OK:
                     take([row], value[0])
                 else:
