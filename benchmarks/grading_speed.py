@@ -36,6 +36,12 @@ PATHOLOGICAL = [
     "\\boxed{\ud800\udc00 \x00 \u202e 12}",
     "\\boxed{9999999!}",
     "\\boxed{(x+1)^{100000}}",
+    # issue 10: a number, a run of words, a character the unit pattern does not allow
+    "\\boxed{5 abcdefghijklmnopqrstuvwxyzabcd!}",
+    "\\boxed{1 " + "a" * 40 + "!}",
+    "so the total is \\boxed{5 apples and pears and plums and figs!}",
+    "\\boxed{" * 20_000 + "1",
+    "\\boxed{\\text{" + "x " * 5_000 + "?}}",
 ]
 
 

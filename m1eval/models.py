@@ -80,6 +80,8 @@ class ModelPreset:
     def protocol(self, task: str) -> TaskProtocol:
         """The task's own protocol, else the preset's budget and join."""
         return self.tasks.get(task) or TaskProtocol(self.max_tokens, self.join, self.source)
+    # Extraction policy `run` grades with when --extraction is not given (m1eval.grading.extract).
+    extraction: str = "boxed"
 
 
 PRESETS: dict[str, ModelPreset] = {

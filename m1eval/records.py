@@ -110,3 +110,5 @@ class Grade(_Record):
     status: str
     cluster: int | None
     grader_version: str
+    # The extraction rule that found ``answer`` (m1eval.grading.extract.RULES); None when none did.
+    extracted_by: str | None = None

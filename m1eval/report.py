@@ -47,6 +47,8 @@ class RunSummary:
     samples: int
     warnings: list[str] = field(default_factory=list)
     unpinned: bool = False  # generated on rows that fail the task's pin: not comparable with pinned results
+    # share of all graded samples whose answer each extraction rule found (m1eval.grading.extract)
+    extracted_by: dict[str, float] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -121,7 +123,16 @@ def summarize_run(
         samples=len(run.frame),
         warnings=list(run.warnings) + ([f"{run.label}: {unpinned}"] if unpinned else []),
         unpinned=unpinned is not None,
+        extracted_by=_rule_shares(run.frame),
     )
+
+
+def _rule_shares(frame: pd.DataFrame) -> dict[str, float]:
+    """Share of samples whose answer each extraction rule found ('none': no rule found one)."""
+    if "extracted_by" not in frame or not len(frame):
+        return {}
+    counts = frame["extracted_by"].fillna("none").value_counts()
+    return {str(rule): float(count / len(frame)) for rule, count in counts.items()}
 
 
 def compare_runs(
@@ -186,6 +197,7 @@ def runs_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
                 "problems": s.n_problems if not s.missing_problems else f"{s.n_problems} (+{s.missing_problems} missing)",
                 "pass@1 % [95% CI]": _ci(s.pass1, s.pass1_low, s.pass1_high) + f" ±{_pct(s.pass1_se)} se",
                 "no answer %": _pct(s.no_answer_rate),
+                "answer found by %": ", ".join(f"{rule} {_pct(share)}" for rule, share in s.extracted_by.items()) or "-",
                 "truncated %": _pct(s.truncation_rate),
                 "mean tokens": f"{s.mean_tokens:.0f}",
                 "p95 tokens": f"{s.p95_tokens:.0f}",
@@ -244,6 +256,7 @@ def long_frame(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Compari
             "truncation_rate": (s.truncation_rate, math.nan, math.nan, math.nan),
             "mean_tokens": (s.mean_tokens, math.nan, math.nan, math.nan),
             "p95_tokens": (s.p95_tokens, math.nan, math.nan, math.nan),
+            **{f"extracted_by_{rule}": (share, math.nan, math.nan, math.nan) for rule, share in s.extracted_by.items()},
         }
         parts.append(
             pd.DataFrame(

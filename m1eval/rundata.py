@@ -149,6 +149,8 @@ def load_run(path: str | os.PathLike[str], *, require_grades: bool = True, with_
 
     if store.has_grades():
         grades = store.read_grades()
+        if "extracted_by" not in grades.columns:  # graded before extraction policies (grader < 1.3)
+            grades["extracted_by"] = None
         missing = [c for c in GRADE_COLUMNS if c not in grades.columns]
         if missing:
             raise StoreError(f"{store.path / 'grades.parquet'}: missing column(s) {missing}")

@@ -56,6 +56,38 @@ NOT_EQUAL = {
     "multiple_answers": [("$69$,$84$", "69"), ("$69$,$84$", "69, 84, 85")],
 }
 
+# Found by differential testing against math-verify on reformatted golds (benchmarks/grading_agreement.py):
+# pairs where math-verify agreed with the construction and m1eval did not, in both directions.
+EQUAL.update({
+    "prose_wrappers": [("9", "The answer is $9$."), ("\\frac{3}{4}", "**Answer:** $\\frac{3}{4}$"), ("12", "The final answer is 12"),
+                       ("(3, \\frac{\\pi}{2})", "So the answer is \\((3, \\frac{\\pi}{2})\\)."), ("5", "Final answer: $5$")],
+    "delimiters": [("9", "\\(9\\)"), ("9", "\\[9\\]"), ("9", "$$9$$"), ("\\frac{1}{2}", "$\\frac{1}{2}$")],
+    "percent_words": [("17.5\\%", "17.5 percent"), ("20", "20 percent")],
+    "lists_of_equations": [("$f(x)=x$,$f(x)=2-x$", "f(x)=x and f(x)=2-x"), ("$f(n)=n$, $g(n)=1$", "f(n)=n or g(n)=1"),
+                           ("$\\frac{1}{6} \\pi, \\frac{5}{6} \\pi$", "\\frac{1}{6} \\pi and \\frac{5}{6} \\pi")],
+    "floor_functions": [("$m n-\\lfloor m / 2\\rfloor$", "mn - \\lfloor \\frac{m}{2} \\rfloor")],
+    "equations_swapped": [("$f(n)=n$", "n = f(n)"), ("$N=n$", "n = N"), ("$f(x)=\\frac{1}{x}$", "\\frac{1}{x} = f(x)")],
+    "minerva_format": [("48", "Final Answer: The final answer is $48$. I hope it is correct."),
+                       ("\\frac43", "Final Answer: The final answer is $\\frac{4}{3}$. I hope it is correct.")],
+    # issue 10's stall family: a number, words, then a character the unit rule does not allow
+    "backtracking_family": [("5", "5 apples"), ("1000.99", "1,000.99 dollars"), ("15", "15 square feet.")],
+})
+NOT_EQUAL.update({
+    "prose_wrappers": [("9", "The answer is $8$."), ("\\frac{3}{4}", "**Answer:** $\\frac{4}{3}$"), ("12", "The final answer is 21"),
+                       ("(3, \\frac{\\pi}{2})", "So the answer is \\((\\frac{\\pi}{2}, 3)\\)."), ("5", "Answers: 6")],
+    "delimiters": [("9", "\\(8\\)"), ("9", "$$19$$"), ("\\frac{1}{2}", "$\\frac{1}{3}$")],
+    "percent_words": [("17.5\\%", "17.6 percent"), ("20", "2 percent")],
+    "lists_of_equations": [("$f(x)=x$,$f(x)=2-x$", "f(x)=x and f(x)=2+x"), ("$f(n)=n$, $g(n)=1$", "f(n)=n"),
+                           ("$\\frac{1}{6} \\pi, \\frac{5}{6} \\pi$", "\\frac{1}{6} \\pi and \\frac{1}{3} \\pi")],
+    "floor_functions": [("$m n-\\lfloor m / 2\\rfloor$", "$m n-\\lfloor m / 3\\rfloor$"),
+                        ("\\lceil n/2 \\rceil", "\\lfloor n/2 \\rfloor")],
+    "equations_swapped": [("$f(n)=n$", "n = g(n)"), ("$N=n$", "n = M"), ("$f(x)=\\frac{1}{x}$", "x = f(x)")],
+    "minerva_format": [("48", "Final Answer: The final answer is $84$. I hope it is correct."),
+                       ("\\frac43", "Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.")],
+    "backtracking_family": [("5", "5 abcdefghijklmnopqrstuvwxyzabcd!"), ("1", "1 " + "a" * 40 + "!"),
+                            ("1000.99", "1,000.99 abcdefghijklmnopqrstuvwxyz€")],
+})
+
 
 def _cases(table):
     return [pytest.param(g, a, id=f"{cat}:{g}|{a}") for cat, pairs in table.items() for g, a in pairs]

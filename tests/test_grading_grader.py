@@ -66,9 +66,10 @@ def test_timeout_kills_the_item_and_the_run_goes_on():
     completions = [_c("p5", 0, "\\boxed{\\cos^2 x}"), _c("p5", 1, "\\boxed{\\sin x\\cos x}"), _c("p5", 2, "\\boxed{7}")]
     with Grader(workers=1, timeout=0.001) as g:
         grades = g.grade(problem, completions)
-        assert g._pool is not None and g._pool.restarts >= 1
-    assert grades[0].status == "timeout" and not grades[0].correct
-    assert grades[2].status == "ok"  # decided in-process (a number against a variable)
+    # extraction, normalisation and sympy share the per-item deadline: at 1 ms (almost)
+    # nothing is decided in time, yet every completion gets a grade and the run goes on
+    assert len(grades) == 3 and not any(g.correct for g in grades)
+    assert grades[0].status == "timeout" and {g.status for g in grades} <= {"timeout", "ok"}
     with Grader(workers=1, timeout=10) as g:  # with time, the same item is decided
         assert g.grade(problem, completions)[0].correct
 

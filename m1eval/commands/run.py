@@ -48,7 +48,31 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def grade_and_report(path: Path) -> None:
+def resolve_extraction(option: str | None, preset: str | None) -> str:
+    """``--extraction``, else the preset's policy, else ``boxed``; validated (BadParameter)."""
+    from m1eval.grading.extract import PolicyError, canonical_policy
+    from m1eval.models import PRESETS
+
+    chosen = option if option is not None else getattr(PRESETS.get(preset or ""), "extraction", None)
+    try:
+        return canonical_policy(chosen)
+    except PolicyError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--extraction") from None
+
+
+def record_extraction(path: Path, policy: str, explicit: bool) -> None:
+    """With --no-grade: record the policy so a later `m1eval grade` uses it (a graded run's
+    recorded policy changes only when --extraction names another one)."""
+    from m1eval.grading import recorded_extraction
+    from m1eval.store import RunStore
+
+    with RunStore(path) as store:
+        recorded = recorded_extraction(store.read_manifest())
+        if recorded is None or (explicit and recorded != policy):
+            store.set_stage("grade", "pending", extraction=policy)
+
+
+def grade_and_report(path: Path, extraction: str | None = None) -> None:
     """The grading and report stages, from the modules that own them."""
     try:
         from m1eval.grading import grade_run
@@ -60,7 +84,7 @@ def grade_and_report(path: Path) -> None:
         from m1eval.rundata import load_run
     except ImportError as exc:
         raise RunError(f"report stage unavailable ({exc}); samples and grades are in {path}") from exc
-    grade_run(path)
+    grade_run(path, extraction=extraction)
     summary = summarize_run(load_run(path))
     typer.echo(render_report([summary]))
 
@@ -94,10 +118,14 @@ def run(
     grade: Annotated[bool, typer.Option("--grade/--no-grade", help="Grade and print the report after generating.")] = True,
     allow_unpinned: Annotated[bool, typer.Option("--allow-unpinned", help="Use rows that fail the task's pinned hash; the run is recorded as unpinned.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the engines' INFO logs (vLLM's are quiet otherwise).")] = False,
+    extraction: Annotated[str | None, typer.Option(
+        "--extraction", help="Answer extraction policy: boxed (default), lenient, or a comma list of "
+        "boxed, answer-phrase, last-math, last-number (default: the preset's).")] = None,
 ) -> None:
     """Generate k samples per problem, store them (resumable), then grade and report."""
     quiet_engine_logs(verbose)
     check_output_dir(out, "--out")
+    policy = resolve_extraction(extraction, model)
     explicit = dict(tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
                     max_model_len=max_model_len, dtype=dtype, enforce_eager=enforce_eager, max_num_seqs=max_num_seqs)
     config = RunConfig(
@@ -125,11 +153,18 @@ def run(
     console.print(f"[green]generated {outcome.generated} samples[/green]; {outcome.stored}/{outcome.expected} "
                   f"stored in {outcome.path}")
     if grade:
+        from m1eval.grading import GradingInterrupted
+
         try:
-            grade_and_report(outcome.path)
+            grade_and_report(outcome.path, policy)
         except RunError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
+        except GradingInterrupted as exc:
+            console.print(f"[yellow]{exc}[/yellow]")
+            raise typer.Exit(130) from None
+    else:
+        record_extraction(outcome.path, policy, explicit=extraction is not None)
 
 
 def register(app: typer.Typer) -> None:

@@ -23,8 +23,8 @@ _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?$")
 _CHOICE_PREFIX = re.compile(r"^\(([A-E])\)")
 _BASE = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
 _COMMANDS = re.compile(r"\\[A-Za-z]+")
-_SIMPLE_LHS = re.compile(r"^(?:[A-Za-z](?:_\{?[A-Za-z0-9\\]+\}?)?'*|[A-Za-z]+\([A-Za-z0-9,]*\)|\\[A-Za-z]+(?:[A-Za-z0-9_{}]*)?|[A-Za-z]_\{\\max\}|[A-Za-z]_\{\\min\})$")
-_INF = {"\\infty", "+\\infty", "\\infty", "-\\infty", "oo", "-oo"}
+_SIMPLE_LHS = re.compile(r"^(?:[A-Za-z](?:_\{?[A-Za-z0-9\\]+\}?)?'*|[A-Za-z]+\([A-Za-z0-9,]*\)|\\[A-Za-z][A-Za-z0-9_{}]*|[A-Za-z]_\{\\max\}|[A-Za-z]_\{\\min\})$")
+_INF = {"\\infty", "+\\infty", "-\\infty", "oo", "-oo"}
 
 
 @dataclass
@@ -191,9 +191,12 @@ def compare(g: Node, a: Node, ctx: Context) -> bool | None:
         if isinstance(g, Relation) and isinstance(a, Relation) and g.ops == a.ops == ("=",):
             if _simple_lhs(g.parts[0]) and _simple_lhs(a.parts[0]):
                 lhs = compare(g.parts[0], a.parts[0], Context(symbolic=False))
-                if lhs is not True:
+                if lhs is True:
+                    return compare(g.parts[1], a.parts[1], ctx)
+                # "f(n) = n" against "n = f(n)": the same equation written the other way round
+                if compare(g.parts[0], a.parts[1], Context(symbolic=False)) is not True:
                     return False
-                return compare(g.parts[1], a.parts[1], ctx)
+                return compare(g.parts[1], a.parts[0], ctx)
             return _compare_equations(g, a, ctx)
         gv, av = _as_value(g), _as_value(a)
         if gv is g and av is a:
@@ -344,6 +347,79 @@ def verdict(
         return False, True
 
 
+@dataclass(frozen=True)
+class CheckResult:
+    """One comparison as ``grade`` would score it.
+
+    ``status`` is ``ok`` (compared; ``correct`` says how), ``no_answer`` (the policy found
+    nothing), ``unparsable`` (the answer could not be read and its text is not the gold's)
+    or, from ``check_answer`` only, ``timeout`` (the hard deadline passed).
+    """
+
+    status: str
+    correct: bool
+    answer: str | None = None
+    extracted_by: str | None = None
+    gold_normalized: str = ""
+    answer_normalized: str | None = None
+
+
+def check_inline(gold: str, response: str, rules: tuple[str, ...] | None, answer_format: str | None = None,
+                 tolerance: float | None = None, meta: dict[str, Any] | None = None,
+                 symbolic_ok: bool = True) -> CheckResult:
+    """``check_answer`` without the guard (what the guarded worker runs).
+
+    With ``symbolic_ok=False`` a comparison that needs sympy gets ``status="pending"``.
+    """
+    from m1eval.grading.extract import extract
+
+    if rules is None:
+        answer, rule = (response if isinstance(response, str) and response.strip() else None), None
+    else:
+        found = extract(response, rules)
+        answer, rule = found.answer, found.rule
+    gold_norm = prepare(gold, meta)
+    if answer is None:
+        return CheckResult("no_answer", False, None, None, gold_norm, None)
+    answer_norm = prepare(answer, meta)
+    if not answer_norm:
+        return CheckResult("no_answer", False, answer, rule, gold_norm, answer_norm)
+    result, unparsable = verdict(gold_norm, answer_norm, answer_format=answer_format, tolerance=tolerance,
+                                 meta=meta, normalized=True, symbolic_ok=symbolic_ok)
+    if result is None:
+        return CheckResult("pending", False, answer, rule, gold_norm, answer_norm)
+    status = "unparsable" if unparsable and not result else "ok"
+    return CheckResult(status, bool(result), answer, rule, gold_norm, answer_norm)
+
+
+def check_answer(
+    gold: str,
+    response: str,
+    *,
+    policy: str | None = None,
+    answer_format: str | None = None,
+    tolerance: float | None = None,
+    meta: dict[str, Any] | None = None,
+    timeout: float | None = None,
+) -> CheckResult:
+    """Check a completion (with ``policy``, e.g. ``"boxed"``) or a bare answer (``policy=None``).
+
+    Runs under a hard deadline (``timeout`` seconds, default 5) in a guarded worker; past
+    it the result has ``status="timeout"``. A completion is read exactly as ``grade``
+    reads it (same extraction, same normalisation, same verdict).
+    """
+    from m1eval.grading import guard
+    from m1eval.grading.extract import parse_policy
+
+    if not isinstance(gold, str) or not gold.strip():
+        raise ValueError("gold answer is empty")
+    rules = parse_policy(policy) if policy is not None else None
+    try:
+        return guard.check((gold, response, rules, answer_format, _tolerance(tolerance, meta), meta), timeout)
+    except guard.GradingTimeout:
+        return CheckResult("timeout", False)
+
+
 def is_equivalent(
     gold: str,
     answer: str,
@@ -351,10 +427,13 @@ def is_equivalent(
     answer_format: str | None = None,
     tolerance: float | None = None,
     meta: dict[str, Any] | None = None,
+    timeout: float | None = None,
 ) -> bool:
     """Whether ``answer`` is a correct rendering of ``gold`` (policy: docs/grading.md).
 
-    Runs in-process with soft time limits; the Grader adds hard limits via worker processes.
+    Runs in a guarded worker with a hard deadline (``timeout`` seconds, default 5):
+    past it ``m1eval.grading.guard.GradingTimeout`` is raised, never a hang.
     """
-    result, _ = verdict(gold, answer, answer_format=answer_format, tolerance=tolerance, meta=meta)
-    return bool(result)
+    from m1eval.grading import guard
+
+    return guard.check((gold, answer, None, answer_format, _tolerance(tolerance, meta), meta), timeout).correct

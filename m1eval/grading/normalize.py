@@ -25,7 +25,7 @@ _DROP_COMMANDS = re.compile(
     r"\\(?:displaystyle|textstyle|scriptstyle|left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg"
     r"|middle|limits|nolimits|mathstrut|hfill|;|,|:|!|>)(?![A-Za-z])"
 )
-_WIDE_SPACES = re.compile(r"\\(?:quad|qquad)(?![A-Za-z])|\\hspace\*?\{[^}]*\}|(?<!\\)\\\s|~")
+_WIDE_SPACES = re.compile(r"\\(?:quad|qquad)(?![A-Za-z])|\\hspace\*?\{[^{}]{0,40}\}|(?<!\\)\\\s|~")
 _RENAMES = [
     (re.compile(r"\\[dt]frac(?![A-Za-z])"), r"\\frac"),
     (re.compile(r"\\cfrac(?![A-Za-z])"), r"\\frac"),
@@ -64,56 +64,124 @@ UNIT_WORDS = (
     "per", "steps", "sides", "marbles", "boxes", "cookies", "apples", "eggs", "pages", "books", "games", "tiles",
 )
 _UNIT_SET = frozenset(UNIT_WORDS)
+_WHITESPACE = re.compile(r"\s+")
+_UNESCAPED_BRACE = re.compile(r"(?<!\\)[{}]")
+
+
+def _group_end(text: str, start: int) -> int | None:
+    """Index after the brace group opening at ``text[start]``, or None when it never closes."""
+    depth = 0
+    for match in _UNESCAPED_BRACE.finditer(text, start):  # only the braces cost Python steps
+        if match.group(0) == "{":
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                return match.end()
+    return None
 
 
 def _unwrap_group(text: str, start: int) -> tuple[str, int]:
     """Content of the brace group opening at ``text[start]`` and the index after it."""
-    depth = 0
-    for i in range(start, len(text)):
-        ch = text[i]
-        if ch == "{" and (i == 0 or text[i - 1] != "\\"):
-            depth += 1
-        elif ch == "}" and (i == 0 or text[i - 1] != "\\"):
-            depth -= 1
-            if depth == 0:
-                return text[start + 1 : i], i + 1
-    return text[start + 1 :], len(text)
+    end = _group_end(text, start)
+    if end is None:
+        return text[start + 1 :], len(text)
+    return text[start + 1 : end - 1], end
 
 
 def strip_text_wrappers(text: str) -> str:
     """``\\text{abc}`` -> ``abc`` (also \\mathrm, \\mbox, \\textbf, \\boxed ...)."""
+    pos = 0
     for _ in range(50):  # nested wrappers; bounded so hostile nesting cannot loop long
-        match = _TEXT_WRAPPERS.search(text)
+        match = _TEXT_WRAPPERS.search(text, pos)
         if not match:
             break
-        inner, end = _unwrap_group(text, match.end() - 1)
-        text = text[: match.start()] + " " + inner + " " + text[end:]
+        end = _group_end(text, match.end() - 1)
+        if end is None:  # never closes: drop this and every later wrapper opening in one pass
+            text = text[: match.start()] + " " + _TEXT_WRAPPERS.sub(" ", text[match.end() :])
+            break
+        text = text[: match.start()] + " " + text[match.end() : end - 1] + " " + text[end:]
+        pos = match.start()
     return _STYLE_NOARG.sub("", text)
 
 
+_TEXT_UNIT_COMMANDS = ("\\text", "\\mbox", "\\mathrm", "\\textrm", "\\hbox")
+_UNIT_GROUP = re.compile(r" ?\{ ?([A-Za-z][A-Za-z .\-]{0,40})\}( ?\^ ?\{?\d\}?)? ?\Z")
+
+
 def _strip_trailing_text_units(text: str) -> str:
-    """Drop a ``\\text{ cm}``-style group (and its power) that follows a mathematical part."""
-    match = re.search(r"\\(?:text|mbox|mathrm|textrm|hbox)\s*\{\s*([A-Za-z][A-Za-z .\-]*)\}(\s*\^\s*\{?\d\}?)?\s*$", text)
-    if match and match.start() > 0 and text[: match.start()].strip():
-        head = text[: match.start()].rstrip()
-        if re.search(r"[\d}]$|\\pi$", head):
+    """Drop a ``\\text{ cm}``-style group (and its power) that follows a mathematical part.
+
+    Only the last such command can be a trailing unit, so it is found with ``rfind`` and
+    matched once, anchored at the end: linear, and the unit is at most 40 characters.
+    """
+    start = max(text.rfind(cmd) for cmd in _TEXT_UNIT_COMMANDS)
+    if start <= 0:
+        return text
+    command = max((cmd for cmd in _TEXT_UNIT_COMMANDS if text.startswith(cmd, start)), key=len)
+    after = start + len(command)
+    if after < len(text) and text[after].isascii() and text[after].isalpha():
+        return text  # \\textbf, \\mathrmx ...: another command
+    if _UNIT_GROUP.match(text, after) and text[:start].strip():
+        head = text[:start].rstrip()
+        if head[-1].isdigit() or head.endswith(("}", "\\pi")):
             return head
     return text
 
 
+_TRAILING_POWER = re.compile(r"\^ ?\{?\d\}?\Z")
+
+
+def _is_letter(ch: str) -> bool:
+    return ch.isascii() and ch.isalpha()
+
+
 def _strip_trailing_words(text: str) -> str:
-    """'5.4 cents', '15 cm^2', '30 degrees' -> the number."""
-    match = re.match(r"^(.*?[\d}.])\s*((?:[A-Za-z]+\.?\s*)+)(\^\s*\{?\d\}?)?$", text)
-    if not match:
+    """'5.4 cents', '15 cm^2', '30 degrees' -> the number.
+
+    A scanner from the right, not a regular expression: the old pattern
+    ``(?:[A-Za-z]+\\.?\\s*)+`` backtracked exponentially on "1 aaaa...a!" (issue 10). It
+    reads an optional power, then words (ASCII letters, each with an optional period,
+    separated by spaces) back to a number; every word must be a known unit word.
+    """
+    end = len(text)
+    power = _TRAILING_POWER.search(text)
+    if power is not None:
+        end = power.start()
+    words: list[str] = []
+    i = end
+    while True:
+        j = i
+        while j > 0 and text[j - 1] == " ":
+            j -= 1
+        k = j - 1 if j > 1 and text[j - 1] == "." and _is_letter(text[j - 2]) else j  # "hrs."
+        m = k
+        while m > 0 and _is_letter(text[m - 1]):
+            m -= 1
+        if m == k:
+            i = j
+            break
+        words.append(text[m:k])
+        if len(words) > 8:
+            return text  # a sentence, not a unit
+        i = m
+    if not words or i == 0 or text[i - 1] not in "0123456789}.":
         return text
-    words = re.findall(r"[A-Za-z]+", match.group(2))
-    if words and all(w.lower() in _UNIT_SET for w in words) and (len(words) > 1 or len(words[0]) > 1 or " " in match.group(0)):
-        return match.group(1).rstrip()
+    if all(w.lower() in _UNIT_SET for w in words) and (len(words) > 1 or len(words[0]) > 1 or " " in text):
+        return text[:i].rstrip()
     return text
 
 
+_SHORT_ARG_COMMAND = re.compile(r"\\(frac|binom|sqrt)(?![A-Za-z])")
+_COMMAND_NAME = re.compile(r"\\[A-Za-z]+")
+
+
 def _fix_short_args(text: str) -> str:
-    """``\\frac12`` -> ``\\frac{1}{2}``, ``\\sqrt2`` -> ``\\sqrt{2}``: brace the one-token arguments."""
+    """``\\frac12`` -> ``\\frac{1}{2}``, ``\\sqrt2`` -> ``\\sqrt{2}``: brace the one-token arguments.
+
+    An argument group that never closes ends the rewriting (the rest is copied as is), so
+    a run of unclosed ``\\frac{`` costs one scan, not one scan per command.
+    """
 
     def read_arg(s: str, i: int) -> tuple[str, int] | None:
         while i < len(s) and s[i] == " ":
@@ -121,12 +189,14 @@ def _fix_short_args(text: str) -> str:
         if i >= len(s):
             return None
         if s[i] == "{":
-            inner, end = _unwrap_group(s, i)
-            return inner, end
+            end = _group_end(s, i)
+            if end is None:
+                return None
+            return s[i + 1 : end - 1], end
         if s[i] == "\\":
-            m = re.match(r"\\[A-Za-z]+", s[i:])
+            m = _COMMAND_NAME.match(s, i)
             if m:
-                return m.group(0), i + m.end()
+                return m.group(0), m.end()
             return None
         return s[i], i + 1
 
@@ -134,7 +204,7 @@ def _fix_short_args(text: str) -> str:
     i = 0
     n = len(text)
     while i < n:
-        m = re.compile(r"\\(frac|binom|sqrt)(?![A-Za-z])").search(text, i)
+        m = _SHORT_ARG_COMMAND.search(text, i)
         if not m:
             out.append(text[i:])
             break
@@ -148,12 +218,17 @@ def _fix_short_args(text: str) -> str:
                 break
             out.append(text[j : close + 1])
             j = close + 1
+        unclosed = False
         for _ in range(count):
             arg = read_arg(text, j)
             if arg is None:
+                unclosed = j < n and text[j:].lstrip(" ").startswith("{")
                 break
             out.append("{" + arg[0] + "}")
             j = arg[1]
+        if unclosed:
+            out.append(text[j:])
+            break
         i = j
     return "".join(out)
 
@@ -189,11 +264,42 @@ def clean_unicode(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
+# "The final answer is", "So the answer is:", "**Answer:**", "Final answer:" before the answer.
+_ANSWER_PHRASE = re.compile(
+    r"^(?:\*\*)?(?:(?:so|thus|therefore|hence),? )?(?:the )?(?:final )?answer\b(?: is)?(?:\*\*)? ?[:=]?(?:\*\*)? ?",
+    re.IGNORECASE,
+)
+_PERCENT_WORD = re.compile(r"(?<=\d) ?(?:percent|per cent)\b", re.IGNORECASE)
+_LIST_WORD_AFTER_VALUE = re.compile(
+    r"(?:(?<=[\d}$)\]])|(?<=\\pi)|(?<=\\infty)|(?<=\b[A-Za-z])) {1,3}(?:or|and) {1,3}(?=[-\d\\(\[{A-Za-z])"
+)
+_LIST_WORD_BEFORE_RELATION = re.compile(r" {1,3}(?:or|and) {1,3}(?=[A-Za-z]{1,3}(?:\([A-Za-z0-9,]{0,20}\))? ?[=<>\\])")
+
+
+_HOPE_CORRECT = re.compile(r"\.? ?I hope it is correct\.?$", re.IGNORECASE)
+
+
+def _strip_answer_phrase(text: str) -> str:
+    """'The answer is $9$.' -> '$9$' (the sentence's period goes with the phrase); also the
+    Minerva form 'Final Answer: The final answer is $9$. I hope it is correct.'"""
+    for _ in range(2):
+        match = _ANSWER_PHRASE.match(text)
+        if match is None or match.end() == len(text) or not match.group(0).strip():
+            return text
+        rest = _HOPE_CORRECT.sub("", text[match.end() :].strip()).strip()
+        text = rest[:-1].rstrip() if rest.endswith(".") else rest
+    return text
+
+
 def normalize_answer(answer: str, *, unit: str | None = None) -> str:
     """Canonical LaTeX of an answer (see the module docstring); ``unit`` is an expected unit to drop."""
     if not isinstance(answer, str):
         return ""
     text = clean_unicode(answer[:MAX_NORMALIZE_CHARS])
+    # One space for every run of white space first: every later pattern then sees runs of
+    # length one, which removes the quadratic cases of "\s*"/"\s+" next to each other.
+    text = _WHITESPACE.sub(" ", text)
+    text = _strip_answer_phrase(text)
     text = _strip_outer_delimiters(text)
     text = text.replace("$", " ") if text.count("$") % 2 == 0 and "\\$" not in text else text
     text = re.sub(r"^\\textbf\{\s*(?:final\s+)?answer\s*:?\s*\}", "", text, flags=re.IGNORECASE)
@@ -215,8 +321,10 @@ def normalize_answer(answer: str, *, unit: str | None = None) -> str:
             text = text.rstrip()[: -len(unit_text)]
     text = _strip_trailing_words(text.strip())
     text = _fix_short_args(text)
-    text = re.sub(r"(?<=[\d}$])\s+(?:or|and)\s+(?=[-\d\\(\[{A-Za-z])", ",", text)
-    text = re.sub(r"\s+(?:or|and)\s+(?=[A-Za-z]\s*[=<>\\])", ",", text)
+    text = _PERCENT_WORD.sub("\\%", text)
+    # "1 and 2", "\frac{\pi}{6} or \frac{5\pi}{6}", "x=1 or x=2", "f(x)=x and f(x)=-x": a list
+    text = _LIST_WORD_AFTER_VALUE.sub(",", text)
+    text = _LIST_WORD_BEFORE_RELATION.sub(",", text)
     text = text.strip().rstrip(".").rstrip("\\").strip()
     # A whole answer that is one number with separators: 10,080 / 11,111,111,100 / 10 080.
     for pattern in (_THOUSANDS, _SPACE_THOUSANDS):

@@ -48,8 +48,15 @@ def _limit_memory(memory_mb: int) -> None:
 
 
 def _worker_main(conn: Connection, memory_mb: int) -> None:
+    import signal
+
+    from m1eval.grading import guard
     from m1eval.grading import tasks as task_lib
 
+    # Ctrl-C reaches the whole process group; the parent decides what to keep and kills
+    # its children, so a worker must not die printing a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    guard.IN_WORKER = True
     _limit_memory(memory_mb)
     while True:
         try:
@@ -93,14 +100,17 @@ class _Worker:
 class WorkerPool:
     """Run ``(kind, payload)`` items on N children; each result is (status, value)."""
 
-    def __init__(self, workers: int, timeout: float = 5.0, memory_mb: int = 1024) -> None:
+    def __init__(self, workers: int, timeout: float = 5.0, memory_mb: int = 1024, method: str | None = None) -> None:
+        """``method`` None: a forkserver with sympy preloaded (``preload``); "fork": a copy of
+        this process, which starts in milliseconds but imports sympy only if it needs it."""
         self.size = max(1, workers)
         self.timeout = timeout
         self.memory_mb = memory_mb
-        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        if method is None:
+            method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         self._ctx = mp.get_context(method)
         if method == "forkserver":
-            self._ctx.set_forkserver_preload(["m1eval.grading.tasks"])
+            self._ctx.set_forkserver_preload(["m1eval.grading.preload"])
         self._workers: list[_Worker] = []
         self.restarts = 0
 
@@ -162,6 +172,8 @@ class WorkerPool:
                         worker = self._workers[slot]
                     else:
                         worker.task = None
+                        if time.monotonic() > worker.deadline:
+                            result = (TIMEOUT, None)  # late is late: the deadline is the contract
                     finish(index, result)
                     pending -= 1
                     self._workers[slot].task = None
@@ -179,7 +191,13 @@ class WorkerPool:
         self.restarts += 1
         self._workers[slot] = self._spawn()
 
-    def close(self) -> None:
+    def close(self, force: bool = False) -> None:
+        """Stop the children: politely (finish, then exit), or at once with ``force``."""
+        if force:
+            for worker in self._workers:
+                worker.kill()
+            self._workers = []
+            return
         for worker in self._workers:
             try:
                 worker.conn.send(None)

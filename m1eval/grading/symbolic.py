@@ -204,6 +204,28 @@ def _evaluate(expr, k: int, symbols) -> complex | None:  # noqa: ANN001
     return result
 
 
+def _has_steps(expr) -> bool:  # noqa: ANN001
+    sp = _sympy()
+    try:
+        return bool(expr.has(sp.floor, sp.ceiling, sp.Mod, sp.frac))
+    except Exception:  # noqa: BLE001 - odd trees: no extra points
+        return False
+
+
+def _evaluate_at(expr, subs) -> complex | None:  # noqa: ANN001
+    try:
+        with time_limit(SOFT_EVAL_S):
+            value = expr.evalf(30, subs=subs)
+            if value.free_symbols:
+                return None
+            result = complex(value)
+    except Exception:  # noqa: BLE001 - sympy raises assorted errors on odd trees
+        return None
+    if math.isnan(result.real) or math.isnan(result.imag) or math.isinf(abs(result)):
+        return None
+    return result
+
+
 def _exact_difference(g, a):  # noqa: ANN001, ANN202 - sympy objects
     """``g - a`` as an exact Rational when both sides are rational numbers, else None.
 
@@ -273,6 +295,14 @@ def _expr_equal(g, a, tolerance: float | None) -> bool:  # noqa: ANN001
     if set(g.free_symbols) != set(a.free_symbols) and len(symbols) > 0:
         # different variables can still cancel ("x - x + y" vs "y"): decided by the numbers below
         pass
+    if _has_steps(g) or _has_steps(a):
+        # floor/ceiling/mod are constant on the small random points below (floor(m/2) and
+        # floor(m/3) are both 0 for m < 2): also compare at spread-out integers
+        for k in range(4):
+            subs = {s: _sympy().Integer(5 + 7 * k + 3 * i) for i, s in enumerate(symbols)}
+            gv, av = _evaluate_at(g, subs), _evaluate_at(a, subs)
+            if gv is not None and av is not None and not _close(gv, av):
+                return False
     agree = 0
     for k in range(3):
         gv, av = _evaluate(g, k, symbols), _evaluate(a, k, symbols)
