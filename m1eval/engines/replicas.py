@@ -294,7 +294,11 @@ class ReplicaPool:
             raise
         except Exception as exc:  # noqa: BLE001 - Ray raises many types for one cause: no cluster
             where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
-            raise ReplicaError(f"cannot connect to {where}: {type(exc).__name__}: {exc}") from None
+            hint = ""
+            if address and os.environ.get("RAY_AUTH_MODE", "") != "token":
+                hint = ("; if the cluster uses token authentication (`ray start --head` turns it on when the head "
+                        "has ~/.ray/auth_token), export RAY_AUTH_MODE=token and copy that file here")
+            raise ReplicaError(f"cannot connect to {where}: {type(exc).__name__}: {_first_line(exc)}{hint}") from None
         self._started_ray = True
 
     def _resources(self) -> float:
