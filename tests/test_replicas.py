@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -294,3 +295,49 @@ def test_driver_killed_mid_run_resumes_exactly_once(model, data_dir, reference, 
     after = raw_sample_lines(run_dir)
     assert after[: len(before)] == before  # stored samples are kept as they were
     assert _texts(run_dir) == reference
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A Ray cluster of one node started the way the README's multi-node recipe starts the head."""
+    port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable)) or "ray"
+    head = subprocess.Popen([ray_cli, "start", "--head", "--block", "--port", str(port), "--num-cpus", "2",
+                             "--include-dashboard=false", "--disable-usage-stats"], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                check_ray_address(f"127.0.0.1:{port}", timeout_s=1)
+                break
+            except ReplicaError:
+                assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
+                time.sleep(0.5)
+        yield f"127.0.0.1:{port}", env
+    finally:
+        processes = _descendants(head.pid)
+        head.terminate()
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+        deadline = time.monotonic() + 20
+        while _alive(processes) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        for leftover in _alive(processes):
+            os.kill(int(leftover.split()[0]), signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_joins_a_running_cluster(model, data_dir, reference, tmp_path, ray_head):
+    address, env = ray_head
+    args = _run_args(model, data_dir, tmp_path, "--replicas", "2", "--ray-address", address, "-o", "batch_size=2")
+    result = subprocess.run(m1eval_cmd(*args), check=False, cwd=REPO, env={**cli_env(), **env}, capture_output=True,
+                            text=True, timeout=900)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path)
+    assert _texts(run_dir) == reference
+    effective = json.loads((run_dir / "manifest.json").read_text())["engine"]["effective_options"]
+    assert effective["ray_address"] == address and effective["replicas"] == 2

@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -192,6 +193,8 @@ class _Replica:
 
             info["node"] = ray.get_runtime_context().get_node_id()
             info["gpus"] = [str(g) for g in ray.get_gpu_ids()]
+        if "torch" in sys.modules:  # CPU replicas: Ray sets OMP_NUM_THREADS from --cpus-per-replica
+            info["torch_threads"] = sys.modules["torch"].get_num_threads()
         options = getattr(self.engine, "options", None)
         if isinstance(options, dict):
             info["options"] = {k: v for k, v in options.items() if k != "api_key"}
@@ -257,6 +260,7 @@ class ReplicaPool:
         self._starting: dict[Any, _Slot] = {}
         self._replacements_left = settings.replicas if settings.replacements is None else settings.replacements
         self._delivered: set[tuple[str, int]] = set()
+        self._first_ready = 0.0
         self.ray = import_ray()
         self._started_ray = False
         self._connect()
@@ -269,7 +273,7 @@ class ReplicaPool:
         except BaseException:
             self.close()
             raise
-        first = next((s.info for s in self._slots if s.alive), {})
+        first = next((s.info for s in self._slots if s.alive and s.info), {})
         self.options: dict[str, Any] = {
             **first.get("options", {}), "replicas": settings.replicas, "gpus_per_replica": self._gpus,
             "cpus_per_replica": settings.cpus_per_replica, "ray_address": settings.ray_address or "local",
@@ -330,10 +334,22 @@ class ReplicaPool:
         self._starting[actor.ready.remote()] = slot
 
     def _await_start(self) -> None:
-        deadline = time.monotonic() + self.settings.start_timeout_s
+        """Wait for the replicas to load the model: all of them, or once one is ready, as long again (>= 30 s).
+
+        Replicas still loading after that (a busy node, a cluster short of GPUs for
+        now) join the run when they are ready instead of holding it up.
+        """
+        t0 = time.monotonic()
+        deadline = t0 + self.settings.start_timeout_s
         with self.console.status(f"starting {self.settings.replicas} {self.name} replicas on Ray") as status:
             while self._starting:
-                if time.monotonic() > deadline:
+                now = time.monotonic()
+                ready_slots = sum(1 for s in self._slots if s.alive and s.info)
+                if ready_slots and now > self._first_ready + max(30.0, self._first_ready - t0):
+                    self.console.print(f"[yellow]{len(self._starting)} replica(s) still starting; "
+                                       f"generating on {ready_slots} meanwhile[/yellow]")  # fmt: skip
+                    return
+                if now > deadline:
                     raise ReplicaError(
                         f"{len(self._starting)} of {self.settings.replicas} replicas did not start within "
                         f"{self.settings.start_timeout_s:g} s (the cluster may lack the resources they ask for)"
@@ -341,10 +357,10 @@ class ReplicaPool:
                 ready, _ = self.ray.wait(list(self._starting), num_returns=1, timeout=POLL_S)
                 for ref in ready:
                     self._started(ref, at_start=True)
+                    if not ready_slots:
+                        self._first_ready = time.monotonic()
                 done = sum(1 for s in self._slots if s.alive and s.info)
                 status.update(f"starting {self.settings.replicas} {self.name} replicas on Ray: {done} ready")
-        if not any(s.alive for s in self._slots):
-            raise ReplicaError("no replica started; see the messages above")
 
     def _started(self, ref: Any, *, at_start: bool) -> None:
         """A replica answered ``ready()`` (or died trying)."""
@@ -378,12 +394,15 @@ class ReplicaPool:
         ray = self.ray
         queue: deque[list[GenerationRequest]] = deque(list(c) for c in chunks if _samples(c))
         idle = [s for s in self._slots if s.alive and s.info]
+        waiting_since = time.monotonic()
         while queue or self._inflight:
             while queue and idle:
                 self._submit(idle.pop(0), queue.popleft(), sampling)
-            if not self._inflight and not self._starting:
+            if self._inflight or idle:
+                waiting_since = time.monotonic()
+            elif not self._starting or time.monotonic() - waiting_since > self.settings.start_timeout_s:
                 raise ReplicaError(
-                    f"every replica has died ({'; '.join(self.stats.deaths[-3:])}); "
+                    f"no replica left to run on ({'; '.join(self.stats.deaths[-3:]) or 'none started'}); "
                     f"{sum(_samples(c) for c in queue)} samples were not drawn"
                 )
             ready, _ = ray.wait([*self._inflight, *self._starting], num_returns=1, timeout=POLL_S)
