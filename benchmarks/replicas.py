@@ -4,7 +4,7 @@ A fixed run (the first P problems of a task, K samples each, at most M new token
 transformers engine on a tiny random Qwen2 unless --model is given) goes through
 ``runner.generate`` three ways, each into a fresh run folder:
 
-- ``process``: the engine in this process (no Ray; torch uses every core);
+- ``process``: the engine in this process (no Ray; as many torch threads as one replica);
 - ``1 replica``: a ``ReplicaPool`` with one actor (``--cpus-per-replica`` CPUs);
 - ``N replicas``: a pool with N actors.
 
@@ -52,6 +52,8 @@ def main() -> None:
     parser.add_argument("--cpus-per-replica", type=float, default=1.0)
     parser.add_argument("--chunk-size", type=int, default=None, help="samples per chunk (default: the pool's)")
     parser.add_argument("--overhead-chunks", type=int, default=40)
+    parser.add_argument("--process-threads", type=int, default=None,
+                        help="torch threads of the in-process run (default: --cpus-per-replica, as each replica gets)")
     parser.add_argument("-o", "--option", action="append", default=[], help="engine option key=value (JSON value)")
     args = parser.parse_args()
 
@@ -97,6 +99,11 @@ def main() -> None:
     ray_start = time.perf_counter() - t0
     cores = int(ray.cluster_resources().get("CPU", 0))
 
+    import torch
+
+    # as many threads as one replica: two threads on a busy 2-core machine made the in-process
+    # run 30x slower than one (OpenMP threads waiting on each other), which measures nothing useful
+    torch.set_num_threads(args.process_threads or max(1, int(args.cpus_per_replica)))
     t0 = time.perf_counter()
     local = engine_class(args.engine)(model, options=dict(options))
     local_start = time.perf_counter() - t0
@@ -135,7 +142,7 @@ def main() -> None:
           f"{cores} CPUs seen by Ray, {os.getloadavg()[0]:.1f} load (1 min) at the end")  # fmt: skip
     print(f"{'setup':<14}{'start-up s':>12}{'generate s':>12}{'samples/s':>11}{'vs process':>12}{'vs 1 replica':>14}"
           f"  torch threads")  # fmt: skip
-    rows = [("process", local_start, process_wall, [None])] + [
+    rows = [("process", local_start, process_wall, [torch.get_num_threads()])] + [
         (f"{m} replica{'s' if m > 1 else ''}", starts[m], walls[m], threads[m]) for m in sorted(walls)
     ]
     for name, start, wall, thr in rows:
