@@ -82,6 +82,7 @@ class RunConfig:
     engine_options: dict[str, Any] = field(default_factory=dict)
     chunk_size: int | None = None  # samples per engine call
     allow_unpinned: bool = False
+    replicas: Any = None  # m1eval.engines.replicas.ReplicaSettings: run the engine as Ray actors
 
 
 @dataclass
@@ -459,7 +460,7 @@ def generate(plan: RunPlan, *, engine: Any = None, console: Console | None = Non
     state, message = "done", ""
     try:
         if own_engine:
-            engine = engine_class(plan.model.engine)(plan.model.path, options=dict(plan.engine_options))
+            engine = _build_engine(plan, console)
         store.lock()
         effective = getattr(engine, "options", None)
         if isinstance(effective, dict):  # the options after the engine's own defaults
@@ -468,6 +469,8 @@ def generate(plan: RunPlan, *, engine: Any = None, console: Console | None = Non
             store.update_manifest(engine=engine_info)
         store.set_stage("generate", "running", expected=expected)
         chunks = chunk_requests(requests, chunk)
+        if getattr(engine, "spreads_chunks", False):  # a replica pool chunks and spreads the work itself
+            chunks = iter([list(requests)])
         generated = _loop(engine, chunks, plan.sampling, store, have, expected, console)
         store.update_manifest(finished_at=time.time())
         store.set_stage("generate", "done", samples=have + generated)
@@ -534,3 +537,13 @@ def _loop(engine: Any, chunks: Iterable[list[GenerationRequest]], sampling: Samp
             for name in hooks:
                 setattr(engine, name, None)
     return generated
+
+
+def _build_engine(plan: RunPlan, console: Console) -> Any:
+    """The plan's engine in this process or, with ``--replicas``, a pool of Ray actors holding one each."""
+    if plan.config.replicas is None:
+        return engine_class(plan.model.engine)(plan.model.path, options=dict(plan.engine_options))
+    from m1eval.engines.replicas import ReplicaPool
+
+    return ReplicaPool(plan.model.engine, plan.model.path, dict(plan.engine_options), plan.config.replicas,
+                       chunk_size=plan.config.chunk_size, max_chunk=DEFAULT_CHUNK_SAMPLES, console=console)

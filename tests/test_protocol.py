@@ -96,6 +96,8 @@ def test_manifest_records_the_prompt_protocol_and_engine_sees_it(data_dir, tmp_p
     outcome = generate(plan)
     assert outcome.state == "done", outcome.message
     manifest = json.loads((plan.path / "manifest.json").read_text())
+    hashes = manifest["prompt"].pop("hashes")  # one rendered-prompt hash per problem (resume check)
+    assert sorted(hashes) == sorted(p.id for p in plan.problems)
     assert manifest["prompt"] == {
         "suffix": M1_SUFFIX, "join": "blank_line", "user_message": "{question.strip()}\n\n{instruction}",
         "chat_template": True, "template_hash": manifest["prompt"]["template_hash"], "max_tokens": 4,

@@ -44,6 +44,19 @@ def collect_options(pairs: list[str], explicit: dict[str, Any], endpoints: list[
     return options
 
 
+def replica_settings(replicas: int | None, ray_address: str | None, gpus: float | None, cpus: float) -> Any:
+    """``--replicas`` and its companions as ``ReplicaSettings`` (None without ``--replicas``)."""
+    if replicas is None:
+        if ray_address is not None or gpus is not None:
+            raise RunError("--ray-address and --gpus-per-replica need --replicas N")
+        return None
+    from m1eval.engines.replicas import ReplicaSettings, check_ray_address
+
+    if ray_address is not None:
+        check_ray_address(ray_address)  # seconds, before any model or run folder is touched
+    return ReplicaSettings(replicas=replicas, ray_address=ray_address, gpus_per_replica=gpus, cpus_per_replica=cpus)
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -121,6 +134,10 @@ def run(
     extraction: Annotated[str | None, typer.Option(
         "--extraction", help="Answer extraction policy: boxed (default), lenient, or a comma list of "
         "boxed, answer-phrase, last-math, last-number (default: the preset's).")] = None,
+    replicas: Annotated[int | None, typer.Option(min=1, help="Run the engine as N Ray actors (vllm, hf, m1).")] = None,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Join this Ray cluster (HOST:PORT, ray://HOST:PORT or auto); default: a local Ray.")] = None,
+    gpus_per_replica: Annotated[float | None, typer.Option("--gpus-per-replica", min=0.0, help="GPUs per replica (default: 1 when the cluster has GPUs, else 0).")] = None,
+    cpus_per_replica: Annotated[float, typer.Option("--cpus-per-replica", min=0.01, help="CPUs Ray reserves per replica.")] = 1.0,
 ) -> None:
     """Generate k samples per problem, store them (resumable), then grade and report."""
     quiet_engine_logs(verbose)
@@ -136,6 +153,7 @@ def run(
     )
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        config.replicas = replica_settings(replicas, ray_address, gpus_per_replica, cpus_per_replica)
         plan = plan_run(config)
         check_output_dir(plan.path, "--out")
         outcome = generate(plan, console=console)
