@@ -166,10 +166,11 @@ def _supports(fn, name: str) -> bool:
 
 
 def run_setting(
-    prior: str, P: int, n: int, reps: int, seed: int, resamples: int, paired: bool, metrics: tuple[str, ...] = ("pass", "maj")
+    prior: str, P: int, n: int, reps: int, seed: int, resamples: int, paired: bool, metrics: tuple[str, ...] = ("pass", "maj"),
+    shift: float = -0.6,
 ) -> dict[str, Tally]:
     pop = make_population(prior)
-    alt = pop.shifted(-0.6)
+    alt = pop.shifted(shift)
     ks = sorted({1, 2, n // 2, n})
     targets = ["pop"] + (["fixed"] if _supports(B.bootstrap_curve, "target") else [])
     truth = {(m, k): truth_values(pop, m, k) for m in ("pass", "maj") for k in ks}
@@ -238,6 +239,7 @@ def main() -> None:
     parser.add_argument("--settings", nargs="*", default=None, help="prior:P:n triples, e.g. hard:500:8 (default: all 8)")
     parser.add_argument("--no-paired", action="store_true", help="skip the paired comparisons")
     parser.add_argument("--metrics", nargs="+", default=["pass", "maj"], choices=["pass", "maj"], help="metrics to check (avg@n comes with pass)")
+    parser.add_argument("--shift", type=float, default=-0.6, help="change of log-odds of run B under the alternative")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     reps = args.reps or (400 if args.full else 100)
@@ -248,7 +250,7 @@ def main() -> None:
     for i, setting in enumerate(settings):
         prior, P, n = setting.split(":")
         start = time.perf_counter()
-        tallies = run_setting(prior, int(P), int(n), reps, args.seed + 1000 * i, args.resamples, not args.no_paired, tuple(args.metrics))
+        tallies = run_setting(prior, int(P), int(n), reps, args.seed + 1000 * i, args.resamples, not args.no_paired, tuple(args.metrics), args.shift)
         for line in report(f"{prior} prior, P = {P}, n = {n}", tallies, time.perf_counter() - start):
             failures += line.endswith("FAIL")
             low += line.endswith("<93")
