@@ -207,6 +207,9 @@ def _z(level: float) -> float:
     return NormalDist().inv_cdf(0.5 + level / 2)
 
 
+NEAR_BOUND = 0.01  # values this close to 0 or 1 count as 0/1 for the dispersion guard
+
+
 def score_interval(values: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(low, high, se) for the mean of each column of per-problem values in [0, 1].
 
@@ -219,7 +222,10 @@ def score_interval(values: np.ndarray, level: float = 0.95) -> tuple[np.ndarray,
     this is the Wilson interval at the effective size P / phi (quasi-binomial). Far from
     the boundary it equals mean +- z s / sqrt(P); at the boundary it keeps the Wilson
     shape. Two guards for samples piled at a bound: 0/1 values are Bernoulli, so phi = 1
-    exactly (all P problems solved gives [P / (P + z^2), 1], not [1, 1]); otherwise phi
+    exactly (all P problems solved gives [P / (P + z^2), 1], not [1, 1]), and so are values
+    all within ``NEAR_BOUND`` of 0 or 1: 500 problems that all score 0.999-1 at pass@32
+    cannot exclude that 0.5 % of such problems score 0, and with phi from their tiny
+    spread the interval was 0.0005 wide and covered 80 % (easy prior, n = 64); otherwise phi
     is shrunk towards 1 by z^2 pseudo-problems of the largest variance a [0, 1] value
     allows (the z^2 pseudo-observations the Wilson interval adds to a proportion),
     phi = ((P - 1) phi_hat + z^2) / (P - 1 + z^2), because a sample in which every
@@ -236,7 +242,7 @@ def score_interval(values: np.ndarray, level: float = 0.95) -> tuple[np.ndarray,
     mean = values.mean(axis=0)
     var = values.var(axis=0, ddof=1) if size > 1 else np.zeros(values.shape[1])
     bern = mean * (1 - mean)
-    binary = np.all((values == 0) | (values == 1), axis=0)
+    binary = np.all(np.minimum(values, 1 - values) <= NEAR_BOUND, axis=0)
     phi_hat = np.where(bern > 0, var / np.where(bern > 0, bern, 1.0), 0.0)
     phi = np.where(binary, 1.0, np.minimum(((size - 1) * phi_hat + z * z) / (size - 1 + z * z), 1.0))
     eff = size / phi
