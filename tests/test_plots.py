@@ -207,7 +207,8 @@ def zero_run(tmp_path_factory):
 def test_all_zero_curve_is_drawn_on_an_axis_from_zero(zero_run, runs):
     """Autoscaling centred a flat 0% line on an axis from -5% to 5%."""
     curve = metric_curve(zero_run, "maj", resamples=RESAMPLES)
-    assert max(curve.accuracy) == 0.0 and max(curve.high) == 0.0
+    # every estimate is 0; the interval for new problems still reaches above 0 (a score interval)
+    assert max(curve.accuracy) == 0.0 and min(curve.low) == 0.0
     for fig in (plots.figure_metric([curve]),
                 plots.figure_budget([parallel_curve(zero_run, Clock(1000.0, "t"), "maj", resamples=RESAMPLES)])):
         low, high = fig.axes[0].get_ylim()
