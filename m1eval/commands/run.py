@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 from typing import Annotated, Any
@@ -91,8 +92,11 @@ def run(
     chunk_size: Annotated[int | None, typer.Option(min=1, help="Samples per engine call (resume granularity).")] = None,
     grade: Annotated[bool, typer.Option("--grade/--no-grade", help="Grade and print the report after generating.")] = True,
     allow_unpinned: Annotated[bool, typer.Option("--allow-unpinned")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show the engine's own log (vLLM INFO lines).")] = False,
 ) -> None:
     """Generate k samples per problem, store them (resumable), then grade and report."""
+    if verbose:
+        os.environ["VLLM_LOGGING_LEVEL"] = "INFO"
     explicit = dict(tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
                     max_model_len=max_model_len, dtype=dtype, enforce_eager=enforce_eager, max_num_seqs=max_num_seqs)
     config = RunConfig(
