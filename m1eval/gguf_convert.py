@@ -170,3 +170,16 @@ def ensure_smollm2() -> Path:
     gguf_path()  # fail fast with the install hint before taking the lock
     console.print(f"[bold]smollm2-135m[/]: first use, converting the GGUF from {PACKAGE} into {folder} (once)")
     return materialize(folder, _build_smollm2, announce=lambda msg: console.print(f"[green]{msg}[/green]"))
+
+
+def main() -> None:
+    """``python -m m1eval.gguf_convert``: convert if needed and print the folder (e.g. for `vllm serve`)."""
+    try:
+        print(ensure_smollm2())
+    except ConversionError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
