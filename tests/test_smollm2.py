@@ -243,7 +243,7 @@ def test_greedy_vllm_and_hf_agree(real_runs):
 
 @pytest.mark.slow
 def test_grader_reads_the_answers_the_model_writes(real_runs):
-    """SmolLM2 writes 'So, the answer is 5'; the lenient (fallback) reader finds it in the text."""
+    """SmolLM2 writes 'So, the answer is 5'; the grader with answer phrases reads exactly that."""
     from m1eval.grading.extract import extract_answer
     from m1eval.grading.grader import Grader
 
@@ -256,12 +256,15 @@ def test_grader_reads_the_answers_the_model_writes(real_runs):
             grades = grader.grade_many([(problems[c.problem_id], [c]) for c in samples], progress=False)
         for c, g in zip(samples, grades):
             answer = extract_answer(c.text, fallbacks=True)
-            assert g.answer is None or answer is not None
+            assert (g.answer is None) == (answer is None), (g.answer, answer)
             if c.finish_reason == "stop":
                 stopped += 1
                 found += answer is not None
             if answer is not None:
                 core = answer.strip("$ ").split("\\boxed{")[-1][:6]
                 assert core in c.text, (answer, c.text[-300:])
+    # SmolLM2 never boxed in our samples; it states about 1 in 4 answers as "the answer is ..."
+    # (29 of 102 finished samples of the example run). The rest need the lenient policy's
+    # last-math-span / last-number steps (grading issue), not on this branch.
     assert stopped > 0
-    assert found >= stopped / 2, f"answers found in only {found} of {stopped} finished completions"
+    assert found >= 1, f"no answer phrase found in {stopped} finished completions"
