@@ -39,7 +39,7 @@ def regrade_with_phrases(run: Path, copy: Path) -> None:
         shutil.copy2(run / name, copy / name)
     original = grader.Grader.__init__
 
-    def with_phrases(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+    def with_phrases(self, *args, **kwargs):
         original(self, *args, **{**kwargs, "fallbacks": True})
 
     grader.Grader.__init__ = with_phrases
