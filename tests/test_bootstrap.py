@@ -242,7 +242,7 @@ def test_paired_interval_matches_normal_one_in_the_middle():
 
 
 def test_paired_replicates_are_centred_on_the_observed_difference():
-    """budget.paired_difference takes percentiles of these; the old inner level biased them at k = n."""
+    """Replicate means for bootstrap users of the paired sides; the old inner level biased them at k = n."""
     rng = np.random.default_rng(8)
     rates = rng.beta(0.5, 2.0, 400)
     a = make_set(rates, n=8, seed=1)
