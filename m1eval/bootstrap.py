@@ -232,6 +232,14 @@ def score_interval(values: np.ndarray, level: float = 0.95) -> tuple[np.ndarray,
     problem scores 1 or 0.9999 says little about the rare problems that make the
     variance. In benchmarks/ci_coverage.py one pseudo-problem was not enough at P = 30
     (pass@2, easy prior: 91 %); at P = 500 the shrinkage widens intervals by about 1 %.
+    Small-P guard: the number of pseudo-problems grows with the share s of values within
+    ``NEAR_BOUND`` of 0 or 1, to z^2 (1 + s). Values piled at a bound are where the sample's
+    spread says least (the rule-of-three situation): 3.5 % of the easy prior's problems
+    have maj@32 < 0.5, a 30-problem sample holds none of them a third of the time, its
+    maj@32 values then sit mostly at 1 and the plain shrinkage covered 89 % (1500
+    benchmarks). With the guard: 94 %; pass@1 and pass@2 at P = 30 rise from 97-98 % to
+    98-99 % (about 3 % wider), and at P = 500 the guard changes widths by under 1 %. A
+    uniform 2 z^2 reached 94 % too but widened every P = 30 interval more (pass@2 99.1 %).
     The interval always contains the mean.
     """
     values = np.asarray(values, dtype=float)
@@ -242,9 +250,11 @@ def score_interval(values: np.ndarray, level: float = 0.95) -> tuple[np.ndarray,
     mean = values.mean(axis=0)
     var = values.var(axis=0, ddof=1) if size > 1 else np.zeros(values.shape[1])
     bern = mean * (1 - mean)
-    binary = np.all(np.minimum(values, 1 - values) <= NEAR_BOUND, axis=0)
     phi_hat = np.where(bern > 0, var / np.where(bern > 0, bern, 1.0), 0.0)
-    phi = np.where(binary, 1.0, np.minimum(((size - 1) * phi_hat + z * z) / (size - 1 + z * z), 1.0))
+    near = np.minimum(values, 1 - values) <= NEAR_BOUND
+    binary, piled = np.all(near, axis=0), np.mean(near, axis=0)
+    pseudo = z * z * (1 + piled)
+    phi = np.where(binary, 1.0, np.minimum(((size - 1) * phi_hat + pseudo) / (size - 1 + pseudo), 1.0))
     eff = size / phi
     # Wilson with continuity correction (Newcombe 1998, method 4) at the effective size.
     a, c = 2 * eff * mean + z * z, 2 * (eff + z * z)

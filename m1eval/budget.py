@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from m1eval.bootstrap import ProblemSet, _paired_replicates, bootstrap_curve, per_problem
+from m1eval.bootstrap import ProblemSet, bootstrap_curve, paired_interval, per_problem, sign_flip_p_value
 from m1eval.metrics import k_grid
 from m1eval.profile import ProfileError, ThroughputProfile
 from m1eval.rundata import RunData
@@ -432,10 +432,13 @@ def paired_difference(
     """Mean of A at k_a minus B at k_b on the same problems: (diff, low, high, p).
 
     ``m1eval.bootstrap.paired_comparison`` compares two runs at one k; a time budget
-    buys each model its own k, so this pairs the two sides with the same problem draws
-    (bootstrap's ``_paired_replicates``). k = 0 means the model could not afford one
-    sample and scores 0 on every problem. The p-value is the same sign-flip
-    randomisation test as ``paired_comparison``'s.
+    buys each model its own k, so this pairs each problem's value at k_a with its value
+    at k_b and takes the same interval (``paired_interval``, Newcombe's paired score
+    interval, for new problems) and sign-flip p-value as ``paired_comparison``. The
+    earlier percentile bootstrap of the paired means was [d, d], zero width, whenever
+    every per-problem difference was equal (both models solve everything at their k).
+    k = 0 means the model could not afford one sample and scores 0 on every problem.
+    ``resamples`` is the number of sign flips (0: no interval, no p-value).
     """
     if a.ids != b.ids:
         raise BudgetError("paired_difference needs the same problems, in the same order, on both sides")
@@ -446,15 +449,8 @@ def paired_difference(
     observed = float(diffs.mean())
     if resamples <= 0:
         return observed, float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    drawn = rng.integers(len(a), size=(resamples, len(a)))
-    ra = _paired_replicates(a, np.array([k_a]), metric, resamples, rng, 32, draws_from=drawn)[0] if k_a else np.zeros(resamples)
-    rb = _paired_replicates(b, np.array([k_b]), metric, resamples, rng, 32, draws_from=drawn)[0] if k_b else np.zeros(resamples)
-    alpha = (1 - level) / 2
-    low, high = (float(x) for x in np.quantile(ra - rb, [alpha, 1 - alpha]))
-    signs = rng.choice(np.array([-1.0, 1.0]), size=(resamples, len(diffs)))
-    flipped = np.abs((signs * diffs).mean(axis=1))
-    p_value = float((1 + np.sum(flipped >= abs(observed) - 1e-12)) / (resamples + 1))
+    low, high = paired_interval(va, vb, level)
+    p_value = sign_flip_p_value(diffs, resamples, np.random.default_rng(seed))
     return observed, low, high, p_value
 
 

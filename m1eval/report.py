@@ -82,24 +82,32 @@ def summarize_run(
     every_k: bool = False,
     metrics: Sequence[str] = ("pass", "maj", "maj_first", "best", "wmaj"),
     on_step: Callable[[str], None] | None = None,
+    target: str = "population",
 ) -> RunSummary:
-    """Point estimates and bootstrap intervals of every metric at k = 1, 2, 4, ... n.
+    """Point estimates and intervals of every metric at k = 1, 2, 4, ... n.
 
     Scored metrics (best-of, weighted vote) appear only when completions carry
     ``metrics["score"]``. ``on_step`` is called after each metric (for progress bars).
+    ``target`` is the intervals' target (``m1eval.bootstrap.bootstrap_curve``): "fixed"
+    exists for pass@k and avg@n only, so ``metrics`` must then be ("pass",).
     """
+    if target == "fixed" and set(metrics) - set(BS.FIXED_SET_METRICS):
+        raise ValueError(
+            f"a fixed-set interval exists for pass@k and avg@n only, not {sorted(set(metrics) - set(BS.FIXED_SET_METRICS))}; "
+            "use target 'population'"
+        )
     problems = BS.ProblemSet.from_frame(run.frame, run.scores())
     if len(problems) == 0:
         raise ValueError(f"{run.path}: no graded samples to summarise")
     ks = k_grid(problems.n, every_k)
     curves: dict[str, BS.CurveCI] = {}
     for metric in BS.available_metrics(problems, metrics):
-        curves[metric] = BS.bootstrap_curve(problems, ks, metric, resamples=resamples, seed=seed, level=level)
+        curves[metric] = BS.bootstrap_curve(problems, ks, metric, resamples=resamples, seed=seed, level=level, target=target)
         if on_step:
             on_step(metric)
     accuracy = np.array([c.mean() for c in problems.correct])
     mean, se = avg_at_n(accuracy)
-    pass_curve = curves.get("pass") or BS.bootstrap_curve(problems, [1], "pass", resamples=resamples, seed=seed, level=level)
+    pass_curve = curves.get("pass") or BS.bootstrap_curve(problems, [1], "pass", resamples=resamples, seed=seed, level=level, target=target)
     tokens = run.samples["completion_tokens"].to_numpy(dtype=float)
     answered = run.frame["cluster"].notna() & run.frame["answer"].notna()
     unpinned = unpinned_note(run.manifest)
@@ -322,10 +330,12 @@ def _rich(frame: pd.DataFrame, title: str) -> str:
 def _sections(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparison]) -> list[tuple[str, pd.DataFrame]]:
     level = next((c.level for s in summaries for c in s.curves.values()), 0.95)
     resamples = next((c.resamples for s in summaries for c in s.curves.values()), 0)
-    note = f"{int(level * 100)}% CI for new problems (score interval), {resamples} sign flips" if resamples else "no intervals"
+    fixed = any(c.target == "fixed" for s in summaries for c in s.curves.values())
+    what = "new samples of these problems (fixed set)" if fixed else "new problems (score interval)"
+    note = f"{int(level * 100)}% CI for {what}, {resamples} sign flips" if resamples else "no intervals"
     sections = [(f"Runs (accuracy in %, {note})", runs_frame(summaries)), (f"Curves (% [{note}])", curves_frame(summaries))]
     if comparisons:
-        sections.append(("Paired comparison against the baseline (problems matched by id; sign-flip p-value)", comparisons_frame(comparisons)))
+        sections.append(("Paired comparison against the baseline (problems matched by id; CI for new problems; sign-flip p-value)", comparisons_frame(comparisons)))
     return sections
 
 
@@ -356,7 +366,7 @@ def _summary_dict(s: RunSummary) -> dict:
     data = asdict(s)
     data["curves"] = {
         m: {"ks": c.ks.tolist(), "value": c.point.tolist(), "ci_low": c.low.tolist(), "ci_high": c.high.tolist(),
-            "se": c.se.tolist(), "level": c.level, "resamples": c.resamples}
+            "se": c.se.tolist(), "level": c.level, "resamples": c.resamples, "target": c.target}
         for m, c in s.curves.items()
     }
     return data

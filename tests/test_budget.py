@@ -28,6 +28,7 @@ from m1eval.budget import (
     crossovers,
     default_budgets,
     metric_curve,
+    paired_difference,
     parallel_curve,
     problem_values,
 )
@@ -89,9 +90,10 @@ def test_verdict_above_the_crossover_slow_model_wins_with_interval(curves):
     # Per-problem differences (slow k=1 minus fast k=4): p0: 1 - 1 = 0, p1: 0.5 - 0 = 0.5.
     assert verdict.difference == pytest.approx(0.25)
     assert verdict.diff_low <= 0.25 <= verdict.diff_high
-    # Two-level bootstrap: slow's p0 stays 4/4 and fast's p1 stays 0/4 under any resample,
-    # so every replicate difference lies in [0, 1] and the interval cannot leave it.
-    assert 0.0 <= verdict.diff_low and verdict.diff_high <= 1.0
+    # Two problems are no evidence either way: the paired score interval (for new problems)
+    # reaches below 0 (the old percentile bootstrap stayed within [0, 0.5], the support of
+    # two resampled differences) and stays within [-1, 1].
+    assert -1.0 <= verdict.diff_low < 0.0 < verdict.diff_high <= 1.0
     # Sign flips of the differences (0, 0.5) always give |mean| = 0.25: no evidence, p = 1.
     assert verdict.p_value == pytest.approx(1.0)
 
@@ -221,3 +223,19 @@ def test_length_aware_clock_with_fixed_tokens_uses_that_length(runs):
     assert clock_for(fast, [prof], length_aware=True).tokens_per_second == pytest.approx(300.0)
     fixed = clock_for(fast, [prof], length_aware=True, tokens_per_sample=200)
     assert fixed.tokens_per_second == pytest.approx(200.0) and "200-token generations" in fixed.source
+
+
+def test_paired_difference_has_width_when_every_difference_is_equal():
+    """Both models solve all 30 problems at their k: d = 0, but 30 problems cannot pin it to [0, 0]."""
+    import numpy as np
+
+    from m1eval.bootstrap import ProblemSet
+
+    ids = [f"p{i}" for i in range(30)]
+    solved = ProblemSet(ids, [np.zeros(4, dtype=int)] * 30, [np.ones(4, dtype=bool)] * 30)
+    diff, low, high, p = paired_difference(solved, 4, solved, 2, "pass", resamples=200)
+    assert diff == 0.0 and low < 0 < high and high - low > 0.05
+    assert p == 1.0
+    # a model that cannot afford one sample scores 0 on every problem: every difference is 1
+    diff, low, high, _ = paired_difference(solved, 4, solved, 0, "pass", resamples=200)
+    assert diff == 1.0 and low < 1.0 and high == 1.0

@@ -126,3 +126,24 @@ def test_cli_report(runs):
     assert missing.exit_code == 2 and "no such run folder" in missing.output
     bad = runner.invoke(app, ["report", str(root), "--baseline", "zzz"])
     assert bad.exit_code == 2 and "matches none" in bad.output
+
+
+def test_cli_report_ci_target(runs):
+    """--ci-target fixed: pass@k and avg@n only, with the narrower fixed-set interval; maj@k is refused."""
+    _, a, _ = runs
+    runner = CliRunner()
+    pop = runner.invoke(app, ["report", str(a), "-f", "json", "-B", "50"])
+    fixed = runner.invoke(app, ["report", str(a), "-f", "json", "-B", "50", "--ci-target", "fixed"])
+    assert pop.exit_code == 0 and fixed.exit_code == 0, fixed.output
+    p, f = json.loads(pop.stdout)["runs"][0], json.loads(fixed.stdout)["runs"][0]
+    assert set(f["curves"]) == {"pass"} and "maj" in p["curves"]
+    assert f["curves"]["pass"]["target"] == "fixed" and p["curves"]["pass"]["target"] == "population"
+    assert f["pass1"] == pytest.approx(p["pass1"])
+    assert f["pass1_low"] <= f["pass1"] <= f["pass1_high"]
+    assert f["pass1_high"] - f["pass1_low"] < p["pass1_high"] - p["pass1_low"]
+    md = runner.invoke(app, ["report", str(a), "-B", "50", "-f", "markdown", "--ci-target", "fixed"])
+    assert md.exit_code == 0 and "fixed set" in md.stdout and "maj@" not in md.stdout
+    bad = runner.invoke(app, ["report", str(a), "--ci-target", "sample"])
+    assert bad.exit_code == 2 and "--ci-target" in bad.output
+    with pytest.raises(ValueError, match="fixed-set interval exists for pass@k and avg@n only"):
+        R.summarize_run(load_run(a, with_text=False), resamples=50, target="fixed", metrics=("pass", "maj"))

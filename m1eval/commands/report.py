@@ -18,6 +18,11 @@ from m1eval.store import StoreError, find_runs
 err = Console(stderr=True)
 
 
+class CITarget(str, Enum):
+    population = "population"
+    fixed = "fixed"
+
+
 class Format(str, Enum):
     table = "table"
     markdown = "markdown"
@@ -29,8 +34,19 @@ class Format(str, Enum):
 def report(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run folders, or folders containing run folders.")],
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
-    resamples: Annotated[int, typer.Option("--bootstrap", "-B", min=0, help="Bootstrap resamples (0: no intervals).")] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    resamples: Annotated[
+        int,
+        typer.Option("--bootstrap", "-B", min=0, help="Sign flips of the paired test's p-value; the intervals are closed-form (0: no intervals, no p-values)."),
+    ] = 1000,
+    ci_target: Annotated[
+        CITarget,
+        typer.Option(
+            "--ci-target",
+            help="What the intervals are for: new problems drawn like these (population), or new samples of these same problems "
+            "(fixed: pass@k and avg@n only, so the report then shows those alone; paired comparisons stay population).",
+        ),
+    ] = CITarget.population,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sign flips.")] = 0,
     baseline: Annotated[
         str | None,
         typer.Option("--baseline", help="Run to compare the others against: its folder, run id or model name (default: the first)."),
@@ -41,7 +57,7 @@ def report(
 ) -> None:
     """Per run: pass@1 with CI, pass@k and maj@k at k = 1, 2, 4 ..., no-answer and truncation
     rates, completion tokens. With several runs, each is compared with the baseline on the
-    problems they share (paired difference, bootstrap CI, p-value)."""
+    problems they share (paired difference, score-interval CI, sign-flip p-value)."""
     check_output_file(output, "--output")
     try:
         paths = find_runs(run_dirs)
@@ -52,7 +68,8 @@ def report(
         raise typer.Exit(2) from None
 
     # pass, maj, maj-first for every run; best-of and weighted vote only where samples carry scores
-    steps = sum(3 + 2 * (run.scores() is not None) for run in runs) + (len(runs) - 1) * 3
+    per_run = (lambda run: 1) if ci_target is CITarget.fixed else (lambda run: 3 + 2 * (run.scores() is not None))
+    steps = sum(per_run(run) for run in runs) + (len(runs) - 1) * 3
     with make_progress("steps", transient=True) as progress:
         task = progress.add_task("bootstrap", total=steps)
         advance = lambda _label: progress.advance(task)
@@ -60,7 +77,12 @@ def report(
             summaries = []
             for run in runs:
                 progress.update(task, description=f"bootstrap {run.label}")
-                summaries.append(report_lib.summarize_run(run, resamples=resamples, seed=seed, level=level, every_k=every_k, on_step=advance))
+                summaries.append(
+                    report_lib.summarize_run(
+                        run, resamples=resamples, seed=seed, level=level, every_k=every_k, on_step=advance,
+                        target=ci_target.value, **({"metrics": ("pass",)} if ci_target is CITarget.fixed else {}),
+                    )
+                )
             progress.update(task, description="paired comparisons")
             comparisons = report_lib.compare_runs(runs, baseline=base, resamples=resamples, seed=seed, level=level, on_step=advance) if len(runs) > 1 else []
         except ValueError as exc:
