@@ -59,7 +59,7 @@ def unpinned_note(manifest: dict) -> str | None:
     """Why a run's rows are not the pinned ones, or None when they are (or the manifest cannot tell).
 
     Runs record ``task.unpinned``; older manifests stored the pin's hash as ``content_hash``
-    and the rows' own hash as ``subset_hash``, which differ for a full (no --limit) unpinned run.
+    and the rows' own hash as ``subset_hash``, which differ for a full (every row, no --limit) unpinned run.
     """
     task = manifest.get("task")
     if not isinstance(task, dict):
@@ -67,7 +67,8 @@ def unpinned_note(manifest: dict) -> str | None:
     if task.get("unpinned"):
         return (f"generated on unpinned rows of {task.get('name')} (sha256 {str(task.get('content_hash'))[:12]}…, "
                 f"pin {str(task.get('pinned_hash'))[:12]}…): not comparable with pinned results")
-    if "unpinned" not in task and task.get("limit") is None and task.get("subset_hash") and task.get("content_hash") \
+    full_run = task.get("limit") is None and task.get("problems") == task.get("rows")  # not a chosen subset
+    if "unpinned" not in task and full_run and task.get("subset_hash") and task.get("content_hash") \
             and task["subset_hash"] != task["content_hash"]:
         return f"generated on rows of {task.get('name')} whose hash differs from the pin: not comparable with pinned results"
     return None

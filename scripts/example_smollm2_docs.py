@@ -1,14 +1,12 @@
 """Rebuild the example's report, figures and budget table in docs/example-smollm2/ from its run folder.
 
-Everything here reads the stored run; nothing generates. Two gradings are reported:
+Everything here reads the stored run; nothing generates. The run is graded with the preset's
+extraction policy (``lenient``: boxed, then answer phrases, the last math span, the last
+number), since SmolLM2 rarely writes ``\\boxed{}``; a run already graded with that policy is
+not re-graded. ``report-boxed.md`` shows the same samples under the paper's boxed-only policy
+(graded in a temporary copy, the run folder untouched).
 
-- ``report.md``: the run's own ``grades.parquet`` (the grader's default policy, answers in
-  ``\\boxed{}`` only: what the run would score under a boxed-answer protocol);
-- ``report-answer-phrases.md``: the same samples re-graded in a temporary copy with the
-  grader's answer-phrase fallbacks on ("the answer is 5", "final answer: 5"), the closest
-  policy on this branch to the preset's ``lenient`` extraction, since SmolLM2 rarely boxes.
-
-    PYTHONPATH=$PWD python scripts/example_smollm2_docs.py [RUN_DIR]
+    python scripts/example_smollm2_docs.py [RUN_DIR]
 """
 
 from __future__ import annotations
@@ -31,38 +29,28 @@ def m1eval(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "m1eval", *args], check=True, cwd=REPO, env=env)
 
 
-def regrade_with_phrases(run: Path, copy: Path) -> None:
-    """Grade a copy of the run with answer-phrase fallbacks (the original stays untouched)."""
-    from m1eval.grading import grader
+def _policy(run: Path) -> str | None:
+    import json
 
-    for name in ("manifest.json", "problems.jsonl", "samples.jsonl", "batches.jsonl"):
-        shutil.copy2(run / name, copy / name)
-    original = grader.Grader.__init__
-
-    def with_phrases(self, *args, **kwargs):
-        original(self, *args, **{**kwargs, "fallbacks": True})
-
-    grader.Grader.__init__ = with_phrases
-    try:
-        grader.grade_run(copy, progress=False)
-    finally:
-        grader.Grader.__init__ = original
+    manifest = json.loads((run / "manifest.json").read_text())
+    return (manifest.get("stages", {}).get("grade") or {}).get("extraction")
 
 
 def main() -> None:
     run = Path(sys.argv[1]) if len(sys.argv) > 1 else RUN
     OUT.mkdir(parents=True, exist_ok=True)
-    if not (run / "grades.parquet").exists():
-        m1eval("grade", str(run))
+    if not (run / "grades.parquet").exists() or _policy(run) != "lenient":
+        m1eval("grade", str(run), "--extraction", "lenient")
     m1eval("report", str(run), "--format", "markdown", "--output", str(OUT / "report.md"))
     m1eval("plot", str(run), "--figure", "passk", "--figure", "majk", "--figure", "length", "--out", str(OUT))
     m1eval("budget", str(run), "--metric", "pass", "--out", str(OUT / "budget"))
     with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / "smollm2-135m" / "answer-phrases"
+        copy = Path(tmp) / "smollm2-135m" / "boxed"
         copy.mkdir(parents=True)
-        regrade_with_phrases(run, copy)
-        m1eval("report", str(copy), "--format", "markdown", "--output", str(OUT / "report-answer-phrases.md"))
-        m1eval("plot", str(copy), "--figure", "passk", "--figure", "majk", "--out", str(OUT / "answer-phrases"))
+        for name in ("manifest.json", "problems.jsonl", "samples.jsonl", "batches.jsonl"):
+            shutil.copy2(run / name, copy / name)
+        m1eval("grade", str(copy), "--extraction", "boxed")
+        m1eval("report", str(copy), "--format", "markdown", "--output", str(OUT / "report-boxed.md"))
 
 
 if __name__ == "__main__":

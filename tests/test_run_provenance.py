@@ -86,10 +86,11 @@ def test_report_recognises_unpinned_runs_from_older_manifests() -> None:
     """Older manifests stored the pin as content_hash; a full run whose own subset hash differs was unpinned."""
     from m1eval.report import unpinned_note
 
-    pinned = {"name": "aime25", "limit": None, "content_hash": "aaa", "subset_hash": "aaa"}
+    pinned = {"name": "aime25", "limit": None, "rows": 30, "problems": 30, "content_hash": "aaa", "subset_hash": "aaa"}
     assert unpinned_note({"task": pinned}) is None
     assert unpinned_note({"task": {**pinned, "subset_hash": "bbb"}}) is not None
     assert unpinned_note({"task": {**pinned, "subset_hash": "bbb", "limit": 5}}) is None  # a subset: cannot tell
+    assert unpinned_note({"task": {**pinned, "subset_hash": "bbb", "problems": 24}}) is None  # a chosen subset
     marked = {**pinned, "unpinned": True, "content_hash": "bbb", "pinned_hash": "aaa"}
     assert "not comparable" in unpinned_note({"task": marked})
     assert unpinned_note({"task": {**marked, "unpinned": False}}) is None
