@@ -12,10 +12,11 @@ import signal
 import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 from run_helpers import REPO, cli_env, m1eval_cmd, only_run_dir, raw_sample_lines, tiny_model
+from vllm_server import JSONHandler
 
 from m1eval.engines import openai as openai_engine
 from m1eval.engines.base import EngineError, GenerationRequest
@@ -33,19 +34,9 @@ class ScriptedServer:
         self.failed_once: set[int] = set()
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             protocol_version = "HTTP/1.1"
-
-            def _send(self, code: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                self._send(200, {"object": "list", "data": [{"id": model, "object": "model"}]})
+            model_id = model
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))

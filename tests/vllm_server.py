@@ -79,6 +79,23 @@ class VLLMServer:
         self._log.close()
 
 
+class JSONHandler(BaseHTTPRequestHandler):
+    """A handler that answers JSON and lists ``model_id`` at /v1/models: the base of the fake servers."""
+
+    model_id = "model"
+
+    def _send(self, code: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._send(200, {"object": "list", "data": [{"id": self.model_id, "object": "model"}]})
+
+
 class FailingServer:
     """Lists ``model`` on /v1/models but answers every completion with ``status`` (a broken replica)."""
 
@@ -86,17 +103,8 @@ class FailingServer:
         self.hits = 0
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def _send(self, code: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                self._send(200, {"object": "list", "data": [{"id": model, "object": "model"}]})
+        class Handler(JSONHandler):
+            model_id = model
 
             def do_POST(self) -> None:
                 outer.hits += 1
