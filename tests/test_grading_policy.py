@@ -119,8 +119,10 @@ def test_preset_field_and_run_option():
     from m1eval.commands.run import resolve_extraction
     from m1eval.models import PRESETS
 
-    assert all(p.extraction == "boxed" for p in PRESETS.values())
+    # the paper's presets grade boxed answers only; the small CPU demo model rarely boxes
+    assert all(p.extraction == "boxed" for name, p in PRESETS.items() if name != "smollm2-135m")
     assert resolve_extraction(None, "m1") == "boxed"
+    assert resolve_extraction(None, "smollm2-135m").startswith("boxed,answer-phrase,last-math,last-number")
     assert resolve_extraction("lenient", "m1").startswith("boxed,answer-phrase")
     import typer
 
