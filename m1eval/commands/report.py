@@ -9,10 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from m1eval import report as report_lib
 from m1eval.commands.common import check_output_file
 from m1eval.progress import make_progress
-from m1eval.rundata import load_run
 from m1eval.store import StoreError, find_runs
 
 err = Console(stderr=True)
@@ -58,6 +56,9 @@ def report(
     """Per run: pass@1 with CI, pass@k and maj@k at k = 1, 2, 4 ..., no-answer and truncation
     rates, completion tokens. With several runs, each is compared with the baseline on the
     problems they share (paired difference, score-interval CI, sign-flip p-value)."""
+    from m1eval import report as report_lib  # pandas: imported when a report is made, not by every verb
+    from m1eval.rundata import load_run
+
     check_output_file(output, "--output")
     try:
         paths = find_runs(run_dirs)
