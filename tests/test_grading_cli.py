@@ -60,15 +60,20 @@ def test_check_sanitises_escapes_and_refuses_empty_gold():
     assert empty.exit_code == 2 and "empty" in empty.output
 
 
+def _one_problem_run(run: Path, gold: str, answer_format: str, texts: list[str]) -> Path:
+    """A run folder of one problem whose samples are ``texts`` (no engine needed to grade it)."""
+    store = RunStore.create(run, {"task": "t"})
+    store.write_problems([Problem("t", "a", "q", [gold], answer_format)])
+    store.append_samples([Completion("a", i, i, t, 1, 1, "stop", "b") for i, t in enumerate(texts)])
+    store.unlock()
+    return run
+
+
 def test_check_mirrors_grade_on_the_same_texts(tmp_path):
     """The verdict and status of `check` equal those `grade` writes, text for text."""
     texts = ["\\boxed{5}", "\\boxed{5", "The answer is 5.", "\\boxed{x}", "<think>\\boxed{5}", "\\boxed{\\frac{10}{2}}",
              "\\boxed{5 abcdefghijklmnopqrstuvwxyzabcd!}"]
-    run = tmp_path / "run"
-    store = RunStore.create(run, {"task": "t"})
-    store.write_problems([Problem("t", "a", "q", ["5"], "integer")])
-    store.append_samples([Completion("a", i, i, t, 1, 1, "stop", "b") for i, t in enumerate(texts)])
-    store.unlock()
+    run = _one_problem_run(tmp_path / "run", "5", "integer", texts)
     assert CliRunner().invoke(app, ["grade", str(run), "-w", "1"]).exit_code == 0
     frame = RunStore(run).read_grades()
     for text, (_, row) in zip(texts, frame.iterrows()):
@@ -80,13 +85,8 @@ def test_check_mirrors_grade_on_the_same_texts(tmp_path):
 
 def _slow_run(tmp_path: Path) -> Path:
     """Hundreds of distinct expressions: each needs sympy for its verdict and its class key."""
-    run = tmp_path / "slow"
-    store = RunStore.create(run, {"task": "t"})
-    store.write_problems([Problem("t", "a", "q", ["(x+1)^{7}"], "expression")])
     texts = [f"\\boxed{{(x+{k})^{{7}} - \\frac{{x^{{3}}}}{{{k + 2}}}}}" for k in range(600)]
-    store.append_samples([Completion("a", i, i, t, 1, 1, "stop", "b") for i, t in enumerate(texts)])
-    store.unlock()
-    return run
+    return _one_problem_run(tmp_path / "slow", "(x+1)^{7}", "expression", texts)
 
 
 def test_interrupted_grade_prints_one_line_and_keeps_verdicts(tmp_path):
@@ -127,12 +127,8 @@ def test_interrupted_grade_run_keeps_symbolic_verdicts_for_the_next_grade(tmp_pa
     from m1eval.grading import GradingInterrupted, grade_run
     from m1eval.grading.pool import WorkerPool
 
-    run = tmp_path / "run"
-    store = RunStore.create(run, {"task": "t"})
-    store.write_problems([Problem("t", "a", "q", ["(x+1)^{2}"], "expression")])
     texts = [f"\\boxed{{x^{{2}}+{k}x+1}}" for k in range(8)]
-    store.append_samples([Completion("a", i, i, t, 1, 1, "stop", "b") for i, t in enumerate(texts)])
-    store.unlock()
+    run = _one_problem_run(tmp_path / "run", "(x+1)^{2}", "expression", texts)
     real_run = WorkerPool.run
 
     def interrupted_after_three(self, items, on_result=None):  # noqa: ANN001
