@@ -83,6 +83,9 @@ class RunConfig:
     chunk_size: int | None = None  # samples per engine call
     allow_unpinned: bool = False
     replicas: Any = None  # m1eval.engines.replicas.ReplicaSettings: run the engine as Ray actors
+    # Let a resume add problems to a run whose stored problems are all unchanged (a library caller
+    # growing a chosen subset under a fixed run id); the CLI never sets it (--limit is in the run id).
+    extend_problems: bool = False
 
 
 @dataclass
@@ -302,7 +305,8 @@ def _problem_differences(store: RunStore, plan: RunPlan, old: dict[str, Any], pr
     for pid in [*stored, *(p for p in new if p not in stored)]:
         before, now = stored.get(pid), new.get(pid)
         if before is None:
-            reasons[pid] = "new problem"
+            if not plan.config.extend_problems:
+                reasons[pid] = "new problem"
         elif now is None:
             reasons[pid] = "no longer in the task"
         else:

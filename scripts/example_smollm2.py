@@ -41,6 +41,7 @@ def main() -> None:
         engine_options={"dtype": "float32", "enforce_eager": True},
         # Not derived from --problems: a larger --problems extends the same run folder.
         run_id=f"levels1-2-t0.7-p1-max{args.max_tokens}",
+        extend_problems=True,  # a larger --problems adds problems; stored ones must still match exactly
     )
     plan = plan_run(config)
     subset = [p for p in plan.problems if str(p.meta.get("level")) in LEVELS][: args.problems]

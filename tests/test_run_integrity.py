@@ -138,6 +138,31 @@ def test_same_data_resumes_and_stores_prompt_hashes(model, data_dir, tmp_path):
     assert len(manifest["prompt"]["hashes"]) == 3
 
 
+def _subset_plan(model, data_dir, out, first: int, **changes):
+    """A plan whose problems are chosen by the caller (as scripts/example_smollm2.py does)."""
+    plan = plan_run(_config(model, data_dir, out, run_id="subset", limit=4, **changes))
+    plan.problems = plan.problems[:first]
+    return plan
+
+
+def test_a_grown_subset_extends_only_when_asked(model, data_dir, tmp_path):
+    """A fixed run id given more problems: refused by default, extended with ``extend_problems``;
+    the stored problems must still match (the question check stays on)."""
+    out = tmp_path / "runs"
+    assert generate(_subset_plan(model, data_dir, out, 2)).state == "done"
+    run_dir = only_run_dir(out)
+    before = _folder_state(run_dir)
+    with pytest.raises(RunError, match=r"1 problem\(s\) differ.*new problem"):
+        generate(_subset_plan(model, data_dir, out, 3))
+    assert _folder_state(run_dir) == before
+    grown = generate(_subset_plan(model, data_dir, out, 3, extend_problems=True))
+    assert grown.state == "done" and grown.generated == 2
+    assert len((run_dir / "problems.jsonl").read_text().splitlines()) == 3
+    changed = _changed_data(data_dir, tmp_path, row=0)
+    with pytest.raises(RunError, match="question changed"):
+        generate(_subset_plan(model, changed, out, 4, extend_problems=True, allow_unpinned=True))
+
+
 # ---------------------------------------------------------------------------- 4. engine options
 
 
