@@ -1,0 +1,148 @@
+"""Snapshot every table and figure the CLI and the notebook make from a fixed set of stored runs.
+
+A refactor of the analysis or CLI layers must not change what a researcher gets from runs
+already on disk. This script makes that checkable: ``inputs`` writes a fixed set of run
+folders and a throughput profile once; ``snapshot`` runs ``report`` (every format),
+``budget --out``, ``plot`` (every figure) and the notebook on them and keeps stdout and
+every written file; two snapshots (before and after a change) are compared with
+``compare``, which lists each file that differs (PNG figures compared pixel for pixel, so
+only a visible change counts).
+
+    python scripts/output_snapshot.py inputs /tmp/snap/in
+    python scripts/output_snapshot.py snapshot /tmp/snap/in /tmp/snap/before
+    ... change the code ...
+    python scripts/output_snapshot.py snapshot /tmp/snap/in /tmp/snap/after
+    python scripts/output_snapshot.py compare /tmp/snap/before /tmp/snap/after
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESAMPLES = "200"
+
+
+def make_inputs(folder: Path, example: Path | None = None) -> None:
+    """Synthetic runs (three on one task, two of one model), the exact tie, the committed
+    SmolLM2 example, a real run of a tiny random model and its real bench profile."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from budget_runs import EXAMPLES, write_run
+    from synthetic_runs import make_synthetic_run
+    from tiny_models import shared_tiny_qwen2
+
+    from m1eval.bench import BenchSettings, run_bench
+    from m1eval.engines.hf import HFEngine
+
+    runs = folder / "runs"
+    make_synthetic_run(runs, task="synth", model="m1", accuracy=0.3, n_problems=8, n_samples=8, seed=1, batch_seconds=2)
+    make_synthetic_run(runs, task="synth", model="r1-qwen-1.5b", accuracy=0.5, n_problems=8, n_samples=8, seed=2,
+                       batch_seconds=6)
+    make_synthetic_run(runs, task="synth", model="m1", accuracy=0.6, n_problems=8, n_samples=8, seed=3, batch_seconds=12,
+                       run_id="second")
+    for spec in EXAMPLES["tie"][0]:
+        rows = spec["correct"]
+        write_run(runs, spec["model"], rows, task="tie", batch_seconds=spec["batch_seconds"],
+                  prefix_chars=[[{"16": 8, "32": 16}] * len(row) for row in rows])
+    example = example or REPO / "results" / "math500"
+    if example.exists():
+        shutil.copytree(example, runs / "math500")
+    model = shared_tiny_qwen2(folder / "models")
+    data = REPO.parent / "shared" / "data"
+    subprocess.run([sys.executable, "-m", "m1eval", "run", "-m", str(model), "--engine", "hf", "--task", "aime25",
+                    "--limit", "2", "--k", "4", "--max-tokens", "32", "--out", str(runs), "--data-dir", str(data)],
+                   check=True, cwd=REPO)
+    engine = HFEngine(str(model))
+    try:
+        settings = BenchSettings(batch_sizes=[1, 2], prompt_len=8, gen_len=16, warmup=0, repeats=1, find_peak=False,
+                                 gen_lens=[8, 16, 32])
+        profile = run_bench(engine, settings, model=str(model), engine_name="hf", display_name=model.name)
+    finally:
+        engine.close()
+    profile.save(folder / "profile.json")
+
+
+def _cli(out: Path, name: str, *args: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "m1eval", *args], capture_output=True, text=True, cwd=REPO,
+                            env={**os.environ, "COLUMNS": "200"})
+    (out / f"{name}.stdout").write_text(result.stdout)
+    (out / f"{name}.rc").write_text(f"{result.returncode}\n")
+
+
+def snapshot(inputs: Path, out: Path) -> None:
+    runs, profile = inputs / "runs", inputs / "profile.json"
+    out.mkdir(parents=True, exist_ok=True)
+    for fmt in ("table", "markdown", "latex", "csv", "json"):
+        _cli(out, f"report-{fmt}", "report", str(runs), "--format", fmt, "--bootstrap", RESAMPLES)
+    _cli(out, "report-synth-every-k", "report", str(runs / "synth"), "--format", "csv", "--every-k", "--level", "0.9")
+    _cli(out, "budget", "budget", str(runs), "--profile", str(profile), "--resamples", RESAMPLES, "--sequential",
+         "--out", str(out / "budget"))
+    _cli(out, "budget-pass", "budget", str(runs / "synth"), "--metric", "pass", "--resamples", RESAMPLES,
+         "--tokens-per-sample", "100", "--out", str(out / "budget-pass"))
+    _cli(out, "plot", "plot", str(runs), "--profile", str(profile), "--resamples", RESAMPLES, "--out", str(out / "plot"))
+    sys.path.insert(0, str(REPO / "notebooks"))
+    from execute import execute
+
+    os.environ.update(M1EVAL_NB_RUNS=str(runs), M1EVAL_NB_PROFILES=str(profile), M1EVAL_NB_OUT=str(out / "notebook"),
+                      M1EVAL_NB_RESAMPLES=RESAMPLES)
+    notebook = execute(REPO / "notebooks" / "scaling_under_a_clock.py", workdir=out, timeout=300)
+    printed = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                      for o in cell.get("outputs", []))
+    (out / "notebook.stdout").write_text(printed)
+
+
+def _same_image(a: Path, b: Path) -> bool:
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    first, second = mpimg.imread(a), mpimg.imread(b)
+    return first.shape == second.shape and bool(np.array_equal(first, second))
+
+
+def compare(before: Path, after: Path) -> int:
+    names = sorted({p.relative_to(before) for p in before.rglob("*") if p.is_file()}
+                   | {p.relative_to(after) for p in after.rglob("*") if p.is_file()})
+    differ = []
+    for name in names:
+        a, b = before / name, after / name
+        if not (a.exists() and b.exists()):
+            differ.append(f"{name}: only in {'before' if a.exists() else 'after'}")
+        elif name.suffix == ".png":
+            if not _same_image(a, b):
+                differ.append(f"{name}: pixels differ")
+        elif a.read_bytes() != b.read_bytes():
+            differ.append(f"{name}: content differs")
+    print(f"{len(names)} files compared, {len(differ)} differ")
+    for line in differ:
+        print("  " + line)
+    return 1 if differ else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="verb", required=True)
+    inputs = sub.add_parser("inputs")
+    inputs.add_argument("folder", type=Path)
+    inputs.add_argument("--example", type=Path, help="the math500 results folder to include (default: results/math500)")
+    snap = sub.add_parser("snapshot")
+    snap.add_argument("inputs", type=Path)
+    snap.add_argument("out", type=Path)
+    cmp = sub.add_parser("compare")
+    cmp.add_argument("before", type=Path)
+    cmp.add_argument("after", type=Path)
+    args = parser.parse_args()
+    if args.verb == "inputs":
+        make_inputs(args.folder, args.example)
+    elif args.verb == "snapshot":
+        snapshot(args.inputs, args.out)
+    else:
+        raise SystemExit(compare(args.before, args.after))
+
+
+if __name__ == "__main__":
+    main()
