@@ -39,6 +39,7 @@ import pandas as pd
 
 from m1eval.bootstrap import ProblemSet, bootstrap_curve, paired_interval, per_problem, sign_flip_p_value
 from m1eval.metrics import k_grid
+from m1eval.models import canonical
 from m1eval.profile import ProfileError, ThroughputProfile
 from m1eval.rundata import RunData
 
@@ -515,8 +516,6 @@ def default_budgets(curves: Sequence[BudgetCurve], count: int = 6) -> list[float
 
 def match_profile(run: RunData, profiles: Sequence[ThroughputProfile]) -> ThroughputProfile | None:
     """The profile of the run's model: same display name, preset, hub id or folder."""
-    from m1eval.plot_style import canonical
-
     model = run.manifest.get("model")
     names = {canonical(run.model)}
     if isinstance(model, dict):

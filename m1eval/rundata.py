@@ -100,6 +100,18 @@ class RunData:
     def ungraded(self) -> int:
         return int(len(self.samples) - len(self.frame))
 
+    def graded_completions(self) -> list[Completion]:
+        """The graded samples as ``Completion`` records, in samples.jsonl order (texts needed).
+
+        For analyses that re-grade stored texts (sequential scaling cuts them at L tokens):
+        they get the records from here rather than reopening the run folder.
+        """
+        if "text" not in self.samples:
+            raise ValueError(f"{self.path}: loaded without completion texts (with_text=False); they are needed here")
+        keys = set(zip(self.frame["problem_id"], self.frame["sample_index"]))
+        graded = [key in keys for key in zip(self.samples["problem_id"], self.samples["sample_index"])]
+        return [Completion.from_dict(row) for row in self.samples[graded].to_dict(orient="records")]
+
     def scores(self, key: str = "score") -> pd.Series | None:
         """Per-sample score from ``Completion.metrics[key]`` aligned with ``frame``, or None if absent."""
         if "metrics" not in self.frame:

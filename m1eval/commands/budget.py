@@ -156,8 +156,11 @@ def budget(
 
             grid = parse_int_list(lengths, "--lengths")
             for run in data:
-                curve = sequential_curve(run, lengths=grid, profile=match_profile(run, profs), resamples=resamples, seed=seed,
-                                         label=label_of[id(run)])
+                with make_progress("lengths", transient=True) as progress:
+                    bar = progress.add_task(f"grade cut texts of {run.model}", total=None)
+                    curve = sequential_curve(run, lengths=grid, profile=match_profile(run, profs), resamples=resamples, seed=seed,
+                                             label=label_of[id(run)],
+                                             on_step=lambda done, total, bar=bar: progress.update(bar, completed=done, total=total))
                 table = Table(title=f"{run.task} · {curve.label}: accuracy with completions cut at L tokens")
                 for column in ("L (tokens)", "pass@1 %", "95% CI", "no answer %", "decode time"):
                     table.add_column(column, justify="right")

@@ -40,6 +40,7 @@ def plot(
     from m1eval.commands.budget import load_inputs
     from m1eval.commands.common import check_output_dir
     from m1eval.plots import FIGURES, figure_budget, figure_length, figure_metric, figure_throughput, save
+    from m1eval.progress import make_progress
 
     wanted = list(FIGURES) if "all" in figure else list(dict.fromkeys(figure))
     unknown = [f for f in wanted if f not in FIGURES]
@@ -77,11 +78,14 @@ def plot(
                 fig = figure_budget([curve for t in prepared for curve in t.curves])
             elif name == "length":
                 grid = parse_int_list(lengths, "--lengths")
-                fig = figure_length([
-                    sequential_curve(run, lengths=grid, profile=match_profile(run, profs), resamples=resamples, seed=seed,
-                                     label=label_of[id(run)])
-                    for run in data
-                ])
+                length_curves = []
+                for run in data:
+                    with make_progress("lengths", transient=True) as progress:
+                        bar = progress.add_task(f"grade cut texts of {run.model}", total=None)
+                        length_curves.append(sequential_curve(
+                            run, lengths=grid, profile=match_profile(run, profs), resamples=resamples, seed=seed,
+                            label=label_of[id(run)], on_step=lambda done, total, bar=bar: progress.update(bar, completed=done, total=total)))
+                fig = figure_length(length_curves)
             else:
                 fig = figure_throughput(profs)
             written.append(save(fig, out, name, fmt))
