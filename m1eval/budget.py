@@ -37,13 +37,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from m1eval.bootstrap import ProblemSet, bootstrap_curve, paired_interval, per_problem, sign_flip_p_value
+from m1eval.bootstrap import ProblemSet, paired_interval, per_problem, sign_flip_p_value
+from m1eval.curves import CurveError, metric_curve, pricing_text, problem_set, problem_tokens
 from m1eval.metrics import k_grid
 from m1eval.models import canonical
 from m1eval.profile import ProfileError, ThroughputProfile
 from m1eval.rundata import RunData
 
-METRICS = ("maj", "pass")
 TIE_TOLERANCE = 1e-9  # accuracies (shares of problems) closer than this are a tie
 
 
@@ -52,8 +52,11 @@ def same_accuracy(a: float, b: float) -> bool:
     return abs(float(a) - float(b)) <= TIE_TOLERANCE
 
 
-class BudgetError(ValueError):
-    """The budget analysis cannot answer as asked; the message names the run or argument."""
+class BudgetError(CurveError):
+    """The budget analysis cannot answer as asked; the message names the run or argument.
+
+    A ``CurveError`` (a curve it needs cannot be computed) is its base: catch that to catch both.
+    """
 
 
 # ---------------------------------------------------------------------------- clocks
@@ -128,82 +131,6 @@ def clock_from_batches(run: RunData) -> Clock:
         raise BudgetError(f"{run.path}: batches.jsonl has no time or no tokens ({wall} s, {tokens:.0f} tokens)")
     mean_batch = float(batches["batch_size"].mean())
     return Clock(tokens / wall, f"measured batches of {run.path.name}", mean_batch)
-
-
-# ---------------------------------------------------------------------------- per-problem values
-
-
-def problem_set(run: RunData) -> ProblemSet:
-    return ProblemSet.from_frame(run.frame)
-
-
-def problem_values(run: RunData, metric: str, ks: Sequence[int]) -> pd.DataFrame:
-    """Per-problem expected metric (rows: problem ids, columns: k), from m1eval.bootstrap.per_problem.
-
-    Each problem uses all of its graded samples (its own n), as the estimators allow.
-    """
-    if metric not in METRICS:
-        raise BudgetError(f"metric must be one of {METRICS}, got {metric!r}")
-    problems = problem_set(run)
-    ks = list(ks)
-    _check_k(run, ks)
-    return pd.DataFrame(per_problem(problems, ks, metric), index=problems.ids, columns=ks)
-
-
-def _check_k(run: RunData, ks: Sequence[int]) -> None:
-    if run.n < 1:
-        raise BudgetError(f"{run.path}: no graded samples")
-    bad = [k for k in ks if k < 1 or k > run.n]
-    if bad or not ks:
-        raise BudgetError(f"{run.path}: k must be in 1..{run.n} (samples per problem), got {list(ks)}")
-
-
-def problem_tokens(run: RunData, fixed: float | None = None) -> pd.Series:
-    """Tokens one more sample of each problem costs: its mean completion length, or ``fixed`` for all."""
-    mean = run.frame.groupby("problem_id", sort=False)["completion_tokens"].mean().astype(float)
-    if fixed is None:
-        return mean
-    if not fixed > 0:
-        raise BudgetError(f"--tokens-per-sample must be positive, got {fixed:g}")
-    return pd.Series(float(fixed), index=mean.index)
-
-
-def pricing_text(fixed: float | None, mean: float) -> str:
-    """How a curve priced one sample, for titles, legends and tables."""
-    return f"fixed {fixed:,.0f} tok/sample" if fixed is not None else f"mean {mean:,.0f} tok/sample"
-
-
-@dataclass
-class MetricCurve:
-    """pass@k or maj@k of one run for each k, with a bootstrap interval over problems."""
-
-    label: str
-    task: str
-    metric: str
-    ks: list[int]
-    accuracy: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
-    values: pd.DataFrame  # rows: problems, columns: k
-
-
-def metric_curve(
-    run: RunData,
-    metric: str,
-    *,
-    ks: Sequence[int] | None = None,
-    confidence: float = 0.95,
-    resamples: int = 1000,
-    seed: int = 0,
-    label: str | None = None,
-) -> MetricCurve:
-    """Per-problem expected metric for each k, averaged over problems, with its two-level bootstrap interval."""
-    grid = list(ks) if ks is not None else k_grid(run.n)
-    values = problem_values(run, metric, grid)
-    ci = bootstrap_curve(
-        problem_set(run), grid, metric, resamples=resamples, seed=seed, level=confidence, point=values.to_numpy().mean(axis=0)
-    )
-    return MetricCurve(label or run.model, run.task, metric, grid, ci.point, ci.low, ci.high, values)
 
 
 # ---------------------------------------------------------------------------- parallel scaling

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from m1eval import plot_style as ps
-from m1eval.budget import BudgetCurve, MetricCurve, leader_segments
+from m1eval.budget import BudgetCurve, leader_segments
 from m1eval.budget_sequential import LengthCurve
+from m1eval.curves import MetricCurve
 from m1eval.metrics import powers_of_two
 from m1eval.profile import ThroughputProfile
 

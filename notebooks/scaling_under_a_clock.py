@@ -37,9 +37,10 @@ from IPython.display import Image, display
 
 from m1eval import plots
 from m1eval.bench import profile_rows
-from m1eval.budget import match_profile, metric_curve
+from m1eval.budget import match_profile
 from m1eval.budget_sequential import sequential_curve
 from m1eval.budget_tasks import analyse_task, by_task, leader_lines, run_labels, task_curves, write_budget_tables
+from m1eval.curves import metric_curve
 from m1eval.profile import ThroughputProfile
 from m1eval.rundata import load_run
 from m1eval.store import find_runs

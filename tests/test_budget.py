@@ -20,18 +20,16 @@ import pytest
 from budget_runs import write_run
 
 from m1eval.budget import (
-    BudgetError,
     Clock,
     clock_from_batches,
     clock_from_profile,
     compare_at_budget,
     crossovers,
     default_budgets,
-    metric_curve,
     paired_difference,
     parallel_curve,
-    problem_values,
 )
+from m1eval.curves import CurveError, metric_curve, problem_values
 from m1eval.metrics import majority_at_k
 from m1eval.profile import Measurement, ThroughputProfile
 from m1eval.rundata import load_run
@@ -121,7 +119,7 @@ def test_majority_values_come_from_the_metrics_estimator(runs):
     table = problem_values(slow, "maj", [1, 2, 3])
     assert table.loc["p1", 2] == pytest.approx(majority_at_k([0, 0, 1, 1], [True, True, False, False], 2))
     assert table.loc["p0"].tolist() == pytest.approx([1.0, 1.0, 1.0])
-    with pytest.raises(BudgetError, match="k must be in 1..4"):
+    with pytest.raises(CurveError, match="k must be in 1..4"):
         metric_curve(slow, "maj", ks=[8])
 
 

@@ -187,7 +187,8 @@ def test_fixed_tokens_per_sample_prices_k_at_peak_throughput(tmp_path):
 
 
 def test_fixed_tokens_per_sample_library_and_default_pricing(tmp_path):
-    from m1eval.budget import BudgetError, Clock, parallel_curve
+    from m1eval.budget import Clock, parallel_curve
+    from m1eval.curves import CurveError
 
     folder, _ = write_example(tmp_path, "kflip")
     run = load_run(folder / "X" / "hand")
@@ -197,7 +198,7 @@ def test_fixed_tokens_per_sample_library_and_default_pricing(tmp_path):
     assert fixed.seconds.tolist() == pytest.approx([5 * 8192 / 100 * k for k in (1, 2, 3, 4)])
     assert (measured.pricing, fixed.pricing) == ("mean 50 tok/sample", "fixed 8,192 tok/sample")
     assert fixed.accuracy.tolist() == measured.accuracy.tolist()  # only the clock changes
-    with pytest.raises(BudgetError, match="--tokens-per-sample must be positive"):
+    with pytest.raises(CurveError, match="--tokens-per-sample must be positive"):
         parallel_curve(run, Clock(100.0, "t"), "pass", resamples=0, tokens_per_sample=0)
 
 

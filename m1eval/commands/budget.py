@@ -107,10 +107,10 @@ def budget(
     """Which run is more accurate for the same wall-clock time (and token budget), with intervals."""
     from functools import partial
 
-    from m1eval.budget import BudgetError
     from m1eval.budget_tasks import analyse_task, by_task, run_labels, task_curves, write_budget_tables
     from m1eval.commands.bench import parse_int_list
     from m1eval.commands.common import check_output_dir
+    from m1eval.curves import CurveError
     from m1eval.progress import make_progress
 
     if metric not in ("maj", "pass"):
@@ -170,7 +170,7 @@ def budget(
                                   _pct(curve.no_answer[i]), secs)
                 console.print(table)
                 length_frames.append(curve.to_frame())
-    except BudgetError as exc:
+    except CurveError as exc:  # BudgetError is one
         failed = exc
     if out is not None and (results or length_frames):
         settings = {"metric": metric, "clock": clock, "batch_size": batch_size, "tokens_per_sample": tokens_per_sample,

@@ -33,12 +33,13 @@ def plot(
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
 ) -> None:
     """pass@k / maj@k vs k, accuracy vs time budget and vs max tokens, throughput vs batch and length."""
-    from m1eval.budget import BudgetError, match_profile, metric_curve
+    from m1eval.budget import match_profile
     from m1eval.budget_sequential import sequential_curve
     from m1eval.budget_tasks import by_task, run_labels, task_curves
     from m1eval.commands.bench import parse_int_list
     from m1eval.commands.budget import load_inputs
     from m1eval.commands.common import check_output_dir
+    from m1eval.curves import CurveError, metric_curve
     from m1eval.plots import FIGURES, figure_budget, figure_length, figure_metric, figure_throughput, save
     from m1eval.progress import make_progress
 
@@ -89,7 +90,7 @@ def plot(
             else:
                 fig = figure_throughput(profs)
             written.append(save(fig, out, name, fmt))
-    except BudgetError as exc:
+    except CurveError as exc:  # BudgetError is one
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     for path in written:
