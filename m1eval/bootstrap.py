@@ -455,6 +455,53 @@ def sign_flip_p_value(diffs: np.ndarray, resamples: int, rng: np.random.Generato
     return float((1 + np.sum(flipped >= observed - 1e-12)) / (resamples + 1))
 
 
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of A minus mean of B over the same problems, with its interval and p-value (NaN when not asked for)."""
+
+    value_a: float
+    value_b: float
+    diff: float
+    low: float
+    high: float
+    p_value: float
+
+
+def paired_difference(
+    a: ProblemSet,
+    b: ProblemSet,
+    metric: str,
+    k_a: int,
+    k_b: int | None = None,
+    *,
+    level: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> PairedDifference:
+    """The paired test: A at ``k_a`` minus B at ``k_b`` (default ``k_a``) on the same problems, in the same order.
+
+    Each problem's value at k_a is paired with its value at k_b; the interval is
+    ``paired_interval`` (Newcombe's paired score interval, for new problems) and the
+    p-value ``sign_flip_p_value`` with ``resamples`` flips (0: neither). Two k exist because
+    a time budget buys each model its own k (``m1eval.budget``); k = 0 means the model could
+    not afford one sample and scores 0 on every problem. (A percentile bootstrap of the
+    paired means was [d, d], zero width, whenever every per-problem difference was equal.)
+    """
+    k_b = k_a if k_b is None else k_b
+    if a.ids != b.ids:
+        raise ValueError("a paired difference needs the same problems, in the same order, on both sides")
+    zeros = np.zeros(len(a))
+    va = per_problem(a, [k_a], metric, seed=seed)[:, 0] if k_a else zeros
+    vb = per_problem(b, [k_b], metric, seed=seed)[:, 0] if k_b else zeros
+    diffs = va - vb
+    if resamples > 0:
+        low, high = paired_interval(va, vb, level)
+        p_value = sign_flip_p_value(diffs, resamples, np.random.default_rng(seed))
+    else:
+        low = high = p_value = float("nan")
+    return PairedDifference(float(va.mean()), float(vb.mean()), float(diffs.mean()), low, high, p_value)
+
+
 def paired_comparison(
     a: ProblemSet,
     b: ProblemSet,
@@ -467,11 +514,11 @@ def paired_comparison(
     level: float = 0.95,
     pool: int | None = None,
 ) -> Comparison:
-    """Difference of means on shared problems, with ``paired_interval`` and a sign-flip p-value.
+    """Two runs at one k, on the problems both contain (matched by id): ``paired_difference`` as a ``Comparison``.
 
-    Problems are matched by id. The interval is for the difference over new problems
-    (superpopulation); the p-value is ``sign_flip_p_value`` with ``resamples`` flips.
-    ``resamples=0`` gives neither. ``pool`` is ignored (kept for old callers).
+    The interval is for the difference over new problems (superpopulation); the p-value is
+    ``sign_flip_p_value`` with ``resamples`` flips. ``resamples=0`` gives neither. ``pool`` is
+    ignored (kept for old callers).
     """
     common = [pid for pid in a.ids if pid in set(b.ids)]
     if not common:
@@ -481,31 +528,8 @@ def paired_comparison(
     pa, pb = a.subset(common), b.subset(common)
     ks = np.array([k])
     _check_ks(pa, ks), _check_ks(pb, ks)
-    va = per_problem(pa, ks, metric, seed=seed)[:, 0]
-    vb = per_problem(pb, ks, metric, seed=seed)[:, 0]
-    diffs = va - vb
-    if resamples > 0:
-        low, high = paired_interval(va, vb, level)
-        p_value = sign_flip_p_value(diffs, resamples, np.random.default_rng(seed))
-    else:
-        low = high = p_value = float("nan")
+    d = paired_difference(pa, pb, metric, int(k), level=level, resamples=resamples, seed=seed)
     return Comparison(
-        metric, int(k), names[0], names[1], float(va.mean()), float(vb.mean()), float(diffs.mean()), low, high, p_value,
+        metric, int(k), names[0], names[1], d.value_a, d.value_b, d.diff, d.low, d.high, d.p_value,
         len(common), level, only_a, only_b,
     )
-
-
-def _paired_replicates(
-    problems: ProblemSet, ks: np.ndarray, metric: str, resamples: int, rng: np.random.Generator, pool: int,
-    draws_from: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Replicate means for one side; ``draws_from`` reuses the other side's problem draws.
-
-    Problems only are resampled (see ``replicate_curves``), so A - B of two calls with the
-    same draws is the bootstrap of the per-problem differences, centred on the observed
-    difference. ``pool`` is ignored. Prefer ``paired_interval`` for the interval itself:
-    the percentile interval of these replicates is [d, d] when every difference is equal.
-    """
-    drawn = draws_from if draws_from is not None else rng.integers(len(problems), size=(resamples, len(problems)))
-    values = per_problem(problems, ks, metric)[:, 0]
-    return values[drawn].mean(axis=1), drawn

@@ -5,8 +5,8 @@ it for any pair of models, every point of a pass@k / maj@k curve is given a pric
 wall-clock seconds: producing k samples of every problem costs the tokens those samples
 contain divided by the model's throughput (from a ``m1eval bench`` profile at a chosen
 batch size, or from the run's own measured batches). A time budget then buys each model
-the largest k it can afford, and the models are compared at that k with a paired
-bootstrap over problems.
+the largest k it can afford, and the models are compared at those k with the paired
+test of ``m1eval.bootstrap.paired_difference`` (a score interval and a sign-flip p-value).
 
 Choices a verdict rests on (the README's budget section says the same):
 
@@ -25,8 +25,9 @@ Sequential scaling cuts each stored completion after its first L tokens (using
 answer the cut removes counts as no answer; the price of length L comes from the
 profile's generation-length sweep.
 
-Estimators (pass@k, expected maj@k) and bootstrap intervals come from
-``m1eval.metrics`` / ``m1eval.bootstrap``; this module only prices and compares.
+Estimators (pass@k, expected maj@k), intervals and the paired test come from
+``m1eval.metrics`` / ``m1eval.bootstrap``, the curves from ``m1eval.curves``; this module
+only prices and compares.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from m1eval.bootstrap import ProblemSet, paired_interval, per_problem, sign_flip_p_value
+from m1eval.bootstrap import ProblemSet, paired_difference
 from m1eval.curves import CurveError, metric_curve, pricing_text, problem_set, problem_tokens
 from m1eval.metrics import k_grid
 from m1eval.models import canonical
@@ -345,41 +346,13 @@ def compare_at_budget(
         verdict.difference = 0.0 if verdict.tie else best.accuracy - second.accuracy
         verdict.notes.append("curves carry no samples: no paired interval")
         return verdict
-    diff, lo, hi, p = paired_difference(
-        best_curve.problems.subset(shared), best.k, second_curve.problems.subset(shared), second.k, metric,
+    paired = paired_difference(
+        best_curve.problems.subset(shared), second_curve.problems.subset(shared), metric, best.k, second.k,
         level=confidence, resamples=resamples, seed=seed,
     )
-    verdict.difference = 0.0 if verdict.tie else diff
-    verdict.diff_low, verdict.diff_high, verdict.p_value = lo, hi, p
+    verdict.difference = 0.0 if verdict.tie else paired.diff
+    verdict.diff_low, verdict.diff_high, verdict.p_value = paired.low, paired.high, paired.p_value
     return verdict
-
-
-def paired_difference(
-    a: ProblemSet, k_a: int, b: ProblemSet, k_b: int, metric: str, *, level: float = 0.95, resamples: int = 1000, seed: int = 0
-) -> tuple[float, float, float, float]:
-    """Mean of A at k_a minus B at k_b on the same problems: (diff, low, high, p).
-
-    ``m1eval.bootstrap.paired_comparison`` compares two runs at one k; a time budget
-    buys each model its own k, so this pairs each problem's value at k_a with its value
-    at k_b and takes the same interval (``paired_interval``, Newcombe's paired score
-    interval, for new problems) and sign-flip p-value as ``paired_comparison``. The
-    earlier percentile bootstrap of the paired means was [d, d], zero width, whenever
-    every per-problem difference was equal (both models solve everything at their k).
-    k = 0 means the model could not afford one sample and scores 0 on every problem.
-    ``resamples`` is the number of sign flips (0: no interval, no p-value).
-    """
-    if a.ids != b.ids:
-        raise BudgetError("paired_difference needs the same problems, in the same order, on both sides")
-    zeros = np.zeros(len(a))
-    va = per_problem(a, [k_a], metric, seed=seed)[:, 0] if k_a else zeros
-    vb = per_problem(b, [k_b], metric, seed=seed)[:, 0] if k_b else zeros
-    diffs = va - vb
-    observed = float(diffs.mean())
-    if resamples <= 0:
-        return observed, float("nan"), float("nan"), float("nan")
-    low, high = paired_interval(va, vb, level)
-    p_value = sign_flip_p_value(diffs, resamples, np.random.default_rng(seed))
-    return observed, low, high, p_value
 
 
 @dataclass(frozen=True)
