@@ -32,16 +32,6 @@ import pandas as pd
 
 from m1eval import metrics as M
 
-METRICS = ("pass", "maj", "maj_first", "best", "wmaj")
-METRIC_LABELS = {
-    "pass": "pass@k",
-    "maj": "maj@k",
-    "maj_first": "maj@k (first k)",
-    "best": "best-of-k",
-    "wmaj": "weighted maj@k",
-}
-SCORED = ("best", "wmaj")
-
 
 @dataclass
 class ProblemSet:
@@ -89,75 +79,33 @@ class ProblemSet:
         )
 
 
-def available_metrics(problems: ProblemSet, wanted: Sequence[str] = METRICS) -> list[str]:
-    unknown = set(wanted) - set(METRICS)
+def available_metrics(problems: ProblemSet, wanted: Sequence[str] | None = None) -> list[str]:
+    """The ``wanted`` metrics (default: every registered one) these samples support: scored ones need scores."""
+    wanted = list(M.REGISTRY) if wanted is None else list(wanted)
+    unknown = set(wanted) - set(M.REGISTRY)
     if unknown:
-        raise ValueError(f"unknown metric(s) {sorted(unknown)}; choose from {METRICS}")
-    return [m for m in wanted if m not in SCORED or problems.scores is not None]
+        raise ValueError(f"unknown metric(s) {sorted(unknown)}; choose from {tuple(M.REGISTRY)}")
+    return [m for m in wanted if not M.REGISTRY[m].needs_scores or problems.scores is not None]
 
 
 # ---------------------------------------------------------------------------- per-problem values
 
 
-class _MajorityCache:
-    """Exact maj curves keyed by vote profile: resamples of easy/hard problems repeat a lot."""
-
-    def __init__(self) -> None:
-        self.store: dict[tuple, np.ndarray] = {}
-
-    def __call__(self, clusters: np.ndarray, correct: np.ndarray) -> np.ndarray:
-        sizes, weights, abstain, _ = M._classes(clusters, correct)
-        order = np.lexsort((weights, sizes))
-        key = (abstain, sizes[order].tobytes(), weights[order].tobytes())
-        curve = self.store.get(key)
-        if curve is None:
-            curve = self.store[key] = M.majority_curve_from_counts(sizes, weights, abstain)
-        return curve
-
-
-def problem_values(
-    clusters: np.ndarray,
-    correct: np.ndarray,
-    scores: np.ndarray | None,
-    ks: np.ndarray,
-    metric: str,
-    *,
-    cache: _MajorityCache | None = None,
-    draws: int = 200,
-    seed: int = 0,
-) -> np.ndarray:
-    """One problem's metric at each k in ``ks`` (all k <= its sample count)."""
-    idx = ks - 1
-    if metric == "pass":
-        return M.pass_curve(len(correct), np.array([int(correct.sum())]), ks)[0]
-    if metric == "maj":
-        return (cache or _MajorityCache())(clusters, correct)[idx]
-    if metric == "maj_first":
-        return M.majority_first_curve(clusters, correct)[idx]
-    if scores is None:
-        raise ValueError(f"metric {metric!r} needs per-sample scores")
-    if metric == "best":
-        return M.best_of_curve(correct, scores)[idx]
-    if metric == "wmaj":
-        return M.weighted_majority_curve(clusters, correct, np.clip(scores, 0, None), draws=draws, seed=seed)[idx]
-    raise ValueError(f"unknown metric {metric!r}")
-
-
 def per_problem(problems: ProblemSet, ks: Sequence[int], metric: str, *, draws: int = 200, seed: int = 0) -> np.ndarray:
-    """Matrix (problems, len(ks)) of point estimates; the curve is its column mean."""
+    """Matrix (problems, len(ks)) of point estimates; the curve is its column mean.
+
+    The metric comes from the registry (``m1eval.metrics.REGISTRY``): its fast path for every
+    problem at once when it has one, else its one-problem curve (problem i seeded ``seed + i``).
+    """
     ks = _check_ks(problems, ks)
-    if metric == "pass":
-        out = np.empty((len(problems), len(ks)))
-        sizes = problems.sizes
-        hits = np.array([c.sum() for c in problems.correct])
-        for size in np.unique(sizes):
-            rows = sizes == size
-            out[rows] = M.pass_curve(int(size), hits[rows], ks)
-        return out
-    cache = _MajorityCache()
+    info = M.metric_info(metric)
+    if info.needs_scores and problems.scores is None:
+        raise ValueError(f"metric {metric!r} needs per-sample scores")
+    if info.many is not None:
+        return info.many(problems.clusters, problems.correct, problems.scores, ks, draws=draws, seed=seed)
     return np.stack(
         [
-            problem_values(cl, co, None if problems.scores is None else problems.scores[i], ks, metric, cache=cache, draws=draws, seed=seed + i)
+            info.curve(cl, co, None if problems.scores is None else problems.scores[i], draws=draws, seed=seed + i)[ks - 1]
             for i, (cl, co) in enumerate(zip(problems.clusters, problems.correct))
         ]
     )
@@ -176,7 +124,6 @@ def _check_ks(problems: ProblemSet, ks: Sequence[int]) -> np.ndarray:
 
 
 TARGETS = ("population", "fixed")
-FIXED_SET_METRICS = ("pass",)  # metrics with a fixed-set interval (avg@n is pass@1)
 
 
 @dataclass
@@ -368,8 +315,8 @@ def bootstrap_curve(
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-    if target == "fixed" and metric not in FIXED_SET_METRICS:
-        raise ValueError(f"a fixed-set interval exists for {list(FIXED_SET_METRICS)} only, not {metric!r}; use target='population'")
+    if target == "fixed" and not M.metric_info(metric).fixed_set:
+        raise ValueError(f"a fixed-set interval exists for {M.metric_names(fixed_set=True)} only, not {metric!r}; use target='population'")
     ks = _check_ks(problems, ks)
     values = per_problem(problems, ks, metric, seed=seed)
     if point is None:

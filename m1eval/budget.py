@@ -40,7 +40,7 @@ import pandas as pd
 
 from m1eval.bootstrap import ProblemSet, paired_difference
 from m1eval.curves import CurveError, metric_curve, pricing_text, problem_set, problem_tokens
-from m1eval.metrics import k_grid
+from m1eval.metrics import k_grid, metric_info
 from m1eval.models import canonical
 from m1eval.profile import ProfileError, ThroughputProfile
 from m1eval.rundata import RunData
@@ -183,7 +183,7 @@ class BudgetCurve:
             {
                 "model": self.label,
                 "task": self.task,
-                "metric": f"{self.metric}@k",
+                "metric": metric_info(self.metric).label,
                 "k": self.ks,
                 "seconds": self.seconds,
                 "accuracy": self.accuracy,

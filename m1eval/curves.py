@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 
 from m1eval.bootstrap import ProblemSet, bootstrap_curve, per_problem
-from m1eval.metrics import k_grid
+from m1eval.metrics import k_grid, metric_names
 from m1eval.rundata import RunData
 
-METRICS = ("maj", "pass")
+# The metrics drawn against k and priced against a clock: those of the registry marked ``curves``.
+METRICS = tuple(metric_names(curves=True))
 
 
 class CurveError(ValueError):

@@ -19,11 +19,10 @@ from m1eval import plot_style as ps
 from m1eval.budget import BudgetCurve, leader_segments
 from m1eval.budget_sequential import LengthCurve
 from m1eval.curves import MetricCurve
-from m1eval.metrics import powers_of_two
+from m1eval.metrics import metric_info, powers_of_two
 from m1eval.profile import ThroughputProfile
 
 FIGURES = ("passk", "majk", "budget", "length", "throughput")
-METRIC_NAMES = {"pass": "pass@k", "maj": "maj@k"}
 
 
 def _by_task(curves: Sequence) -> dict[str, list]:
@@ -49,7 +48,7 @@ def figure_metric(curves: Sequence[MetricCurve], *, title: str | None = None):
             ks = np.array(curve.ks, dtype=float)
             ax.plot(ks, curve.accuracy, color=color, marker=ps.model_marker(curve.label), label=curve.label)
             _band(ax, ks, curve.low, curve.high, color)
-        metric = METRIC_NAMES[group[0].metric]
+        metric = metric_info(group[0].metric).label
         ps.log2_axis(ax, "x")
         ps.percent_axis(ax)
         ax.set_xlabel("k (samples per problem)")
@@ -92,7 +91,7 @@ def figure_budget(curves: Sequence[BudgetCurve], *, title: str | None = None, ma
                     ax.annotate(f"k={k}", (s, a), textcoords="offset points", xytext=(2, 4), fontsize=7, color=color)
         if mark_crossovers and len(group) >= 2:
             _mark_leaders(ax, group, left=min(float(c.seconds[0]) for c in group), right=right)
-        metric = METRIC_NAMES[group[0].metric]
+        metric = metric_info(group[0].metric).label
         ps.seconds_axis(ax, "x")
         ps.percent_axis(ax)
         ax.set_xlabel("wall-clock time for k samples of every problem (s)")

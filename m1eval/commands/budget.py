@@ -110,11 +110,12 @@ def budget(
     from m1eval.budget_tasks import analyse_task, by_task, run_labels, task_curves, write_budget_tables
     from m1eval.commands.bench import parse_int_list
     from m1eval.commands.common import check_output_dir
+    from m1eval.curves import METRICS as CURVE_METRICS
     from m1eval.curves import CurveError
     from m1eval.progress import make_progress
 
-    if metric not in ("maj", "pass"):
-        raise typer.BadParameter(f"--metric must be maj or pass, got {metric!r}")
+    if metric not in CURVE_METRICS:
+        raise typer.BadParameter(f"--metric must be {' or '.join(sorted(CURVE_METRICS))}, got {metric!r}")
     bad = [b for b in budgets or [] if not (b > 0 and math.isfinite(b))]
     problem = (f"--batch-size must be positive, got {batch_size:g}" if batch_size is not None and not batch_size > 0
                else f"--budget must be a positive number of seconds, got {bad[0]:g}" if bad else None)
