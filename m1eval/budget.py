@@ -46,6 +46,7 @@ from m1eval.profile import ProfileError, ThroughputProfile
 from m1eval.rundata import RunData
 
 TIE_TOLERANCE = 1e-9  # accuracies (shares of problems) closer than this are a tie
+DEFAULT_BUDGET_COUNT = 6  # budgets compared at when none are given (log-spaced)
 
 
 def same_accuracy(a: float, b: float) -> bool:
@@ -402,7 +403,7 @@ def crossovers(*curves: BudgetCurve) -> list[tuple[float, str | None]]:
     return [(change.seconds, change.leader) for change in leader_segments(curves)[1:]]
 
 
-def default_budgets(curves: Sequence[BudgetCurve], count: int = 6) -> list[float]:
+def default_budgets(curves: Sequence[BudgetCurve], count: int = DEFAULT_BUDGET_COUNT) -> list[float]:
     """Log-spaced budgets between the cheapest first sample and the dearest full run."""
     lo = min(float(c.seconds[0]) for c in curves)
     hi = max(float(c.seconds[-1]) for c in curves)

@@ -8,7 +8,6 @@ confidence band and every axis its unit.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,10 +18,12 @@ from m1eval import plot_style as ps
 from m1eval.budget import BudgetCurve, leader_segments
 from m1eval.budget_sequential import LengthCurve
 from m1eval.curves import MetricCurve
-from m1eval.metrics import metric_info, powers_of_two
+from m1eval.metrics import metric_info, metric_names, powers_of_two
 from m1eval.profile import ThroughputProfile
 
-FIGURES = ("passk", "majk", "budget", "length", "throughput")
+# One figure against k per priced curve metric of the registry ("passk": pass@k), then the others.
+METRIC_FIGURES = {f"{name}k": name for name in metric_names(curves=True)}
+FIGURES = (*METRIC_FIGURES, "budget", "length", "throughput")
 
 
 def _by_task(curves: Sequence) -> dict[str, list]:
@@ -275,14 +276,3 @@ def save(fig, out_dir: str | os.PathLike[str], name: str, fmt: str = "png") -> P
         fig.savefig(path)
     plt.close(fig)
     return path
-
-
-def nice_seconds(seconds: float) -> str:
-    """'42 s', '3.5 min', '2.1 h': budgets in units a reader can picture."""
-    if not math.isfinite(seconds):
-        return "n/a"
-    if seconds < 120:
-        return f"{seconds:.3g} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.3g} min"
-    return f"{seconds / 3600:.3g} h"

@@ -18,6 +18,7 @@ say so instead of silently scoring them as wrong.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from m1eval.records import BatchTiming, Completion, Grade, Problem
-from m1eval.store import RunStore, StoreError
+from m1eval.store import RunStore, StoreError, find_runs
 
 KEYS = ["problem_id", "sample_index"]
 SAMPLE_COLUMNS = [f.name for f in fields(Completion)]
@@ -200,3 +201,11 @@ def load_run(path: str | os.PathLike[str], *, require_grades: bool = True, with_
         frame=frame,
         warnings=warnings,
     )
+
+
+def load_runs(paths: Sequence[str | os.PathLike[str]], *, with_text: bool = True) -> list[RunData]:
+    """Every run folder at or below ``paths``, each loaded once however often it is named (``StoreError`` names a bad path)."""
+    if not paths:
+        return []
+    folders = {folder.resolve(): folder for folder in find_runs(paths)}
+    return [load_run(folder, with_text=with_text) for folder in folders.values()]
