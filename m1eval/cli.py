@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Annotated
 
 import typer
 import typer.core
 
 from m1eval import __version__
+from m1eval.commands import bench, budget, engines, grade, models, plot, report, run, tasks
 
 
 def _hide_flag_metavar() -> None:
@@ -38,8 +38,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Each verb lives in m1eval/commands/<name>.py and exposes register(app).
-COMMAND_MODULES = ("tasks", "models", "engines", "run", "grade", "report", "bench", "budget", "plot")
+# Each verb lives in m1eval/commands/<name>.py and exposes register(app); the order here is the
+# order of `m1eval --help`.
+VERBS = (tasks, models, engines, run, grade, report, bench, budget, plot)
 
 
 def _version(value: bool) -> None:
@@ -57,18 +58,8 @@ def root(
     """m1eval: pass@k, maj@k and accuracy under a clock, from stored runs."""
 
 
-def _register_all() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"m1eval.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"m1eval.commands.{name}":
-                continue  # verb not built yet
-            raise
-        module.register(app)
-
-
-_register_all()
+for verb in VERBS:
+    verb.register(app)
 
 
 def main() -> None:

@@ -71,14 +71,17 @@ def _cli(out: Path, name: str, *args: str) -> None:
     result = subprocess.run([sys.executable, "-m", "m1eval", *args], capture_output=True, text=True, cwd=REPO,
                             env={**os.environ, "COLUMNS": "200"})
     (out / f"{name}.stdout").write_text(result.stdout)
+    if result.returncode:
+        (out / f"{name}.stderr").write_text(result.stderr)
     (out / f"{name}.rc").write_text(f"{result.returncode}\n")
 
 
 def snapshot(inputs: Path, out: Path) -> None:
     runs, profile = inputs / "runs", inputs / "profile.json"
     out.mkdir(parents=True, exist_ok=True)
-    for fmt in ("table", "markdown", "latex", "csv", "json"):
-        _cli(out, f"report-{fmt}", "report", str(runs), "--format", fmt, "--bootstrap", RESAMPLES)
+    for task in sorted(p.name for p in runs.iterdir() if p.is_dir()):  # a report compares runs of one task
+        for fmt in ("table", "markdown", "latex", "csv", "json"):
+            _cli(out, f"report-{task}-{fmt}", "report", str(runs / task), "--format", fmt, "--bootstrap", RESAMPLES)
     _cli(out, "report-synth-every-k", "report", str(runs / "synth"), "--format", "csv", "--every-k", "--level", "0.9")
     _cli(out, "budget", "budget", str(runs), "--profile", str(profile), "--resamples", RESAMPLES, "--sequential",
          "--out", str(out / "budget"))

@@ -146,9 +146,9 @@ def test_profile_load_errors_name_the_file(tmp_path):
 
 
 def test_engine_options_can_be_scoped_to_one_engine():
-    from m1eval.commands.bench import parse_options
+    from m1eval.commands.common import parse_engine_options
 
-    parsed = parse_options(["dtype=bfloat16", "vllm:max_num_seqs=512", "vllm:enforce_eager=true", "m1:max_batch=64"])
+    parsed = parse_engine_options(["dtype=bfloat16", "vllm:max_num_seqs=512", "vllm:enforce_eager=true", "m1:max-batch=64"])
     assert parsed == {None: {"dtype": "bfloat16"}, "vllm": {"max_num_seqs": 512, "enforce_eager": True}, "m1": {"max_batch": 64}}
 
 

@@ -93,10 +93,10 @@ def test_plot_and_budget_refuse_an_output_file(verb: str, run_dir: Path, a_file:
 
 def test_report_refuses_an_output_it_cannot_write(run_dir: Path, tmp_path: Path, a_file: Path) -> None:
     for target in (tmp_path, a_file / "report.md"):  # a folder; a path below a file
-        code, output, exc = _invoke(["report", str(run_dir), "--bootstrap", "0", "-o", str(target)])
+        code, output, exc = _invoke(["report", str(run_dir), "--bootstrap", "0", "--out", str(target)])
         assert code == 2, (output, exc)
-        _one_line_error(output, "--output", str(target))
-    code, output, _ = _invoke(["report", str(run_dir), "--bootstrap", "0", "-o", str(tmp_path / "new" / "r.md")])
+        _one_line_error(output, "--out", str(target))
+    code, output, _ = _invoke(["report", str(run_dir), "--bootstrap", "0", "--out", str(tmp_path / "new" / "r.md")])
     assert code == 0, output
     assert "fake-a" in (tmp_path / "new" / "r.md").read_text()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,40 +10,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from m1eval.commands.common import (
+    EngineOptionOption,
+    FigureFormatOption,
+    VerboseOption,
+    parse_engine_options,
+    parse_int_list,
+)
+
 # Piped output (files, CI logs) is not cut to 80 columns: these tables are wide.
 console = Console(width=None if sys.stdout.isatty() else 140)
-
-
-def parse_int_list(text: str | None, option: str) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        values = [int(x) for x in text.replace(" ", "").split(",") if x]
-    except ValueError:
-        raise typer.BadParameter(f"{option}: expected comma-separated integers like 1,8,32, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise typer.BadParameter(f"{option}: expected positive integers, got {text!r}")
-    return values
-
-
-def parse_options(pairs: list[str]) -> dict[str | None, dict]:
-    """``key=value`` (every model) or ``engine:key=value`` (models on that engine only).
-
-    Values are JSON when they parse (numbers, booleans), else strings. Scoping lets one
-    command pass vLLM's ``max_num_seqs`` without the m1 engine rejecting an unknown option.
-    """
-    out: dict[str | None, dict] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise typer.BadParameter(f"--engine-option {pair!r}: expected key=value or engine:key=value")
-        key, value = pair.split("=", 1)
-        scope, _, name = key.strip().rpartition(":")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        out.setdefault(scope or None, {})[name] = parsed
-    return out
 
 
 def _not_available_offline(path: str, revision: str | None) -> str | None:
@@ -86,7 +61,7 @@ def bench(
     engine: Annotated[
         list[str] | None, typer.Option("--engine", "-e", help="Engine per model (vllm, hf, m1), in --model order; one applies to all.")
     ] = None,
-    option: Annotated[list[str], typer.Option("--engine-option", "-o", help="Engine option key=value for every model, or engine:key=value (e.g. vllm:max_num_seqs=512).")] = [],  # noqa: B006
+    option: EngineOptionOption = None,
     batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Batch sizes to time, comma-separated.")] = "1,8,32,128,512",
     prompt_len: Annotated[int, typer.Option("--prompt-len", min=1, help="Random prompt length (tokens).")] = 256,
     gen_len: Annotated[int, typer.Option("--gen-len", min=1, help="Tokens generated per row (EOS ignored).")] = 4096,
@@ -100,8 +75,8 @@ def bench(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random prompts.")] = 0,
     out: Annotated[Path, typer.Option("--out", help="Folder for <model>-<engine>.json profiles and the figure.")] = Path("results/bench"),
     figure: Annotated[bool, typer.Option("--figure/--no-figure", help="Also draw throughput.<format>.")] = True,
-    fmt: Annotated[str, typer.Option("--format", help="Figure format: png, pdf or svg.")] = "png",
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the engines' INFO logs (vLLM's are quiet otherwise).")] = False,
+    fmt: FigureFormatOption = "png",
+    verbose: VerboseOption = False,
 ) -> None:
     """Tokens/s and latency per batch size (peak search) and per generation length; writes profiles."""
     from m1eval.bench import BenchError, BenchSettings, run_bench
@@ -126,7 +101,7 @@ def bench(
         settings.validate()
     except BenchError as exc:
         raise typer.BadParameter(str(exc)) from None
-    user_options = parse_options(option)
+    user_options = parse_engine_options(option or [])
     profiles, failures = [], []
     interrupted = False
     for i, name in enumerate(model):

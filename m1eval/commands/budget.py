@@ -11,6 +11,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from m1eval.commands.common import (
+    BatchSizeOption,
+    ClockOption,
+    LengthAwareOption,
+    LengthsOption,
+    MetricOption,
+    ProfileOption,
+    ResamplesOption,
+    RunsArgument,
+    SeedOption,
+    TokensPerSampleOption,
+    parse_int_list,
+)
+
 # Piped output (files, CI logs) is not cut to 80 columns: these tables are wide.
 console = Console(width=None if sys.stdout.isatty() else 140)
 
@@ -26,24 +40,18 @@ def _print_table(table) -> None:
 
 
 def budget(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders (or folders containing runs).")],
-    profile: Annotated[list[Path], typer.Option("--profile", "-p", help="Throughput profile JSON from `m1eval bench`; repeat.")] = [],  # noqa: B006
-    clock: Annotated[str, typer.Option("--clock", help="auto (profile if one matches, else the run's batches), profile or batches.")] = "auto",
-    batch_size: Annotated[float | None, typer.Option("--batch-size", help="Operating batch size read from the profile (default: its peak).")] = None,
-    tokens_per_sample: Annotated[
-        float | None,
-        typer.Option("--tokens-per-sample", min=1, help="Price every sample at N tokens (the M1 paper: 8192 at peak throughput) "
-                                                       "instead of each run's mean completion length."),
-    ] = None,
-    metric: Annotated[str, typer.Option("--metric", help="maj (majority vote) or pass (pass@k).")] = "maj",
-    length_aware: Annotated[
-        bool, typer.Option("--length-aware/--no-length-aware", help="Rescale profile throughput to the run's mean completion length (length sweep).")
-    ] = False,
+    runs: RunsArgument,
+    profile: ProfileOption = None,
+    clock: ClockOption = "auto",
+    batch_size: BatchSizeOption = None,
+    tokens_per_sample: TokensPerSampleOption = None,
+    metric: MetricOption = "maj",
+    length_aware: LengthAwareOption = False,
     budgets: Annotated[list[float] | None, typer.Option("--budget", help="Time budget in seconds to compare at; repeat (default: 6 log-spaced).")] = None,
     sequential: Annotated[bool, typer.Option("--sequential/--no-sequential", help="Also grade completions cut at L tokens.")] = False,
-    lengths: Annotated[str | None, typer.Option("--lengths", help="Token budgets L for --sequential, e.g. 1024,2048,4096.")] = None,
-    resamples: Annotated[int, typer.Option("--resamples", min=100, help="Bootstrap resamples per interval.")] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    lengths: LengthsOption = None,
+    resamples: ResamplesOption = 1000,
+    seed: SeedOption = 0,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Also write budget_curves.csv, budget_verdicts.csv, length_curves.csv and all of it as budget.json here."),
@@ -54,7 +62,6 @@ def budget(
 
     from m1eval import budget_tables as bt
     from m1eval.budget_tasks import write_budget_tables
-    from m1eval.commands.bench import parse_int_list
     from m1eval.commands.common import check_output_dir
     from m1eval.curves import METRICS as CURVE_METRICS
     from m1eval.curves import CurveError
@@ -64,6 +71,8 @@ def budget(
 
     if metric not in CURVE_METRICS:
         raise typer.BadParameter(f"--metric must be {' or '.join(sorted(CURVE_METRICS))}, got {metric!r}")
+    if resamples < 100:
+        raise typer.BadParameter(f"--resamples: a budget verdict needs an interval from at least 100 resamples, got {resamples}")
     bad = [b for b in budgets or [] if not (b > 0 and math.isfinite(b))]
     problem = (f"--batch-size must be positive, got {batch_size:g}" if batch_size is not None and not batch_size > 0
                else f"--budget must be a positive number of seconds, got {bad[0]:g}" if bad else None)
@@ -72,7 +81,7 @@ def budget(
         raise typer.Exit(2)
     check_output_dir(out, "--out")
     try:
-        inputs = bt.load_inputs(runs, profile)
+        inputs = bt.load_inputs(runs, profile or [])
     except (StoreError, ProfileError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from m1eval.commands.common import EXTRACTION_HELP
+
 console = Console()
 
 EXIT_EQUIVALENT, EXIT_NOT_EQUIVALENT, EXIT_USAGE, EXIT_NO_VERDICT = 0, 1, 2, 3
@@ -23,8 +25,6 @@ MAX_ECHO_CHARS = 400
 _ESCAPES = re.compile(r"\x1b\[[0-?]{0,32}[ -/]{0,8}[@-~]|\x1b\][^\x07\x1b]{0,512}(?:\x07|\x1b\\)?|\x1b.?")
 _COMPLETION_MARKERS = ("\\boxed", "\\fbox", "\\framebox", "<think>", "</think>", "\n")
 
-EXTRACTION_HELP = ("Answer extraction policy: boxed (default; the paper's protocol), lenient, or a comma list of "
-                   "boxed, answer-phrase, last-math, last-number.")
 
 
 def printable(text: str, limit: int = MAX_ECHO_CHARS) -> str:
@@ -121,8 +121,8 @@ def check(
     mode: Annotated[str, typer.Option(
         "--mode", help="completion: extract as `grade` does; bare: the text is the answer; auto: completion when "
         "the text has a box command, a think tag or a line break.")] = "auto",
-    answer_format: Annotated[str | None, typer.Option("--format", "-f", help="integer|number|expression|interval|tuple|set|text")] = None,
-    tolerance: Annotated[float | None, typer.Option("--tolerance", "-t", min=0.0, help="Absolute numeric tolerance.")] = None,
+    answer_format: Annotated[str | None, typer.Option("--answer-format", help="integer|number|expression|interval|tuple|set|text")] = None,
+    tolerance: Annotated[float | None, typer.Option("--tolerance", min=0.0, help="Absolute numeric tolerance.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=0.01, help="Hard deadline in seconds (as in `grade`).")] = 5.0,
 ) -> None:
     """Print the verdict, its status and both normalised forms.

@@ -8,35 +8,43 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from m1eval.commands.common import (
+    BatchSizeOption,
+    ClockOption,
+    FigureFormatOption,
+    LengthAwareOption,
+    LengthsOption,
+    MetricOption,
+    ProfileOption,
+    ResamplesOption,
+    SeedOption,
+    TokensPerSampleOption,
+)
+
 console = Console()
 
 
 def plot(
-    runs: Annotated[list[Path] | None, typer.Argument(help="Run folders (or folders containing runs).")] = None,
+    runs: Annotated[list[Path] | None, typer.Argument(help="Run folders, or folders containing run folders.")] = None,
     figure: Annotated[
-        list[str], typer.Option("--figure", "-f", help="passk, majk, budget, length, throughput or all; repeat for several.")
+        list[str], typer.Option("--figure", help="passk, majk, budget, length, throughput or all; repeat for several.")
     ] = ["all"],  # noqa: B006
-    profile: Annotated[list[Path], typer.Option("--profile", "-p", help="Throughput profile JSON from `m1eval bench`; repeat.")] = [],  # noqa: B006
+    profile: ProfileOption = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for the figure files.")] = Path("figures"),
-    fmt: Annotated[str, typer.Option("--format", help="png, pdf or svg.")] = "png",
-    clock: Annotated[str, typer.Option("--clock", help="budget figure: auto, profile or batches.")] = "auto",
-    batch_size: Annotated[float | None, typer.Option("--batch-size", help="budget figure: operating batch size in the profile.")] = None,
-    metric: Annotated[str, typer.Option("--metric", help="budget figure: maj or pass.")] = "maj",
-    length_aware: Annotated[
-        bool, typer.Option("--length-aware/--no-length-aware", help="Rescale profile throughput to the run's mean completion length (length sweep).")
-    ] = False,
-    tokens_per_sample: Annotated[
-        float | None, typer.Option("--tokens-per-sample", min=1, help="budget figure: price every sample at N tokens (the M1 paper: 8192).")
-    ] = None,
-    lengths: Annotated[str | None, typer.Option("--lengths", help="length figure: token budgets L, e.g. 1024,2048,4096.")] = None,
-    resamples: Annotated[int, typer.Option("--resamples", min=0, help="Bootstrap resamples for the bands.")] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
+    fmt: FigureFormatOption = "png",
+    clock: ClockOption = "auto",
+    batch_size: BatchSizeOption = None,
+    metric: MetricOption = "maj",
+    length_aware: LengthAwareOption = False,
+    tokens_per_sample: TokensPerSampleOption = None,
+    lengths: LengthsOption = None,
+    resamples: ResamplesOption = 1000,
+    seed: SeedOption = 0,
 ) -> None:
     """pass@k / maj@k vs k, accuracy vs time budget and vs max tokens, throughput vs batch and length."""
     from m1eval import budget_tables as bt
     from m1eval import plots
-    from m1eval.commands.bench import parse_int_list
-    from m1eval.commands.common import check_output_dir
+    from m1eval.commands.common import check_output_dir, parse_int_list
     from m1eval.curves import CurveError, metric_curve
     from m1eval.profile import ProfileError
     from m1eval.progress import make_progress
@@ -52,7 +60,7 @@ def plot(
         raise typer.BadParameter(f"--batch-size must be positive, got {batch_size:g}")
     check_output_dir(out, "--out")
     try:
-        inputs = bt.load_inputs(list(runs or []), profile)
+        inputs = bt.load_inputs(list(runs or []), profile or [])
     except (StoreError, ProfileError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from m1eval.commands.common import check_output_file
+from m1eval.commands.common import LevelOption, RunsArgument, check_output_file
 from m1eval.progress import make_progress
 from m1eval.store import StoreError, find_runs
 
@@ -30,11 +30,12 @@ class Format(str, Enum):
 
 
 def report(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Run folders, or folders containing run folders.")],
+    run_dirs: RunsArgument,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     resamples: Annotated[
         int,
-        typer.Option("--bootstrap", "-B", min=0, help="Sign flips of the paired test's p-value; the intervals are closed-form (0: no intervals, no p-values)."),
+        typer.Option("--sign-flips", "--bootstrap", "-B", min=0,
+                     help="Sign flips of the paired test's p-value; the intervals are closed-form (0: no intervals, no p-values)."),
     ] = 1000,
     ci_target: Annotated[
         CITarget,
@@ -50,8 +51,8 @@ def report(
         typer.Option("--baseline", help="Run to compare the others against: its folder, run id or model name (default: the first)."),
     ] = None,
     every_k: Annotated[bool, typer.Option("--every-k", help="Curves at every k, not only powers of two.")] = False,
-    level: Annotated[float, typer.Option("--level", min=0.5, max=0.999, help="Confidence level of the intervals.")] = 0.95,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")] = None,
+    level: LevelOption = 0.95,
+    output: Annotated[Path | None, typer.Option("--out", "--output", help="Write the report to this file instead of stdout.")] = None,
 ) -> None:
     """Per run: pass@1 with CI, pass@k and maj@k at k = 1, 2, 4 ..., no-answer and truncation
     rates, completion tokens. With several runs, each is compared with the baseline on the
@@ -59,7 +60,7 @@ def report(
     from m1eval import report as report_lib  # pandas: imported when a report is made, not by every verb
     from m1eval.rundata import load_run
 
-    check_output_file(output, "--output")
+    check_output_file(output, "--out")
     try:
         paths = find_runs(run_dirs)
         runs = [load_run(p, with_text=False) for p in paths]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +9,18 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from m1eval.commands.common import check_output_dir, error_line, quiet_engine_logs
+from m1eval.commands.common import (
+    EXTRACTION_HELP,
+    AllowUnpinnedOption,
+    DataDirOption,
+    EngineOptionOption,
+    ModelOption,
+    VerboseOption,
+    check_output_dir,
+    error_line,
+    parse_engine_options,
+    quiet_engine_logs,
+)
 from m1eval.engines.base import EngineError
 from m1eval.models import ModelError
 from m1eval.prompts import PromptError
@@ -21,23 +31,15 @@ from m1eval.tasks import TaskError
 console = Console(stderr=True)
 
 
-def parse_engine_option(text: str) -> tuple[str, Any]:
-    """``key=value`` with the value read as JSON when it parses (numbers, true/false, objects)."""
-    if "=" not in text:
-        raise typer.BadParameter(f"--engine-option {text!r}: expected key=value")
-    key, raw = text.split("=", 1)
-    key = key.strip().replace("-", "_")
-    if not key:
-        raise typer.BadParameter(f"--engine-option {text!r}: empty key")
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key, value
-
-
-def collect_options(pairs: list[str], explicit: dict[str, Any], endpoints: list[str]) -> dict[str, Any]:
-    options = dict(parse_engine_option(p) for p in pairs)
+def collect_options(pairs: list[str], explicit: dict[str, Any], endpoints: list[str], engine: str | None) -> dict[str, Any]:
+    """The engine options of one run: ``-o key=value`` and ``-o ENGINE:key=value`` for this run's
+    ``--engine``, then the dedicated flags (``--dtype`` ...), then ``--endpoint``."""
+    scoped = parse_engine_options(pairs)
+    other = sorted(scope for scope in scoped if scope is not None and scope != engine)
+    if other:
+        raise typer.BadParameter(f"--engine-option {other[0]}:...: this run's engine is {engine or 'the preset default'}; "
+                                 "scope an option to an engine only together with --engine")
+    options = {**scoped.get(None, {}), **scoped.get(engine, {})}
     options.update({k: v for k, v in explicit.items() if v is not None})
     if endpoints:
         options["endpoints"] = list(endpoints)
@@ -103,24 +105,24 @@ def grade_and_report(path: Path, extraction: str | None = None) -> None:
 
 
 def run(
-    model: Annotated[str, typer.Option("--model", "-m", help="Preset (see `m1eval models`), hub id or local folder.")],
+    model: ModelOption,
     task: Annotated[str, typer.Option("--task", "-t", help="Benchmark name (see `m1eval tasks`).")],
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="Samples per problem.")] = 1,
-    engine: Annotated[str | None, typer.Option(help="vllm | hf | openai | m1 (default: the preset's; options: `m1eval engines`).")] = None,
+    engine: Annotated[str | None, typer.Option("--engine", "-e", help="vllm | hf | openai | m1 (default: the preset's; options: `m1eval engines`).")] = None,
     temperature: Annotated[float | None, typer.Option(min=0.0, help="Sampling temperature (default: the preset's).")] = None,
     top_p: Annotated[float | None, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass (default: the preset's).")] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Sample among the k likeliest tokens; -1 disables.")] = -1,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Max new tokens (default: the preset's protocol for the task, else 32768).")] = None,
     seed: Annotated[int, typer.Option(help="Run seed; sample i of problem p uses a seed derived from it.")] = 0,
-    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N problems (deterministic).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Only the first N problems (deterministic).")] = None,
     out: Annotated[Path, typer.Option(help="Results root; runs go to <out>/<task>/<model>/<run-id>.")] = Path("results"),
     run_id: Annotated[str | None, typer.Option("--run-id", help="Override the config-derived run id.")] = None,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Folder of <task>/test.jsonl.")] = None,
+    data_dir: DataDirOption = None,
     suffix: Annotated[str | None, typer.Option(help="Instruction after the question (default: the preset's).")] = None,
     join: Annotated[str | None, typer.Option(help="Question/instruction join: newline | space | blank_line (default: the preset's protocol for the task).")] = None,
     stop: Annotated[list[str] | None, typer.Option(help="Stop string (repeatable).")] = None,
     endpoint: Annotated[list[str] | None, typer.Option(help="OpenAI-compatible server URL (repeatable).")] = None,
-    engine_option: Annotated[list[str] | None, typer.Option("--engine-option", "-o", help="key=value passed to the engine (repeatable; values read as JSON). Each engine's options: `m1eval engines`.")] = None,
+    engine_option: EngineOptionOption = None,
     tensor_parallel_size: Annotated[int | None, typer.Option(min=1, help="vLLM: GPUs to shard the model over.")] = None,
     gpu_memory_utilization: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="vLLM; on CPU the share of RAM (~0.2-0.3).")] = None,
     max_model_len: Annotated[int | None, typer.Option(min=1, help="vLLM: context length (prompt + completion) to reserve memory for.")] = None,
@@ -129,11 +131,9 @@ def run(
     max_num_seqs: Annotated[int | None, typer.Option(min=1, help="vLLM: most sequences decoded at once.")] = None,
     chunk_size: Annotated[int | None, typer.Option(min=1, help="Samples per engine call (resume granularity).")] = None,
     grade: Annotated[bool, typer.Option("--grade/--no-grade", help="Grade and print the report after generating.")] = True,
-    allow_unpinned: Annotated[bool, typer.Option("--allow-unpinned", help="Use rows that fail the task's pinned hash; the run is recorded as unpinned.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the engines' INFO logs (vLLM's are quiet otherwise).")] = False,
-    extraction: Annotated[str | None, typer.Option(
-        "--extraction", help="Answer extraction policy: boxed (default), lenient, or a comma list of "
-        "boxed, answer-phrase, last-math, last-number (default: the preset's).")] = None,
+    allow_unpinned: AllowUnpinnedOption = False,
+    verbose: VerboseOption = False,
+    extraction: Annotated[str | None, typer.Option("--extraction", help=EXTRACTION_HELP + " Default: the preset's.")] = None,
     replicas: Annotated[int | None, typer.Option(min=1, help="Run the engine as N Ray actors (vllm, hf, m1).")] = None,
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="Join this Ray cluster (HOST:PORT, ray://HOST:PORT or auto); default: a local Ray.")] = None,
     gpus_per_replica: Annotated[float | None, typer.Option("--gpus-per-replica", min=0.0, help="GPUs per replica (default: 1 when the cluster has GPUs, else 0).")] = None,
@@ -148,7 +148,7 @@ def run(
     config = RunConfig(
         model=model, task=task, k=k, engine=engine, temperature=temperature, top_p=top_p, top_k=top_k,
         max_tokens=max_tokens, seed=seed, stop=list(stop or []), suffix=suffix, join=join, limit=limit, data_dir=data_dir,
-        out=out, run_id=run_id, engine_options=collect_options(list(engine_option or []), explicit, list(endpoint or [])),
+        out=out, run_id=run_id, engine_options=collect_options(list(engine_option or []), explicit, list(endpoint or []), engine),
         chunk_size=chunk_size, allow_unpinned=allow_unpinned,
     )
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,12 +10,7 @@ from rich.table import Table
 
 from m1eval import hub as hub_lib
 from m1eval import tasks as task_lib
-from m1eval.commands.common import error_line
-
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Local folder laid out as <task>/test.jsonl (default: $M1EVAL_DATA_DIR, else the hub)."),
-]
+from m1eval.commands.common import AllowUnpinnedOption, DataDirOption, error_line
 
 tasks_app = typer.Typer(help="List benchmarks and show their problems.", no_args_is_help=False)
 console = Console()
@@ -66,7 +60,7 @@ def show_task(
     name: Annotated[str, typer.Argument(help="Task name, e.g. aime25.")],
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many problems to show.")] = 5,
     data_dir: DataDirOption = None,
-    allow_unpinned: Annotated[bool, typer.Option("--allow-unpinned", help="Show rows that fail the pin.")] = False,
+    allow_unpinned: AllowUnpinnedOption = False,
 ) -> None:
     """Show the first problems of a task with their gold answers."""
     try:
