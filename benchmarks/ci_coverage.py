@@ -48,6 +48,7 @@ from itertools import product
 import numpy as np
 
 from m1eval import bootstrap as B
+from m1eval import metrics as M
 
 LEVEL = 0.95
 FLOOR = 0.93
@@ -194,7 +195,7 @@ def run_setting(
                 t = values.mean() if target == "pop" else values[types].mean()
                 inside = ci.low[j] - 1e-12 <= ci.point[j] <= ci.high[j] + 1e-12
                 covered = ci.low[j] - 1e-12 <= t <= ci.high[j] + 1e-12
-                tally(f"{target:5s} {B.METRIC_LABELS[metric].replace('@k', '')}@{k}").add(covered, inside, ci.high[j] - ci.low[j])
+                tally(f"{target:5s} {M.metric_info(metric).label_at(k)}").add(covered, inside, ci.high[j] - ci.low[j])
                 if metric == "pass" and k == 1:
                     tally(f"{target:5s} avg@{n}").add(covered, inside, ci.high[j] - ci.low[j])
         if not paired:
@@ -205,14 +206,14 @@ def run_setting(
         for (metric, k), (hyp, b) in product(pairs, (("null", b_null), ("alt", b_alt))):
             c = B.paired_comparison(a, b, metric, k, resamples=resamples, seed=rep, level=LEVEL)
             t = 0.0 if hyp == "null" else truth[(metric, k)].mean() - truth_alt[(metric, k)].mean()
-            label = f"pair  {B.METRIC_LABELS[metric].replace('@k', '')}@{k} {hyp}"
+            label = f"pair  {M.metric_info(metric).label_at(k)} {hyp}"
             tally(label).add(c.low - 1e-12 <= t <= c.high + 1e-12, c.low - 1e-12 <= c.diff <= c.high + 1e-12, c.high - c.low)
             tally(label + " reject").add(c.p_value <= 0.05, True, 0.0)
     return tallies
 
 
 def _fixed_supported(metric: str) -> bool:
-    return metric in getattr(B, "FIXED_SET_METRICS", ("pass",))
+    return M.metric_info(metric).fixed_set
 
 
 def report(setting: str, tallies: dict[str, Tally], seconds: float) -> list[str]:

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from m1eval import bootstrap as B
+from m1eval import metrics as M
 from m1eval.metrics import k_grid
 
 
@@ -63,7 +64,7 @@ def main() -> None:
     exact = ("pass", "maj", "maj_first", "best")
     total_point = 0.0
     for metric in exact:
-        _, s = timed(f"point, {B.METRIC_LABELS[metric]} every k", None, lambda m=metric: B.per_problem(problems, every_k, m))
+        _, s = timed(f"point, {M.metric_info(metric).label} every k", None, lambda m=metric: B.per_problem(problems, every_k, m))
         total_point += s
     print(f"{'point estimates, exact metrics, every k (sum)':<58s} {total_point:8.3f} s  ({total_point / 1.0:.2f} x target 1 s)")
     timed("point, weighted maj@k every k (Monte Carlo, 200 orders)", None, lambda: B.per_problem(problems, every_k, "wmaj"))
@@ -71,7 +72,7 @@ def main() -> None:
     total_boot = 0.0
     for metric in exact:
         _, s = timed(
-            f"bootstrap B={args.resamples}, {B.METRIC_LABELS[metric]}, k=powers of 2",
+            f"bootstrap B={args.resamples}, {M.metric_info(metric).label}, k=powers of 2",
             None,
             lambda m=metric: B.bootstrap_curve(problems, pow2, m, resamples=args.resamples, seed=args.seed),
         )
@@ -80,7 +81,7 @@ def main() -> None:
     total_every = 0.0
     for metric in ("pass", "maj"):
         _, s = timed(
-            f"bootstrap B={args.resamples}, {B.METRIC_LABELS[metric]}, every k",
+            f"bootstrap B={args.resamples}, {M.metric_info(metric).label}, every k",
             None,
             lambda m=metric: B.bootstrap_curve(problems, every_k, m, resamples=args.resamples, seed=args.seed),
         )

@@ -32,16 +32,6 @@ import pandas as pd
 
 from m1eval import metrics as M
 
-METRICS = ("pass", "maj", "maj_first", "best", "wmaj")
-METRIC_LABELS = {
-    "pass": "pass@k",
-    "maj": "maj@k",
-    "maj_first": "maj@k (first k)",
-    "best": "best-of-k",
-    "wmaj": "weighted maj@k",
-}
-SCORED = ("best", "wmaj")
-
 
 @dataclass
 class ProblemSet:
@@ -89,75 +79,33 @@ class ProblemSet:
         )
 
 
-def available_metrics(problems: ProblemSet, wanted: Sequence[str] = METRICS) -> list[str]:
-    unknown = set(wanted) - set(METRICS)
+def available_metrics(problems: ProblemSet, wanted: Sequence[str] | None = None) -> list[str]:
+    """The ``wanted`` metrics (default: every registered one) these samples support: scored ones need scores."""
+    wanted = list(M.REGISTRY) if wanted is None else list(wanted)
+    unknown = set(wanted) - set(M.REGISTRY)
     if unknown:
-        raise ValueError(f"unknown metric(s) {sorted(unknown)}; choose from {METRICS}")
-    return [m for m in wanted if m not in SCORED or problems.scores is not None]
+        raise ValueError(f"unknown metric(s) {sorted(unknown)}; choose from {tuple(M.REGISTRY)}")
+    return [m for m in wanted if not M.REGISTRY[m].needs_scores or problems.scores is not None]
 
 
 # ---------------------------------------------------------------------------- per-problem values
 
 
-class _MajorityCache:
-    """Exact maj curves keyed by vote profile: resamples of easy/hard problems repeat a lot."""
-
-    def __init__(self) -> None:
-        self.store: dict[tuple, np.ndarray] = {}
-
-    def __call__(self, clusters: np.ndarray, correct: np.ndarray) -> np.ndarray:
-        sizes, weights, abstain, _ = M._classes(clusters, correct)
-        order = np.lexsort((weights, sizes))
-        key = (abstain, sizes[order].tobytes(), weights[order].tobytes())
-        curve = self.store.get(key)
-        if curve is None:
-            curve = self.store[key] = M.majority_curve_from_counts(sizes, weights, abstain)
-        return curve
-
-
-def problem_values(
-    clusters: np.ndarray,
-    correct: np.ndarray,
-    scores: np.ndarray | None,
-    ks: np.ndarray,
-    metric: str,
-    *,
-    cache: _MajorityCache | None = None,
-    draws: int = 200,
-    seed: int = 0,
-) -> np.ndarray:
-    """One problem's metric at each k in ``ks`` (all k <= its sample count)."""
-    idx = ks - 1
-    if metric == "pass":
-        return M.pass_curve(len(correct), np.array([int(correct.sum())]), ks)[0]
-    if metric == "maj":
-        return (cache or _MajorityCache())(clusters, correct)[idx]
-    if metric == "maj_first":
-        return M.majority_first_curve(clusters, correct)[idx]
-    if scores is None:
-        raise ValueError(f"metric {metric!r} needs per-sample scores")
-    if metric == "best":
-        return M.best_of_curve(correct, scores)[idx]
-    if metric == "wmaj":
-        return M.weighted_majority_curve(clusters, correct, np.clip(scores, 0, None), draws=draws, seed=seed)[idx]
-    raise ValueError(f"unknown metric {metric!r}")
-
-
 def per_problem(problems: ProblemSet, ks: Sequence[int], metric: str, *, draws: int = 200, seed: int = 0) -> np.ndarray:
-    """Matrix (problems, len(ks)) of point estimates; the curve is its column mean."""
+    """Matrix (problems, len(ks)) of point estimates; the curve is its column mean.
+
+    The metric comes from the registry (``m1eval.metrics.REGISTRY``): its fast path for every
+    problem at once when it has one, else its one-problem curve (problem i seeded ``seed + i``).
+    """
     ks = _check_ks(problems, ks)
-    if metric == "pass":
-        out = np.empty((len(problems), len(ks)))
-        sizes = problems.sizes
-        hits = np.array([c.sum() for c in problems.correct])
-        for size in np.unique(sizes):
-            rows = sizes == size
-            out[rows] = M.pass_curve(int(size), hits[rows], ks)
-        return out
-    cache = _MajorityCache()
+    info = M.metric_info(metric)
+    if info.needs_scores and problems.scores is None:
+        raise ValueError(f"metric {metric!r} needs per-sample scores")
+    if info.many is not None:
+        return info.many(problems.clusters, problems.correct, problems.scores, ks, draws=draws, seed=seed)
     return np.stack(
         [
-            problem_values(cl, co, None if problems.scores is None else problems.scores[i], ks, metric, cache=cache, draws=draws, seed=seed + i)
+            info.curve(cl, co, None if problems.scores is None else problems.scores[i], draws=draws, seed=seed + i)[ks - 1]
             for i, (cl, co) in enumerate(zip(problems.clusters, problems.correct))
         ]
     )
@@ -176,7 +124,6 @@ def _check_ks(problems: ProblemSet, ks: Sequence[int]) -> np.ndarray:
 
 
 TARGETS = ("population", "fixed")
-FIXED_SET_METRICS = ("pass",)  # metrics with a fixed-set interval (avg@n is pass@1)
 
 
 @dataclass
@@ -368,8 +315,8 @@ def bootstrap_curve(
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-    if target == "fixed" and metric not in FIXED_SET_METRICS:
-        raise ValueError(f"a fixed-set interval exists for {list(FIXED_SET_METRICS)} only, not {metric!r}; use target='population'")
+    if target == "fixed" and not M.metric_info(metric).fixed_set:
+        raise ValueError(f"a fixed-set interval exists for {M.metric_names(fixed_set=True)} only, not {metric!r}; use target='population'")
     ks = _check_ks(problems, ks)
     values = per_problem(problems, ks, metric, seed=seed)
     if point is None:
@@ -455,6 +402,53 @@ def sign_flip_p_value(diffs: np.ndarray, resamples: int, rng: np.random.Generato
     return float((1 + np.sum(flipped >= observed - 1e-12)) / (resamples + 1))
 
 
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of A minus mean of B over the same problems, with its interval and p-value (NaN when not asked for)."""
+
+    value_a: float
+    value_b: float
+    diff: float
+    low: float
+    high: float
+    p_value: float
+
+
+def paired_difference(
+    a: ProblemSet,
+    b: ProblemSet,
+    metric: str,
+    k_a: int,
+    k_b: int | None = None,
+    *,
+    level: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> PairedDifference:
+    """The paired test: A at ``k_a`` minus B at ``k_b`` (default ``k_a``) on the same problems, in the same order.
+
+    Each problem's value at k_a is paired with its value at k_b; the interval is
+    ``paired_interval`` (Newcombe's paired score interval, for new problems) and the
+    p-value ``sign_flip_p_value`` with ``resamples`` flips (0: neither). Two k exist because
+    a time budget buys each model its own k (``m1eval.budget``); k = 0 means the model could
+    not afford one sample and scores 0 on every problem. (A percentile bootstrap of the
+    paired means was [d, d], zero width, whenever every per-problem difference was equal.)
+    """
+    k_b = k_a if k_b is None else k_b
+    if a.ids != b.ids:
+        raise ValueError("a paired difference needs the same problems, in the same order, on both sides")
+    zeros = np.zeros(len(a))
+    va = per_problem(a, [k_a], metric, seed=seed)[:, 0] if k_a else zeros
+    vb = per_problem(b, [k_b], metric, seed=seed)[:, 0] if k_b else zeros
+    diffs = va - vb
+    if resamples > 0:
+        low, high = paired_interval(va, vb, level)
+        p_value = sign_flip_p_value(diffs, resamples, np.random.default_rng(seed))
+    else:
+        low = high = p_value = float("nan")
+    return PairedDifference(float(va.mean()), float(vb.mean()), float(diffs.mean()), low, high, p_value)
+
+
 def paired_comparison(
     a: ProblemSet,
     b: ProblemSet,
@@ -467,11 +461,11 @@ def paired_comparison(
     level: float = 0.95,
     pool: int | None = None,
 ) -> Comparison:
-    """Difference of means on shared problems, with ``paired_interval`` and a sign-flip p-value.
+    """Two runs at one k, on the problems both contain (matched by id): ``paired_difference`` as a ``Comparison``.
 
-    Problems are matched by id. The interval is for the difference over new problems
-    (superpopulation); the p-value is ``sign_flip_p_value`` with ``resamples`` flips.
-    ``resamples=0`` gives neither. ``pool`` is ignored (kept for old callers).
+    The interval is for the difference over new problems (superpopulation); the p-value is
+    ``sign_flip_p_value`` with ``resamples`` flips. ``resamples=0`` gives neither. ``pool`` is
+    ignored (kept for old callers).
     """
     common = [pid for pid in a.ids if pid in set(b.ids)]
     if not common:
@@ -481,31 +475,8 @@ def paired_comparison(
     pa, pb = a.subset(common), b.subset(common)
     ks = np.array([k])
     _check_ks(pa, ks), _check_ks(pb, ks)
-    va = per_problem(pa, ks, metric, seed=seed)[:, 0]
-    vb = per_problem(pb, ks, metric, seed=seed)[:, 0]
-    diffs = va - vb
-    if resamples > 0:
-        low, high = paired_interval(va, vb, level)
-        p_value = sign_flip_p_value(diffs, resamples, np.random.default_rng(seed))
-    else:
-        low = high = p_value = float("nan")
+    d = paired_difference(pa, pb, metric, int(k), level=level, resamples=resamples, seed=seed)
     return Comparison(
-        metric, int(k), names[0], names[1], float(va.mean()), float(vb.mean()), float(diffs.mean()), low, high, p_value,
+        metric, int(k), names[0], names[1], d.value_a, d.value_b, d.diff, d.low, d.high, d.p_value,
         len(common), level, only_a, only_b,
     )
-
-
-def _paired_replicates(
-    problems: ProblemSet, ks: np.ndarray, metric: str, resamples: int, rng: np.random.Generator, pool: int,
-    draws_from: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Replicate means for one side; ``draws_from`` reuses the other side's problem draws.
-
-    Problems only are resampled (see ``replicate_curves``), so A - B of two calls with the
-    same draws is the bootstrap of the per-problem differences, centred on the observed
-    difference. ``pool`` is ignored. Prefer ``paired_interval`` for the interval itself:
-    the percentile interval of these replicates is [d, d] when every difference is equal.
-    """
-    drawn = draws_from if draws_from is not None else rng.integers(len(problems), size=(resamples, len(problems)))
-    values = per_problem(problems, ks, metric)[:, 0]
-    return values[drawn].mean(axis=1), drawn

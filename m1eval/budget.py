@@ -5,8 +5,8 @@ it for any pair of models, every point of a pass@k / maj@k curve is given a pric
 wall-clock seconds: producing k samples of every problem costs the tokens those samples
 contain divided by the model's throughput (from a ``m1eval bench`` profile at a chosen
 batch size, or from the run's own measured batches). A time budget then buys each model
-the largest k it can afford, and the models are compared at that k with a paired
-bootstrap over problems.
+the largest k it can afford, and the models are compared at those k with the paired
+test of ``m1eval.bootstrap.paired_difference`` (a score interval and a sign-flip p-value).
 
 Choices a verdict rests on (the README's budget section says the same):
 
@@ -25,8 +25,9 @@ Sequential scaling cuts each stored completion after its first L tokens (using
 answer the cut removes counts as no answer; the price of length L comes from the
 profile's generation-length sweep.
 
-Estimators (pass@k, expected maj@k) and bootstrap intervals come from
-``m1eval.metrics`` / ``m1eval.bootstrap``; this module only prices and compares.
+Estimators (pass@k, expected maj@k), intervals and the paired test come from
+``m1eval.metrics`` / ``m1eval.bootstrap``, the curves from ``m1eval.curves``; this module
+only prices and compares.
 """
 
 from __future__ import annotations
@@ -37,13 +38,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from m1eval.bootstrap import ProblemSet, bootstrap_curve, paired_interval, per_problem, sign_flip_p_value
-from m1eval.metrics import k_grid
+from m1eval.bootstrap import ProblemSet, paired_difference
+from m1eval.curves import CurveError, metric_curve, pricing_text, problem_set, problem_tokens
+from m1eval.metrics import k_grid, metric_info
+from m1eval.models import canonical
 from m1eval.profile import ProfileError, ThroughputProfile
 from m1eval.rundata import RunData
 
-METRICS = ("maj", "pass")
 TIE_TOLERANCE = 1e-9  # accuracies (shares of problems) closer than this are a tie
+DEFAULT_BUDGET_COUNT = 6  # budgets compared at when none are given (log-spaced)
 
 
 def same_accuracy(a: float, b: float) -> bool:
@@ -51,8 +54,11 @@ def same_accuracy(a: float, b: float) -> bool:
     return abs(float(a) - float(b)) <= TIE_TOLERANCE
 
 
-class BudgetError(ValueError):
-    """The budget analysis cannot answer as asked; the message names the run or argument."""
+class BudgetError(CurveError):
+    """The budget analysis cannot answer as asked; the message names the run or argument.
+
+    A ``CurveError`` (a curve it needs cannot be computed) is its base: catch that to catch both.
+    """
 
 
 # ---------------------------------------------------------------------------- clocks
@@ -129,82 +135,6 @@ def clock_from_batches(run: RunData) -> Clock:
     return Clock(tokens / wall, f"measured batches of {run.path.name}", mean_batch)
 
 
-# ---------------------------------------------------------------------------- per-problem values
-
-
-def problem_set(run: RunData) -> ProblemSet:
-    return ProblemSet.from_frame(run.frame)
-
-
-def problem_values(run: RunData, metric: str, ks: Sequence[int]) -> pd.DataFrame:
-    """Per-problem expected metric (rows: problem ids, columns: k), from m1eval.bootstrap.per_problem.
-
-    Each problem uses all of its graded samples (its own n), as the estimators allow.
-    """
-    if metric not in METRICS:
-        raise BudgetError(f"metric must be one of {METRICS}, got {metric!r}")
-    problems = problem_set(run)
-    ks = list(ks)
-    _check_k(run, ks)
-    return pd.DataFrame(per_problem(problems, ks, metric), index=problems.ids, columns=ks)
-
-
-def _check_k(run: RunData, ks: Sequence[int]) -> None:
-    if run.n < 1:
-        raise BudgetError(f"{run.path}: no graded samples")
-    bad = [k for k in ks if k < 1 or k > run.n]
-    if bad or not ks:
-        raise BudgetError(f"{run.path}: k must be in 1..{run.n} (samples per problem), got {list(ks)}")
-
-
-def problem_tokens(run: RunData, fixed: float | None = None) -> pd.Series:
-    """Tokens one more sample of each problem costs: its mean completion length, or ``fixed`` for all."""
-    mean = run.frame.groupby("problem_id", sort=False)["completion_tokens"].mean().astype(float)
-    if fixed is None:
-        return mean
-    if not fixed > 0:
-        raise BudgetError(f"--tokens-per-sample must be positive, got {fixed:g}")
-    return pd.Series(float(fixed), index=mean.index)
-
-
-def pricing_text(fixed: float | None, mean: float) -> str:
-    """How a curve priced one sample, for titles, legends and tables."""
-    return f"fixed {fixed:,.0f} tok/sample" if fixed is not None else f"mean {mean:,.0f} tok/sample"
-
-
-@dataclass
-class MetricCurve:
-    """pass@k or maj@k of one run for each k, with a bootstrap interval over problems."""
-
-    label: str
-    task: str
-    metric: str
-    ks: list[int]
-    accuracy: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
-    values: pd.DataFrame  # rows: problems, columns: k
-
-
-def metric_curve(
-    run: RunData,
-    metric: str,
-    *,
-    ks: Sequence[int] | None = None,
-    confidence: float = 0.95,
-    resamples: int = 1000,
-    seed: int = 0,
-    label: str | None = None,
-) -> MetricCurve:
-    """Per-problem expected metric for each k, averaged over problems, with its two-level bootstrap interval."""
-    grid = list(ks) if ks is not None else k_grid(run.n)
-    values = problem_values(run, metric, grid)
-    ci = bootstrap_curve(
-        problem_set(run), grid, metric, resamples=resamples, seed=seed, level=confidence, point=values.to_numpy().mean(axis=0)
-    )
-    return MetricCurve(label or run.model, run.task, metric, grid, ci.point, ci.low, ci.high, values)
-
-
 # ---------------------------------------------------------------------------- parallel scaling
 
 
@@ -254,7 +184,7 @@ class BudgetCurve:
             {
                 "model": self.label,
                 "task": self.task,
-                "metric": f"{self.metric}@k",
+                "metric": metric_info(self.metric).label,
                 "k": self.ks,
                 "seconds": self.seconds,
                 "accuracy": self.accuracy,
@@ -417,41 +347,13 @@ def compare_at_budget(
         verdict.difference = 0.0 if verdict.tie else best.accuracy - second.accuracy
         verdict.notes.append("curves carry no samples: no paired interval")
         return verdict
-    diff, lo, hi, p = paired_difference(
-        best_curve.problems.subset(shared), best.k, second_curve.problems.subset(shared), second.k, metric,
+    paired = paired_difference(
+        best_curve.problems.subset(shared), second_curve.problems.subset(shared), metric, best.k, second.k,
         level=confidence, resamples=resamples, seed=seed,
     )
-    verdict.difference = 0.0 if verdict.tie else diff
-    verdict.diff_low, verdict.diff_high, verdict.p_value = lo, hi, p
+    verdict.difference = 0.0 if verdict.tie else paired.diff
+    verdict.diff_low, verdict.diff_high, verdict.p_value = paired.low, paired.high, paired.p_value
     return verdict
-
-
-def paired_difference(
-    a: ProblemSet, k_a: int, b: ProblemSet, k_b: int, metric: str, *, level: float = 0.95, resamples: int = 1000, seed: int = 0
-) -> tuple[float, float, float, float]:
-    """Mean of A at k_a minus B at k_b on the same problems: (diff, low, high, p).
-
-    ``m1eval.bootstrap.paired_comparison`` compares two runs at one k; a time budget
-    buys each model its own k, so this pairs each problem's value at k_a with its value
-    at k_b and takes the same interval (``paired_interval``, Newcombe's paired score
-    interval, for new problems) and sign-flip p-value as ``paired_comparison``. The
-    earlier percentile bootstrap of the paired means was [d, d], zero width, whenever
-    every per-problem difference was equal (both models solve everything at their k).
-    k = 0 means the model could not afford one sample and scores 0 on every problem.
-    ``resamples`` is the number of sign flips (0: no interval, no p-value).
-    """
-    if a.ids != b.ids:
-        raise BudgetError("paired_difference needs the same problems, in the same order, on both sides")
-    zeros = np.zeros(len(a))
-    va = per_problem(a, [k_a], metric, seed=seed)[:, 0] if k_a else zeros
-    vb = per_problem(b, [k_b], metric, seed=seed)[:, 0] if k_b else zeros
-    diffs = va - vb
-    observed = float(diffs.mean())
-    if resamples <= 0:
-        return observed, float("nan"), float("nan"), float("nan")
-    low, high = paired_interval(va, vb, level)
-    p_value = sign_flip_p_value(diffs, resamples, np.random.default_rng(seed))
-    return observed, low, high, p_value
 
 
 @dataclass(frozen=True)
@@ -501,7 +403,7 @@ def crossovers(*curves: BudgetCurve) -> list[tuple[float, str | None]]:
     return [(change.seconds, change.leader) for change in leader_segments(curves)[1:]]
 
 
-def default_budgets(curves: Sequence[BudgetCurve], count: int = 6) -> list[float]:
+def default_budgets(curves: Sequence[BudgetCurve], count: int = DEFAULT_BUDGET_COUNT) -> list[float]:
     """Log-spaced budgets between the cheapest first sample and the dearest full run."""
     lo = min(float(c.seconds[0]) for c in curves)
     hi = max(float(c.seconds[-1]) for c in curves)
@@ -515,8 +417,6 @@ def default_budgets(curves: Sequence[BudgetCurve], count: int = 6) -> list[float
 
 def match_profile(run: RunData, profiles: Sequence[ThroughputProfile]) -> ThroughputProfile | None:
     """The profile of the run's model: same display name, preset, hub id or folder."""
-    from m1eval.plot_style import canonical
-
     model = run.manifest.get("model")
     names = {canonical(run.model)}
     if isinstance(model, dict):

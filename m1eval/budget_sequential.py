@@ -12,18 +12,16 @@ and an answer the cut removes is no answer, exactly as it would be at that budge
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from m1eval.budget import BudgetError
-from m1eval.engines.base import PREFIX_GRID
 from m1eval.profile import ProfileError, ThroughputProfile
-from m1eval.records import Completion
+from m1eval.records import PREFIX_GRID, Completion
 from m1eval.rundata import RunData
-from m1eval.store import RunStore
 
 
 def cut_completion(completion: Completion, length: int) -> Completion:
@@ -90,13 +88,19 @@ def sequential_curve(
     resamples: int = 1000,
     seed: int = 0,
     label: str | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> LengthCurve:
-    """Grade every graded sample of ``run`` cut at each L; price L from ``profile`` if given."""
+    """Grade every graded sample of ``run`` cut at each L; price L from ``profile`` if given.
+
+    ``on_step(done, total)`` is called with 0 before the first length and after each length
+    is graded (for a progress bar: the caller draws it).
+    """
     from m1eval.bootstrap import ProblemSet, bootstrap_curve
 
-    store = RunStore(run.path)
-    keys = set(zip(run.frame["problem_id"], run.frame["sample_index"]))
-    completions = [c for c in store.read_samples()[0] if c.key in keys]
+    try:
+        completions = run.graded_completions()
+    except ValueError as exc:
+        raise BudgetError(str(exc)) from None
     if not completions:
         raise BudgetError(f"{run.path}: no graded samples to cut")
     if all(not c.prefix_chars for c in completions):
@@ -121,24 +125,23 @@ def sequential_curve(
         by_problem.setdefault(c.problem_id, []).append(c)
 
     acc, low, high, no_answer = [], [], [], []
-    from m1eval.progress import make_progress
-
     try:
-        with make_progress("lengths", transient=True) as progress:
-            task = progress.add_task(f"grade cut texts of {run.model}", total=len(grid))
-            for L in grid:
-                batch = [(problems[pid], [cut_completion(c, L) for c in cs]) for pid, cs in by_problem.items()]
-                grades = grader.grade_many(batch, progress=False)
-                frame = pd.DataFrame(
-                    {"problem_id": [g.problem_id for g in grades], "correct": [bool(g.correct) for g in grades],
-                     "cluster": pd.array([g.cluster for g in grades], dtype="Int64"), "answer": [g.answer for g in grades]}
-                )
-                ci = bootstrap_curve(ProblemSet.from_frame(frame), [1], "pass", resamples=resamples, seed=seed, level=confidence)
-                acc.append(float(ci.point[0]))
-                low.append(float(ci.low[0]))
-                high.append(float(ci.high[0]))
-                no_answer.append(float(frame["answer"].isna().mean()))
-                progress.advance(task)
+        if on_step is not None:
+            on_step(0, len(grid))
+        for done, L in enumerate(grid, start=1):
+            batch = [(problems[pid], [cut_completion(c, L) for c in cs]) for pid, cs in by_problem.items()]
+            grades = grader.grade_many(batch, progress=False)
+            frame = pd.DataFrame(
+                {"problem_id": [g.problem_id for g in grades], "correct": [bool(g.correct) for g in grades],
+                 "cluster": pd.array([g.cluster for g in grades], dtype="Int64"), "answer": [g.answer for g in grades]}
+            )
+            ci = bootstrap_curve(ProblemSet.from_frame(frame), [1], "pass", resamples=resamples, seed=seed, level=confidence)
+            acc.append(float(ci.point[0]))
+            low.append(float(ci.low[0]))
+            high.append(float(ci.high[0]))
+            no_answer.append(float(frame["answer"].isna().mean()))
+            if on_step is not None:
+                on_step(done, len(grid))
     finally:
         if own_grader:
             grader.close()

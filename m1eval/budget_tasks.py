@@ -42,6 +42,7 @@ from m1eval.budget import (
     leader_segments,
     parallel_curve,
 )
+from m1eval.metrics import metric_info
 from m1eval.profile import ThroughputProfile
 from m1eval.rundata import RunData
 
@@ -182,7 +183,7 @@ class TaskBudget:
         rows = []
         for v in self.verdicts:
             rows.append({
-                "task": self.task, "budget_seconds": v.budget_seconds, "metric": f"{v.metric}@k",
+                "task": self.task, "budget_seconds": v.budget_seconds, "metric": metric_info(v.metric).label,
                 "winner": v.winner, "tie": v.tie, "leaders": " | ".join(v.leaders), "runner_up": v.runner_up,
                 "difference": v.difference, "ci_low": v.diff_low, "ci_high": v.diff_high, "p_value": v.p_value,
                 "problems": v.problems,
@@ -200,7 +201,7 @@ class TaskBudget:
             "notes": self.notes,
             "warnings": self.warnings,
             "curves": [
-                {"label": c.label, "model": c.model, "run": c.run, "metric": f"{c.metric}@k", "clock": c.clock.source,
+                {"label": c.label, "model": c.model, "run": c.run, "metric": metric_info(c.metric).label, "clock": c.clock.source,
                  "tokens_per_second": c.clock.tokens_per_second, "batch_size": c.clock.batch_size,
                  "tokens_per_sample": c.tokens_per_sample, "pricing": c.pricing, "fixed_tokens_per_sample": c.fixed_tokens,
                  "k": list(c.ks), "seconds": list(c.seconds), "accuracy": list(c.accuracy),

@@ -14,8 +14,9 @@ any n. All sums in the majority count add non-negative terms, so there is no can
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 
@@ -129,7 +130,7 @@ def _class_ids(clusters) -> np.ndarray:
     out = np.empty(len(clusters), dtype=np.int64)
     for i, c in enumerate(clusters):
         try:
-            missing = c is None or bool(c != c)
+            missing = c is None or bool(c != c)  # noqa: PLR0124 - NaN is the value unequal to itself
         except TypeError:  # pandas.NA compares to NA
             missing = True
         out[i] = -1 if missing else int(c)
@@ -267,7 +268,7 @@ def majority_at_k_first(clusters, correct, k: int) -> float:
     return float(majority_first_curve(clusters, correct)[k - 1])
 
 
-def _weighted_ballot(name: str, clusters, correct, scores: np.ndarray):  # noqa: ANN001, ANN202
+def _weighted_ballot(name: str, clusters, correct, scores: np.ndarray):
     """The vote matrix of a score-weighted vote, or None when no sample votes.
 
     Returns ``votes`` (samples x classes, 1 where a sample votes for a class),
@@ -405,3 +406,116 @@ def avg_at_n(correct_fraction) -> tuple[float, float]:
         return float("nan"), float("nan")
     se = float(acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else float("nan")
     return float(acc.mean()), se
+
+
+# ---------------------------------------------------------------------------- the registry
+#
+# One record per metric says everything the rest of m1eval needs to know about it: the
+# report loops over the registry for its rows, the bootstrap for its per-problem values,
+# the figures and budget tables for their labels. Adding a metric is one ``register_metric``
+# call (docs/extending.md); nothing else names metrics one by one.
+
+# One problem's samples -> its expected value at every k = 1..n (index k-1).
+# (clusters, correct, scores or None, *, draws, seed); ``draws``/``seed`` serve Monte Carlo metrics.
+ProblemCurve = Callable[..., np.ndarray]
+# Every problem at once -> (problems, len(ks)): a faster path with the same numbers as ``curve``.
+ManyCurves = Callable[..., np.ndarray]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A test-time scaling metric: its name, how tables and figures call it, how to compute it per problem."""
+
+    name: str  # the key in CSV, JSON and on the command line: "pass", "maj", ...
+    label: str  # in tables and figure axes: "pass@k"
+    curve: ProblemCurve
+    needs_scores: bool = False  # uses per-sample verifier scores (Completion.metrics["score"]); skipped without them
+    fixed_set: bool = False  # has an interval for new samples of the same problems (m1eval.bootstrap, target "fixed")
+    curves: bool = False  # exact for every k and needs only grades: priced by m1eval budget, drawn by m1eval plot
+    many: ManyCurves | None = None  # fast path for the bootstrap: every problem at ks at once
+
+    def label_at(self, k: int) -> str:
+        """The label at one k: "pass@4", "best-of-4"."""
+        return f"{self.label.replace('@k', '')}@{k}"
+
+
+REGISTRY: dict[str, Metric] = {}
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Add a metric to the registry (a name may be registered once); returns it."""
+    if metric.name in REGISTRY:
+        raise ValueError(f"metric {metric.name!r} is registered already")
+    REGISTRY[metric.name] = metric
+    return metric
+
+
+def metric_info(name: str) -> Metric:
+    """The registered metric called ``name``; the error lists the known ones."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown metric {name!r}; choose from {tuple(REGISTRY)}") from None
+
+
+def metric_names(*, scores: bool = True, fixed_set: bool = False, curves: bool = False) -> list[str]:
+    """Registered metric names, in registration order: those a run with(out) ``scores`` supports,
+    only those with a fixed-set interval, or only the priced/drawn curves."""
+    return [
+        m.name for m in REGISTRY.values()
+        if (scores or not m.needs_scores) and (m.fixed_set or not fixed_set) and (m.curves or not curves)
+    ]
+
+
+def _pass_one(clusters, correct, scores, *, draws: int = 0, seed: int = 0) -> np.ndarray:
+    n = len(correct)
+    return pass_curve(n, np.array([int(np.sum(correct))]), np.arange(1, n + 1))[0]
+
+
+def _pass_many(clusters, correct, scores, ks: np.ndarray, *, draws: int = 0, seed: int = 0) -> np.ndarray:
+    """pass@k of every problem, one table lookup per sample count."""
+    out = np.empty((len(correct), len(ks)))
+    sizes = np.array([len(c) for c in correct], dtype=np.int64)
+    hits = np.array([c.sum() for c in correct])
+    for size in np.unique(sizes):
+        rows = sizes == size
+        out[rows] = pass_curve(int(size), hits[rows], ks)
+    return out
+
+
+def _majority_one(clusters, correct, scores, *, draws: int = 0, seed: int = 0) -> np.ndarray:
+    return majority_curve(clusters, correct)
+
+
+def _majority_many(clusters, correct, scores, ks: np.ndarray, *, draws: int = 0, seed: int = 0) -> np.ndarray:
+    """Exact maj curves, computed once per vote profile: easy and hard problems repeat profiles a lot."""
+    seen: dict[tuple, np.ndarray] = {}
+    rows = []
+    for cl, co in zip(clusters, correct):
+        sizes, weights, abstain, _ = _classes(cl, co)
+        order = np.lexsort((weights, sizes))
+        key = (abstain, sizes[order].tobytes(), weights[order].tobytes())
+        curve = seen.get(key)
+        if curve is None:
+            curve = seen[key] = majority_curve_from_counts(sizes, weights, abstain)
+        rows.append(curve[ks - 1])
+    return np.stack(rows)
+
+
+def _majority_first_one(clusters, correct, scores, *, draws: int = 0, seed: int = 0) -> np.ndarray:
+    return majority_first_curve(clusters, correct)
+
+
+def _best_one(clusters, correct, scores, *, draws: int = 0, seed: int = 0) -> np.ndarray:
+    return best_of_curve(correct, scores)
+
+
+def _weighted_majority_one(clusters, correct, scores, *, draws: int = 200, seed: int = 0) -> np.ndarray:
+    return weighted_majority_curve(clusters, correct, np.clip(scores, 0, None), draws=draws, seed=seed)
+
+
+register_metric(Metric("pass", "pass@k", _pass_one, fixed_set=True, curves=True, many=_pass_many))
+register_metric(Metric("maj", "maj@k", _majority_one, curves=True, many=_majority_many))
+register_metric(Metric("maj_first", "maj@k (first k)", _majority_first_one))
+register_metric(Metric("best", "best-of-k", _best_one, needs_scores=True))
+register_metric(Metric("wmaj", "weighted maj@k", _weighted_majority_one, needs_scores=True))

@@ -226,3 +226,20 @@ def resolve_model(model: str, engine: str | None = None, *, build: bool = True) 
         temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P, suffix=R1_SUFFIX,
         max_tokens=MAX_NEW_TOKENS, engine_options={},
     )
+
+
+# Hub ids and folder names that mean a preset: one model, one name, in every table, figure
+# colour and profile match (``m1eval.budget.match_profile``, ``m1eval.plot_style``).
+MODEL_ALIASES = {
+    "m1-3b": "m1",
+    "deepseek-r1-distill-qwen-1.5b": "r1-qwen-1.5b",
+    "deepseek-r1-distill-qwen-7b": "r1-qwen-7b",
+    "deepseek-r1-distill-llama-8b": "r1-llama-8b",
+    "llama-3.2-3b-instruct": "llama-3.2-3b",
+}
+
+
+def canonical(name: str) -> str:
+    """The model a name means: a folder's or hub id's last part, lower case, a preset's alias resolved."""
+    key = Path(str(name).rstrip("/")).name.lower()
+    return MODEL_ALIASES.get(key, key)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from contextlib import contextmanager
-from pathlib import Path
 
 import matplotlib
 
@@ -18,20 +17,14 @@ matplotlib.use("Agg")  # files only: m1eval never opens windows (CI, servers, no
 
 import matplotlib.pyplot as plt
 
+from m1eval.models import canonical
+
 KNOWN_COLORS = {
     "m1": "#d62728",
     "r1-qwen-1.5b": "#1f77b4",
     "r1-qwen-7b": "#2ca02c",
     "r1-llama-8b": "#9467bd",
     "llama-3.2-3b": "#ff7f0e",
-}
-# Hub ids and folder names that mean a preset.
-ALIASES = {
-    "m1-3b": "m1",
-    "deepseek-r1-distill-qwen-1.5b": "r1-qwen-1.5b",
-    "deepseek-r1-distill-qwen-7b": "r1-qwen-7b",
-    "deepseek-r1-distill-llama-8b": "r1-llama-8b",
-    "llama-3.2-3b-instruct": "llama-3.2-3b",
 }
 # For other names; fixed colours above are excluded so a new model never looks like M1.
 FALLBACK_COLORS = ["#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#393b79", "#637939", "#843c39", "#7b4173", "#3182bd"]
@@ -54,11 +47,6 @@ RC = {
     "lines.linewidth": 1.8,
     "lines.markersize": 5,
 }
-
-
-def canonical(name: str) -> str:
-    key = Path(str(name).rstrip("/")).name.lower()
-    return ALIASES.get(key, key)
 
 
 def _hash(name: str) -> int:

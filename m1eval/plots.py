@@ -8,7 +8,6 @@ confidence band and every axis its unit.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,13 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from m1eval import plot_style as ps
-from m1eval.budget import BudgetCurve, MetricCurve, leader_segments
+from m1eval.budget import BudgetCurve, leader_segments
 from m1eval.budget_sequential import LengthCurve
-from m1eval.metrics import powers_of_two
+from m1eval.curves import MetricCurve
+from m1eval.metrics import metric_info, metric_names, powers_of_two
 from m1eval.profile import ThroughputProfile
 
-FIGURES = ("passk", "majk", "budget", "length", "throughput")
-METRIC_NAMES = {"pass": "pass@k", "maj": "maj@k"}
+# One figure against k per priced curve metric of the registry ("passk": pass@k), then the others.
+METRIC_FIGURES = {f"{name}k": name for name in metric_names(curves=True)}
+FIGURES = (*METRIC_FIGURES, "budget", "length", "throughput")
 
 
 def _by_task(curves: Sequence) -> dict[str, list]:
@@ -48,7 +49,7 @@ def figure_metric(curves: Sequence[MetricCurve], *, title: str | None = None):
             ks = np.array(curve.ks, dtype=float)
             ax.plot(ks, curve.accuracy, color=color, marker=ps.model_marker(curve.label), label=curve.label)
             _band(ax, ks, curve.low, curve.high, color)
-        metric = METRIC_NAMES[group[0].metric]
+        metric = metric_info(group[0].metric).label
         ps.log2_axis(ax, "x")
         ps.percent_axis(ax)
         ax.set_xlabel("k (samples per problem)")
@@ -91,7 +92,7 @@ def figure_budget(curves: Sequence[BudgetCurve], *, title: str | None = None, ma
                     ax.annotate(f"k={k}", (s, a), textcoords="offset points", xytext=(2, 4), fontsize=7, color=color)
         if mark_crossovers and len(group) >= 2:
             _mark_leaders(ax, group, left=min(float(c.seconds[0]) for c in group), right=right)
-        metric = METRIC_NAMES[group[0].metric]
+        metric = metric_info(group[0].metric).label
         ps.seconds_axis(ax, "x")
         ps.percent_axis(ax)
         ax.set_xlabel("wall-clock time for k samples of every problem (s)")
@@ -275,14 +276,3 @@ def save(fig, out_dir: str | os.PathLike[str], name: str, fmt: str = "png") -> P
         fig.savefig(path)
     plt.close(fig)
     return path
-
-
-def nice_seconds(seconds: float) -> str:
-    """'42 s', '3.5 min', '2.1 h': budgets in units a reader can picture."""
-    if not math.isfinite(seconds):
-        return "n/a"
-    if seconds < 120:
-        return f"{seconds:.3g} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.3g} min"
-    return f"{seconds / 3600:.3g} h"

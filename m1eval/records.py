@@ -19,6 +19,10 @@ FinishReason = Literal["stop", "length"]
 GradeStatus = Literal["ok", "no_answer", "truncated", "timeout", "unparsable"]
 GRADE_STATUSES: tuple[str, ...] = ("ok", "no_answer", "truncated", "timeout", "unparsable")
 
+# Token budgets L at which each completion records how many characters it had produced
+# (``Completion.prefix_chars``): engines record them, the sequential-scaling analysis cuts at them.
+PREFIX_GRID: tuple[int, ...] = tuple(2**i for i in range(4, 16)) + (32768, 65536, 131072)
+
 
 class _Record:
     """Shared (de)serialisation: unknown keys are rejected so a typo in a stored file is loud."""

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from m1eval import bootstrap as BS
-from m1eval.metrics import avg_at_n, k_grid
+from m1eval.metrics import REGISTRY, avg_at_n, k_grid, metric_info, metric_names
 from m1eval.rundata import RunData
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")
@@ -81,22 +81,22 @@ def summarize_run(
     seed: int = 0,
     level: float = 0.95,
     every_k: bool = False,
-    metrics: Sequence[str] = ("pass", "maj", "maj_first", "best", "wmaj"),
+    metrics: Sequence[str] | None = None,
     on_step: Callable[[str], None] | None = None,
     target: str = "population",
 ) -> RunSummary:
-    """Point estimates and intervals of every metric at k = 1, 2, 4, ... n.
+    """Point estimates and intervals of ``metrics`` (default: every registered one) at k = 1, 2, 4, ... n.
 
     Scored metrics (best-of, weighted vote) appear only when completions carry
     ``metrics["score"]``. ``on_step`` is called after each metric (for progress bars).
     ``target`` is the intervals' target (``m1eval.bootstrap.bootstrap_curve``): "fixed"
     exists for pass@k and avg@n only, so ``metrics`` must then be ("pass",).
     """
-    if target == "fixed" and set(metrics) - set(BS.FIXED_SET_METRICS):
-        raise ValueError(
-            f"a fixed-set interval exists for pass@k and avg@n only, not {sorted(set(metrics) - set(BS.FIXED_SET_METRICS))}; "
-            "use target 'population'"
-        )
+    metrics = list(REGISTRY) if metrics is None else list(metrics)
+    no_fixed = sorted({m for m in metrics if not metric_info(m).fixed_set})
+    if target == "fixed" and no_fixed:
+        fixed = " and ".join(metric_info(m).label for m in metric_names(fixed_set=True))
+        raise ValueError(f"a fixed-set interval exists for {fixed} and avg@n only, not {no_fixed}; use target 'population'")
     problems = BS.ProblemSet.from_frame(run.frame, run.scores())
     if len(problems) == 0:
         raise ValueError(f"{run.path}: no graded samples to summarise")
@@ -220,7 +220,7 @@ def curves_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
     rows = []
     for s in summaries:
         for metric, curve in s.curves.items():
-            row = {"model": s.model, "run": s.run_id, "metric": BS.METRIC_LABELS[metric]}
+            row = {"model": s.model, "run": s.run_id, "metric": metric_info(metric).label}
             at = {int(k): i for i, k in enumerate(curve.ks)}
             for k in ks:
                 i = at.get(k)
@@ -236,7 +236,7 @@ def comparisons_frame(comparisons: Sequence[BS.Comparison]) -> pd.DataFrame:
             {
                 "run": c.a,
                 "baseline": c.b,
-                "metric": f"{BS.METRIC_LABELS[c.metric].replace('@k', '')}@{c.k}",
+                "metric": metric_info(c.metric).label_at(c.k),
                 "run %": _pct(c.value_a),
                 "baseline %": _pct(c.value_b),
                 "diff % [95% CI]": f"{100 * c.diff:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}]",

@@ -18,6 +18,7 @@ say so instead of silently scoring them as wrong.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from m1eval.records import BatchTiming, Completion, Grade, Problem
-from m1eval.store import RunStore, StoreError
+from m1eval.store import RunStore, StoreError, find_runs
 
 KEYS = ["problem_id", "sample_index"]
 SAMPLE_COLUMNS = [f.name for f in fields(Completion)]
@@ -99,6 +100,18 @@ class RunData:
     @property
     def ungraded(self) -> int:
         return int(len(self.samples) - len(self.frame))
+
+    def graded_completions(self) -> list[Completion]:
+        """The graded samples as ``Completion`` records, in samples.jsonl order (texts needed).
+
+        For analyses that re-grade stored texts (sequential scaling cuts them at L tokens):
+        they get the records from here rather than reopening the run folder.
+        """
+        if "text" not in self.samples:
+            raise ValueError(f"{self.path}: loaded without completion texts (with_text=False); they are needed here")
+        keys = set(zip(self.frame["problem_id"], self.frame["sample_index"]))
+        graded = [key in keys for key in zip(self.samples["problem_id"], self.samples["sample_index"])]
+        return [Completion.from_dict(row) for row in self.samples[graded].to_dict(orient="records")]
 
     def scores(self, key: str = "score") -> pd.Series | None:
         """Per-sample score from ``Completion.metrics[key]`` aligned with ``frame``, or None if absent."""
@@ -188,3 +201,11 @@ def load_run(path: str | os.PathLike[str], *, require_grades: bool = True, with_
         frame=frame,
         warnings=warnings,
     )
+
+
+def load_runs(paths: Sequence[str | os.PathLike[str]], *, with_text: bool = True) -> list[RunData]:
+    """Every run folder at or below ``paths``, each loaded once however often it is named (``StoreError`` names a bad path)."""
+    if not paths:
+        return []
+    folders = {folder.resolve(): folder for folder in find_runs(paths)}
+    return [load_run(folder, with_text=with_text) for folder in folders.values()]

@@ -33,16 +33,14 @@ from glob import glob
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import Image, display
+from IPython.display import Image, Markdown, display
 
+from m1eval import budget_tables as bt
 from m1eval import plots
 from m1eval.bench import profile_rows
-from m1eval.budget import match_profile, metric_curve
-from m1eval.budget_sequential import sequential_curve
-from m1eval.budget_tasks import analyse_task, by_task, leader_lines, run_labels, task_curves, write_budget_tables
-from m1eval.profile import ThroughputProfile
-from m1eval.rundata import load_run
-from m1eval.store import find_runs
+from m1eval.budget import match_profile
+from m1eval.budget_tasks import write_budget_tables
+from m1eval.curves import metric_curve
 
 RUNS = [p for p in os.environ.get("M1EVAL_NB_RUNS", "results").split(os.pathsep) if p]
 PROFILES = [p for p in os.environ.get("M1EVAL_NB_PROFILES", "").split(os.pathsep) if p] or sorted(glob("results/bench/*.json"))
@@ -51,8 +49,7 @@ RESAMPLES = int(os.environ.get("M1EVAL_NB_RESAMPLES", "1000"))
 BUDGETS = [float(b) for b in os.environ.get("M1EVAL_NB_BUDGETS", "").split(os.pathsep) if b]
 OUT.mkdir(parents=True, exist_ok=True)
 # How the budget curves are priced: `m1eval budget`'s defaults (recorded in budget.json).
-SETTINGS = {"metric": "maj", "clock": "auto", "batch_size": None, "tokens_per_sample": None, "length_aware": False,
-            "resamples": RESAMPLES, "seed": 0}
+SETTINGS = bt.BudgetSettings(resamples=RESAMPLES)
 
 
 def show(fig, name: str) -> None:
@@ -60,14 +57,18 @@ def show(fig, name: str) -> None:
     display(Image(filename=str(plots.save(fig, OUT, name))))
 
 
-runs = [load_run(path) for path in {path.resolve(): path for path in find_runs(RUNS)}.values()]  # each folder once
-# One unique label per run (model, or model/run-id when a task has two runs of one model),
-# the same labels `m1eval budget` uses, in every table and figure below.
-labels = run_labels(runs)
-profiles = [ThroughputProfile.load(path) for path in PROFILES]
-for run in runs:
-    for warning in run.warnings:
-        print(f"warning: {warning}")
+def show_table(table: bt.TextTable) -> None:
+    """A table of `m1eval budget` (the same function made it), with its title."""
+    display(Markdown(f"**{table.title}**"))
+    display(table.to_frame())
+
+
+# Each run folder once, the profiles, and one unique label per run (model, or model/run-id when
+# a task has two runs of one model): what `m1eval budget` and `m1eval plot` load, in every table below.
+inputs = bt.load_inputs(RUNS, PROFILES)
+runs, labels, profiles = inputs.runs, inputs.labels, inputs.profiles
+for warning in inputs.warnings:
+    print(f"warning: {warning}")
 print(f"{len(runs)} runs, {len(profiles)} throughput profiles; figures and tables go to {OUT}/")
 
 # %% [markdown]
@@ -126,26 +127,23 @@ for m, name in (("pass", "passk"), ("maj", "majk")):
 # `m1eval budget` (same library functions, same tables and files).
 
 # %%
-label_of = dict(zip(map(id, runs), labels))
 budget_results = []
-for group in by_task(runs).values():
-    prepared = task_curves(group, profiles, metric=SETTINGS["metric"], source=SETTINGS["clock"], resamples=RESAMPLES,
-                           seed=SETTINGS["seed"], labels=[label_of[id(run)] for run in group])
-    budget_results.append(analyse_task(prepared, BUDGETS, resamples=RESAMPLES, seed=SETTINGS["seed"]))
+for task, group, group_labels in inputs.groups():
+    budget_results.append(bt.task_budget(group, profiles, SETTINGS, BUDGETS, labels=group_labels))
 budget_curves = [curve for result in budget_results for curve in result.curves]
-display(pd.concat([c.to_frame() for c in budget_curves]).round(3))
+for result in budget_results:
+    for curve in result.curves:
+        show_table(bt.curve_table(curve, bt.used_ks(result, curve)))
 show(plots.figure_budget(budget_curves), "budget")
 
 # %%
 for result in budget_results:
     for line in result.warnings:
         print(f"{result.task}: warning: {line}")
-    for line in result.notes:
-        print(f"{result.task}: note: {line}")
-    for line in leader_lines(result, plots.nice_seconds):
+    if result.verdicts:
+        show_table(bt.verdict_table(result))
+    for line in bt.verdict_lines(result):  # the footnote for held accuracies, the notes, every change of leader
         print(f"{result.task}: {line}")
-verdict_table = pd.DataFrame([row for result in budget_results for row in result.verdict_rows()])
-display(verdict_table.round(3))
 
 # %% [markdown]
 # ## Sequential scaling: accuracy against the maximum generation length
@@ -155,10 +153,10 @@ display(verdict_table.round(3))
 # generation-length sweep.
 
 # %%
-length_curves = [sequential_curve(run, profile=match_profile(run, profiles), resamples=RESAMPLES, label=label)
-                 for run, label in zip(runs, labels)]
+length_curves = [bt.length_curve(run, profiles, SETTINGS, label=label) for run, label in zip(runs, labels)]
 length_frames = [c.to_frame() for c in length_curves]
-display(pd.concat(length_frames).round(3))
+for curve in length_curves:
+    show_table(bt.length_table(curve))
 show(plots.figure_length(length_curves), "length")
 
 # %% [markdown]
@@ -168,7 +166,7 @@ show(plots.figure_length(length_curves), "length")
 # and the schema, that `m1eval budget RUN... --sequential --out DIR` writes.
 
 # %%
-for path in write_budget_tables(OUT, budget_results, SETTINGS, length_frames):
+for path in write_budget_tables(OUT, budget_results, SETTINGS.as_dict(), length_frames):
     print("written:", path.name)
 
 # %% [markdown]

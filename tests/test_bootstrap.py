@@ -241,21 +241,6 @@ def test_paired_interval_matches_normal_one_in_the_middle():
     assert (high - low) / 2 == pytest.approx(1.96 * d.std(ddof=1) / np.sqrt(len(d)), rel=0.08)
 
 
-def test_paired_replicates_are_centred_on_the_observed_difference():
-    """Replicate means for bootstrap users of the paired sides; the old inner level biased them at k = n."""
-    rng = np.random.default_rng(8)
-    rates = rng.beta(0.5, 2.0, 400)
-    a = make_set(rates, n=8, seed=1)
-    b = make_set(np.clip(rates - 0.05, 0, 1), n=8, seed=2)
-    ks = np.array([8])
-    ra, drawn = B._paired_replicates(a, ks, "pass", 2000, np.random.default_rng(0), 32)
-    rb, _ = B._paired_replicates(b, ks, "pass", 2000, np.random.default_rng(1), 32, draws_from=drawn)
-    va, vb = B.per_problem(a, ks, "pass")[:, 0], B.per_problem(b, ks, "pass")[:, 0]
-    se = (va - vb).std(ddof=1) / np.sqrt(len(va))
-    assert abs((ra - rb).mean() - (va - vb).mean()) < 0.2 * se
-    assert abs(ra.mean() - va.mean()) < 0.2 * va.std() / np.sqrt(len(va))
-
-
 def test_paired_comparison_needs_shared_problems():
     a = make_set([0.5], n=4, seed=0, prefix="a")
     b = make_set([0.5], n=4, seed=0, prefix="b")

@@ -20,18 +20,15 @@ import pytest
 from budget_runs import write_run
 
 from m1eval.budget import (
-    BudgetError,
     Clock,
     clock_from_batches,
     clock_from_profile,
     compare_at_budget,
     crossovers,
     default_budgets,
-    metric_curve,
-    paired_difference,
     parallel_curve,
-    problem_values,
 )
+from m1eval.curves import CurveError, metric_curve, problem_values
 from m1eval.metrics import majority_at_k
 from m1eval.profile import Measurement, ThroughputProfile
 from m1eval.rundata import load_run
@@ -121,7 +118,7 @@ def test_majority_values_come_from_the_metrics_estimator(runs):
     table = problem_values(slow, "maj", [1, 2, 3])
     assert table.loc["p1", 2] == pytest.approx(majority_at_k([0, 0, 1, 1], [True, True, False, False], 2))
     assert table.loc["p0"].tolist() == pytest.approx([1.0, 1.0, 1.0])
-    with pytest.raises(BudgetError, match="k must be in 1..4"):
+    with pytest.raises(CurveError, match="k must be in 1..4"):
         metric_curve(slow, "maj", ks=[8])
 
 
@@ -229,13 +226,15 @@ def test_paired_difference_has_width_when_every_difference_is_equal():
     """Both models solve all 30 problems at their k: d = 0, but 30 problems cannot pin it to [0, 0]."""
     import numpy as np
 
-    from m1eval.bootstrap import ProblemSet
+    from m1eval.bootstrap import ProblemSet, paired_difference
 
     ids = [f"p{i}" for i in range(30)]
     solved = ProblemSet(ids, [np.zeros(4, dtype=int)] * 30, [np.ones(4, dtype=bool)] * 30)
-    diff, low, high, p = paired_difference(solved, 4, solved, 2, "pass", resamples=200)
+    d = paired_difference(solved, solved, "pass", 4, 2, resamples=200)
+    diff, low, high, p = d.diff, d.low, d.high, d.p_value
     assert diff == 0.0 and low < 0 < high and high - low > 0.05
     assert p == 1.0
     # a model that cannot afford one sample scores 0 on every problem: every difference is 1
-    diff, low, high, _ = paired_difference(solved, 4, solved, 0, "pass", resamples=200)
+    d = paired_difference(solved, solved, "pass", 4, 0, resamples=200)
+    diff, low, high = d.diff, d.low, d.high
     assert diff == 1.0 and low < 1.0 and high == 1.0

@@ -187,7 +187,8 @@ def test_fixed_tokens_per_sample_prices_k_at_peak_throughput(tmp_path):
 
 
 def test_fixed_tokens_per_sample_library_and_default_pricing(tmp_path):
-    from m1eval.budget import BudgetError, Clock, parallel_curve
+    from m1eval.budget import Clock, parallel_curve
+    from m1eval.curves import CurveError
 
     folder, _ = write_example(tmp_path, "kflip")
     run = load_run(folder / "X" / "hand")
@@ -197,7 +198,7 @@ def test_fixed_tokens_per_sample_library_and_default_pricing(tmp_path):
     assert fixed.seconds.tolist() == pytest.approx([5 * 8192 / 100 * k for k in (1, 2, 3, 4)])
     assert (measured.pricing, fixed.pricing) == ("mean 50 tok/sample", "fixed 8,192 tok/sample")
     assert fixed.accuracy.tolist() == measured.accuracy.tolist()  # only the clock changes
-    with pytest.raises(BudgetError, match="--tokens-per-sample must be positive"):
+    with pytest.raises(CurveError, match="--tokens-per-sample must be positive"):
         parallel_curve(run, Clock(100.0, "t"), "pass", resamples=0, tokens_per_sample=0)
 
 
@@ -274,3 +275,41 @@ def test_an_error_in_one_task_keeps_the_tables_of_the_tasks_before_it(tmp_path):
     assert "error: task zz: the runs share no scored problem (A: 1, B: 1); nothing to compare" in " ".join(result.output.split())
     assert pd.read_csv(out / "budget_verdicts.csv")["task"].tolist() == ["kflip"]
     assert [t["task"] for t in json.loads((out / "budget.json").read_text())["tasks"]] == ["kflip"]
+
+
+# ---------------------------------------------------------------------------- the tables are library functions
+
+
+def test_the_verb_prints_the_library_tables(tmp_path):
+    """`m1eval budget` prints exactly what budget_tables makes (the notebook shows the same tables)."""
+    from m1eval import budget_tables as bt
+
+    folder, _ = write_example(tmp_path / "runs", "twins")
+    inputs = bt.load_inputs([folder, folder], [])  # a folder named twice is one set of runs
+    assert len(inputs.runs) == 2 and inputs.labels == ["m1/large", "m1/small"]
+    (task, group, labels), = inputs.groups()
+    assert task == "twins"
+    settings = bt.BudgetSettings(metric="pass", resamples=200)
+    result = bt.task_budget(group, inputs.profiles, settings, [0.5, 4.0], labels=labels)
+    tables = [bt.curve_table(curve, bt.used_ks(result, curve)) for curve in result.curves] + [bt.verdict_table(result)]
+    cli = CliRunner().invoke(app, ["budget", str(folder), "--metric", "pass", "--budget", "0.5", "--budget", "4",
+                                   "--resamples", "200"])
+    assert cli.exit_code == 0, cli.output
+    lines = cli.output.splitlines()
+    for table in tables:
+        assert table.rows and table.title in " ".join(cli.output.split())
+        for row in table.rows:  # each row is one printed line holding its cells in order
+            assert any(_cells_in_order(line, row) for line in lines), (table.title, row)
+    for line in bt.verdict_lines(result):
+        assert line in lines
+    assert table.to_frame().columns.tolist() == table.columns
+
+
+def _cells_in_order(line: str, cells: list[str]) -> bool:
+    at = 0
+    for cell in cells:
+        at = line.find(f" {cell} ", at)
+        if at < 0:
+            return False
+        at += len(cell) + 1
+    return True

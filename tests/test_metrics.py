@@ -234,3 +234,52 @@ def test_k_grids():
     assert M.powers_of_two(48) == [1, 2, 4, 8, 16, 32, 48]
     assert M.powers_of_two(1) == [1]
     assert M.k_grid(5, every_k=True) == [1, 2, 3, 4, 5]
+
+
+# ---------------------------------------------------------------------------- the metric registry
+
+
+def test_registry_fast_paths_give_the_one_problem_curves():
+    """A metric's ``many`` (the bootstrap's fast path) must give exactly its ``curve`` for every problem."""
+    rng = np.random.default_rng(5)
+    clusters = [rng.integers(-1, 3, size=n) for n in (4, 4, 6, 8)]
+    correct = [cl == 0 for cl in clusters]
+    ks = np.array([1, 2, 4])
+    fast = [m for m in M.REGISTRY.values() if m.many is not None]
+    assert {m.name for m in fast} == {"pass", "maj"}
+    for metric in fast:
+        many = metric.many(clusters, correct, None, ks)
+        one = np.stack([metric.curve(cl, co, None)[ks - 1] for cl, co in zip(clusters, correct)])
+        assert many == pytest.approx(one, abs=1e-12), metric.name
+
+
+def test_registry_names_labels_and_lookups():
+    assert list(M.REGISTRY) == ["pass", "maj", "maj_first", "best", "wmaj"]
+    assert M.metric_names(scores=False) == ["pass", "maj", "maj_first"]
+    assert M.metric_names(fixed_set=True) == ["pass"] and M.metric_names(curves=True) == ["pass", "maj"]
+    assert M.metric_info("pass").label_at(1) == "pass@1" and M.metric_info("maj").label_at(8) == "maj@8"
+    with pytest.raises(ValueError, match="unknown metric 'nope'"):
+        M.metric_info("nope")
+    with pytest.raises(ValueError, match="registered already"):
+        M.register_metric(M.REGISTRY["pass"])
+
+
+def test_a_registered_metric_reaches_bootstrap_and_report(monkeypatch, tmp_path):
+    """One register_metric call is all a new metric needs: the report shows it with its label."""
+    from synthetic_runs import make_synthetic_run
+
+    from m1eval import bootstrap as B
+    from m1eval import report as R
+    from m1eval.rundata import load_run
+
+    def first_right(clusters, correct, scores, *, draws=0, seed=0):
+        return np.full(len(correct), float(correct[0]))
+
+    monkeypatch.setitem(M.REGISTRY, "first", M.Metric("first", "first-sample@k", first_right))
+    run = load_run(make_synthetic_run(tmp_path, n_problems=6, n_samples=4, seed=4))
+    problems = B.ProblemSet.from_frame(run.frame)
+    values = B.per_problem(problems, [1, 4], "first")
+    assert values[:, 0].tolist() == [float(c[0]) for c in problems.correct]
+    summary = R.summarize_run(run, resamples=20)
+    assert "first" in summary.curves
+    assert "first-sample@k" in R.render_report([summary], fmt="markdown")

@@ -95,6 +95,12 @@ def test_notebook_rebuilds_every_figure_and_table(inputs, tmp_path, monkeypatch)
     for name in ("budget_curves.csv", "budget_verdicts.csv", "length_curves.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(out / name), pd.read_csv(cli_out / name), obj=name)
     assert json.loads((out / "budget.json").read_text()) == json.loads((cli_out / "budget.json").read_text())
+    # The notebook shows the verb's tables (the same budget_tables functions made both): their titles match.
+    shown = [o["data"]["text/markdown"].strip("*") for cell in notebook.cells if cell.cell_type == "code"
+             for o in cell.get("outputs", []) if "text/markdown" in o.get("data", {})]
+    flat = " ".join(result.stdout.split())
+    assert any("most accurate run within each time budget" in title for title in shown)
+    assert shown and all(title in flat for title in shown)
     lengths = pd.read_csv(out / "length_curves.csv")
     tiny = lengths[lengths["task"] == "aime25"]
     assert tiny["max_tokens"].max() == 32 and tiny["seconds"].notna().all()  # priced by the profile

@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from m1eval import plot_style as ps
 from m1eval import plots
-from m1eval.budget import Clock, metric_curve, parallel_curve
+from m1eval.budget import Clock, parallel_curve
 from m1eval.budget_sequential import sequential_curve
 from m1eval.cli import app
+from m1eval.curves import metric_curve
 from m1eval.grading import Grader
 from m1eval.profile import Measurement, ThroughputProfile
 from m1eval.rundata import load_run

@@ -40,6 +40,24 @@ def test_load_run_joins_samples_and_grades(runs):
     assert run.scores() is not None and len(run.scores()) == len(run.frame)
 
 
+def test_graded_completions_are_the_stored_records(runs, tmp_path):
+    """Sequential scaling reads texts through RunData, not the run folder: the same records, graded ones only."""
+    _, a, _ = runs
+    stored = RunStore(a).read_samples()[0]
+    assert load_run(a).graded_completions() == stored
+    with pytest.raises(ValueError, match="with_text=False"):
+        load_run(a, with_text=False).graded_completions()
+    path = make_synthetic_run(tmp_path, n_problems=2, n_samples=3, seed=5)
+    store = RunStore(path)
+    grades = store.read_grades()
+    with store:
+        from m1eval.records import Grade
+
+        kept = grades[grades.sample_index != 1].to_dict("records")
+        store.write_grades([Grade(**{k: (None if pd.isna(v) else v) for k, v in row.items()}) for row in kept])
+    assert [c.key for c in load_run(path).graded_completions()] == [c.key for c in store.read_samples()[0] if c.sample_index != 1]
+
+
 def test_load_run_incomplete_and_ungraded(tmp_path):
     path = make_synthetic_run(tmp_path, n_problems=4, n_samples=6, seed=3)
     store = RunStore(path)
@@ -111,7 +129,7 @@ def test_render_every_format(runs):
 
 
 def test_cli_report(runs):
-    root, a, b = runs
+    root, a, _b = runs
     runner = CliRunner()
     result = runner.invoke(app, ["report", str(root), "--format", "json", "-B", "50", "--baseline", "fake-b"])
     assert result.exit_code == 0, result.output

@@ -29,69 +29,14 @@ from m1eval.commands.common import (
 console = Console(width=None if sys.stdout.isatty() else 140)
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
-
-
-def load_inputs(runs: list[Path], profiles: list[Path]):
-    """Run folders (each once, however often it is named) and profiles, with errors that name the bad path."""
-    from m1eval.profile import ProfileError, ThroughputProfile
-    from m1eval.rundata import load_run
-    from m1eval.store import StoreError, find_runs
-
-    try:
-        folders = list({folder.resolve(): folder for folder in find_runs(runs)}.values()) if runs else []
-        data = [load_run(folder) for folder in folders]
-        profs = [ThroughputProfile.load(p) for p in profiles]
-    except (StoreError, ProfileError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    for run in data:
-        for warning in run.warnings:
-            console.print(f"[yellow]warning:[/yellow] {warning}")
-    return data, profs
-
-
-def _curve_table(task: str, curve, metric: str, extra_ks: set[int]) -> Table:
-    """The run's curve at k = 1, 2, 4, ..., n and at every k a verdict used (all k are in the CSV/JSON)."""
-    from m1eval.metrics import powers_of_two
-    from m1eval.plots import nice_seconds
-
-    table = Table(title=f"{task} · {curve.label}: {metric}@k against time ({curve.clock.source}, "
-                        f"{curve.clock.tokens_per_second:,.1f} tok/s, {curve.pricing}, {len(curve.values)} problems)")
-    for column in ("k", "time for k samples of every problem", f"{metric}@k %", "95% CI"):
-        table.add_column(column, justify="right")
-    shown = set(powers_of_two(curve.ks[-1])) | extra_ks
-    for k, s, a, lo, hi in zip(curve.ks, curve.seconds, curve.accuracy, curve.low, curve.high):
-        if k in shown:
-            table.add_row(str(k), nice_seconds(s), _pct(a), f"[{_pct(lo)}, {_pct(hi)}]")
-    return table
-
-
-def _verdict_table(result, metric: str) -> Table:
-    from m1eval.plots import nice_seconds
-
-    table = Table(title=f"{result.task}: most accurate run within each time budget ({metric}@k, "
-                        f"{len(result.coverage.shared)} problems)")
-    table.add_column("budget", justify="right")
-    for curve in result.curves:
-        table.add_column(f"{curve.label} k: %", justify="right")
-    for column in ("winner", "lead, pts [95% CI]", "p"):
-        table.add_column(column, justify="right")
-    for v in result.verdicts:
-        cells = [f"{m.k}: {_pct(m.accuracy)}" + ("*" if m.saturated else "") if m.k else "none fits" for m in v.models]
-        winner = v.winner or "tie: " + " = ".join(v.leaders)
-        table.add_row(nice_seconds(v.budget_seconds), *cells, winner,
-                      f"{_pct(v.difference)} [{_pct(v.diff_low)}, {_pct(v.diff_high)}]", f"{v.p_value:.2g}")
-    return table
-
-
-def _print_leaders(result) -> None:
-    from m1eval.budget_tasks import leader_lines
-    from m1eval.plots import nice_seconds
-
-    for line in leader_lines(result, nice_seconds):
-        console.print(line)
+def _print_table(table) -> None:
+    """A ``m1eval.budget_tables.TextTable`` as a rich table, every column right-aligned."""
+    rich = Table(title=table.title)
+    for column in table.columns:
+        rich.add_column(column, justify="right")
+    for row in table.rows:
+        rich.add_row(*row)
+    console.print(rich)
 
 
 def budget(
@@ -115,13 +60,17 @@ def budget(
     """Which run is more accurate for the same wall-clock time (and token budget), with intervals."""
     from functools import partial
 
-    from m1eval.budget import BudgetError
-    from m1eval.budget_tasks import analyse_task, by_task, run_labels, task_curves, write_budget_tables
+    from m1eval import budget_tables as bt
+    from m1eval.budget_tasks import write_budget_tables
     from m1eval.commands.common import check_output_dir
+    from m1eval.curves import METRICS as CURVE_METRICS
+    from m1eval.curves import CurveError
+    from m1eval.profile import ProfileError
     from m1eval.progress import make_progress
+    from m1eval.store import StoreError
 
-    if metric not in ("maj", "pass"):
-        raise typer.BadParameter(f"--metric must be maj or pass, got {metric!r}")
+    if metric not in CURVE_METRICS:
+        raise typer.BadParameter(f"--metric must be {' or '.join(sorted(CURVE_METRICS))}, got {metric!r}")
     if resamples < 100:
         raise typer.BadParameter(f"--resamples: a budget verdict needs an interval from at least 100 resamples, got {resamples}")
     bad = [b for b in budgets or [] if not (b > 0 and math.isfinite(b))]
@@ -131,57 +80,45 @@ def budget(
         console.print(f"[red]error:[/red] {problem}")
         raise typer.Exit(2)
     check_output_dir(out, "--out")
-    data, profs = load_inputs(runs, profile or [])
-    label_of = dict(zip(map(id, data), run_labels(data)))
+    try:
+        inputs = bt.load_inputs(runs, profile or [])
+    except (StoreError, ProfileError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    for warning in inputs.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    settings = bt.BudgetSettings(metric=metric, clock=clock, batch_size=batch_size, tokens_per_sample=tokens_per_sample,
+                                 length_aware=length_aware, resamples=resamples, seed=seed)
     results, length_frames = [], []
     failed = None
     try:
-        for task, group in by_task(data).items():
+        for task, group, labels in inputs.groups():
             with make_progress("steps", transient=True) as progress:
-                bar = progress.add_task(f"{task}: price runs, compare at budgets", total=len(group) + (len(budgets or []) or 6))
-                step = partial(progress.advance, bar)
-                prepared = task_curves(group, profs, metric=metric, source=clock, batch_size=batch_size, length_aware=length_aware,
-                                       tokens_per_sample=tokens_per_sample, resamples=resamples, seed=seed,
-                                       labels=[label_of[id(run)] for run in group], on_step=step)
-                result = analyse_task(prepared, budgets, resamples=resamples, seed=seed, on_step=step)
-            for warning in prepared.warnings:
+                bar = progress.add_task(f"{task}: price runs, compare at budgets", total=bt.task_steps(group, budgets))
+                result = bt.task_budget(group, inputs.profiles, settings, budgets, labels=labels,
+                                        on_step=partial(progress.advance, bar))
+            for warning in result.warnings:
                 console.print(f"[yellow]warning:[/yellow] {warning}")
             results.append(result)
             for curve in result.curves:
-                used = {m.k for v in result.verdicts for m in v.models if m.label == curve.label and m.k}
-                console.print(_curve_table(result.task, curve, metric, used))
-            if not result.verdicts:
-                continue
-            console.print(_verdict_table(result, metric))
-            if any(m.saturated for v in result.verdicts for m in v.models):
-                console.print("* the run has no more samples: accuracy held at its largest k")
-            for note in result.notes:
-                console.print(f"note: {note}")
-            _print_leaders(result)
+                _print_table(bt.curve_table(curve, bt.used_ks(result, curve)))
+            if result.verdicts:
+                _print_table(bt.verdict_table(result))
+                for line in bt.verdict_lines(result):
+                    console.print(line)
         if sequential:
-            from m1eval.budget import match_profile
-            from m1eval.budget_sequential import sequential_curve
-            from m1eval.plots import nice_seconds
-
             grid = parse_int_list(lengths, "--lengths")
-            for run in data:
-                curve = sequential_curve(run, lengths=grid, profile=match_profile(run, profs), resamples=resamples, seed=seed,
-                                         label=label_of[id(run)])
-                table = Table(title=f"{run.task} · {curve.label}: accuracy with completions cut at L tokens")
-                for column in ("L (tokens)", "pass@1 %", "95% CI", "no answer %", "decode time"):
-                    table.add_column(column, justify="right")
-                for i, L in enumerate(curve.lengths):
-                    secs = nice_seconds(curve.seconds[i]) if curve.seconds is not None else "-"
-                    table.add_row(str(L), _pct(curve.accuracy[i]), f"[{_pct(curve.low[i])}, {_pct(curve.high[i])}]",
-                                  _pct(curve.no_answer[i]), secs)
-                console.print(table)
+            for run, label in zip(inputs.runs, inputs.labels):
+                with make_progress("lengths", transient=True) as progress:
+                    bar = progress.add_task(f"grade cut texts of {run.model}", total=None)
+                    curve = bt.length_curve(run, inputs.profiles, settings, grid, label=label,
+                                            on_step=lambda done, total, bar=bar: progress.update(bar, completed=done, total=total))
+                _print_table(bt.length_table(curve))
                 length_frames.append(curve.to_frame())
-    except BudgetError as exc:
+    except CurveError as exc:  # BudgetError is one
         failed = exc
     if out is not None and (results or length_frames):
-        settings = {"metric": metric, "clock": clock, "batch_size": batch_size, "tokens_per_sample": tokens_per_sample,
-                    "length_aware": length_aware, "resamples": resamples, "seed": seed}
-        write_budget_tables(out, results, settings, length_frames)
+        write_budget_tables(out, results, settings.as_dict(), length_frames)
         console.print(f"tables written to {out}" + (" (the tasks finished before the error)" if failed else ""))
     if failed is not None:
         console.print(f"[red]error:[/red] {failed}")

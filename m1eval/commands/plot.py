@@ -42,23 +42,31 @@ def plot(
     seed: SeedOption = 0,
 ) -> None:
     """pass@k / maj@k vs k, accuracy vs time budget and vs max tokens, throughput vs batch and length."""
-    from m1eval.budget import BudgetError, match_profile, metric_curve
-    from m1eval.budget_sequential import sequential_curve
-    from m1eval.budget_tasks import by_task, run_labels, task_curves
-    from m1eval.commands.budget import load_inputs
+    from m1eval import budget_tables as bt
+    from m1eval import plots
     from m1eval.commands.common import check_output_dir, parse_int_list
-    from m1eval.plots import FIGURES, figure_budget, figure_length, figure_metric, figure_throughput, save
+    from m1eval.curves import CurveError, metric_curve
+    from m1eval.profile import ProfileError
+    from m1eval.progress import make_progress
+    from m1eval.store import StoreError
 
-    wanted = list(FIGURES) if "all" in figure else list(dict.fromkeys(figure))
-    unknown = [f for f in wanted if f not in FIGURES]
+    wanted = list(plots.FIGURES) if "all" in figure else list(dict.fromkeys(figure))
+    unknown = [f for f in wanted if f not in plots.FIGURES]
     if unknown:
-        raise typer.BadParameter(f"--figure {unknown[0]!r}: choose from {', '.join(FIGURES)} or all")
+        raise typer.BadParameter(f"--figure {unknown[0]!r}: choose from {', '.join(plots.FIGURES)} or all")
     if fmt not in ("png", "pdf", "svg"):
         raise typer.BadParameter(f"--format must be png, pdf or svg, got {fmt!r}")
     if batch_size is not None and not batch_size > 0:
         raise typer.BadParameter(f"--batch-size must be positive, got {batch_size:g}")
     check_output_dir(out, "--out")
-    data, profs = load_inputs(list(runs or []), profile or [])
+    try:
+        inputs = bt.load_inputs(list(runs or []), profile or [])
+    except (StoreError, ProfileError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    for warning in inputs.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    data, profs = inputs.runs, inputs.profiles
     if "all" in figure:  # only what the inputs allow
         wanted = [f for f in wanted if (f == "throughput" and profs) or (f != "throughput" and data)]
     needs_runs = [f for f in wanted if f != "throughput"]
@@ -66,34 +74,33 @@ def plot(
         raise typer.BadParameter(f"--figure {needs_runs[0]} needs run folders")
     if "throughput" in wanted and not profs:
         raise typer.BadParameter("--figure throughput needs --profile files from `m1eval bench`")
+    settings = bt.BudgetSettings(metric=metric, clock=clock, batch_size=batch_size, tokens_per_sample=tokens_per_sample,
+                                 length_aware=length_aware, resamples=resamples, seed=seed)
     written = []
-    label_of = dict(zip(map(id, data), run_labels(data)))  # model/run-id where a task has a model twice
     try:
         for name in wanted:
-            if name in ("passk", "majk"):
-                m = "pass" if name == "passk" else "maj"
-                fig = figure_metric([metric_curve(run, m, resamples=resamples, seed=seed, label=label_of[id(run)]) for run in data])
+            if name in plots.METRIC_FIGURES:
+                fig = plots.figure_metric([metric_curve(run, plots.METRIC_FIGURES[name], resamples=resamples, seed=seed, label=label)
+                                     for run, label in zip(data, inputs.labels)])
             elif name == "budget":
-                prepared = [
-                    task_curves(group, profs, metric=metric, source=clock, batch_size=batch_size, length_aware=length_aware,
-                                tokens_per_sample=tokens_per_sample, resamples=resamples, seed=seed,
-                                labels=[label_of[id(run)] for run in group])
-                    for group in by_task(data).values()
-                ]
+                prepared = [bt.priced_curves(group, profs, settings, labels=labels) for _, group, labels in inputs.groups()]
                 for message in [*(w for t in prepared for w in t.warnings), *(n for t in prepared for n in t.notes)]:
                     console.print(f"[yellow]note:[/yellow] {message}")
-                fig = figure_budget([curve for t in prepared for curve in t.curves])
+                fig = plots.figure_budget([curve for t in prepared for curve in t.curves])
             elif name == "length":
                 grid = parse_int_list(lengths, "--lengths")
-                fig = figure_length([
-                    sequential_curve(run, lengths=grid, profile=match_profile(run, profs), resamples=resamples, seed=seed,
-                                     label=label_of[id(run)])
-                    for run in data
-                ])
+                length_curves = []
+                for run, label in zip(data, inputs.labels):
+                    with make_progress("lengths", transient=True) as progress:
+                        bar = progress.add_task(f"grade cut texts of {run.model}", total=None)
+                        length_curves.append(bt.length_curve(
+                            run, profs, settings, grid, label=label,
+                            on_step=lambda done, total, bar=bar: progress.update(bar, completed=done, total=total)))
+                fig = plots.figure_length(length_curves)
             else:
-                fig = figure_throughput(profs)
-            written.append(save(fig, out, name, fmt))
-    except BudgetError as exc:
+                fig = plots.figure_throughput(profs)
+            written.append(plots.save(fig, out, name, fmt))
+    except CurveError as exc:  # BudgetError is one
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     for path in written:

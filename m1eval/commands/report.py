@@ -69,8 +69,11 @@ def report(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
-    # pass, maj, maj-first for every run; best-of and weighted vote only where samples carry scores
-    per_run = (lambda run: 1) if ci_target is CITarget.fixed else (lambda run: 3 + 2 * (run.scores() is not None))
+    # every registered metric the run supports (scored ones need scores); only pass@k for fixed-set intervals
+    from m1eval.metrics import metric_names
+
+    fixed = ci_target is CITarget.fixed
+    per_run = lambda run: len(metric_names(scores=run.scores() is not None, fixed_set=fixed))
     steps = sum(per_run(run) for run in runs) + (len(runs) - 1) * 3
     with make_progress("steps", transient=True) as progress:
         task = progress.add_task("bootstrap", total=steps)
@@ -82,7 +85,7 @@ def report(
                 summaries.append(
                     report_lib.summarize_run(
                         run, resamples=resamples, seed=seed, level=level, every_k=every_k, on_step=advance,
-                        target=ci_target.value, **({"metrics": ("pass",)} if ci_target is CITarget.fixed else {}),
+                        target=ci_target.value, **({"metrics": metric_names(fixed_set=True)} if fixed else {}),
                     )
                 )
             progress.update(task, description="paired comparisons")

@@ -13,11 +13,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from m1eval.records import BatchTiming, Completion, SamplingConfig
+from m1eval.records import PREFIX_GRID, BatchTiming, Completion, SamplingConfig
 
-# Token budgets at which each completion records how many characters it had produced
-# (Completion.prefix_chars), for the sequential-scaling analysis.
-PREFIX_GRID: tuple[int, ...] = tuple(2**i for i in range(4, 16)) + (32768, 65536, 131072)
 # Engines whose requests finish one by one (openai, vllm) yield what finished at least this
 # often (seconds), so an interrupt or crash loses only the requests still running.
 FLUSH_SECONDS = 2.0
