@@ -229,7 +229,7 @@ def test_retries_are_said_at_once(model, server):
 def test_eta_grows_while_nothing_finishes():
     from rich.progress import Progress
 
-    from m1eval.runner import HonestETAColumn, waiting_text
+    from m1eval.progress import HonestETAColumn, waiting_text
 
     now = [0.0]
     progress = Progress(get_time=lambda: now[0])

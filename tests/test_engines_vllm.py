@@ -151,7 +151,7 @@ def test_unknown_option_is_rejected():
 
 
 def test_oom_messages_are_recognised():
-    from m1eval.engines.vllm import is_oom
+    from m1eval.engines.base import is_out_of_memory as is_oom
 
     assert is_oom(ValueError("No available memory for the cache blocks. Try increasing `gpu_memory_utilization`"))
     assert is_oom(MemoryError())

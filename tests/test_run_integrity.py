@@ -18,14 +18,15 @@ from run_helpers import only_run_dir, raw_sample_lines, tiny_model
 from typer.testing import CliRunner
 
 from m1eval.cli import app
-from m1eval.engines.base import ENGINES, BatchResult, EngineError, GenerationRequest, OptionSpec, validate_options
+from m1eval.engines import ENGINES, validate_options
+from m1eval.engines.base import BatchResult, EngineBase, EngineError, GenerationRequest, OptionSpec
 from m1eval.records import BatchTiming, Completion, SamplingConfig
 from m1eval.runner import MAX_K, RunConfig, RunError, generate, iter_pending, plan_run
 
 ENGINE = "instant-test"
 
 
-class InstantEngine:
+class InstantEngine(EngineBase):
     """Answers every request at once with a fixed boxed answer; can raise after N calls."""
 
     name = ENGINE
