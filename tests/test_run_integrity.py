@@ -278,13 +278,13 @@ class Recorder(RunObserver):
     def __init__(self) -> None:
         self.events: list[tuple] = []
 
-    def planned(self, path, stored, expected) -> None:  # noqa: ANN001
+    def planned(self, path, stored, expected) -> None:
         self.events.append(("planned", stored, expected))
 
-    def started(self, expected, stored) -> None:  # noqa: ANN001
+    def started(self, expected, stored) -> None:
         self.events.append(("started", expected, stored))
 
-    def stored(self, generated, tokens) -> None:  # noqa: ANN001
+    def stored(self, generated, tokens) -> None:
         self.events.append(("stored", generated, tokens))
 
     def finished(self) -> None:
