@@ -53,13 +53,15 @@ class SamplingConfig(_Record):
 
     How many samples per problem (k) is the run plan's (``runner.RunPlan.k``), not an
     engine's concern: every engine draws each requested (problem, sample) once. The
-    manifest still stores k as ``sampling.n``; ``from_dict`` reads such a dict.
+    manifest still stores k as ``sampling.n``; ``from_dict`` reads such a dict. The
+    sampling defaults (a preset's, or m1eval's for other models) live in ``m1eval.models``,
+    so temperature, top_p and max_tokens have none here; ``top_k=-1`` means no cut.
     """
 
-    temperature: float = 0.6
-    top_p: float = 0.95
+    temperature: float
+    top_p: float
+    max_tokens: int
     top_k: int = -1
-    max_tokens: int = 32768
     seed: int = 0
     stop: list[str] = field(default_factory=list)
 

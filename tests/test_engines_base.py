@@ -57,7 +57,7 @@ def test_every_registered_engine_keeps_the_contract() -> None:
 def test_generate_pending_chunks_whole_requests_and_batches_get_one_id_each() -> None:
     engine = Echo()
     results = list(engine.generate_pending(iter([_request("a", 3), _request("b", 3), _request("c", 1)]),
-                                           SamplingConfig(), samples_per_chunk=4))
+                                           SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=16), samples_per_chunk=4))
     assert engine.calls == [3, 4]  # a | b + c: requests are never split
     assert [len(r.completions) for r in results] == [3, 4]
     for result in results:
