@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from m1eval import runner
 from m1eval.cli import app
 from m1eval.engines.base import EngineError, chunk_requests
-from m1eval import runner
 from m1eval.models import resolve_model
 from m1eval.records import SamplingConfig
 from m1eval.runner import RunConfig, RunError, derive_run_id, identity, pending_requests, plan_run
