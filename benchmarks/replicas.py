@@ -57,13 +57,12 @@ def main() -> None:
     parser.add_argument("-o", "--option", action="append", default=[], help="engine option key=value (JSON value)")
     args = parser.parse_args()
 
-    from rich.console import Console
-
-    from m1eval.engines.base import engine_class
+    from m1eval.engines import engine_class
     from m1eval.engines.replicas import ReplicaPool, ReplicaSettings, import_ray
+    from m1eval.progress import RunProgress
     from m1eval.runner import RunConfig, generate, plan_run
 
-    console = Console(stderr=True)
+    view = RunProgress()
     work = Path(tempfile.mkdtemp(prefix="m1eval-replicas-"))
     model = args.model
     if model is None:
@@ -88,7 +87,7 @@ def main() -> None:
                   task=args.task):
         plan = plan_run(config(name, k, problems, max_tokens, chunk, task))
         t0 = time.perf_counter()
-        outcome = generate(plan, engine=engine, console=console)
+        outcome = generate(plan, engine=engine, observer=view)
         wall = time.perf_counter() - t0
         assert outcome.state == "done", outcome.message
         return wall, _texts(outcome.path)
@@ -121,7 +120,7 @@ def main() -> None:
     for n in sorted({1, args.replicas}):  # one pool at a time: each takes its CPUs from Ray
         t0 = time.perf_counter()
         pool = ReplicaPool(args.engine, model, dict(options), ReplicaSettings(n, cpus_per_replica=args.cpus_per_replica),
-                           chunk_size=args.chunk_size, console=console)  # fmt: skip
+                           chunk_size=args.chunk_size, on_notice=view.notice, on_status=view.status)  # fmt: skip
         starts[n] = time.perf_counter() - t0
         threads[n] = [r.get("torch_threads") for r in pool.replica_info()]
         try:

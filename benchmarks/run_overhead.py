@@ -44,6 +44,7 @@ def main() -> None:
     from vllm.inputs import TokensPrompt
 
     from m1eval.engines.vllm import VLLMEngine
+    from m1eval.progress import RunProgress
     from m1eval.prompts import render
     from m1eval.runner import RunConfig, generate, plan_run
     from m1eval.seeding import sample_seed
@@ -84,7 +85,8 @@ def main() -> None:
         return sum(len(s.token_ids) for o in outputs for s in o.outputs)
 
     def m1eval_path(rep: int) -> int:
-        outcome = generate(plan_run(RunConfig(**config, out=work / f"rep{rep}")), engine=engine)
+        outcome = generate(plan_run(RunConfig(**config, out=work / f"rep{rep}")), engine=engine,
+                           observer=RunProgress())  # the bar is part of the measured path
         assert outcome.state == "done", outcome.message
         from m1eval.store import RunStore
 

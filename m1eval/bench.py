@@ -20,8 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from m1eval.engines.base import EngineError, EngineOutOfMemory, TimedGeneration
-from m1eval.profile import Measurement, ThroughputProfile, hardware_info, library_versions
+from m1eval.engines.base import EngineError, TimedGeneration, is_out_of_memory
+from m1eval.profile import Measurement, ThroughputProfile
+from m1eval.records import NO_PROGRESS, Progress
+from m1eval.runinfo import hardware_info, library_versions
 
 
 class BenchError(Exception):
@@ -93,13 +95,6 @@ def engine_vocab_size(engine: Any, model: str | None = None) -> int:
     raise BenchError("cannot tell the engine's vocabulary size; pass --vocab-size")
 
 
-def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, (EngineOutOfMemory, MemoryError)):
-        return True
-    # torch.cuda.OutOfMemoryError and friends, without importing torch here.
-    return "OutOfMemory" in type(exc).__name__ or "out of memory" in str(exc).lower()
-
-
 Callback = Callable[[str, Measurement | None], None]
 
 
@@ -132,7 +127,7 @@ class Bencher:
                 results.append(self._run(prompts, gen_len))
                 self.on_event("run", None)
         except Exception as exc:  # noqa: BLE001 - recorded, never swallowed silently
-            point.status = "oom" if _is_oom(exc) else "error"
+            point.status = "oom" if is_out_of_memory(exc) else "error"
             point.error = f"{type(exc).__name__}: {exc}"[:500]
             self.measurements.append(point)
             self.on_event(point.status, point)
@@ -225,37 +220,43 @@ def run_bench(
     engine_options: dict[str, Any] | None = None,
     vocab_size: int | None = None,
     progress_description: str | None = None,
+    progress: Progress | None = None,
 ) -> ThroughputProfile:
-    """Profile one engine: batch sweep (with peak search), then the length sweep."""
-    from m1eval.progress import make_progress
+    """Profile one engine: batch sweep (with peak search), then the length sweep.
 
+    ``progress`` counts engine calls (warm-ups and repeats); the total grows when the peak
+    search goes past the planned points.
+    """
+    bar = progress or NO_PROGRESS
     vocab = vocab_size or engine_vocab_size(engine, model)
-    progress = make_progress("runs")
-    with progress:
-        task = progress.add_task(progress_description or f"bench {display_name or model}", total=None)
+    bar.stage(progress_description or f"bench {display_name or model}", None)
+    runs = 0
 
-        def on_event(kind: str, _point: Measurement | None) -> None:
-            if kind != "run":
-                return
-            progress.advance(task)
-            state = progress.tasks[0]
-            if state.total is not None and state.completed >= state.total:  # peak search went further
-                progress.update(task, total=state.completed + settings.warmup + settings.repeats)
+    def on_event(kind: str, _point: Measurement | None) -> None:
+        nonlocal total, runs
+        if kind != "run":
+            return
+        runs += 1
+        bar.advance(1)
+        if runs >= total:  # peak search went further
+            total = runs + settings.warmup + settings.repeats
+            bar.set_total(total)
 
-        bencher = Bencher(engine, settings, vocab, on_event=on_event)
-        progress.update(task, total=bencher.planned_runs())
-        length_batch = None
-        interrupted = False
-        try:
-            batch_points = bencher.batch_sweep()
-            ok = [p for p in batch_points if p.ok]
-            length_batch = settings.length_batch or (max(ok, key=lambda p: p.tokens_per_second).batch_size if ok else None)
-            if length_batch is not None:
-                bencher.length_sweep(length_batch)
-        except KeyboardInterrupt:
-            # Keep every finished point: the caller saves a partial profile marked as such.
-            interrupted = True
-        progress.update(task, total=progress.tasks[0].completed)
+    bencher = Bencher(engine, settings, vocab, on_event=on_event)
+    total = bencher.planned_runs()
+    bar.set_total(total)
+    length_batch = None
+    interrupted = False
+    try:
+        batch_points = bencher.batch_sweep()
+        ok = [p for p in batch_points if p.ok]
+        length_batch = settings.length_batch or (max(ok, key=lambda p: p.tokens_per_second).batch_size if ok else None)
+        if length_batch is not None:
+            bencher.length_sweep(length_batch)
+    except KeyboardInterrupt:
+        # Keep every finished point: the caller saves a partial profile marked as such.
+        interrupted = True
+    bar.set_total(runs)
     return ThroughputProfile(
         model=model,
         engine=engine_name,

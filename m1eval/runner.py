@@ -17,32 +17,20 @@ made chunk by chunk), and ``--k`` is capped at ``MAX_K``.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import ProgressColumn, TextColumn
-from rich.text import Text
-
 from m1eval import tasks as task_lib
-from m1eval.engines.base import (
-    ENGINES,
-    EngineError,
-    EngineOutOfMemory,
-    GenerationRequest,
-    engine_class,
-    validate_options,
-)
-from m1eval.models import ResolvedModel, resolve_model
-from m1eval.progress import make_progress
+from m1eval.engines import ENGINES, engine_class, validate_options
+from m1eval.engines.base import Engine, EngineError, EngineOutOfMemory, GenerationRequest
+from m1eval.models import DEFAULT_JOIN, DEFAULT_TOP_K, ResolvedModel, eos_setting, resolve_model
 from m1eval.prompts import JOINS, load_tokenizer, render, template_hash
 from m1eval.records import Problem, SamplingConfig
 from m1eval.runinfo import config_hash, host, versions
 from m1eval.seeding import sample_seed
-from m1eval.store import MANIFEST, RunStore, StoreError, run_path
+from m1eval.store import MANIFEST, RUN_STAGE, RunStore, StoreError, run_path
 
 DEFAULT_CHUNK_SAMPLES = 512
 # The most samples per problem one run may ask for. The largest repeated-sampling studies
@@ -69,7 +57,7 @@ class RunConfig:
     engine: str | None = None
     temperature: float | None = None
     top_p: float | None = None
-    top_k: int = -1
+    top_k: int = DEFAULT_TOP_K
     max_tokens: int | None = None
     seed: int = 0
     stop: list[str] = field(default_factory=list)
@@ -90,6 +78,8 @@ class RunConfig:
 
 @dataclass
 class RunPlan:
+    """A resolved run: what to draw (``k`` samples of each problem), how, and where it is stored."""
+
     config: RunConfig
     model: ResolvedModel
     problems: list[Problem]
@@ -100,8 +90,13 @@ class RunPlan:
     engine_options: dict[str, Any]
     task_rows: int = 0
     task_source: task_lib.LoadedTask | None = None  # provenance of the rows: hash as read, pinned, folder
-    join: str = "newline"
+    join: str = DEFAULT_JOIN
     protocol_source: str = "m1eval default"
+
+    @property
+    def k(self) -> int:
+        """Samples per problem this command aims at (the run id leaves it out, so a run can grow)."""
+        return self.config.k
 
 
 @dataclass
@@ -125,15 +120,14 @@ def derive_run_id(plan_fields: dict[str, Any]) -> str:
 
 
 def identity(model: ResolvedModel, task: str, limit: int | None, sampling: SamplingConfig, suffix: str,
-             engine_options: dict[str, Any], join: str = "newline") -> dict[str, Any]:
+             engine_options: dict[str, Any], join: str = DEFAULT_JOIN) -> dict[str, Any]:
     """The settings a resumed run must share with the stored one.
 
     ``join`` enters only when it is not the original newline, so runs made before joins
     were selectable keep their ids and stay resumable.
     """
     sampling_dict = sampling.to_dict()
-    sampling_dict.pop("n")
-    extra = {} if join == "newline" else {"join": join}
+    extra = {} if join == "newline" else {"join": join}  # the join of every run before joins existed
     return {
         "task": task,
         "limit": limit,
@@ -164,7 +158,6 @@ def plan_run(config: RunConfig) -> RunPlan:
     if join not in JOINS:
         raise RunError(f"--join must be one of {', '.join(JOINS)}, got {join!r}")
     sampling = SamplingConfig(
-        n=config.k,
         temperature=model.temperature if config.temperature is None else config.temperature,
         top_p=model.top_p if config.top_p is None else config.top_p,
         top_k=config.top_k,
@@ -218,20 +211,6 @@ def pending_requests(
 ) -> list[GenerationRequest]:
     """One request per problem with its missing sample indices below k and their seeds."""
     return list(iter_pending(problems, prompts, finished, k, run_seed))
-
-
-def chunk_requests(requests: Iterable[GenerationRequest], samples_per_chunk: int) -> Iterator[list[GenerationRequest]]:
-    """Whole requests per chunk, about ``samples_per_chunk`` samples each (at least one request); lazy."""
-    current: list[GenerationRequest] = []
-    size = 0
-    for request in requests:
-        if current and size + len(request.sample_indices) > samples_per_chunk:
-            yield current
-            current, size = [], 0
-        current.append(request)
-        size += len(request.sample_indices)
-    if current:
-        yield current
 
 
 def stored_count(problems: Sequence[Problem], finished: set[tuple[str, int]], k: int) -> int:
@@ -349,7 +328,7 @@ def prompt_protocol(plan: RunPlan, template: str) -> dict[str, Any]:
     return {
         "suffix": plan.suffix, "join": plan.join, "user_message": JOINS[plan.join],
         "chat_template": True, "template_hash": template, "max_tokens": plan.sampling.max_tokens,
-        "eos": plan.engine_options.get("eos", "engine default"), "source": plan.protocol_source,
+        "eos": eos_setting(plan.engine_options), "source": plan.protocol_source,
     }
 
 
@@ -358,7 +337,7 @@ def _manifest(plan: RunPlan, old: dict[str, Any], template: str, prompts: dict[s
     public_options = {k: v for k, v in plan.engine_options.items() if k != "api_key"}
     # n is what the run holds or aims at now: a smaller --k after an unfinished larger one
     # must not leave the larger n behind, a smaller --k after a finished larger one keeps it.
-    n = max(plan.sampling.n, complete_k(plan.problems, finished))
+    n = max(plan.k, complete_k(plan.problems, finished))
     return {
         "run_id": plan.run_id,
         "task": _task_record(plan),
@@ -373,9 +352,8 @@ def _manifest(plan: RunPlan, old: dict[str, Any], template: str, prompts: dict[s
                              plan.engine_options, plan.join),
         "versions": versions(),
         "host": host(plan.model.engine, list(public_options.get("endpoints") or [])),
-        "started_at": old.get("started_at") or time.time(),
-        "resumed_at": [*old.get("resumed_at", []), time.time()] if old else [],
-        "finished_at": None,
+        # the run's clock (started_at, resumed_at, finished_at) is kept by RunStore.begin/end
+        **{key: old[key] for key in ("started_at", "resumed_at", "finished_at") if key in old},
         "stages": old.get("stages", {}),
         **({"repairs": old["repairs"]} if old.get("repairs") else {}),
     }
@@ -388,45 +366,47 @@ def _tokenizer_source(plan: RunPlan) -> str:
     return str(plan.engine_options.get("tokenizer") or plan.model.path)
 
 
-class HonestETAColumn(ProgressColumn):
-    """Time left at the average rate since this command started, not rich's recent-speed guess.
+class RunObserver:
+    """What ``generate`` tells whoever shows the run. These methods do nothing, so a library
+    caller sees no output; ``m1eval.progress.RunProgress`` draws them (``m1eval run``)."""
 
-    rich's estimate keeps the last rate while nothing finishes, so a stalled server showed
-    "0:00:01" for minutes; here the elapsed time keeps growing, and so does the estimate.
-    """
+    def planned(self, path: Path, stored: int, expected: int) -> None:
+        """The run folder is ready: ``stored`` of ``expected`` samples are there, the rest is next."""
 
-    def render(self, task):  # rich's signature: a Task in, a Text out
-        start = task.fields.get("start_completed", 0)
-        done = task.completed - start
-        elapsed = task.elapsed or 0.0
-        if task.total is None or done <= 0 or elapsed <= 0:
-            return Text("-:--:--", style="progress.remaining")
-        seconds = int((task.total - task.completed) * elapsed / done)
-        return Text(f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}", style="progress.remaining")
+    def status(self, text: str | None) -> None:
+        """A passing state while the engine starts (None: it is over)."""
 
+    def started(self, expected: int, stored: int) -> None:
+        """The engine is up and generation begins."""
 
-def _progress_columns() -> list[ProgressColumn]:
-    return [TextColumn("[cyan]{task.fields[tokens_rate]}"), TextColumn("[yellow]{task.fields[waiting]}")]
+    def progress(self, completions: int, tokens: int) -> None:
+        """The engine finished ``completions`` more samples (not stored yet) with ``tokens`` tokens."""
 
+    def stored(self, generated: int, tokens: int) -> None:
+        """This command has now stored ``generated`` samples holding ``tokens`` generated tokens."""
 
-def waiting_text(in_flight: int, oldest_seconds: float) -> str:
-    """'12 waiting, oldest 4m05s' for requests sent and not answered yet."""
-    if in_flight <= 0:
-        return ""
-    oldest = int(oldest_seconds)
-    age = f"{oldest // 60}m{oldest % 60:02d}s" if oldest >= 60 else f"{oldest}s"
-    return f"{in_flight} waiting, oldest {age}"
+    def waiting(self, in_flight: int, oldest_seconds: float) -> None:
+        """Requests sent and not answered, and how long the oldest has waited."""
+
+    def notice(self, message: str) -> None:
+        """One line worth telling the user (a retry, a lost replica)."""
+
+    def finished(self) -> None:
+        """Generation stopped (done, interrupted or failed)."""
 
 
-def generate(plan: RunPlan, *, engine: Any = None, console: Console | None = None) -> RunOutcome:
+def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserver | None = None) -> RunOutcome:
     """Generate every missing sample of ``plan`` into its run folder; never loses a stored sample.
 
     ``engine`` lets a caller reuse an engine it already built (benchmarks); otherwise one
-    is constructed from the plan and closed at the end.
+    is constructed from the plan and closed at the end. ``observer`` hears the progress
+    (``RunObserver``); nothing is printed here.
     """
-    console = console or Console(stderr=True)
+    observer = observer or RunObserver()
     store = RunStore(plan.path)
     existed = (plan.path / MANIFEST).exists()
+    k = plan.k
+    expected = k * len(plan.problems)
     try:
         # Everything that can refuse the command runs before a new folder is made, and
         # before an existing one is written to.
@@ -435,7 +415,7 @@ def generate(plan: RunPlan, *, engine: Any = None, console: Console | None = Non
         old = _check_compatible(store, plan)
         # A caller-provided engine already holds the model's tokenizer; otherwise load it
         # (before the engine, so a bad prompt setup fails before a slow model load).
-        tokenizer = getattr(engine, "tokenizer", None) if engine is not None else None
+        tokenizer = engine.tokenizer if engine is not None else None
         if tokenizer is None:
             tokenizer = load_tokenizer(_tokenizer_source(plan), plan.engine_options.get("revision"))
         prompts = {p.id: render(tokenizer, p.question, plan.suffix, plan.join) for p in plan.problems}
@@ -446,38 +426,31 @@ def generate(plan: RunPlan, *, engine: Any = None, console: Console | None = Non
         old = store.read_manifest() if (plan.path / MANIFEST).exists() else old  # with any tail repair noted
         store.write_manifest(_manifest(plan, old, template, prompts, finished))
         store.write_problems(plan.problems)
+        store.begin(RUN_STAGE, expected=expected)
     finally:
         # vLLM forks workers; they must not inherit the lock (a killed run would stay locked).
         store.unlock()
-    k = plan.sampling.n
-    expected = k * len(plan.problems)
     have = stored_count(plan.problems, finished, k)
     if have == expected:
         with store:
-            store.set_stage("generate", "done", samples=have)
+            store.end(RUN_STAGE, "done", samples=have)
         return RunOutcome(plan.path, "done", 0, have, expected, "nothing to generate: all samples are stored")
     chunk = plan.config.chunk_size or DEFAULT_CHUNK_SAMPLES
     requests = iter_pending(plan.problems, prompts, finished, k, plan.sampling.seed, max_samples=chunk)
-    console.print(f"[bold]run[/] {plan.path}: {have}/{expected} samples stored, generating {expected - have}")
+    observer.planned(plan.path, have, expected)
     own_engine = engine is None
     generated = 0
     state, message = "done", ""
     try:
-        if own_engine:
-            engine = _build_engine(plan, console)
+        if engine is None:
+            engine = _build_engine(plan, observer)
         store.lock()
-        effective = getattr(engine, "options", None)
-        if isinstance(effective, dict):  # the options after the engine's own defaults
+        if engine.options is not None:  # the options after the engine's own defaults
             engine_info = {**store.read_manifest().get("engine", {}),
-                           "effective_options": {k: v for k, v in effective.items() if k != "api_key"}}
+                           "effective_options": {k: v for k, v in engine.options.items() if k != "api_key"}}
             store.update_manifest(engine=engine_info)
-        store.set_stage("generate", "running", expected=expected)
-        chunks = chunk_requests(requests, chunk)
-        if getattr(engine, "spreads_chunks", False):  # a replica pool chunks and spreads the work itself
-            chunks = iter([list(requests)])
-        generated = _loop(engine, chunks, plan.sampling, store, have, expected, console)
-        store.update_manifest(finished_at=time.time())
-        store.set_stage("generate", "done", samples=have + generated)
+        generated = _loop(engine, requests, chunk, plan.sampling, store, have, expected, observer)
+        store.end(RUN_STAGE, "done", samples=have + generated)
     except KeyboardInterrupt:
         state, message = "interrupted", "interrupted"
     except EngineOutOfMemory as exc:
@@ -491,7 +464,7 @@ def generate(plan: RunPlan, *, engine: Any = None, console: Console | None = Non
             stored = stored_count(plan.problems, store.finished(), k)
             try:
                 store.lock()
-                store.set_stage("generate", state, error=message, samples=stored)
+                store.end(RUN_STAGE, state, error=message, samples=stored)
             except Exception:  # noqa: BLE001 - the samples are what matters
                 pass
         store.unlock()
@@ -502,52 +475,30 @@ def generate(plan: RunPlan, *, engine: Any = None, console: Console | None = Non
     return RunOutcome(plan.path, state, generated, stored, expected, message)
 
 
-def _loop(engine: Any, chunks: Iterable[list[GenerationRequest]], sampling: SamplingConfig, store: RunStore,
-          have: int, expected: int, console: Console | None = None) -> int:
-    generated = 0
-    tokens = stored_tokens = 0
-    progress = make_progress("completions", extra=_progress_columns(), eta=HonestETAColumn())
-    t0 = time.perf_counter()
-    hooks = [name for name in ("on_progress", "on_wait", "on_notice") if hasattr(engine, name)]
-    with progress:
-        bar = progress.add_task("generate", total=expected, completed=have, tokens_rate="- tok/s", waiting="",
-                                start_completed=have)
-
-        def live(completions: int, new_tokens: int) -> None:
-            nonlocal tokens
-            tokens += new_tokens
-            rate = tokens / max(time.perf_counter() - t0, 1e-9)
-            progress.update(bar, advance=completions, tokens_rate=f"{rate:,.0f} tok/s")
-
-        def wait(in_flight: int, oldest_seconds: float) -> None:
-            progress.update(bar, waiting=waiting_text(in_flight, oldest_seconds))
-
-        def notice(message: str) -> None:
-            progress.console.print(f"[yellow]{message}[/yellow]", highlight=False)
-
-        callbacks = {"on_progress": live, "on_wait": wait, "on_notice": notice}
-        for name in hooks:
-            setattr(engine, name, callbacks[name])
-        try:
-            for chunk in chunks:
-                for result in engine.generate(chunk, sampling):
-                    store.append_samples(result.completions, result.timing)
-                    generated += len(result.completions)
-                    stored_tokens += result.timing.generated_tokens
-                    tokens = stored_tokens  # exact once stored; the live count is an estimate
-                    rate = tokens / max(time.perf_counter() - t0, 1e-9)
-                    progress.update(bar, completed=have + generated, tokens_rate=f"{rate:,.0f} tok/s")
-        finally:
-            for name in hooks:
-                setattr(engine, name, None)
+def _loop(engine: Engine, requests: Iterable[GenerationRequest], chunk: int, sampling: SamplingConfig,
+          store: RunStore, have: int, expected: int, observer: RunObserver) -> int:
+    """Store every batch the engine yields, the moment it arrives; the observer hears each step."""
+    generated = tokens = 0
+    observer.started(expected, have)
+    engine.on_progress, engine.on_wait, engine.on_notice = observer.progress, observer.waiting, observer.notice
+    try:
+        for result in engine.generate_pending(requests, sampling, chunk):
+            store.append_samples(result.completions, result.timing)
+            generated += len(result.completions)
+            tokens += result.timing.generated_tokens
+            observer.stored(generated, tokens)
+    finally:
+        engine.on_progress = engine.on_wait = engine.on_notice = None
+        observer.finished()
     return generated
 
 
-def _build_engine(plan: RunPlan, console: Console) -> Any:
+def _build_engine(plan: RunPlan, observer: RunObserver) -> Engine:
     """The plan's engine in this process or, with ``--replicas``, a pool of Ray actors holding one each."""
     if plan.config.replicas is None:
         return engine_class(plan.model.engine)(plan.model.path, options=dict(plan.engine_options))
     from m1eval.engines.replicas import ReplicaPool
 
     return ReplicaPool(plan.model.engine, plan.model.path, dict(plan.engine_options), plan.config.replicas,
-                       chunk_size=plan.config.chunk_size, max_chunk=DEFAULT_CHUNK_SAMPLES, console=console)
+                       chunk_size=plan.config.chunk_size, max_chunk=DEFAULT_CHUNK_SAMPLES,
+                       on_notice=observer.notice, on_status=observer.status)

@@ -9,6 +9,9 @@
 - ``grades.parquet`` one ``Grade`` per completion, rewritten whole by each grading pass;
 - ``.lock``          held (``flock``) by the one process that may write.
 
+A stage (generate, grade) marks its start and its end with ``RunStore.begin`` and
+``RunStore.end``; the manifest keeps each stage's state and the run's start, resumes and end.
+
 A process killed mid-write leaves at most one partial last line; readers report and
 skip it, and the next writer (``run`` or ``grade``) truncates it before appending, so
 nothing finished is lost and nothing is duplicated. The cut is never silent: the
@@ -37,6 +40,8 @@ BATCHES = "batches.jsonl"
 GRADES = "grades.parquet"
 PROBLEMS = "problems.jsonl"
 LOCK = ".lock"
+# The stage whose start, resumes and end are the run's own (manifest started_at, resumed_at, finished_at).
+RUN_STAGE = "generate"
 
 
 class StoreError(Exception):
@@ -257,11 +262,32 @@ class RunStore:
         return manifest
 
     def set_stage(self, stage: str, state: str, **details: Any) -> None:
-        """Record a stage's state ('running', 'done', 'interrupted', 'failed') with a timestamp."""
-        manifest = self.read_manifest() if (self.path / MANIFEST).exists() else {}
-        stages = manifest.setdefault("stages", {})
-        stages[stage] = {"state": state, "at": time.time(), **details}
+        """Record a stage's state ('pending', 'running', 'done', 'interrupted', 'failed') with a timestamp."""
+        self._stage(self.read_manifest() if (self.path / MANIFEST).exists() else {}, stage, state, details)
+
+    def _stage(self, manifest: dict[str, Any], stage: str, state: str, details: dict[str, Any]) -> None:
+        now = time.time()
+        if stage == RUN_STAGE and state == "running":  # the run's own clock: first start, then each resume
+            if manifest.get("started_at"):
+                manifest["resumed_at"] = [*manifest.get("resumed_at", []), now]
+            else:
+                manifest["started_at"], manifest["resumed_at"] = now, []
+            manifest["finished_at"] = None
+        elif stage == RUN_STAGE and state == "done":
+            manifest["finished_at"] = now
+        manifest.setdefault("stages", {})[stage] = {"state": state, "at": now, **details}
         self.write_manifest(manifest)
+
+    def begin(self, stage: str, **details: Any) -> None:
+        """A stage starts: state 'running' with ``details``; for generation (``RUN_STAGE``) also the
+        run's ``started_at`` the first time, a new ``resumed_at`` entry later, ``finished_at`` cleared."""
+        self.set_stage(stage, "running", **details)
+
+    def end(self, stage: str, state: str = "done", **details: Any) -> None:
+        """A stage ends 'done', 'interrupted' or 'failed' with ``details``; generation done sets ``finished_at``."""
+        if state not in ("done", "interrupted", "failed"):
+            raise ValueError(f"a stage ends done, interrupted or failed, not {state!r}")
+        self.set_stage(stage, state, **details)
 
     # ------------------------------------------------------------------ problems
 

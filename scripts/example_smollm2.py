@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from m1eval.progress import RunProgress
 from m1eval.runner import RunConfig, generate, plan_run
 from m1eval.store import RunStore
 from m1eval.tasks import content_hash
@@ -48,7 +49,7 @@ def main() -> None:
     if len(subset) < args.problems:
         raise SystemExit(f"only {len(subset)} MATH500 problems have level 1 or 2; asked for {args.problems}")
     plan.problems = subset
-    outcome = generate(plan)
+    outcome = generate(plan, observer=RunProgress())
     with RunStore(plan.path) as store:
         store.update_manifest(subset={
             "rule": f"first {args.problems} MATH500 problems in published order with level in {list(LEVELS)}",
@@ -57,9 +58,11 @@ def main() -> None:
         })
     print(f"{outcome.state}: {outcome.stored}/{outcome.expected} samples in {outcome.path} {outcome.message}")
     if outcome.state == "done" and not args.no_grade:
-        from m1eval.grading import grade_run
+        from m1eval.progress import Bars
+        from m1eval.stages import grade_run
 
-        grade_run(plan.path)
+        with Bars("completions") as bars:
+            grade_run(plan.path, progress=bars)
 
 
 if __name__ == "__main__":

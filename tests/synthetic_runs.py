@@ -56,7 +56,7 @@ def make_synthetic_run(
     rng = np.random.default_rng(seed)
     run_id = run_id or f"synthetic-s{seed}"
     path = run_path(root, task, model, run_id)
-    sampling = SamplingConfig(n=n_samples, temperature=0.6, top_p=0.95, max_tokens=max_tokens, seed=seed)
+    sampling = SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=max_tokens, seed=seed)
 
     problems = [
         Problem(task=task, id=f"{task}-{i:04d}", question=f"Synthetic question {i}?", answers=[str(100 + i)], answer_format="integer")
@@ -115,7 +115,7 @@ def make_synthetic_run(
         "task": {"name": task, "rows": n_problems, "content_hash": "synthetic", "limit": None},
         "model": {"name": model, "path": f"synthetic/{model}", "preset": None},
         "engine": {"name": "synthetic", "options": {"batch_size": batch_size}},
-        "sampling": sampling.to_dict(),
+        "sampling": {**sampling.to_dict(), "n": n_samples},  # the manifest stores k as sampling.n
         "versions": {"m1eval": "synthetic"},
         "host": {"name": "synthetic"},
         "stages": {},

@@ -13,7 +13,8 @@ from synthetic_runs import make_synthetic_run
 from typer.testing import CliRunner
 
 from m1eval.cli import app
-from m1eval.engines.base import ENGINES, TimedGeneration
+from m1eval.engines import ENGINES
+from m1eval.engines.base import TimedGeneration
 
 
 def _invoke(args: list[str]) -> tuple[int, str, BaseException | None]:
@@ -179,14 +180,14 @@ def test_vllm_info_log_is_quiet_unless_verbose() -> None:
     """vLLM's INFO lines after m1eval's set-up and vLLM's own (as an engine start applies it), quiet then verbose."""
     pytest.importorskip("vllm")
     script = (
-        "from m1eval.commands.common import quiet_engine_logs\n"
+        "from m1eval.engines.vllm import set_log_level\n"
         "from vllm.config.logging import LoggingConfig\n"
         "from vllm.logger import configure_logging, init_logger\n"
         "log = init_logger('vllm.m1eval_test')\n"
-        "quiet_engine_logs(False)\n"
+        "set_log_level(False)\n"
         "configure_logging(LoggingConfig())\n"  # what vLLM's engine does when it starts
         "log.info('quiet detail'); log.warning('a warning')\n"
-        "quiet_engine_logs(True)\n"
+        "set_log_level(True)\n"
         "configure_logging(LoggingConfig())\n"
         "log.info('verbose detail')\n"
     )

@@ -61,7 +61,7 @@ def test_eos_cut_and_reason(engine):
 
 
 def test_greedy_is_deterministic(engine):
-    sampling = SamplingConfig(temperature=0.0, max_tokens=12)
+    sampling = SamplingConfig(temperature=0.0, top_p=0.95, max_tokens=12)
     one = collect_completions(engine, _requests(), sampling)
     two = collect_completions(engine, _requests(), sampling)
     assert {k: c.text for k, c in one.items()} == {k: c.text for k, c in two.items()}

@@ -74,7 +74,7 @@ def test_retries_move_to_a_healthy_endpoint(server, model, failing):
     engine = OpenAIEngine(str(model), options={"endpoints": [failing.url, server.url], "backoff": 0.01,
                                               "max_retries": 3})
     try:
-        got = collect_completions(engine, _requests(), SamplingConfig(temperature=0.7, max_tokens=8))
+        got = collect_completions(engine, _requests(), SamplingConfig(temperature=0.7, top_p=0.95, max_tokens=8))
     finally:
         engine.close()
     assert len(got) == 5
@@ -85,7 +85,7 @@ def test_failing_server_gives_a_clear_error(model, failing):
     engine = OpenAIEngine(str(model), options={"endpoints": [failing.url], "backoff": 0.01, "max_retries": 1})
     try:
         with pytest.raises(EngineError, match="failed after 2 attempts.*HTTP 503.*replica overloaded"):
-            collect_completions(engine, _requests(), SamplingConfig(max_tokens=8))
+            collect_completions(engine, _requests(), SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=8))
     finally:
         engine.close()
 
@@ -94,7 +94,7 @@ def test_refused_request_is_not_retried(server, model):
     engine = OpenAIEngine(str(model), options={"endpoints": [server.url], "max_retries": 5})
     try:
         with pytest.raises(ServerError, match="HTTP 400"):
-            collect_completions(engine, _requests()[:1], SamplingConfig(max_tokens=100_000))
+            collect_completions(engine, _requests()[:1], SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=100_000))
     finally:
         engine.close()
 

@@ -105,7 +105,7 @@ def test_progress_callback_counts_every_completion(engine):
     seen = []
     engine.on_progress = lambda n, tokens: seen.append((n, tokens))
     try:
-        collect_completions(engine, _requests(), SamplingConfig(temperature=0.7, max_tokens=8))
+        collect_completions(engine, _requests(), SamplingConfig(temperature=0.7, top_p=0.95, max_tokens=8))
     finally:
         engine.on_progress = None
     assert sum(n for n, _ in seen) == 10
@@ -114,7 +114,7 @@ def test_progress_callback_counts_every_completion(engine):
 def test_token_prompts_match_text_prompts(engine):
     tokenizer = engine.tokenizer
     ids = tokenizer("the sum of all integer", add_special_tokens=False)["input_ids"]
-    sampling = SamplingConfig(temperature=0.9, max_tokens=12)
+    sampling = SamplingConfig(temperature=0.9, top_p=0.95, max_tokens=12)
     by_text = collect_completions(engine, [GenerationRequest("a", "the sum of all integer", [0], [5])], sampling)
     by_ids = collect_completions(engine, [GenerationRequest("a", "ignored", [0], [5], prompt_token_ids=ids)], sampling)
     if tokenizer("x")["input_ids"] == tokenizer("x", add_special_tokens=False)["input_ids"]:
@@ -137,7 +137,7 @@ def test_seeded_long_prompts_survive_on_cpu(engine):
     rng = random.Random(0)
     requests = [GenerationRequest(f"p{i}", "", [0], [i], prompt_token_ids=[rng.randrange(10, 500) for _ in range(1300)])
                 for i in range(6)]
-    got = collect_completions(engine, requests, SamplingConfig(temperature=0.7, max_tokens=4))
+    got = collect_completions(engine, requests, SamplingConfig(temperature=0.7, top_p=0.95, max_tokens=4))
     assert len(got) == 6
     if not torch.cuda.is_available():
         assert engine.options["enable_chunked_prefill"] is False
@@ -151,7 +151,7 @@ def test_unknown_option_is_rejected():
 
 
 def test_oom_messages_are_recognised():
-    from m1eval.engines.vllm import is_oom
+    from m1eval.engines.base import is_out_of_memory as is_oom
 
     assert is_oom(ValueError("No available memory for the cache blocks. Try increasing `gpu_memory_utilization`"))
     assert is_oom(MemoryError())

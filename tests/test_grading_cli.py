@@ -124,8 +124,8 @@ def test_interrupted_grade_prints_one_line_and_keeps_verdicts(tmp_path):
 
 def test_interrupted_grade_run_keeps_symbolic_verdicts_for_the_next_grade(tmp_path, monkeypatch):
     """Ctrl-C arrives after some sympy verdicts came back: they are saved and not recomputed."""
-    from m1eval.grading import GradingInterrupted, grade_run
     from m1eval.grading.pool import WorkerPool
+    from m1eval.stages import GradingInterrupted, grade_run
 
     texts = [f"\\boxed{{x^{{2}}+{k}x+1}}" for k in range(8)]
     run = _one_problem_run(tmp_path / "run", "(x+1)^{2}", "expression", texts)
@@ -140,7 +140,7 @@ def test_interrupted_grade_run_keeps_symbolic_verdicts_for_the_next_grade(tmp_pa
 
     monkeypatch.setattr(WorkerPool, "run", interrupted_after_three)
     with pytest.raises(GradingInterrupted, match="3 verdicts"):
-        grade_run(run, workers=1, progress=False)
+        grade_run(run, workers=1)
     assert json.loads((run / "manifest.json").read_text())["stages"]["grade"]["state"] == "interrupted"
     sent: list[int] = []
 
@@ -149,7 +149,7 @@ def test_interrupted_grade_run_keeps_symbolic_verdicts_for_the_next_grade(tmp_pa
         return real_run(self, items, on_result)
 
     monkeypatch.setattr(WorkerPool, "run", counting)
-    frame = grade_run(run, workers=1, progress=False)
+    frame = grade_run(run, workers=1)
     assert len(sent) == 5  # the 3 kept verdicts were not sent again
     assert list(frame["correct"]) == [False, False, True, False, False, False, False, False]
     assert not (run / "grade_cache.json").exists()

@@ -5,8 +5,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from m1eval.grading import GRADER_VERSION, Grader, grade_run
+from m1eval.grading import GRADER_VERSION, Grader
 from m1eval.records import Completion, Problem
+from m1eval.stages import grade_run
 from m1eval.store import RunStore
 
 
@@ -96,7 +97,7 @@ def _make_run(tmp_path):
 
 def test_grade_run_writes_parquet_and_manifest(tmp_path):
     run = _make_run(tmp_path)
-    frame = grade_run(run, workers=1, progress=False)
+    frame = grade_run(run, workers=1)
     assert list(frame["correct"]) == [True, False, True, False]
     assert list(frame["status"]) == ["ok", "ok", "ok", "truncated"]
     manifest = json.loads((run / "manifest.json").read_text())

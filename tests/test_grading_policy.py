@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from m1eval.grading import Grader, PolicyError, canonical_policy, grade_run, parse_policy
+from m1eval.grading import Grader, PolicyError, canonical_policy, parse_policy
 from m1eval.grading.extract import extract
 from m1eval.records import Completion, Problem
+from m1eval.stages import grade_run
 from m1eval.store import RunStore
 
 
@@ -75,15 +76,15 @@ def test_grade_run_records_policy_and_regrades_with_another(tmp_path):
     from m1eval.rundata import load_run
 
     run = _run(tmp_path)
-    frame = grade_run(run, workers=1, progress=False)
+    frame = grade_run(run, workers=1)
     stage = json.loads((run / "manifest.json").read_text())["stages"]["grade"]
     assert stage["extraction"] == "boxed" and list(frame["correct"]) == [True, False, False]
-    frame = grade_run(run, workers=1, progress=False, extraction="lenient")
+    frame = grade_run(run, workers=1, extraction="lenient")
     stage = json.loads((run / "manifest.json").read_text())["stages"]["grade"]
     assert stage["extraction"] == "boxed,answer-phrase,last-math,last-number"
     assert stage["extracted_by"] == {"boxed": 1, "answer-phrase": 1}
     assert list(frame["correct"]) == [True, True, False]
-    grade_run(run, workers=1, progress=False)  # no --extraction: the recorded policy is kept
+    grade_run(run, workers=1)  # no --extraction: the recorded policy is kept
     assert json.loads((run / "manifest.json").read_text())["stages"]["grade"]["extraction"].startswith("boxed,")
     summary = summarize_run(load_run(run), resamples=50)
     assert summary.extracted_by == pytest.approx({"boxed": 1 / 3, "answer-phrase": 1 / 3, "none": 1 / 3})
@@ -96,7 +97,7 @@ def test_old_grades_without_the_column_still_load(tmp_path):
     from m1eval.rundata import load_run
 
     run = _run(tmp_path)
-    grade_run(run, workers=1, progress=False)
+    grade_run(run, workers=1)
     frame = pd.read_parquet(run / "grades.parquet").drop(columns=["extracted_by"])
     frame.to_parquet(run / "grades.parquet", index=False)
     assert load_run(run).frame["extracted_by"].isna().all()
@@ -131,13 +132,13 @@ def test_preset_field_and_run_option():
 
 
 def test_no_grade_run_records_the_policy_for_a_later_grade(tmp_path):
-    from m1eval.commands.run import record_extraction
+    from m1eval.stages import record_extraction
 
     run = _run(tmp_path)
     record_extraction(run, "boxed,answer-phrase", explicit=False)
     stage = json.loads((run / "manifest.json").read_text())["stages"]["grade"]
     assert stage == {**stage, "state": "pending", "extraction": "boxed,answer-phrase"}
-    frame = grade_run(run, workers=1, progress=False)  # uses the recorded policy
+    frame = grade_run(run, workers=1)  # uses the recorded policy
     assert list(frame["extracted_by"].fillna("none")) == ["boxed", "answer-phrase", "none"]
     record_extraction(run, "boxed", explicit=False)  # a preset default does not override a graded run
     assert json.loads((run / "manifest.json").read_text())["stages"]["grade"]["state"] == "done"

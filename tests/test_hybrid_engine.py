@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from tiny_hybrid import build_tiny_hybrid
 
-from m1eval.engines.base import EngineError, GenerationRequest, ThroughputEngine, engine_class
+from m1eval.engines import engine_class
+from m1eval.engines.base import EngineError, GenerationRequest, ThroughputEngine
 from m1eval.records import SamplingConfig
 
 
@@ -27,7 +28,7 @@ def test_generate_yields_every_sample_once_with_its_seed(engine):
         GenerationRequest("p1", _prompt(engine, "find the sum of 2 and 3"), [0, 1, 2], [101, 102, 103]),
         GenerationRequest("p2", _prompt(engine, "area of a circle"), [1, 4], [201, 204]),
     ]
-    sampling = SamplingConfig(n=3, temperature=0.7, top_p=1.0, max_tokens=12, seed=0)
+    sampling = SamplingConfig(temperature=0.7, top_p=1.0, max_tokens=12, seed=0)
     batches = list(engine.generate(requests, sampling))
     assert [b.timing.batch_size for b in batches] == [3, 2]  # max_batch 3
     got = {(c.problem_id, c.sample_index): c for b in batches for c in b.completions}
@@ -48,10 +49,10 @@ def test_generate_yields_every_sample_once_with_its_seed(engine):
 
 def test_stop_strings_cut_the_text(engine):
     request = GenerationRequest("p", _prompt(engine, "think step by step"), [0], [5])
-    full = next(engine.generate([request], SamplingConfig(temperature=0.0, max_tokens=16))).completions[0]
+    full = next(engine.generate([request], SamplingConfig(temperature=0.0, top_p=0.95, max_tokens=16))).completions[0]
     assert len(full.text) > 4
     stop = full.text[2:4]
-    cut = next(engine.generate([request], SamplingConfig(temperature=0.0, max_tokens=16, stop=[stop]))).completions[0]
+    cut = next(engine.generate([request], SamplingConfig(temperature=0.0, top_p=0.95, max_tokens=16, stop=[stop]))).completions[0]
     assert cut.text == full.text[: full.text.find(stop)] and cut.finish_reason == "stop"
     assert cut.completion_tokens <= full.completion_tokens
 

@@ -16,7 +16,8 @@ from tiny_hybrid import build_tiny_hybrid
 from typer.testing import CliRunner
 
 from m1eval.cli import app
-from m1eval.engines.base import EngineError, engine_class
+from m1eval.engines import engine_class
+from m1eval.engines.base import EngineError
 from m1eval.engines.m1 import _eos_ids
 from m1eval.models import M1_SUFFIX, PRESETS, TaskProtocol, resolve_model
 from m1eval.prompts import JOINS, PromptError, load_tokenizer, render, user_message

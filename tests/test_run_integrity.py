@@ -18,14 +18,15 @@ from run_helpers import only_run_dir, raw_sample_lines, tiny_model
 from typer.testing import CliRunner
 
 from m1eval.cli import app
-from m1eval.engines.base import ENGINES, BatchResult, EngineError, GenerationRequest, OptionSpec, validate_options
+from m1eval.engines import ENGINES, validate_options
+from m1eval.engines.base import BatchResult, EngineBase, EngineError, GenerationRequest, OptionSpec
 from m1eval.records import BatchTiming, Completion, SamplingConfig
-from m1eval.runner import MAX_K, RunConfig, RunError, generate, iter_pending, plan_run
+from m1eval.runner import MAX_K, RunConfig, RunError, RunObserver, generate, iter_pending, plan_run
 
 ENGINE = "instant-test"
 
 
-class InstantEngine:
+class InstantEngine(EngineBase):
     """Answers every request at once with a fixed boxed answer; can raise after N calls."""
 
     name = ENGINE
@@ -269,3 +270,36 @@ def test_smaller_k_after_an_unfinished_larger_k_leaves_no_large_n(model, data_di
     assert generate(plan_run(_config(model, data_dir, tmp_path, k=8))).state == "done"
     assert generate(plan_run(_config(model, data_dir, tmp_path, k=4))).state == "done"
     assert json.loads((only_run_dir(tmp_path) / "manifest.json").read_text())["sampling"]["n"] == 8
+
+
+class Recorder(RunObserver):
+    """Keeps what the runner reports, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def planned(self, path, stored, expected) -> None:
+        self.events.append(("planned", stored, expected))
+
+    def started(self, expected, stored) -> None:
+        self.events.append(("started", expected, stored))
+
+    def stored(self, generated, tokens) -> None:
+        self.events.append(("stored", generated, tokens))
+
+    def finished(self) -> None:
+        self.events.append(("finished",))
+
+
+def test_runner_reports_to_its_observer_and_prints_nothing(model, data_dir, tmp_path, capfd):
+    """The library takes callbacks; drawing is the CLI's (m1eval.progress.RunProgress)."""
+    recorder = Recorder()
+    outcome = generate(plan_run(_config(model, data_dir, tmp_path, k=2, chunk_size=2)), observer=recorder)
+    assert outcome.state == "done" and outcome.generated == 6
+    assert recorder.events == [("planned", 0, 6), ("started", 6, 0), ("stored", 2, 6), ("stored", 4, 12),
+                               ("stored", 6, 18), ("finished",)]
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    again = Recorder()
+    assert generate(plan_run(_config(model, data_dir, tmp_path, k=2)), observer=again).generated == 0
+    assert again.events == []  # nothing to generate: nothing to show

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from m1eval import runner
 from m1eval.cli import app
-from m1eval.engines.base import EngineError
-from m1eval.runner import RunConfig, RunError, chunk_requests, pending_requests, plan_run
+from m1eval.engines.base import EngineError, chunk_requests
+from m1eval.models import resolve_model
+from m1eval.records import SamplingConfig
+from m1eval.runner import RunConfig, RunError, derive_run_id, identity, pending_requests, plan_run
 from m1eval.seeding import sample_seed
 from m1eval.tasks import TaskError, load_task
 
@@ -24,7 +28,7 @@ def test_run_id_ignores_k_but_not_sampling(data_dir, tmp_path):
     four = plan_run(_config(data_dir, tmp_path))
     eight = plan_run(_config(data_dir, tmp_path, k=8))
     assert four.path == eight.path and four.path.parts[-3:-1] == ("aime25", "r1-qwen-1.5b")
-    assert four.sampling.temperature == 0.6 and four.sampling.top_p == 0.95 and four.sampling.n == 4
+    assert four.sampling.temperature == 0.6 and four.sampling.top_p == 0.95 and four.k == 4
     assert plan_run(_config(data_dir, tmp_path, temperature=0.8)).path != four.path
     assert plan_run(_config(data_dir, tmp_path, seed=1)).path != four.path
     assert plan_run(_config(data_dir, tmp_path, limit=4)).path != four.path
@@ -33,6 +37,24 @@ def test_run_id_ignores_k_but_not_sampling(data_dir, tmp_path):
     assert plan_run(_config(data_dir, tmp_path, engine_options={"dtype": "float16"})).path != four.path
     assert plan_run(_config(data_dir, tmp_path, run_id="mine")).path.name == "mine"
     assert [p.id for p in four.problems] == [p.id for p in load_task("aime25", data_dir)[:3]]
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "results/math500/smollm2-135m/levels1-2-t0.7-p1-max320/manifest.json"
+
+
+def test_stored_run_keeps_its_identity_now_that_k_is_the_plans(data_dir, tmp_path, monkeypatch):
+    """k moved from SamplingConfig.n to the run plan: a stored run's identity (and so the id a
+    plan derives from it) must come out the same, and its manifest (sampling.n) must still read."""
+    manifest = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    k = manifest["sampling"]["n"]
+    assert SamplingConfig.from_dict(manifest["sampling"]).to_dict() == manifest["identity"]["sampling"]
+    monkeypatch.setattr(runner, "resolve_model", lambda name, engine=None: resolve_model(name, engine, build=False))
+    plan = plan_run(RunConfig(model="smollm2-135m", task="math500", k=k, temperature=0.7, top_p=1.0, max_tokens=320,
+                              data_dir=data_dir, out=tmp_path))
+    assert plan.k == k and "n" not in plan.sampling.to_dict()
+    assert identity(plan.model, "math500", None, plan.sampling, plan.suffix, plan.engine_options,
+                    plan.join) == manifest["identity"]
+    assert plan.run_id == derive_run_id(manifest["identity"])
 
 
 def test_pending_requests_only_missing_with_stable_seeds(data_dir, tmp_path):

@@ -15,7 +15,8 @@ from collections.abc import Iterator, Sequence
 import pytest
 from run_helpers import REPO, cli_env, m1eval_cmd, only_run_dir, raw_sample_lines, run_cli, tiny_model
 
-from m1eval.engines.base import ENGINES, BatchResult, EngineOutOfMemory, GenerationRequest
+from m1eval.engines import ENGINES
+from m1eval.engines.base import BatchResult, EngineBase, EngineOutOfMemory, GenerationRequest
 from m1eval.records import BatchTiming, Completion, SamplingConfig
 from m1eval.runner import RunConfig, generate, plan_run
 
@@ -97,7 +98,7 @@ def test_sigterm_stops_cleanly(model, data_dir, tmp_path):
     assert manifest["stages"]["generate"]["state"] == "interrupted"
 
 
-class OutOfMemoryAfterOneBatch:
+class OutOfMemoryAfterOneBatch(EngineBase):
     """Stands in for an accelerator running out of memory, which cannot happen on this machine."""
 
     name = "oom-test"

@@ -207,7 +207,7 @@ def test_texts_are_language_and_counts_are_consistent(real_runs, engine):
     plan, samples = real_runs[engine]
     max_tokens = plan.sampling.max_tokens
     tokenizer = real_runs["tokenizer"]
-    assert len(samples) == LEVEL12 * plan.sampling.n
+    assert len(samples) == LEVEL12 * plan.k
     words = re.findall(r"[A-Za-z]+", " ".join(c.text for c in samples).lower())
     assert len(words) > 20 * len(samples) / 2, "far too few words for real text"
     common = sum(w in COMMON_WORDS for w in words) / len(words)

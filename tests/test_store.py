@@ -153,3 +153,29 @@ def test_find_runs_walks_down(tmp_path: Path) -> None:
     for model in ("a", "b"):
         RunStore.create(run_path(tmp_path, "aime25", model, "r"), {"run_id": "r"}).unlock()
     assert [p.parent.name for p in find_runs([tmp_path])] == ["a", "b"]
+
+
+def test_begin_and_end_keep_stage_states_and_the_run_clock(tmp_path: Path) -> None:
+    """Two calls per stage: generation's begin starts the run's clock, then adds a resume; its end
+    finishes it; other stages keep only their own state."""
+    with RunStore.create(tmp_path / "run", {"run_id": "r"}) as store:
+        store.begin("generate", expected=4)
+        first = store.read_manifest()
+        assert first["stages"]["generate"]["state"] == "running" and first["stages"]["generate"]["expected"] == 4
+        assert first["started_at"] and first["resumed_at"] == [] and first["finished_at"] is None
+        store.end("generate", "done", samples=4)
+        done = store.read_manifest()
+        assert done["stages"]["generate"] == {"state": "done", "at": done["stages"]["generate"]["at"], "samples": 4}
+        assert done["finished_at"] >= first["started_at"]
+        store.begin("generate", expected=8)
+        resumed = store.read_manifest()
+        assert resumed["started_at"] == first["started_at"] and len(resumed["resumed_at"]) == 1
+        assert resumed["finished_at"] is None
+        store.end("generate", "interrupted", samples=6)
+        store.begin("grade", extraction="boxed")
+        store.end("grade", "done", extraction="boxed")
+        last = store.read_manifest()
+        assert last["finished_at"] is None and last["stages"]["generate"]["state"] == "interrupted"
+        assert last["stages"]["grade"]["state"] == "done" and len(last["resumed_at"]) == 1
+        with pytest.raises(ValueError, match="not 'running'"):
+            store.end("grade", "running")

@@ -80,12 +80,15 @@ def bench(
 ) -> None:
     """Tokens/s and latency per batch size (peak search) and per generation length; writes profiles."""
     from m1eval.bench import BenchError, BenchSettings, run_bench
-    from m1eval.commands.common import check_output_dir, error_line, quiet_engine_logs
-    from m1eval.engines.base import EngineError, engine_class
+    from m1eval.commands.common import check_output_dir, error_line
+    from m1eval.engines import engine_class
+    from m1eval.engines.base import EngineError
+    from m1eval.engines.vllm import set_log_level
     from m1eval.models import ModelError, resolve_model
+    from m1eval.progress import Bars
     from m1eval.store import safe_name
 
-    quiet_engine_logs(verbose)
+    set_log_level(verbose)
     check_output_dir(out, "--out")  # before an hour of measuring, not at save time
     if fmt not in ("png", "pdf", "svg"):
         raise typer.BadParameter(f"--format must be png, pdf or svg, got {fmt!r}")
@@ -117,18 +120,17 @@ def bench(
             failures.append(name)
             continue
         try:
-            prof = run_bench(
-                instance, settings, model=resolved.path, engine_name=resolved.engine, display_name=resolved.name,
-                engine_options=options, vocab_size=vocab_size,
-            )
+            with Bars("runs") as bars:
+                prof = run_bench(
+                    instance, settings, model=resolved.path, engine_name=resolved.engine, display_name=resolved.name,
+                    engine_options=options, vocab_size=vocab_size, progress=bars,
+                )
         except BenchError as exc:
             error_line(console, f"{name}: {exc}")
             failures.append(name)
             continue
         finally:
-            close = getattr(instance, "close", None)
-            if callable(close):
-                close()
+            instance.close()
         path = prof.save(out / f"{safe_name(resolved.name)}-{resolved.engine}.json")
         console.print(f"profile written: {path}")
         profiles.append(prof)

@@ -72,25 +72,6 @@ def check_output_file(path: Path | None, option: str) -> None:
         raise typer.Exit(2)
 
 
-ENGINE_LOG_ENV = "VLLM_LOGGING_LEVEL"
-
-
-def quiet_engine_logs(verbose: bool) -> None:
-    """vLLM logs dozens of INFO lines per start (config dumps, kernel choices) that bury m1eval's
-    own output; keep it at WARNING unless ``--verbose``. An explicit ``$VLLM_LOGGING_LEVEL`` wins
-    (with ``--verbose`` only when it is DEBUG, which says more than INFO).
-
-    vLLM applies the variable when its engine starts, in this process and in the engine
-    processes (they inherit the environment).
-    """
-    current = os.environ.get(ENGINE_LOG_ENV, "").strip().upper()
-    if verbose:
-        level = "DEBUG" if current == "DEBUG" else "INFO"
-    else:
-        level = current or "WARNING"
-    os.environ[ENGINE_LOG_ENV] = level
-
-
 # ---------------------------------------------------------------------------------------------
 # Parsers shared by the verbs: one syntax per flag wherever it appears.
 

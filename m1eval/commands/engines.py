@@ -1,20 +1,18 @@
 """``m1eval engines``: each engine and the ``-o key=value`` options it accepts.
 
-The option names come from the engine modules themselves (the lists they validate
-against), so this table cannot drift from what ``run``/``bench`` accept; the
+The option names come from the engine classes themselves (``option_names``, what they
+validate against), so this table cannot drift from what ``run``/``bench`` accept; the
 descriptions below say what each option does. Importing an engine module is cheap:
 engines import torch / vLLM only when constructed.
 """
 
 from __future__ import annotations
 
-import importlib
-
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from m1eval.engines.base import ENGINES
+from m1eval.engines import ENGINES, engine_class
 
 console = Console()
 
@@ -66,10 +64,8 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
 
 
 def option_names(engine: str) -> list[str]:
-    """The options an engine validates ``-o`` against, read from its module."""
-    module = importlib.import_module(ENGINES[engine].split(":")[0])
-    names = getattr(module, "OPTIONS", None) or getattr(module, "LLM_OPTIONS", None) or ()
-    return list(names)
+    """The options an engine validates ``-o`` against (its class's ``option_names``)."""
+    return list(engine_class(engine).option_names or ())
 
 
 def describe(engine: str, option: str) -> str:

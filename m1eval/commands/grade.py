@@ -50,7 +50,9 @@ def grade(
     Ctrl-C (or SIGTERM) stops with one line and keeps the verdicts already computed for the
     next `m1eval grade` of the same run.
     """
-    from m1eval.grading import GRADER_VERSION, GradingInterrupted, PolicyError, canonical_policy, grade_run
+    from m1eval.grading import GRADER_VERSION, PolicyError, canonical_policy
+    from m1eval.progress import Bars
+    from m1eval.stages import GradingInterrupted, grade_run
     from m1eval.store import RunLockedError, StoreError, describe_repair, repairs_since
 
     if extraction is not None:
@@ -66,7 +68,8 @@ def grade(
     previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = time.time()
     try:
-        frame = grade_run(run_dir, workers=workers, progress=True, extraction=extraction)
+        with Bars("completions") as bars:
+            frame = grade_run(run_dir, workers=workers, extraction=extraction, progress=bars)
     except (StoreError, RunLockedError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(EXIT_USAGE) from None

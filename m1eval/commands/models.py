@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from m1eval.models import PRESETS
+from m1eval.models import PRESETS, eos_setting
 from m1eval.prompts import JOINS
 from m1eval.tasks import list_tasks
 
@@ -21,7 +21,7 @@ def _protocol_table() -> Table:
         table.add_column(column, no_wrap=column in ("preset", "task", "max tokens", "join"),
                          justify="right" if column == "max tokens" else "left")  # fmt: skip
     for preset in PRESETS.values():
-        eos = str(preset.engine_options.get("eos", "engine default"))
+        eos = eos_setting(preset.engine_options)
         # a preset without per-task settings poses every task alike: one row says so
         for task in list_tasks() if preset.tasks else ["(every task)"]:
             protocol = preset.protocol(task)

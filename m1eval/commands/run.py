@@ -19,10 +19,11 @@ from m1eval.commands.common import (
     check_output_dir,
     error_line,
     parse_engine_options,
-    quiet_engine_logs,
 )
 from m1eval.engines.base import EngineError
-from m1eval.models import ModelError
+from m1eval.engines.vllm import set_log_level
+from m1eval.models import ModelError, preset_extraction
+from m1eval.progress import Bars, RunProgress
 from m1eval.prompts import PromptError
 from m1eval.runner import RunConfig, RunError, generate, plan_run
 from m1eval.store import RunLockedError, StoreError
@@ -66,42 +67,12 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 def resolve_extraction(option: str | None, preset: str | None) -> str:
     """``--extraction``, else the preset's policy, else ``boxed``; validated (BadParameter)."""
     from m1eval.grading.extract import PolicyError, canonical_policy
-    from m1eval.models import PRESETS
 
-    chosen = option if option is not None else getattr(PRESETS.get(preset or ""), "extraction", None)
+    chosen = option if option is not None else preset_extraction(preset or "")
     try:
         return canonical_policy(chosen)
     except PolicyError as exc:
         raise typer.BadParameter(str(exc), param_hint="--extraction") from None
-
-
-def record_extraction(path: Path, policy: str, explicit: bool) -> None:
-    """With --no-grade: record the policy so a later `m1eval grade` uses it (a graded run's
-    recorded policy changes only when --extraction names another one)."""
-    from m1eval.grading import recorded_extraction
-    from m1eval.store import RunStore
-
-    with RunStore(path) as store:
-        recorded = recorded_extraction(store.read_manifest())
-        if recorded is None or (explicit and recorded != policy):
-            store.set_stage("grade", "pending", extraction=policy)
-
-
-def grade_and_report(path: Path, extraction: str | None = None) -> None:
-    """The grading and report stages, from the modules that own them."""
-    try:
-        from m1eval.grading import grade_run
-    except ImportError as exc:
-        raise RunError(f"grading stage unavailable ({exc}); samples are stored in {path}, "
-                       f"grade them later with `m1eval grade {path}`") from exc
-    try:
-        from m1eval.report import render_report, summarize_run
-        from m1eval.rundata import load_run
-    except ImportError as exc:
-        raise RunError(f"report stage unavailable ({exc}); samples and grades are in {path}") from exc
-    grade_run(path, extraction=extraction)
-    summary = summarize_run(load_run(path))
-    typer.echo(render_report([summary]))
 
 
 def run(
@@ -140,7 +111,7 @@ def run(
     cpus_per_replica: Annotated[float, typer.Option("--cpus-per-replica", min=0.01, help="CPUs Ray reserves per replica.")] = 1.0,
 ) -> None:
     """Generate k samples per problem, store them (resumable), then grade and report."""
-    quiet_engine_logs(verbose)
+    set_log_level(verbose)
     check_output_dir(out, "--out")
     policy = resolve_extraction(extraction, model)
     explicit = dict(tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
@@ -156,7 +127,7 @@ def run(
         config.replicas = replica_settings(replicas, ray_address, gpus_per_replica, cpus_per_replica)
         plan = plan_run(config)
         check_output_dir(plan.path, "--out")
-        outcome = generate(plan, console=console)
+        outcome = generate(plan, observer=RunProgress(console))
     except (ModelError, TaskError, EngineError, PromptError, RunError, RunLockedError, StoreError) as exc:
         error_line(console, str(exc))
         raise typer.Exit(2) from None
@@ -170,17 +141,16 @@ def run(
         raise typer.Exit(1)
     console.print(f"[green]generated {outcome.generated} samples[/green]; {outcome.stored}/{outcome.expected} "
                   f"stored in {outcome.path}")
-    if grade:
-        from m1eval.grading import GradingInterrupted
+    from m1eval.stages import GradingInterrupted, grade_and_summarize, record_extraction
 
+    if grade:
         try:
-            grade_and_report(outcome.path, policy)
-        except RunError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
+            with Bars("completions") as bars:
+                table = grade_and_summarize(outcome.path, extraction=policy, progress=bars)
         except GradingInterrupted as exc:
             console.print(f"[yellow]{exc}[/yellow]")
             raise typer.Exit(130) from None
+        typer.echo(table)
     else:
         record_extraction(outcome.path, policy, explicit=extraction is not None)
 

@@ -1,17 +1,25 @@
-"""The engine protocol: every backend turns prompts into ``Completion`` records plus batch timing.
+"""The engine contract: every backend turns prompts into ``Completion`` records plus batch timing.
 
-The runner hands an engine a list of ``GenerationRequest`` (one per problem, with the
-sample indices still missing and one seed per sample) and stores each ``BatchResult``
-the moment the engine yields it, so the unit of resume is the engine's batch. Engines
-know nothing about run folders, grading or tasks.
+The runner hands an engine the ``GenerationRequest``s still missing (one per problem, with
+the sample indices to draw and one seed per sample) and stores each ``BatchResult`` the
+moment the engine yields it, so the unit of resume is the engine's batch. Engines know
+nothing about run folders, grading or tasks. ``Engine`` is everything the runner uses;
+``EngineBase`` gives its defaults and the chores every engine shares (batch timing and
+``BatchResult`` building, decoding, freeing the accelerator, recognising out of memory),
+so an engine module holds only what is particular to its backend. The registry of engine
+names is in ``m1eval.engines``.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterator, Sequence
+import gc
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from m1eval.records import PREFIX_GRID, BatchTiming, Completion, SamplingConfig
 
@@ -52,17 +60,138 @@ class BatchResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# The hooks the runner sets while it generates (None: nobody listens).
+ProgressHook = Callable[[int, int], None]  # (completions finished, tokens generated) since the last call
+WaitHook = Callable[[int, float], None]  # (requests in flight, seconds the oldest has waited)
+NoticeHook = Callable[[str], None]  # one line worth telling the user (a retry, a lost replica)
+
+
 @runtime_checkable
 class Engine(Protocol):
+    """What the runner uses of an engine; ``EngineBase`` provides every member but ``generate``."""
+
     name: str
+    # The model's tokenizer when the engine holds one (the runner then renders prompts with
+    # it instead of loading its own); None otherwise.
+    tokenizer: Any
+    # The options in effect after the engine's own defaults (recorded in the manifest); None: not known.
+    options: dict[str, Any] | None
+    on_progress: ProgressHook | None
+    on_wait: WaitHook | None
+    on_notice: NoticeHook | None
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> Iterator[BatchResult]:
         """Yield batches as they finish; every requested (problem, sample) appears exactly once."""
         ...
 
+    def generate_pending(self, requests: Iterable[GenerationRequest], sampling: SamplingConfig,
+                         samples_per_chunk: int) -> Iterator[BatchResult]:
+        """Every pending request of a run (a lazy stream), in as many ``generate`` calls as the engine likes."""
+        ...
+
     def close(self) -> None:
         """Free the model and any worker processes."""
         ...
+
+
+def chunk_requests(requests: Iterable[GenerationRequest], samples_per_chunk: int) -> Iterator[list[GenerationRequest]]:
+    """Whole requests per chunk, about ``samples_per_chunk`` samples each (at least one request); lazy."""
+    current: list[GenerationRequest] = []
+    size = 0
+    for request in requests:
+        if current and size + len(request.sample_indices) > samples_per_chunk:
+            yield current
+            current, size = [], 0
+        current.append(request)
+        size += len(request.sample_indices)
+    if current:
+        yield current
+
+
+class EngineBase:
+    """Defaults of the ``Engine`` contract and the chores engines share; engines inherit it."""
+
+    name: str = "engine"
+    option_names: ClassVar[tuple[str, ...] | None] = None  # what ``-o key=value`` may name (None: anything)
+    option_specs: ClassVar[dict[str, OptionSpec] | None] = None
+    tokenizer: Any = None
+    options: dict[str, Any] | None = None
+    on_progress: ProgressHook | None = None
+    on_wait: WaitHook | None = None
+    on_notice: NoticeHook | None = None
+
+    def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> Iterator[BatchResult]:
+        raise NotImplementedError
+
+    def generate_pending(self, requests: Iterable[GenerationRequest], sampling: SamplingConfig,
+                         samples_per_chunk: int) -> Iterator[BatchResult]:
+        """Chunks of about ``samples_per_chunk`` samples (whole requests), one ``generate`` call each:
+        memory stays bounded by one chunk, and a chunk is the unit an interrupt can lose."""
+        for chunk in chunk_requests(requests, samples_per_chunk):
+            yield from self.generate(chunk, sampling)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Completion text of token ids, special tokens dropped (every engine decodes alike)."""
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def report_progress(self, completions: int, tokens: int) -> None:
+        """Tell the runner's ``on_progress`` hook, if one is set."""
+        if self.on_progress is not None:
+            self.on_progress(completions, tokens)
+
+    def close(self) -> None:
+        free_accelerator()
+
+
+@dataclass
+class BatchClock:
+    """When a batch started (wall clock, for the timing record) and how long it took (monotonic)."""
+
+    started: float = field(default_factory=time.time)
+    t0: float = field(default_factory=time.perf_counter)
+    wall: float | None = None
+
+    def stop(self) -> float:
+        """Fix the batch's wall time now (before decoding, say); ``batch_result`` otherwise takes it then."""
+        self.wall = time.perf_counter() - self.t0
+        return self.wall
+
+
+def new_batch_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def batch_result(engine: str, completions: Sequence[Completion], clock: BatchClock,
+                 extra: dict[str, Any] | None = None) -> BatchResult:
+    """One finished batch: its completions get a fresh batch id, its timing sums their tokens."""
+    batch_id = new_batch_id()
+    for completion in completions:
+        completion.batch_id = batch_id
+    wall = clock.wall if clock.wall is not None else time.perf_counter() - clock.t0
+    return BatchResult(list(completions), batch_timing(batch_id, engine, completions, wall, clock.started),
+                       dict(extra or {}))
+
+
+def free_accelerator() -> None:
+    """Drop unreferenced tensors and hand cached GPU memory back (after an OOM, or at close)."""
+    gc.collect()
+    torch = sys.modules.get("torch")  # never imported just for this
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+_OOM_PATTERNS = re.compile(
+    r"out of memory|No available memory for the cache blocks|not enough (KV cache )?memory|"
+    r"Cannot allocate memory|insufficient memory|larger than the available KV cache",
+    re.IGNORECASE,
+)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's OutOfMemoryError, MemoryError, and the messages vLLM and allocators use for it."""
+    if isinstance(exc, (EngineOutOfMemory, MemoryError)):
+        return True
+    return "OutOfMemory" in type(exc).__name__ or bool(_OOM_PATTERNS.search(str(exc)))
 
 
 @dataclass(frozen=True)
@@ -185,33 +314,3 @@ def checked_options(engine: str, options: dict[str, Any] | None, known: Sequence
         if problem is not None:
             raise EngineError(f"{engine}: engine option {key}: {problem}")
     return options
-
-
-def validate_options(engine: str, options: dict[str, Any] | None) -> dict[str, Any]:
-    """Check ``options`` against the engine's declared names and types without building it.
-
-    Engine modules import their heavy libraries only inside the engine, so importing the
-    class here is cheap; an engine that declares no ``option_names`` is not checked.
-    """
-    cls = engine_class(engine)
-    names = getattr(cls, "option_names", None)
-    if names is None:
-        return dict(options or {})
-    return checked_options(engine, options, names, getattr(cls, "option_specs", None))
-
-
-# name -> "module:Class"; engines import their heavy libraries only when constructed.
-ENGINES: dict[str, str] = {
-    "vllm": "m1eval.engines.vllm:VLLMEngine",
-    "hf": "m1eval.engines.hf:HFEngine",
-    "openai": "m1eval.engines.openai:OpenAIEngine",
-    "m1": "m1eval.engines.m1:M1Engine",
-}
-
-
-def engine_class(name: str) -> type:
-    if name not in ENGINES:
-        raise EngineError(f"unknown engine {name!r}; choose one of {', '.join(sorted(ENGINES))}")
-    module_name, class_name = ENGINES[name].split(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, class_name)

@@ -12,20 +12,23 @@ logit enough to flip a draw (float32 on CPU: not observed in the tests).
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from m1eval.engines.base import (
+    BatchClock,
     BatchResult,
+    EngineBase,
     EngineError,
     EngineOutOfMemory,
     GenerationRequest,
     OptionSpec,
     TimedGeneration,
-    batch_timing,
+    batch_result,
     checked_options,
+    free_accelerator,
+    is_out_of_memory,
     prefix_chars,
 )
 from m1eval.records import Completion, SamplingConfig
@@ -75,7 +78,7 @@ class _SeededSampler:
         return out
 
 
-class HFEngine:
+class HFEngine(EngineBase):
     """transformers ``AutoModelForCausalLM.generate`` behind the m1eval engine protocol."""
 
     name = "hf"
@@ -99,14 +102,13 @@ class HFEngine:
             dtype = getattr(torch, str(dtype_name), None)
             if not isinstance(dtype, torch.dtype):
                 raise EngineError(f"hf: unknown dtype {dtype_name!r} (float32, bfloat16, float16, auto)")
-        self.on_progress: Callable[[int, int], None] | None = None
         extra = {k: options[k] for k in ("revision", "trust_remote_code", "attn_implementation") if k in options}
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model, **{k: v for k, v in extra.items() if k != "attn_implementation"})
             self.model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, **extra).to(self.device)
-        except torch.OutOfMemoryError as exc:
-            raise EngineOutOfMemory(f"hf: out of memory loading {model!r} on {self.device}: {exc}") from exc
         except Exception as exc:
+            if is_out_of_memory(exc):
+                raise EngineOutOfMemory(f"hf: out of memory loading {model!r} on {self.device}: {exc}") from exc
             raise EngineError(f"hf: cannot load {model!r}: {type(exc).__name__}: {exc}") from exc
         self.model.eval()
         self.tokenizer.padding_side = "left"
@@ -182,24 +184,23 @@ class HFEngine:
         batch_size = self.batch_size
         while start < len(rows):
             batch = rows[start : start + batch_size]
-            started = time.time()
-            t0 = time.perf_counter()
+            clock = BatchClock()
             try:
                 outputs = self._generate_rows(batch, sampling)
-            except self.torch.OutOfMemoryError as exc:
-                self._free()
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise EngineError(f"hf: generate failed: {type(exc).__name__}: {exc}") from exc
+                free_accelerator()
                 if batch_size > 1:  # halve and retry: a smaller batch often fits
                     batch_size = max(1, batch_size // 2)
                     continue
                 raise EngineOutOfMemory(f"hf: out of memory even at batch size 1 on {self.device}: {exc}") from exc
-            except Exception as exc:
-                raise EngineError(f"hf: generate failed: {type(exc).__name__}: {exc}") from exc
-            wall = time.perf_counter() - t0
+            clock.stop()
             start += len(batch)
-            yield self._result(batch, outputs, sampling, wall, started)
+            yield self._result(batch, outputs, sampling, clock)
 
-    def _result(self, batch: list[_Row], outputs: list[list[int]], sampling: SamplingConfig, wall: float, started: float) -> BatchResult:
-        batch_id = uuid.uuid4().hex[:12]
+    def _result(self, batch: list[_Row], outputs: list[list[int]], sampling: SamplingConfig,
+                clock: BatchClock) -> BatchResult:
         completions = []
         for row, generated in zip(batch, outputs):
             ids, reason = self._cut(generated, sampling.max_tokens, bool(sampling.stop))
@@ -208,28 +209,17 @@ class HFEngine:
                     problem_id=row.problem_id,
                     sample_index=row.sample_index,
                     seed=row.seed,
-                    text=self._decode(ids),
+                    text=self.decode(ids),
                     prompt_tokens=len(row.prompt_ids),
                     completion_tokens=len(ids),
                     finish_reason=reason,
-                    batch_id=batch_id,
-                    prefix_chars=prefix_chars(self._decode, ids),
+                    batch_id="",  # the batch's, set by batch_result
+                    prefix_chars=prefix_chars(self.decode, ids),
                 )
             )
-        timing = batch_timing(batch_id, self.name, completions, wall, started)
-        if self.on_progress is not None:
-            self.on_progress(len(completions), timing.generated_tokens)
-        return BatchResult(completions, timing)
-
-    def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
-
-    def _free(self) -> None:
-        import gc
-
-        gc.collect()
-        if self.device.type == "cuda":
-            self.torch.cuda.empty_cache()
+        result = batch_result(self.name, completions, clock)
+        self.report_progress(len(completions), result.timing.generated_tokens)
+        return result
 
     # ------------------------------------------------------------------ throughput
 
@@ -247,8 +237,10 @@ class HFEngine:
                 out = self.model.generate(**kwargs)
                 self._sync()
                 wall = time.perf_counter() - t0
-        except torch.OutOfMemoryError as exc:
-            self._free()
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            free_accelerator()
             raise EngineOutOfMemory(f"hf: out of memory at batch {len(prompt_token_ids)}: {exc}") from exc
         generated = int(out.shape[1] - input_ids.shape[1]) * int(out.shape[0])
         return TimedGeneration(
@@ -262,4 +254,4 @@ class HFEngine:
 
     def close(self) -> None:
         self.model = None
-        self._free()
+        free_accelerator()

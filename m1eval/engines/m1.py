@@ -14,20 +14,23 @@ counter-based RNG, so a sample's text does not depend on the batch it landed in.
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from m1eval.engines.base import (
+    BatchClock,
     BatchResult,
+    EngineBase,
     EngineError,
     EngineOutOfMemory,
     GenerationRequest,
     OptionSpec,
     TimedGeneration,
-    batch_timing,
+    batch_result,
     checked_options,
+    free_accelerator,
+    is_out_of_memory,
     prefix_chars,
 )
 from m1eval.records import Completion, SamplingConfig
@@ -70,7 +73,7 @@ def _eos_ids(policy: str, config_ids: Sequence[int], tokenizer_id: int | None) -
     return sorted({*config_ids, *([tokenizer_id] if tokenizer_id is not None else [])})
 
 
-class M1Engine:
+class M1Engine(EngineBase):
     """Generation with the native hybrid model; see the module docstring for batching."""
 
     name = "m1"
@@ -99,14 +102,15 @@ class M1Engine:
         if self.max_batch < 1:
             raise EngineError(f"m1: max_batch must be >= 1, got {self.max_batch}")
         self.cuda_graph = options.get("cuda_graph")
-        self.on_progress: Callable[[int, int], None] | None = None
         folder = resolve_checkpoint(model, options.get("revision"))
         try:
             self.model = load_hybrid(folder, self.device, dtype)
         except HybridConfigError as exc:
             raise EngineError(f"m1: cannot load {folder}: {exc}") from exc
-        except torch.OutOfMemoryError as exc:
-            raise EngineOutOfMemory(f"m1: out of memory loading {folder} on {self.device}: {exc}") from exc
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                raise EngineOutOfMemory(f"m1: out of memory loading {folder} on {self.device}: {exc}") from exc
+            raise
         from transformers import AutoTokenizer
 
         tokenizer_path = options.get("tokenizer") or str(folder)
@@ -127,9 +131,6 @@ class M1Engine:
         # chat-templated text already starts with BOS where the template puts one
         return list(self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"])
 
-    def _decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
-
     def _batches(self, requests: Sequence[GenerationRequest]) -> Iterator[list[tuple[GenerationRequest, int, int]]]:
         """(request, sample index, seed) rows, at most max_batch per batch, a problem's samples together."""
         batch: list[tuple[GenerationRequest, int, int]] = []
@@ -143,8 +144,6 @@ class M1Engine:
             yield batch
 
     def _run(self, prompts, counts, seeds, sampling_params, max_new_tokens, *, ignore_eos=False, stop_test=None):
-        import torch
-
         from m1eval.hybrid.generation import generate
 
         report = self.on_progress
@@ -155,8 +154,10 @@ class M1Engine:
                 ignore_eos=ignore_eos, stop_test=stop_test, cuda_graph=self.cuda_graph,
                 on_tokens=(lambda k: report(0, k)) if report is not None else None,
             )  # fmt: skip
-        except torch.OutOfMemoryError as exc:
-            raise EngineOutOfMemory(f"m1: out of memory at {sum(counts)} rows; lower max_batch: {exc}") from exc
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                raise EngineOutOfMemory(f"m1: out of memory at {sum(counts)} rows; lower max_batch: {exc}") from exc
+            raise
 
     # ------------------------------------------------------------------ protocol
 
@@ -168,7 +169,7 @@ class M1Engine:
         except ValueError as exc:
             raise EngineError(f"m1: {exc}") from exc
         stops = [s for s in sampling.stop if s]
-        stop_test = (lambda row, ids: any(s in self._decode(ids) for s in stops)) if stops else None
+        stop_test = (lambda row, ids: any(s in self.decode(ids) for s in stops)) if stops else None
         for batch in self._batches(requests):
             groups: dict[str, list[tuple[GenerationRequest, int, int]]] = {}
             for row in batch:
@@ -176,33 +177,30 @@ class M1Engine:
             ordered = [row for rows in groups.values() for row in rows]
             prompts = [self._prompt_ids(rows[0][0]) for rows in groups.values()]
             counts = [len(rows) for rows in groups.values()]
-            batch_id = uuid.uuid4().hex[:12]
-            started = time.time()
-            t0 = time.perf_counter()
+            clock = BatchClock()
             result = self._run(prompts, counts, [seed for _, _, seed in ordered], params, sampling.max_tokens,
                                stop_test=stop_test)  # fmt: skip
-            wall = time.perf_counter() - t0
+            clock.stop()
             completions = [
-                self._completion(request, index, seed, ids, reason, prompt_len, batch_id, stops)
+                self._completion(request, index, seed, ids, reason, prompt_len, stops)
                 for (request, index, seed), ids, reason, prompt_len in zip(
                     ordered, result.tokens, result.finish_reasons, result.prompt_lengths
                 )
             ]
-            timing = batch_timing(batch_id, self.name, completions, wall, started)
             extra = {"prefill_seconds": result.prefill_seconds, "decode_seconds": result.decode_seconds}
-            yield BatchResult(completions, timing, extra)
+            yield batch_result(self.name, completions, clock, extra)
 
-    def _completion(self, request, index, seed, ids, reason, prompt_len, batch_id, stops) -> Completion:
-        text = self._decode(ids)
+    def _completion(self, request, index, seed, ids, reason, prompt_len, stops) -> Completion:
+        text = self.decode(ids)
         cut = min((text.find(s) for s in stops if s in text), default=-1)
         if cut >= 0:  # a stop string ends the text (excluded, as vLLM does) and the token count
             text, reason = text[:cut], "stop"
-            kept = next(n for n in range(1, len(ids) + 1) if len(self._decode(ids[:n])) > cut or n == len(ids))
+            kept = next(n for n in range(1, len(ids) + 1) if len(self.decode(ids[:n])) > cut or n == len(ids))
             ids = ids[:kept]
         return Completion(
             problem_id=request.problem_id, sample_index=index, seed=seed, text=text, prompt_tokens=prompt_len,
-            completion_tokens=len(ids), finish_reason=reason, batch_id=batch_id,
-            prefix_chars=prefix_chars(self._decode, ids),
+            completion_tokens=len(ids), finish_reason=reason, batch_id="",  # the batch's, set by batch_result
+            prefix_chars=prefix_chars(self.decode, ids),
         )  # fmt: skip
 
     def timed_greedy(self, prompt_token_ids: list[list[int]], gen_len: int) -> TimedGeneration:
@@ -220,13 +218,4 @@ class M1Engine:
 
     def close(self) -> None:
         self.model = None
-        import gc
-
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:  # pragma: no cover
-            pass
+        free_accelerator()

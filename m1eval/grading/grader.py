@@ -14,28 +14,25 @@ model text runs in worker processes with a hard per-item deadline and a memory l
 
 The main process only moves strings and looks up dictionaries. Verdicts and keys are
 memoised on the Grader (and can be saved, so an interrupted ``grade`` keeps its work).
+Grading a whole run folder is a run-level stage: ``m1eval.stages.grade_run``.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from m1eval.grading.extract import DEFAULT_POLICY, MAX_SCAN_CHARS, canonical_policy, parse_policy, visible_text
 from m1eval.grading.pool import ERROR, OK, TIMEOUT, WorkerPool
-from m1eval.records import Completion, Grade, Problem
+from m1eval.records import NO_PROGRESS, Completion, Grade, Problem, Progress
 
 # Bump whenever any verdict can change (policy, normalisation, parser, tolerance).
 GRADER_VERSION = "m1eval-grading-1.3"
 
 CHUNK_TEXTS = 64
 CHUNK_CHARS = 2_000_000
-CACHE_FILE = "grade_cache.json"
 
 VerdictKey = tuple[tuple[str, ...], str, "str | None", "float | None"]
 
@@ -144,54 +141,54 @@ class Grader:
 
     # ------------------------------------------------------------------ grading
     def grade(self, problem: Problem, completions: list[Completion]) -> list[Grade]:
-        return self.grade_many([(problem, completions)], progress=False)
+        return self.grade_many([(problem, completions)])
 
-    def grade_many(self, items: Iterable[tuple[Problem, list[Completion]]], progress: bool = True) -> list[Grade]:
-        from m1eval.progress import make_progress
-
+    def grade_many(self, items: Iterable[tuple[Problem, list[Completion]]],
+                   progress: Progress | None = None) -> list[Grade]:
+        """Grades of every completion, in item order; ``progress`` hears the two steps (None: silent)."""
+        bar = progress or NO_PROGRESS
         items = list(items)
         total = sum(len(c) for _, c in items)
         rows: list[_Row] = []
         contexts: list[tuple[tuple[str, ...], str | None, float | None]] = []
-        with make_progress("completions", transient=not progress) as bar:
-            task = bar.add_task("grading (extract, fast path)", total=total, visible=progress)
-            seen_before = len(self._seen_pairs)
-            pending = self._extract_all(items, rows, contexts, lambda n: bar.advance(task, n))
-            # the undecided pairs and class keys go to the pool for sympy
-            symbolic_items = [k for k in pending if k not in self._verdicts]
-            key_items: list[str] = []
-            for row in rows:
-                norm = row.norm
-                if not norm or norm in self._keys:
-                    continue
-                golds, fmt, tol = contexts[row.p_index]
-                verdict = self._verdicts.get((golds, norm, fmt, tol))
-                if verdict is not None and verdict.correct:
-                    continue
-                if norm not in key_items:
-                    key_items.append(norm)
-            work = [("verdict", (k[0], k[1], k[2], k[3])) for k in symbolic_items] + [("key", (n,)) for n in key_items]
-            if work:
-                sym_task = bar.add_task("grading (symbolic, pool)", total=len(work), visible=progress)
+        bar.stage("grading (extract, fast path)", total)
+        seen_before = len(self._seen_pairs)
+        pending = self._extract_all(items, rows, contexts, bar.advance)
+        # the undecided pairs and class keys go to the pool for sympy
+        symbolic_items = [k for k in pending if k not in self._verdicts]
+        key_items: list[str] = []
+        for row in rows:
+            norm = row.norm
+            if not norm or norm in self._keys:
+                continue
+            golds, fmt, tol = contexts[row.p_index]
+            verdict = self._verdicts.get((golds, norm, fmt, tol))
+            if verdict is not None and verdict.correct:
+                continue
+            if norm not in key_items:
+                key_items.append(norm)
+        work = [("verdict", (k[0], k[1], k[2], k[3])) for k in symbolic_items] + [("key", (n,)) for n in key_items]
+        if work:
+            bar.stage("grading (symbolic, pool)", len(work))
 
-                def keep(index: int, result: tuple[str, Any]) -> None:
-                    # stored as each result arrives, so an interrupt keeps what is done
-                    status, value = result
-                    kind, payload = work[index]
-                    if kind == "verdict":
-                        key = (payload[0], payload[1], payload[2], payload[3])
-                        if status == OK:
-                            self._verdicts[key] = _Verdict(bool(value[0]), bool(value[1]))
-                        else:
-                            self.stats["timeouts"] += status == TIMEOUT
-                            self._verdicts[key] = _Verdict(False, False, timeout=True)
+            def keep(index: int, result: tuple[str, Any]) -> None:
+                # stored as each result arrives, so an interrupt keeps what is done
+                status, value = result
+                kind, payload = work[index]
+                if kind == "verdict":
+                    key = (payload[0], payload[1], payload[2], payload[3])
+                    if status == OK:
+                        self._verdicts[key] = _Verdict(bool(value[0]), bool(value[1]))
                     else:
-                        self._keys[payload[0]] = value if status == OK and value is not None else ("s", payload[0])
-                    bar.advance(sym_task)
+                        self.stats["timeouts"] += status == TIMEOUT
+                        self._verdicts[key] = _Verdict(False, False, timeout=True)
+                else:
+                    self._keys[payload[0]] = value if status == OK and value is not None else ("s", payload[0])
+                bar.advance(1)
 
-                self._get_pool().run(work, on_result=keep)
-                self.stats["pool_items"] += len(work)
-            self.stats["pairs"] += len(self._seen_pairs) - seen_before
+            self._get_pool().run(work, on_result=keep)
+            self.stats["pool_items"] += len(work)
+        self.stats["pairs"] += len(self._seen_pairs) - seen_before
         return self._assemble(rows, contexts)
 
     def _extract_all(self, items, rows: list[_Row], contexts: list, advance) -> dict[VerdictKey, None]:  # noqa: ANN001
@@ -315,80 +312,3 @@ class Grader:
             grades.append(Grade(completion.problem_id, completion.sample_index, row.raw, verdict.correct, status,
                                 cluster, GRADER_VERSION, row.rule))
         return grades
-
-
-class GradingInterrupted(Exception):
-    """``grade_run`` was interrupted; finished verdicts were saved for the next run."""
-
-
-def recorded_extraction(manifest: dict[str, Any]) -> str | None:
-    """The extraction policy a run was graded (or is to be graded) with, from its manifest."""
-    stage = (manifest.get("stages") or {}).get("grade") or {}
-    policy = stage.get("extraction") if isinstance(stage, dict) else None
-    return policy if isinstance(policy, str) and policy else None
-
-
-def grade_run(run_dir, *, workers: int | None = None, progress: bool = True,  # noqa: ANN001, ANN201
-              extraction: str | None = None):
-    """Re-grade a stored run: read problems and samples, write grades.parquet, record the stage.
-
-    ``extraction`` is the policy (default: the one recorded in the manifest, else
-    ``boxed``); it is recorded in ``stages.grade.extraction``. On Ctrl-C/SIGTERM the
-    verdicts already computed are saved to ``grade_cache.json`` (used by the next
-    ``grade``), the stage is marked ``interrupted`` and ``GradingInterrupted`` is raised.
-    """
-    import pandas as pd
-
-    from m1eval.store import RunStore, StoreError
-
-    started = time.time()
-    with RunStore(run_dir) as store:
-        manifest = store.read_manifest()
-        policy = canonical_policy(extraction or recorded_extraction(manifest) or DEFAULT_POLICY)
-        problems = store.read_problems()
-        samples, report = store.read_samples()
-        by_problem: dict[str, list[Completion]] = {}
-        for completion in samples:
-            by_problem.setdefault(completion.problem_id, []).append(completion)
-        known = {p.id for p in problems}
-        unknown = sorted(set(by_problem) - known)
-        if unknown:
-            raise StoreError(f"{store.path}: samples.jsonl has completions of problems not in problems.jsonl: {unknown[:5]}")
-        items = [(p, by_problem[p.id]) for p in problems if p.id in by_problem]
-        cache_path = Path(store.path) / CACHE_FILE
-        grader = Grader(workers=workers, extraction=policy)
-        try:
-            if cache_path.exists():
-                try:
-                    grader.import_cache(json.loads(cache_path.read_text(encoding="utf-8")))
-                except (OSError, ValueError, TypeError):
-                    pass  # a damaged cache only costs time
-            grades = grader.grade_many(items, progress=progress)
-        except KeyboardInterrupt:
-            grader.close(force=True)
-            kept = grader.export_cache()
-            tmp = cache_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(kept), encoding="utf-8")
-            os.replace(tmp, cache_path)
-            store.set_stage("grade", "interrupted", grader_version=GRADER_VERSION, extraction=policy,
-                            seconds=round(time.time() - started, 3))
-            raise GradingInterrupted(
-                f"grading interrupted: {len(kept['verdicts'])} verdicts and {len(kept['keys'])} class keys kept in "
-                f"{cache_path}; run `m1eval grade {store.path}` again to finish") from None
-        finally:
-            grader.close()
-        store.write_grades(grades)
-        cache_path.unlink(missing_ok=True)
-        seconds = time.time() - started
-        statuses: dict[str, int] = {}
-        rules: dict[str, int] = {}
-        for g in grades:
-            statuses[g.status] = statuses.get(g.status, 0) + 1
-            if g.extracted_by:
-                rules[g.extracted_by] = rules.get(g.extracted_by, 0) + 1
-        store.set_stage("grade", "done", grader_version=GRADER_VERSION, extraction=policy, seconds=round(seconds, 3),
-                        completions=len(grades), statuses=statuses, extracted_by=rules,
-                        timeouts=statuses.get("timeout", 0), skipped_lines=len(report.bad_lines),
-                        truncated_tail=report.truncated_tail)
-        frame = store.read_grades()
-    return frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
