@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from m1eval.prompts import JOINS
+from m1eval.records import NO_PROGRESS, Progress
 
 R1_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 M1_SUFFIX = "Let's think step by step and output the final answer within \\boxed{}."
@@ -100,17 +102,12 @@ def _smollm2_folder() -> Path:
     return model_folder()
 
 
-def _smollm2_build() -> Path:
-    """The embedded folder, converted on first use; the models layer shows that (once) on stderr."""
-    from m1eval.gguf_convert import ConversionError, ensure_smollm2, is_complete, model_folder
-
-    if is_complete(model_folder()):
-        return model_folder()
-    from m1eval.progress import Bars, announce
+def _smollm2_build(progress: Progress = NO_PROGRESS, announce: Callable[[str], None] | None = None) -> Path:
+    """The embedded folder, converted on first use (the caller draws ``progress``, says ``announce``)."""
+    from m1eval.gguf_convert import ConversionError, ensure_smollm2
 
     try:
-        with Bars("steps") as bars:
-            return ensure_smollm2(progress=bars, announce=announce)
+        return ensure_smollm2(progress=progress, announce=announce)
     except ConversionError as exc:
         raise ModelError(str(exc)) from exc
 
@@ -209,6 +206,24 @@ def preset_path(preset: ModelPreset, *, build: bool = True) -> str:
         return preset.hub_id
     folder, builder = LOCAL_SOURCES[preset.local]
     return str(builder() if build else folder())
+
+
+def embedded_needs_building(model: str) -> bool:
+    """True when ``model`` is a preset whose embedded folder is not built yet (its first use converts)."""
+    preset = PRESETS.get(model)
+    if preset is None or preset.local is None:
+        return False
+    from m1eval.gguf_convert import is_complete
+
+    return not is_complete(LOCAL_SOURCES[preset.local][0]())
+
+
+def build_embedded(model: str, *, progress: Progress = NO_PROGRESS, announce: Callable[[str], None] | None = None) -> None:
+    """Build a preset's embedded folder now, reporting through ``progress`` and ``announce``: the
+    verbs call this before planning, so the conversion is drawn by them, not by the library."""
+    preset = PRESETS.get(model)
+    if preset is not None and preset.local is not None:
+        LOCAL_SOURCES[preset.local][1](progress, announce)
 
 
 def resolve_model(model: str, engine: str | None = None, *, build: bool = True) -> ResolvedModel:

@@ -270,3 +270,23 @@ def test_grader_reads_the_answers_the_model_writes(real_runs):
     # last-math-span / last-number steps (grading issue), not on this branch.
     assert stopped > 0
     assert found >= 1, f"no answer phrase found in {stopped} finished completions"
+
+
+def test_the_verb_draws_a_first_use_conversion_and_the_library_does_not(tmp_path, monkeypatch):
+    """The conversion reports through the Progress and announce it is given: `run` and `bench`
+    pass bars (commands.common.build_embedded_model); the library alone passes nothing."""
+    from m1eval.commands.common import build_embedded_model
+    from m1eval.progress import Bars
+
+    calls = []
+
+    def build(progress=None, announce=None):
+        calls.append((progress, announce))
+        return tmp_path / "built"
+
+    monkeypatch.setattr("m1eval.models.LOCAL_SOURCES", {"smollm2-gguf": (lambda: tmp_path / "missing", build)})
+    build_embedded_model("smollm2-135m")
+    assert len(calls) == 1 and isinstance(calls[0][0], Bars) and callable(calls[0][1])
+    build_embedded_model("r1-qwen-1.5b")  # not embedded: nothing to build
+    resolve_model("smollm2-135m")  # the library builds silently (no progress, no announce)
+    assert len(calls) == 2 and calls[1] == (None, None)

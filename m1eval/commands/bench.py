@@ -80,7 +80,7 @@ def bench(
 ) -> None:
     """Tokens/s and latency per batch size (peak search) and per generation length; writes profiles."""
     from m1eval.bench import BenchError, BenchSettings, run_bench
-    from m1eval.commands.common import check_output_dir, error_line
+    from m1eval.commands.common import build_embedded_model, check_output_dir, error_line
     from m1eval.engines import engine_class
     from m1eval.engines.base import EngineError
     from m1eval.engines.vllm import set_log_level
@@ -110,6 +110,7 @@ def bench(
     for i, name in enumerate(model):
         chosen = engines[i] if len(engines) == len(model) else (engines[0] if engines else None)
         try:
+            build_embedded_model(name)
             resolved = resolve_model(name, chosen)
             options = {**resolved.engine_options, **user_options.get(None, {}), **user_options.get(resolved.engine, {})}
             if reason := _not_available_offline(resolved.path, options.get("revision")):

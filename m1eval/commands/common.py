@@ -160,3 +160,15 @@ LengthsOption = Annotated[str | None, typer.Option("--lengths", help="Token budg
 ResamplesOption = Annotated[int, typer.Option("--resamples", min=0, help="Bootstrap resamples per interval or band (0: none).")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Bootstrap seed.")]
 LevelOption = Annotated[float, typer.Option("--level", min=0.5, max=0.999, help="Confidence level of the intervals.")]
+
+
+def build_embedded_model(model: str) -> None:
+    """Convert an embedded preset's weights now if this is their first use, drawing the steps
+    (the library converts silently when nothing draws for it). ``ModelError`` passes through."""
+    from m1eval.models import build_embedded, embedded_needs_building
+
+    if embedded_needs_building(model):
+        from m1eval.progress import Bars, announce
+
+        with Bars("steps") as bars:
+            build_embedded(model, progress=bars, announce=announce)

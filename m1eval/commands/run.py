@@ -16,6 +16,7 @@ from m1eval.commands.common import (
     EngineOptionOption,
     ModelOption,
     VerboseOption,
+    build_embedded_model,
     check_output_dir,
     error_line,
     parse_engine_options,
@@ -125,6 +126,7 @@ def run(
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         config.replicas = replica_settings(replicas, ray_address, gpus_per_replica, cpus_per_replica)
+        build_embedded_model(model)
         plan = plan_run(config)
         check_output_dir(plan.path, "--out")
         outcome = generate(plan, observer=RunProgress(console))
