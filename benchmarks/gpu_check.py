@@ -211,7 +211,7 @@ def check_correctness(shape: Shape, device: torch.device, lengths: list[int], de
         with kernels.kernel_mode(mode):
             logits = model(ids.to(device), mask.to(device)).logits[valid.to(device)]
         result = compare(logits, ref_logits, "float32" if dtype == torch.float32 else "bfloat16")
-        result["kernels"] = {k: v for k, v in available.items()} if mode == "auto" else "none (PyTorch path)"
+        result["kernels"] = dict(available.items()) if mode == "auto" else "none (PyTorch path)"
         out["variants"][name] = result
         log(f"logits {name}: rel_l2 {result['rel_l2']:.2e}, top1 {result['top1']:.3f}, ok={result['ok']}")
         del model

@@ -140,7 +140,7 @@ def rewrites(gold_raw: str, rng: random.Random) -> list[tuple[str, str, bool]]:
         out += [("list", ", ".join(f"x = {i}" for i in items), True), ("list", "; ".join(items), True),
                 ("list", ", ".join(f"x = {i}" for i in items[:-1]), False)]
         if len(set(items)) > 1:
-            out.append(("list", ", ".join(items[:-1] + [str(-float(items[-1]) if "." in items[-1] else -int(items[-1]))]),
+            out.append(("list", ", ".join([*items[:-1], str(-float(items[-1]) if "." in items[-1] else -int(items[-1]))]),
                         items[-1] in ("0", "-0")))
     if _is_number(g) and "." not in g and 0 < abs(int(g)) < 10_000:
         out += [("percent", f"{int(g)}.0\\%", True), ("percent", f"{int(g) / 100:g}", False)]

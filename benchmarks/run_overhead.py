@@ -58,8 +58,8 @@ def main() -> None:
         model = str(build_tiny_qwen2(work / "tiny-qwen2", hidden_size=256, layers=4))
     options = {"max_model_len": args.max_model_len, "dtype": "float32", "enforce_eager": True,
                "gpu_memory_utilization": args.gpu_memory_utilization, "max_num_seqs": 256}
-    config = dict(model=model, engine="vllm", task=args.task, k=args.k, limit=args.problems, data_dir=Path(args.data_dir),
-                  max_tokens=args.max_tokens, temperature=0.6, top_p=0.95, engine_options=options)
+    config = {"model": model, "engine": "vllm", "task": args.task, "k": args.k, "limit": args.problems, "data_dir": Path(args.data_dir),
+                  "max_tokens": args.max_tokens, "temperature": 0.6, "top_p": 0.95, "engine_options": options}
 
     t0 = time.perf_counter()
     engine = VLLMEngine(model, options=options)

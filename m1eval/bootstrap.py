@@ -286,7 +286,7 @@ def _outer_means(values: np.ndarray, resamples: int, rng: np.random.Generator, c
     for start in range(0, resamples, chunk):
         drawn = rng.integers(len(values), size=(min(chunk, resamples - start), len(values)))
         reps.append(values[drawn].mean(axis=1))
-    return np.concatenate(reps) if reps else np.empty((0,) + values.shape[1:])
+    return np.concatenate(reps) if reps else np.empty((0, *values.shape[1:]))
 
 
 def bootstrap_curve(

@@ -46,7 +46,7 @@ def default_lengths(completions: Sequence[Completion]) -> list[int]:
     grid = set(PREFIX_GRID)
     recorded = {int(k) for c in completions for k in (c.prefix_chars or {}) if int(k) in grid}
     longest = max(c.completion_tokens for c in completions)
-    return sorted({L for L in recorded if L < longest} | {longest})
+    return sorted({L for L in recorded if L < longest} | {longest})  # noqa: SIM300
 
 
 @dataclass

@@ -170,7 +170,7 @@ class RunStore:
         if self._lock_handle is not None:
             return
         self.path.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path / LOCK, "a+")
+        handle = open(self.path / LOCK, "a+")  # noqa: SIM115 (held open while the lock is held)
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -364,7 +364,7 @@ class RunStore:
         import pandas as pd
 
         self._require_lock()
-        frame = pd.DataFrame([g.to_dict() for g in grades], columns=[f for f in Grade.__dataclass_fields__])
+        frame = pd.DataFrame([g.to_dict() for g in grades], columns=list(Grade.__dataclass_fields__))
         frame["cluster"] = frame["cluster"].astype("Int64")
         frame["sample_index"] = frame["sample_index"].astype("int64")
         frame["correct"] = frame["correct"].astype(bool)

@@ -128,7 +128,7 @@ for m, name in (("pass", "passk"), ("maj", "majk")):
 
 # %%
 budget_results = []
-for task, group, group_labels in inputs.groups():
+for _task, group, group_labels in inputs.groups():
     budget_results.append(bt.task_budget(group, profiles, SETTINGS, BUDGETS, labels=group_labels))
 budget_curves = [curve for result in budget_results for curve in result.curves]
 for result in budget_results:

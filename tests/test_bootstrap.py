@@ -141,7 +141,7 @@ def test_fixed_set_interval_covers_the_mean_over_these_problems():
     ks = np.array([1, 2, 8])
     truth = np.array([np.mean(1 - (1 - rates) ** k) for k in ks])
     trials, covered, narrower = 60, np.zeros(3), 0
-    for t in range(trials):
+    for _t in range(trials):
         hits = rng.binomial(8, rates)
         problems = B.ProblemSet([f"p{i}" for i in range(200)], [np.zeros(8, int)] * 200, [np.arange(8) < h for h in hits])
         fixed = B.bootstrap_curve(problems, ks, "pass", target="fixed")

@@ -1,5 +1,7 @@
 """Self-consistency gate over the five shared benchmarks."""
 
+import itertools
+
 import pytest
 
 from m1eval.grading import extract_answer, is_equivalent
@@ -34,4 +36,4 @@ def test_math500_gold_equals_boxed_answer_of_its_solution(data_dir):
 def test_golds_of_different_integer_problems_are_distinguished(data_dir):
     """The gate must be able to fail: distinct AIME golds are not equivalent to each other."""
     golds = sorted({p.answers[0] for p in load_task("aime25", data_dir)}, key=int)
-    assert all(not is_equivalent(a, b) for a, b in zip(golds, golds[1:]))
+    assert all(not is_equivalent(a, b) for a, b in itertools.pairwise(golds))

@@ -68,7 +68,7 @@ def _write_layout(state: dict[str, torch.Tensor], folder: Path, layout: str) -> 
                 save_file(part, str(folder / shard), metadata={"format": "pt"})
             else:
                 torch.save(part, folder / shard)
-            weight_map.update({k: shard for k in keys})
+            weight_map.update(dict.fromkeys(keys, shard))
         index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
                  "weight_map": weight_map}  # fmt: skip
         (folder / f"{prefix}.{suffix}.index.json").write_text(json.dumps(index))

@@ -28,7 +28,7 @@ def fake_selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
     assert B.dim() == 4 and B.shape[:1] + B.shape[2:] == (batch, A.shape[1], seqlen)
     assert C.shape == B.shape, "the kernel needs B and C with the same number of groups"
     assert dim % B.shape[1] == 0 and D.shape == delta_bias.shape == (dim,)
-    CALLS.append(("scan", dict(groups=B.shape[1], softplus=delta_softplus, last=return_last_state)))
+    CALLS.append(("scan", {"groups": B.shape[1], "softplus": delta_softplus, "last": return_last_state}))
     return scan.selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
 
@@ -38,20 +38,20 @@ def fake_selective_state_update(state, x, dt, A, B, C, D=None, z=None, dt_bias=N
     assert A.shape == (heads, dim, dstate) and D.shape == dt_bias.shape == (heads, dim)
     assert B.shape == C.shape and B.shape[0] == batch and B.shape[2] == dstate and heads % B.shape[1] == 0
     assert state.is_contiguous()
-    CALLS.append(("state_update", dict(heads=heads, softplus=dt_softplus)))
+    CALLS.append(("state_update", {"heads": heads, "softplus": dt_softplus}))
     return scan.selective_state_update(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
 
 
 def fake_causal_conv1d_fn(x, weight, bias=None, activation=None):
     assert x.dim() == 3 and weight.shape == (x.shape[1], weight.shape[1]) and activation == "silu"
     assert x.stride(2) == 1 or x.stride(1) == 1
-    CALLS.append(("conv", dict(dim=x.shape[1], width=weight.shape[1])))
+    CALLS.append(("conv", {"dim": x.shape[1], "width": weight.shape[1]}))
     return scan.causal_conv1d_fn(x, weight, bias, activation)
 
 
 def fake_causal_conv1d_update(x, conv_state, weight, bias=None, activation=None):
     assert x.shape == conv_state.shape[:2] and conv_state.shape[2] >= weight.shape[1] - 1
-    CALLS.append(("conv_update", dict(dim=x.shape[1])))
+    CALLS.append(("conv_update", {"dim": x.shape[1]}))
     return scan.causal_conv1d_update(x, conv_state, weight, bias, activation)
 
 

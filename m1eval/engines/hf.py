@@ -157,13 +157,13 @@ class HFEngine(EngineBase):
         from transformers import LogitsProcessorList
 
         input_ids, mask = self._pad([r.prompt_ids for r in rows])
-        kwargs: dict[str, Any] = dict(
-            input_ids=input_ids,
-            attention_mask=mask,
-            max_new_tokens=sampling.max_tokens,
-            do_sample=False,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
+        kwargs: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": mask,
+            "max_new_tokens": sampling.max_tokens,
+            "do_sample": False,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
         if sampling.temperature > 0:
             kwargs["logits_processor"] = LogitsProcessorList([_SeededSampler([r.seed for r in rows], sampling, self.device)])
             # Silence the warpers generate() would otherwise take from generation_config.
@@ -226,10 +226,10 @@ class HFEngine(EngineBase):
     def timed_greedy(self, prompt_token_ids: list[list[int]], gen_len: int) -> TimedGeneration:
         torch = self.torch
         input_ids, mask = self._pad(prompt_token_ids)
-        kwargs = dict(
-            input_ids=input_ids, attention_mask=mask, do_sample=False, max_new_tokens=gen_len,
-            min_new_tokens=gen_len, pad_token_id=self.tokenizer.pad_token_id, temperature=None, top_p=None, top_k=None,
-        )
+        kwargs = {
+            "input_ids": input_ids, "attention_mask": mask, "do_sample": False, "max_new_tokens": gen_len,
+            "min_new_tokens": gen_len, "pad_token_id": self.tokenizer.pad_token_id, "temperature": None, "top_p": None, "top_k": None,
+        }
         try:
             with torch.inference_mode():
                 self._sync()

@@ -435,7 +435,7 @@ class ReplicaPool(EngineBase):
                     missing = _remaining(work.chunk, work.received)
                     if missing:
                         raise EngineError(f"replica {work.slot.index}: the {self.name} engine returned no sample for "
-                                          f"{_samples(missing)} requested samples")  # fmt: skip
+                                          f"{_samples(missing)} requested samples") from None  # fmt: skip
                     idle.append(work.slot)
                     continue
                 except ray.exceptions.RayActorError as exc:

@@ -251,7 +251,7 @@ def _last_display_math(text: str) -> str | None:
 def _last_number(text: str) -> str | None:
     window = text[-LAST_NUMBER_WINDOW:]
     last = None
-    for last in _NUMBER.finditer(window):
+    for last in _NUMBER.finditer(window):  # noqa: B007 (the loop keeps the last match)
         pass
     return last.group(0) if last is not None else None
 

@@ -39,7 +39,7 @@ def _limit_memory(memory_mb: int) -> None:
         return
     limit = _vm_size_bytes() + memory_mb * 1024 * 1024
     try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard != resource.RLIM_INFINITY:
             limit = min(limit, hard)
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))

@@ -181,7 +181,7 @@ def parse(text: str, depth: int = 0) -> Node:
     matrix = _matrix(text)
     if matrix is not None:
         return matrix
-    union = [p for p in re.split(r"\\cup(?![A-Za-z])", text)]
+    union = list(re.split(r"\\cup(?![A-Za-z])", text))
     if len(union) > 1 and len(union) <= MAX_ITEMS and all(_balanced(p) for p in union):
         return Union(tuple(parse(p, depth + 1) for p in union))
     items = split_top(text)
@@ -224,7 +224,7 @@ def _flatten_pm(node: Node) -> Node:
 def _looks_like_words(text: str) -> bool:
     """'Evelyn', 'even', 'no solution' are words; 'ab', 'xy', 'pq' are products of variables."""
     words = text.replace("-", " ").split()
-    return any(len(w) >= 3 for w in words) or len(words) > 1 and all(len(w) >= 2 for w in words)
+    return any(len(w) >= 3 for w in words) or (len(words) > 1 and all(len(w) >= 2 for w in words))
 
 
 def _balanced(text: str) -> bool:

@@ -99,9 +99,8 @@ def _log2_magnitude(node, budget: list[int]) -> float | None:  # noqa: ANN001
         base, exp = node.args
         lb = _log2_magnitude(base, budget)
         le = _log2_magnitude(exp, budget)
-        if le is not None and le > 40:
-            if not (base.is_Number and abs(base) in (0, 1)):
-                raise SymbolicError("tower or huge exponent")
+        if le is not None and le > 40 and not (base.is_Number and abs(base) in (0, 1)):
+            raise SymbolicError("tower or huge exponent")
         if exp.is_Number:
             e = abs(float(exp))
             if lb is not None and lb * e > MAX_LOG2:
