@@ -174,6 +174,11 @@ def figure_length(curves: Sequence[LengthCurve], *, title: str | None = None):
         ax.legend(loc="lower right")
         if timed:
             tax = axes[i * 2 + 1]
+            if all(curve.seconds is None for curve in group):  # no profile prices this task's models
+                tax.text(0.5, 0.5, f"{task}: no throughput profile for these models,\nso no decoding time",
+                         ha="center", va="center", transform=tax.transAxes, fontsize=9, color="0.3")
+                tax.set_axis_off()
+                continue
             for curve in group:
                 if curve.seconds is None:
                     continue

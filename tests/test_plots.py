@@ -135,6 +135,24 @@ def test_length_figure_with_and_without_timing(runs, tmp_path):
     _check_png(plots.save(fig, tmp_path, "length"))
 
 
+def test_length_figure_says_why_a_task_has_no_time_panel(runs, tmp_path):
+    """A task whose models have no profile gets a note in its time panel, not an empty axes
+    with an empty legend (matplotlib warned "No artists with labels" there)."""
+    import dataclasses
+    import warnings
+
+    with Grader(workers=1) as grader:
+        timed = sequential_curve(runs[0], grader=grader, profile=_profile("m1", 200, 16), resamples=RESAMPLES, lengths=[256, 1024])
+        plain = sequential_curve(runs[1], grader=grader, resamples=RESAMPLES, lengths=[256, 1024])
+    other_task = dataclasses.replace(plain, task="other")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plots.figure_length([timed, other_task])
+    assert len(fig.axes) == 4
+    note = fig.axes[3]
+    assert not note.axison and any("no throughput profile" in t.get_text() for t in note.texts)
+
+
 def test_throughput_figure_marks_speedup_and_oom(tmp_path):
     fast, slow = _profile("m1", 300, 64), _profile("r1-qwen-1.5b", 100, 8, oom=64)
     fig = plots.figure_throughput([fast, slow])
