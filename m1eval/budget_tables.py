@@ -45,6 +45,7 @@ class BudgetSettings:
     length_aware: bool = False  # rescale profile throughput to the run's mean completion length
     resamples: int = 1000
     seed: int = 0
+    level: float = 0.95  # confidence level of every interval
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -89,7 +90,8 @@ def priced_curves(
     """One task's runs priced as ``settings`` say (``m1eval.budget_tasks.task_curves``); ``on_step`` after each run."""
     return task_curves(runs, profiles, metric=settings.metric, source=settings.clock, batch_size=settings.batch_size,
                        length_aware=settings.length_aware, tokens_per_sample=settings.tokens_per_sample,
-                       resamples=settings.resamples, seed=settings.seed, labels=labels, on_step=on_step)
+                       resamples=settings.resamples, seed=settings.seed, confidence=settings.level, labels=labels,
+                       on_step=on_step)
 
 
 def task_steps(runs: Sequence[RunData], budgets: Sequence[float] | None) -> int:
@@ -108,7 +110,8 @@ def task_budget(
 ) -> TaskBudget:
     """One task's curves, verdicts at ``budgets`` (default: log-spaced) and leader changes."""
     prepared = priced_curves(runs, profiles, settings, labels=labels, on_step=on_step)
-    return analyse_task(prepared, budgets, resamples=settings.resamples, seed=settings.seed, on_step=on_step)
+    return analyse_task(prepared, budgets, resamples=settings.resamples, seed=settings.seed, confidence=settings.level,
+                        on_step=on_step)
 
 
 def length_curve(
@@ -122,7 +125,7 @@ def length_curve(
 ) -> LengthCurve:
     """Sequential scaling of one run (``m1eval.budget_sequential``), L priced by its model's profile if any."""
     return sequential_curve(run, lengths=lengths, profile=match_profile(run, profiles), resamples=settings.resamples,
-                            seed=settings.seed, label=label, on_step=on_step)
+                            seed=settings.seed, confidence=settings.level, label=label, on_step=on_step)
 
 
 # ---------------------------------------------------------------------------- tables
@@ -155,12 +158,17 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
+def ci_label(level: float) -> str:
+    """'95% CI', '90% CI', '99.9% CI'."""
+    return f"{100 * level:.3g}% CI"
+
+
 def used_ks(result: TaskBudget, curve: BudgetCurve) -> set[int]:
     """The k a verdict of ``result`` bought this curve's run (0, nothing affordable, left out)."""
     return {m.k for v in result.verdicts for m in v.models if m.label == curve.label and m.k}
 
 
-def curve_table(curve: BudgetCurve, extra_ks: Collection[int] = ()) -> TextTable:
+def curve_table(curve: BudgetCurve, extra_ks: Collection[int] = (), *, level: float = 0.95) -> TextTable:
     """The run's curve at k = 1, 2, 4, ..., n and at ``extra_ks`` (the k verdicts used); every k is in the CSV/JSON."""
     metric = metric_info(curve.metric).label
     title = (f"{curve.task} · {curve.label}: {metric} against time ({curve.clock.source}, "
@@ -168,14 +176,14 @@ def curve_table(curve: BudgetCurve, extra_ks: Collection[int] = ()) -> TextTable
     shown = set(powers_of_two(curve.ks[-1])) | set(extra_ks)
     rows = [[str(k), nice_seconds(s), _pct(a), f"[{_pct(lo)}, {_pct(hi)}]"]
             for k, s, a, lo, hi in zip(curve.ks, curve.seconds, curve.accuracy, curve.low, curve.high) if k in shown]
-    return TextTable(title, ["k", "time for k samples of every problem", f"{metric} %", "95% CI"], rows)
+    return TextTable(title, ["k", "time for k samples of every problem", f"{metric} %", ci_label(level)], rows)
 
 
-def verdict_table(result: TaskBudget) -> TextTable:
+def verdict_table(result: TaskBudget, *, level: float = 0.95) -> TextTable:
     """The most accurate run at each budget: each run's k and accuracy, the winner, its lead and p."""
     metric = metric_info(result.curves[0].metric).label
     title = f"{result.task}: most accurate run within each time budget ({metric}, {len(result.coverage.shared)} problems)"
-    columns = ["budget", *(f"{curve.label} k: %" for curve in result.curves), "winner", "lead, pts [95% CI]", "p"]
+    columns = ["budget", *(f"{curve.label} k: %" for curve in result.curves), "winner", f"lead, pts [{ci_label(level)}]", "p"]
     rows = []
     for v in result.verdicts:
         cells = [f"{m.k}: {_pct(m.accuracy)}" + ("*" if m.saturated else "") if m.k else "none fits" for m in v.models]
@@ -194,7 +202,7 @@ def verdict_lines(result: TaskBudget) -> list[str]:
     return lines + leader_lines(result, nice_seconds)
 
 
-def length_table(curve: LengthCurve) -> TextTable:
+def length_table(curve: LengthCurve, *, level: float = 0.95) -> TextTable:
     """Accuracy with completions cut at each L, with the share left without an answer and the decode time."""
     rows = []
     for i, L in enumerate(curve.lengths):
@@ -202,4 +210,4 @@ def length_table(curve: LengthCurve) -> TextTable:
         rows.append([str(L), _pct(curve.accuracy[i]), f"[{_pct(curve.low[i])}, {_pct(curve.high[i])}]",
                      _pct(curve.no_answer[i]), secs])
     return TextTable(f"{curve.task} · {curve.label}: accuracy with completions cut at L tokens",
-                     ["L (tokens)", "pass@1 %", "95% CI", "no answer %", "decode time"], rows)
+                     ["L (tokens)", "pass@1 %", ci_label(level), "no answer %", "decode time"], rows)

@@ -37,7 +37,7 @@ def _band(ax, x, low, high, color: str, step: str | None = None) -> None:
     ax.fill_between(x, low, high, color=color, alpha=0.18, linewidth=0, step=step)
 
 
-def figure_metric(curves: Sequence[MetricCurve], *, title: str | None = None):
+def figure_metric(curves: Sequence[MetricCurve], *, title: str | None = None, level: float = 0.95):
     """pass@k or maj@k against k on a log2 axis, one line per run, one panel per task."""
     if not curves:
         raise ValueError("no curves to plot")
@@ -54,7 +54,7 @@ def figure_metric(curves: Sequence[MetricCurve], *, title: str | None = None):
         ps.percent_axis(ax)
         ax.set_xlabel("k (samples per problem)")
         ax.set_ylabel(f"{metric} (% of problems)")
-        ax.set_title(f"{task}: {metric}, 95% CI")
+        ax.set_title(f"{task}: {metric}, {100 * level:.3g}% CI")
         ax.legend(loc="lower right")
     if title:
         fig.suptitle(title)

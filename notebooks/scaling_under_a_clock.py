@@ -133,7 +133,7 @@ for _task, group, group_labels in inputs.groups():
 budget_curves = [curve for result in budget_results for curve in result.curves]
 for result in budget_results:
     for curve in result.curves:
-        show_table(bt.curve_table(curve, bt.used_ks(result, curve)))
+        show_table(bt.curve_table(curve, bt.used_ks(result, curve), level=SETTINGS.level))
 show(plots.figure_budget(budget_curves), "budget")
 
 # %%
@@ -141,7 +141,7 @@ for result in budget_results:
     for line in result.warnings:
         print(f"{result.task}: warning: {line}")
     if result.verdicts:
-        show_table(bt.verdict_table(result))
+        show_table(bt.verdict_table(result, level=SETTINGS.level))
     for line in bt.verdict_lines(result):  # the footnote for held accuracies, the notes, every change of leader
         print(f"{result.task}: {line}")
 
@@ -156,7 +156,7 @@ for result in budget_results:
 length_curves = [bt.length_curve(run, profiles, SETTINGS, label=label) for run, label in zip(runs, labels)]
 length_frames = [c.to_frame() for c in length_curves]
 for curve in length_curves:
-    show_table(bt.length_table(curve))
+    show_table(bt.length_table(curve, level=SETTINGS.level))
 show(plots.figure_length(length_curves), "length")
 
 # %% [markdown]

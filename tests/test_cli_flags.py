@@ -69,3 +69,38 @@ def test_no_verb_imports_another() -> None:
                 parts = node.module.split(".")
                 assert not (parts[:2] == ["m1eval", "commands"] and len(parts) > 2 and parts[2] in verbs), \
                     f"{path.name} imports the verb module {node.module}"
+
+
+def test_level_means_the_confidence_level_in_every_verb_that_has_it(tmp_path) -> None:
+    """--level 0.8 narrows the intervals of report, budget and the plot bands alike."""
+    import json
+
+    from synthetic_runs import make_synthetic_run
+    from typer.testing import CliRunner
+
+    found = _options_by_flag()
+    assert {verb for verb, _ in found["--level"]} == {"report", "budget", "plot"}
+    run = make_synthetic_run(tmp_path / "runs", n_problems=12, n_samples=4, seed=5)
+    widths = {}
+    for level in ("0.8", "0.95"):
+        out = tmp_path / f"budget-{level}"
+        result = CliRunner().invoke(app, ["budget", str(run), "--level", level, "--resamples", "200", "--out", str(out)],
+                                    env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert f"{float(level) * 100:.3g}% CI" in result.output
+        saved = json.loads((out / "budget.json").read_text())
+        assert saved["settings"]["level"] == float(level)
+        import pandas as pd
+
+        curves = pd.read_csv(out / "budget_curves.csv")
+        widths[level] = float((curves["ci_high"] - curves["ci_low"]).mean())
+    assert widths["0.8"] < widths["0.95"]
+    result = CliRunner().invoke(app, ["plot", str(run), "--figure", "passk", "--level", "0.8", "--resamples", "50",
+                                      "--out", str(tmp_path / "fig")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    from m1eval import plots
+    from m1eval.curves import metric_curve
+    from m1eval.rundata import load_run
+
+    fig = plots.figure_metric([metric_curve(load_run(run), "pass", resamples=50, confidence=0.8)], level=0.8)
+    assert fig.axes[0].get_title().endswith("pass@k, 80% CI")

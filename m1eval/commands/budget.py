@@ -16,6 +16,7 @@ from m1eval.commands.common import (
     ClockOption,
     LengthAwareOption,
     LengthsOption,
+    LevelOption,
     MetricOption,
     ProfileOption,
     ResamplesOption,
@@ -52,6 +53,7 @@ def budget(
     lengths: LengthsOption = None,
     resamples: ResamplesOption = 1000,
     seed: SeedOption = 0,
+    level: LevelOption = 0.95,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Also write budget_curves.csv, budget_verdicts.csv, length_curves.csv and all of it as budget.json here."),
@@ -88,7 +90,7 @@ def budget(
     for warning in inputs.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     settings = bt.BudgetSettings(metric=metric, clock=clock, batch_size=batch_size, tokens_per_sample=tokens_per_sample,
-                                 length_aware=length_aware, resamples=resamples, seed=seed)
+                                 length_aware=length_aware, resamples=resamples, seed=seed, level=level)
     results, length_frames = [], []
     failed = None
     try:
@@ -101,9 +103,9 @@ def budget(
                 console.print(f"[yellow]warning:[/yellow] {warning}")
             results.append(result)
             for curve in result.curves:
-                _print_table(bt.curve_table(curve, bt.used_ks(result, curve)))
+                _print_table(bt.curve_table(curve, bt.used_ks(result, curve), level=level))
             if result.verdicts:
-                _print_table(bt.verdict_table(result))
+                _print_table(bt.verdict_table(result, level=level))
                 for line in bt.verdict_lines(result):
                     console.print(line)
         if sequential:
@@ -113,7 +115,7 @@ def budget(
                     bar = progress.add_task(f"grade cut texts of {run.model}", total=None)
                     curve = bt.length_curve(run, inputs.profiles, settings, grid, label=label,
                                             on_step=lambda done, total, bar=bar: progress.update(bar, completed=done, total=total))
-                _print_table(bt.length_table(curve))
+                _print_table(bt.length_table(curve, level=level))
                 length_frames.append(curve.to_frame())
     except CurveError as exc:  # BudgetError is one
         failed = exc

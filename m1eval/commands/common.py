@@ -121,7 +121,7 @@ def parse_engine_options(pairs: list[str]) -> dict[str | None, dict[str, Any]]:
 #   -m  --model, -e --engine, -t --task, -k, -n --limit, -v --verbose, -w --workers
 #   --out                 where the verb writes (a folder; report: a file)
 #   --resamples           bootstrap resamples per interval or band (budget, plot)
-#   --level               confidence level of intervals (report)
+#   --level               confidence level of intervals and bands (report, budget, plot)
 #   --seed                the seed of the verb's randomness (run: sampling; bench: prompts; analysis: bootstrap)
 
 EXTRACTION_HELP = ("Answer extraction policy: boxed (default; the paper's protocol), lenient, or a comma list of "

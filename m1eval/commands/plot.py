@@ -14,6 +14,7 @@ from m1eval.commands.common import (
     FigureFormatOption,
     LengthAwareOption,
     LengthsOption,
+    LevelOption,
     MetricOption,
     ProfileOption,
     ResamplesOption,
@@ -40,6 +41,7 @@ def plot(
     lengths: LengthsOption = None,
     resamples: ResamplesOption = 1000,
     seed: SeedOption = 0,
+    level: LevelOption = 0.95,
 ) -> None:
     """pass@k / maj@k vs k, accuracy vs time budget and vs max tokens, throughput vs batch and length."""
     from m1eval import budget_tables as bt
@@ -75,13 +77,14 @@ def plot(
     if "throughput" in wanted and not profs:
         raise typer.BadParameter("--figure throughput needs --profile files from `m1eval bench`")
     settings = bt.BudgetSettings(metric=metric, clock=clock, batch_size=batch_size, tokens_per_sample=tokens_per_sample,
-                                 length_aware=length_aware, resamples=resamples, seed=seed)
+                                 length_aware=length_aware, resamples=resamples, seed=seed, level=level)
     written = []
     try:
         for name in wanted:
             if name in plots.METRIC_FIGURES:
-                fig = plots.figure_metric([metric_curve(run, plots.METRIC_FIGURES[name], resamples=resamples, seed=seed, label=label)
-                                     for run, label in zip(data, inputs.labels)])
+                fig = plots.figure_metric([metric_curve(run, plots.METRIC_FIGURES[name], resamples=resamples, seed=seed,
+                                                        confidence=level, label=label)
+                                           for run, label in zip(data, inputs.labels)], level=level)
             elif name == "budget":
                 prepared = [bt.priced_curves(group, profs, settings, labels=labels) for _, group, labels in inputs.groups()]
                 for message in [*(w for t in prepared for w in t.warnings), *(n for t in prepared for n in t.notes)]:
