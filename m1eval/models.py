@@ -208,22 +208,28 @@ def preset_path(preset: ModelPreset, *, build: bool = True) -> str:
     return str(builder() if build else folder())
 
 
+def _embedded_source(model: str) -> tuple[Callable[[], Path], Callable[..., Path]] | None:
+    """(folder, builder) of the preset ``model``'s embedded weights; None when it has none."""
+    preset = PRESETS.get(model)
+    return LOCAL_SOURCES[preset.local] if preset is not None and preset.local is not None else None
+
+
 def embedded_needs_building(model: str) -> bool:
     """True when ``model`` is a preset whose embedded folder is not built yet (its first use converts)."""
-    preset = PRESETS.get(model)
-    if preset is None or preset.local is None:
+    source = _embedded_source(model)
+    if source is None:
         return False
     from m1eval.gguf_convert import is_complete
 
-    return not is_complete(LOCAL_SOURCES[preset.local][0]())
+    return not is_complete(source[0]())
 
 
 def build_embedded(model: str, *, progress: Progress = NO_PROGRESS, announce: Callable[[str], None] | None = None) -> None:
     """Build a preset's embedded folder now, reporting through ``progress`` and ``announce``: the
     verbs call this before planning, so the conversion is drawn by them, not by the library."""
-    preset = PRESETS.get(model)
-    if preset is not None and preset.local is not None:
-        LOCAL_SOURCES[preset.local][1](progress, announce)
+    source = _embedded_source(model)
+    if source is not None:
+        source[1](progress, announce)
 
 
 def resolve_model(model: str, engine: str | None = None, *, build: bool = True) -> ResolvedModel:

@@ -30,42 +30,18 @@ RESAMPLES = "200"
 
 
 def make_inputs(folder: Path, example: Path | None = None) -> None:
-    """Synthetic runs (three on one task, two of one model), the exact tie, the committed
-    SmolLM2 example, a real run of a tiny random model and its real bench profile."""
+    """The notebook test's runs and profile (``tests/analysis_inputs.py``) plus the committed
+    SmolLM2 example."""
     sys.path.insert(0, str(REPO / "tests"))
-    from budget_runs import EXAMPLES, write_run
-    from synthetic_runs import make_synthetic_run
+    from analysis_inputs import write_analysis_inputs
     from tiny_models import shared_tiny_qwen2
 
-    from m1eval.bench import BenchSettings, run_bench
-    from m1eval.engines.hf import HFEngine
-
     runs = folder / "runs"
-    make_synthetic_run(runs, task="synth", model="m1", accuracy=0.3, n_problems=8, n_samples=8, seed=1, batch_seconds=2)
-    make_synthetic_run(runs, task="synth", model="r1-qwen-1.5b", accuracy=0.5, n_problems=8, n_samples=8, seed=2,
-                       batch_seconds=6)
-    make_synthetic_run(runs, task="synth", model="m1", accuracy=0.6, n_problems=8, n_samples=8, seed=3, batch_seconds=12,
-                       run_id="second")
-    for spec in EXAMPLES["tie"][0]:
-        rows = spec["correct"]
-        write_run(runs, spec["model"], rows, task="tie", batch_seconds=spec["batch_seconds"],
-                  prefix_chars=[[{"16": 8, "32": 16}] * len(row) for row in rows])
+    write_analysis_inputs(runs, shared_tiny_qwen2(folder / "models"), REPO.parent / "shared" / "data",
+                          folder / "profile.json")
     example = example or REPO / "results" / "math500"
     if example.exists():
         shutil.copytree(example, runs / "math500")
-    model = shared_tiny_qwen2(folder / "models")
-    data = REPO.parent / "shared" / "data"
-    subprocess.run([sys.executable, "-m", "m1eval", "run", "-m", str(model), "--engine", "hf", "--task", "aime25",
-                    "--limit", "2", "--k", "4", "--max-tokens", "32", "--out", str(runs), "--data-dir", str(data)],
-                   check=True, cwd=REPO)
-    engine = HFEngine(str(model))
-    try:
-        settings = BenchSettings(batch_sizes=[1, 2], prompt_len=8, gen_len=16, warmup=0, repeats=1, find_peak=False,
-                                 gen_lens=[8, 16, 32])
-        profile = run_bench(engine, settings, model=str(model), engine_name="hf", display_name=model.name)
-    finally:
-        engine.close()
-    profile.save(folder / "profile.json")
 
 
 def _cli(out: Path, name: str, *args: str) -> None:

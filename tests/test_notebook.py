@@ -15,12 +15,8 @@ import time
 import matplotlib.image as mpimg
 import pandas as pd
 import pytest
-from budget_runs import EXAMPLES, write_run
+from analysis_inputs import write_analysis_inputs
 from run_helpers import REPO, run_cli, tiny_model
-from synthetic_runs import make_synthetic_run
-
-from m1eval.bench import BenchSettings, run_bench
-from m1eval.engines.hf import HFEngine
 
 pytestmark = pytest.mark.slow
 NOTEBOOK = REPO / "notebooks" / "scaling_under_a_clock.py"
@@ -28,27 +24,9 @@ NOTEBOOK = REPO / "notebooks" / "scaling_under_a_clock.py"
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, data_dir):
-    model = tiny_model(tmp_path_factory)
     root = tmp_path_factory.mktemp("nb-runs")
-    result = run_cli("run", "-m", str(model), "--engine", "hf", "--task", "aime25", "--limit", "2", "--k", "4",
-                     "--max-tokens", "32", "--out", str(root), "--data-dir", str(data_dir))
-    assert result.returncode == 0, result.stdout + result.stderr
-    make_synthetic_run(root, task="synth", model="m1", accuracy=0.3, n_problems=8, n_samples=8, seed=1, batch_seconds=2)
-    make_synthetic_run(root, task="synth", model="r1-qwen-1.5b", accuracy=0.5, n_problems=8, n_samples=8, seed=2, batch_seconds=6)
-    make_synthetic_run(root, task="synth", model="m1", accuracy=0.6, n_problems=8, n_samples=8, seed=3, batch_seconds=12,
-                       run_id="second")
-    # A: pass@1 2/3 at 2.67 s a round, B: pass@1 2/3 at 2 s a round; 50 tokens per sample.
-    for spec in EXAMPLES["tie"][0]:
-        rows = spec["correct"]
-        write_run(root, spec["model"], rows, task="tie", batch_seconds=spec["batch_seconds"],
-                  prefix_chars=[[{"16": 8, "32": 16}] * len(row) for row in rows])
-    engine = HFEngine(str(model))
-    try:
-        settings = BenchSettings(batch_sizes=[1, 2], prompt_len=8, gen_len=16, warmup=0, repeats=1, find_peak=False, gen_lens=[8, 16, 32])
-        prof = run_bench(engine, settings, model=str(model), engine_name="hf", display_name=model.name)
-    finally:
-        engine.close()
-    profile = prof.save(tmp_path_factory.mktemp("nb-prof") / "tiny.json")
+    profile = write_analysis_inputs(root, tiny_model(tmp_path_factory), data_dir,
+                                    tmp_path_factory.mktemp("nb-prof") / "tiny.json")
     return root, profile
 
 

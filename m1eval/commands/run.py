@@ -116,7 +116,7 @@ def run(
     check_output_dir(out, "--out")
     policy = resolve_extraction(extraction, model)
     explicit = {"tensor_parallel_size": tensor_parallel_size, "gpu_memory_utilization": gpu_memory_utilization,
-                    "max_model_len": max_model_len, "dtype": dtype, "enforce_eager": enforce_eager, "max_num_seqs": max_num_seqs}
+                "max_model_len": max_model_len, "dtype": dtype, "enforce_eager": enforce_eager, "max_num_seqs": max_num_seqs}
     config = RunConfig(
         model=model, task=task, k=k, engine=engine, temperature=temperature, top_p=top_p, top_k=top_k,
         max_tokens=max_tokens, seed=seed, stop=list(stop or []), suffix=suffix, join=join, limit=limit, data_dir=data_dir,
