@@ -358,6 +358,11 @@ class Comparison:
     target: str = "population"
 
 
+def ci_label(level: float) -> str:
+    """How tables and figures name an interval: '95% CI', '90% CI', '99.9% CI'."""
+    return f"{100 * level:.3g}% CI"
+
+
 def paired_interval(va: np.ndarray, vb: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """Interval for mean(va) - mean(vb), per-problem values in [0, 1] paired by row.
 

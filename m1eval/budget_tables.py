@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from m1eval.bootstrap import ci_label
 from m1eval.budget import DEFAULT_BUDGET_COUNT, BudgetCurve, match_profile
 from m1eval.budget_sequential import LengthCurve, sequential_curve
 from m1eval.budget_tasks import TaskBudget, TaskCurves, analyse_task, leader_lines, run_labels, task_curves
@@ -156,11 +157,6 @@ def nice_seconds(seconds: float) -> str:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
-
-
-def ci_label(level: float) -> str:
-    """'95% CI', '90% CI', '99.9% CI'."""
-    return f"{100 * level:.3g}% CI"
 
 
 def used_ks(result: TaskBudget, curve: BudgetCurve) -> set[int]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from m1eval import plot_style as ps
+from m1eval.bootstrap import ci_label
 from m1eval.budget import BudgetCurve, leader_segments
 from m1eval.budget_sequential import LengthCurve
 from m1eval.curves import MetricCurve
@@ -54,7 +55,7 @@ def figure_metric(curves: Sequence[MetricCurve], *, title: str | None = None, le
         ps.percent_axis(ax)
         ax.set_xlabel("k (samples per problem)")
         ax.set_ylabel(f"{metric} (% of problems)")
-        ax.set_title(f"{task}: {metric}, {100 * level:.3g}% CI")
+        ax.set_title(f"{task}: {metric}, {ci_label(level)}")
         ax.legend(loc="lower right")
     if title:
         fig.suptitle(title)
