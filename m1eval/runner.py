@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from m1eval import tasks as task_lib
-from m1eval.engines import ENGINES, engine_class, validate_options
+from m1eval.engines import ENGINES, engine_class, identity_options, public_options, validate_options
 from m1eval.engines.base import Engine, EngineError, EngineOutOfMemory, GenerationRequest
 from m1eval.models import DEFAULT_JOIN, DEFAULT_TOP_K, ResolvedModel, eos_setting, resolve_model
 from m1eval.prompts import JOINS, load_tokenizer, render, template_hash
@@ -38,9 +38,6 @@ DEFAULT_CHUNK_SAMPLES = 512
 # times that, and already 10^5 stored lines (>= 0.3 GB at a few kB each) for one problem.
 # Beyond it a typo (--k 1000000000) is far likelier than an experiment.
 MAX_K = 100_000
-# Engine options that change the sampled text; the others (memory share, parallelism,
-# concurrency, endpoints) only change speed and stay out of the run id.
-RESULT_OPTIONS = ("dtype", "hf_overrides", "quantization", "kv_cache_dtype", "revision", "eos")
 
 
 class RunError(Exception):
@@ -135,7 +132,9 @@ def identity(model: ResolvedModel, task: str, limit: int | None, sampling: Sampl
         "engine": model.engine,
         "sampling": sampling_dict,
         "suffix": suffix,
-        "options": {k: engine_options[k] for k in RESULT_OPTIONS if k in engine_options},
+        # what the engine declares as changing the samples (memory shares, parallelism and
+        # endpoints change only speed and stay out, so a run resumes with other resources)
+        "options": identity_options(model.engine, engine_options),
         **extra,
     }
 
@@ -334,7 +333,7 @@ def prompt_protocol(plan: RunPlan, template: str) -> dict[str, Any]:
 
 def _manifest(plan: RunPlan, old: dict[str, Any], template: str, prompts: dict[str, tuple[str, list[int]]],
               finished: set[tuple[str, int]]) -> dict[str, Any]:
-    public_options = {k: v for k, v in plan.engine_options.items() if k != "api_key"}
+    options_shown = public_options(plan.model.engine, plan.engine_options)
     # n is what the run holds or aims at now: a smaller --k after an unfinished larger one
     # must not leave the larger n behind, a smaller --k after a finished larger one keeps it.
     n = max(plan.k, complete_k(plan.problems, finished))
@@ -343,7 +342,7 @@ def _manifest(plan: RunPlan, old: dict[str, Any], template: str, prompts: dict[s
         "task": _task_record(plan),
         "model": {"name": plan.model.name, "path": plan.model.path, "preset": plan.model.preset,
                   "revision": plan.engine_options.get("revision")},
-        "engine": {"name": plan.model.engine, "options": public_options},
+        "engine": {"name": plan.model.engine, "options": options_shown},
         "sampling": {**plan.sampling.to_dict(), "n": n},
         "seeding": "one request per (problem, sample) with seed sample_seed(run seed, problem id, sample index)",
         "prompt": {**prompt_protocol(plan, template),
@@ -351,7 +350,7 @@ def _manifest(plan: RunPlan, old: dict[str, Any], template: str, prompts: dict[s
         "identity": identity(plan.model, plan.config.task, plan.config.limit, plan.sampling, plan.suffix,
                              plan.engine_options, plan.join),
         "versions": versions(),
-        "host": host(plan.model.engine, list(public_options.get("endpoints") or [])),
+        "host": host(plan.model.engine, list(options_shown.get("endpoints") or [])),
         # the run's clock (started_at, resumed_at, finished_at) is kept by RunStore.begin/end
         **{key: old[key] for key in ("started_at", "resumed_at", "finished_at") if key in old},
         "stages": old.get("stages", {}),
@@ -447,7 +446,7 @@ def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserv
         store.lock()
         if engine.options is not None:  # the options after the engine's own defaults
             engine_info = {**store.read_manifest().get("engine", {}),
-                           "effective_options": {k: v for k, v in engine.options.items() if k != "api_key"}}
+                           "effective_options": public_options(plan.model.engine, engine.options)}
             store.update_manifest(engine=engine_info)
         generated = _loop(engine, requests, chunk, plan.sampling, store, have, expected, observer)
         store.end(RUN_STAGE, "done", samples=have + generated)

@@ -46,7 +46,7 @@ def test_every_registered_engine_keeps_the_contract() -> None:
     for name in ENGINES:
         cls = engine_class(name)
         assert issubclass(cls, EngineBase), name
-        assert cls.option_names, name  # `m1eval engines` lists them, `-o` is checked against them
+        assert cls.option_specs, name  # `m1eval engines` lists them, `-o` is checked against them
     assert isinstance(Echo(), Engine)
     with pytest.raises(EngineError, match="unknown engine 'nope'"):
         engine_class("nope")

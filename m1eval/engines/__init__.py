@@ -3,9 +3,11 @@
 Adding an engine:
 
 1. Write ``m1eval/engines/<name>.py`` with a class that inherits ``base.EngineBase``, sets
-   ``name``, declares ``option_names`` (and ``option_specs`` for their types), takes
-   ``(model, *, options=None)`` and checks them with ``base.checked_options``. Import the
-   heavy library (torch, an SDK) inside ``__init__``, so listing engines stays cheap.
+   ``name``, declares its ``option_specs`` (``options.OptionSpec``: type, help, and whether
+   the option changes the samples or is secret: the run id and the manifest's redaction
+   follow from that), takes ``(model, *, options=None)`` and checks them with
+   ``options.checked_options``. Import the heavy library (torch, an SDK) inside ``__init__``,
+   so listing engines stays cheap.
 2. Implement ``generate(requests, sampling)``: yield ``BatchResult``s as batches finish
    (``base.BatchClock`` and ``base.batch_result`` time and build them), one ``Completion``
    per (problem, sample index) with that sample's seed; call ``on_progress`` when you can.
@@ -24,7 +26,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from m1eval.engines.base import EngineError, checked_options
+from m1eval.engines.base import EngineError
+from m1eval.engines.options import OptionSpec, checked_options, redacted, sample_changing
 
 # name -> "module:Class"; engines import their heavy libraries only when constructed.
 ENGINES: dict[str, str] = {
@@ -44,14 +47,21 @@ def engine_class(name: str) -> type:
     return getattr(module, class_name)
 
 
-def validate_options(engine: str, options: dict[str, Any] | None) -> dict[str, Any]:
-    """Check ``options`` against the engine's declared names and types without building it.
+def option_specs(engine: str) -> dict[str, OptionSpec]:
+    """The options ``engine`` declares (importing its class, not its heavy library)."""
+    return dict(engine_class(engine).option_specs)
 
-    Engine modules import their heavy libraries only inside the engine, so importing the
-    class here is cheap; an engine that declares no ``option_names`` is not checked.
-    """
-    cls = engine_class(engine)
-    names = getattr(cls, "option_names", None)
-    if names is None:
-        return dict(options or {})
-    return checked_options(engine, options, names, getattr(cls, "option_specs", None))
+
+def validate_options(engine: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """Check ``options`` against the engine's declarations without building it."""
+    return checked_options(engine, options, option_specs(engine))
+
+
+def identity_options(engine: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options that enter the run id: those the engine declares as changing the samples."""
+    return sample_changing(options, option_specs(engine))
+
+
+def public_options(engine: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` fit for a manifest: the engine's secret options removed."""
+    return redacted(options, option_specs(engine))

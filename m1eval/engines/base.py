@@ -19,9 +19,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from m1eval.records import PREFIX_GRID, BatchTiming, Completion, SamplingConfig
+
+if TYPE_CHECKING:
+    from m1eval.engines.options import OptionSpec
 
 # Engines whose requests finish one by one (openai, vllm) yield what finished at least this
 # often (seconds), so an interrupt or crash loses only the requests still running.
@@ -112,8 +115,8 @@ class EngineBase:
     """Defaults of the ``Engine`` contract and the chores engines share; engines inherit it."""
 
     name: str = "engine"
-    option_names: ClassVar[tuple[str, ...] | None] = None  # what ``-o key=value`` may name (None: anything)
-    option_specs: ClassVar[dict[str, OptionSpec] | None] = None
+    # every ``-o key=value`` the engine accepts, declared once (``m1eval.engines.options``)
+    option_specs: ClassVar[dict[str, OptionSpec]] = {}
     tokenizer: Any = None
     options: dict[str, Any] | None = None
     on_progress: ProgressHook | None = None
@@ -250,67 +253,3 @@ def batch_timing(
         prompt_tokens=sum(c.prompt_tokens for c in completions),
         started_at=started_at,
     )
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    """The type (and bounds) one engine option accepts; checked before any run folder is touched.
-
-    ``kind`` is one of int, float, bool, str, list (of strings, or one comma-separated
-    string), dict. ``minimum`` bounds numbers, ``above`` makes that bound strict.
-    """
-
-    kind: str
-    minimum: float | None = None
-    above: bool = False
-    choices: tuple[str, ...] = ()
-    nullable: bool = False
-
-    def problem(self, value: Any) -> str | None:
-        """None when ``value`` fits, else what was expected (for a one-line error)."""
-        if value is None:
-            return None if self.nullable else f"expected {self.describe()}, got null"
-        if self.kind == "int":
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif self.kind == "float":
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        elif self.kind == "bool":
-            ok = isinstance(value, bool)
-        elif self.kind == "str":
-            ok = isinstance(value, str) and (not self.choices or value in self.choices)
-        elif self.kind == "list":
-            ok = isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
-        elif self.kind == "dict":
-            ok = isinstance(value, dict)
-        else:  # pragma: no cover - a spec typo
-            raise ValueError(f"unknown option kind {self.kind!r}")
-        if ok and self.minimum is not None and (value <= self.minimum if self.above else value < self.minimum):
-            ok = False
-        return None if ok else f"expected {self.describe()}, got {value!r}"
-
-    def describe(self) -> str:
-        if self.choices:
-            return "one of " + "|".join(self.choices)
-        text = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-                "list": "a list of strings", "dict": "a JSON object"}[self.kind]
-        if self.minimum is not None:
-            text += f" {'>' if self.above else '>='} {self.minimum:g}"
-        return text
-
-
-def checked_options(engine: str, options: dict[str, Any] | None, known: Sequence[str],
-                    specs: dict[str, OptionSpec] | None = None) -> dict[str, Any]:
-    """A copy of ``options``; an unknown key or a value of the wrong type is an error naming both.
-
-    ``specs`` gives the type of each option that has one; options without a spec take any value.
-    """
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise EngineError(f"{engine}: unknown engine option(s) {unknown}; known: {', '.join(known)}")
-    for key, value in options.items():
-        spec = (specs or {}).get(key)
-        problem = spec.problem(value) if spec is not None else None
-        if problem is not None:
-            raise EngineError(f"{engine}: engine option {key}: {problem}")
-    return options

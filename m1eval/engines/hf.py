@@ -23,20 +23,24 @@ from m1eval.engines.base import (
     EngineError,
     EngineOutOfMemory,
     GenerationRequest,
-    OptionSpec,
     TimedGeneration,
     batch_result,
-    checked_options,
     free_accelerator,
     is_out_of_memory,
     prefix_chars,
 )
+from m1eval.engines.options import OptionSpec, checked_options
 from m1eval.records import Completion, SamplingConfig
 
-OPTIONS = ("batch_size", "device", "dtype", "revision", "trust_remote_code", "attn_implementation")
-OPTION_SPECS = {"batch_size": OptionSpec("int", 1), "device": OptionSpec("str"), "dtype": OptionSpec("str"),
-                "revision": OptionSpec("str"), "trust_remote_code": OptionSpec("bool"),
-                "attn_implementation": OptionSpec("str")}
+OPTION_SPECS: dict[str, OptionSpec] = {
+    "batch_size": OptionSpec("int", 1, help="sample rows per generate call (default 16)"),
+    "device": OptionSpec("str", help="cpu, cuda, cuda:1 (default: cuda when available)"),
+    "dtype": OptionSpec("str", changes_samples=True, help="weights dtype: bfloat16, float16, float32"),
+    "revision": OptionSpec("str", changes_samples=True, help="hub revision (branch, tag or commit) of the model"),
+    "trust_remote_code": OptionSpec("bool", help="allow the checkpoint's own Python code (true/false)"),
+    # eager, sdpa and flash attention sum in different orders: other logits, other samples
+    "attn_implementation": OptionSpec("str", changes_samples=True, help="eager, sdpa or flash_attention_2"),
+}
 
 
 @dataclass(frozen=True)
@@ -82,11 +86,10 @@ class HFEngine(EngineBase):
     """transformers ``AutoModelForCausalLM.generate`` behind the m1eval engine protocol."""
 
     name = "hf"
-    option_names = OPTIONS
     option_specs = OPTION_SPECS
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
-        options = checked_options("hf", options, OPTIONS, OPTION_SPECS)
+        options = checked_options("hf", options, OPTION_SPECS)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -25,22 +25,28 @@ from m1eval.engines.base import (
     EngineError,
     EngineOutOfMemory,
     GenerationRequest,
-    OptionSpec,
     TimedGeneration,
     batch_result,
-    checked_options,
     free_accelerator,
     is_out_of_memory,
     prefix_chars,
 )
+from m1eval.engines.options import OptionSpec, checked_options
 from m1eval.records import Completion, SamplingConfig
 
-OPTIONS = ("device", "dtype", "max_batch", "cuda_graph", "kernels", "tokenizer", "revision", "eos")
-OPTION_SPECS = {"device": OptionSpec("str"), "dtype": OptionSpec("str"), "max_batch": OptionSpec("int", 1),
-                "cuda_graph": OptionSpec("bool", nullable=True),
-                "kernels": OptionSpec("str", choices=("auto", "torch", "kernels")),
-                "tokenizer": OptionSpec("str"), "revision": OptionSpec("str"),
-                "eos": OptionSpec("str", choices=("all", "tokenizer"))}
+OPTION_SPECS: dict[str, OptionSpec] = {
+    "device": OptionSpec("str", help="cpu, cuda, cuda:1 (default: cuda when available)"),
+    "dtype": OptionSpec("str", changes_samples=True, help="weights dtype: bfloat16, float16, float32"),
+    "max_batch": OptionSpec("int", 1, help="sample rows per decode batch (default 32 on CPU, 256 on CUDA)"),
+    "cuda_graph": OptionSpec("bool", nullable=True, help="capture the decode step as a CUDA graph (true/false; default: on CUDA)"),
+    # the fused kernels and the PyTorch scan differ in summation order: other numerics, other samples
+    "kernels": OptionSpec("str", choices=("auto", "torch", "kernels"), changes_samples=True,
+                          help="auto, torch or kernels (mamba_ssm / causal_conv1d)"),
+    "tokenizer": OptionSpec("str", changes_samples=True, help="tokenizer folder or hub id, when it is not the model's"),
+    "revision": OptionSpec("str", changes_samples=True, help="hub revision (branch, tag or commit) of the model"),
+    "eos": OptionSpec("str", choices=("all", "tokenizer"), changes_samples=True,
+                      help="stop at every EOS id of the generation config (all) or the tokenizer's one"),
+}
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
            "float16": "float16", "fp16": "float16"}  # fmt: skip
 
@@ -77,11 +83,10 @@ class M1Engine(EngineBase):
     """Generation with the native hybrid model; see the module docstring for batching."""
 
     name = "m1"
-    option_names = OPTIONS
     option_specs = OPTION_SPECS
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
-        options = checked_options("m1", options, OPTIONS, OPTION_SPECS)
+        options = checked_options("m1", options, OPTION_SPECS)
         import torch
 
         from m1eval.hybrid import HybridConfigError, kernels, load_hybrid

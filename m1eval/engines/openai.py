@@ -38,22 +38,24 @@ from m1eval.engines.base import (
     EngineBase,
     EngineError,
     GenerationRequest,
-    OptionSpec,
     batch_result,
-    checked_options,
 )
+from m1eval.engines.options import OptionSpec, checked_options, redacted
 from m1eval.engines.textcut import text_prefix_chars
 from m1eval.records import Completion, SamplingConfig
 
-OPTIONS = (
-    "endpoints", "tokenizer", "concurrency", "max_retries", "timeout", "backoff", "api_key", "served_model",
-    "prompt_format",
-)
-OPTION_SPECS = {
-    "endpoints": OptionSpec("list"), "tokenizer": OptionSpec("str"), "concurrency": OptionSpec("int", 1),
-    "max_retries": OptionSpec("int", 0), "timeout": OptionSpec("float", 0, above=True),
-    "backoff": OptionSpec("float", 0), "api_key": OptionSpec("str"), "served_model": OptionSpec("str"),
-    "prompt_format": OptionSpec("str", choices=("tokens", "text")),
+OPTION_SPECS: dict[str, OptionSpec] = {
+    "endpoints": OptionSpec("list", help="server URLs, comma-separated (or repeat --endpoint); requests go round-robin"),
+    "tokenizer": OptionSpec("str", changes_samples=True, help="tokenizer folder or hub id, when it is not the model's"),
+    "concurrency": OptionSpec("int", 1, help="requests in flight at once (default 32)"),
+    "max_retries": OptionSpec("int", 0, help="retries of a failed request (transport errors, 429, 5xx) on the next endpoint"),
+    "timeout": OptionSpec("float", 0, above=True, help="seconds a request may wait for the server"),
+    "backoff": OptionSpec("float", 0, help="seconds before the first retry, doubled each time"),
+    "api_key": OptionSpec("str", secret=True, help="bearer token (default: $OPENAI_API_KEY); never written to the manifest"),
+    # two models behind one endpoint: the name is what tells their samples apart
+    "served_model": OptionSpec("str", changes_samples=True, help="model name the server serves, when it is not --model"),
+    "prompt_format": OptionSpec("str", choices=("tokens", "text"), changes_samples=True,
+                                help="tokens (send token ids, default) or text"),
 }
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 DEFAULT_MAX_RETRIES = 4
@@ -112,11 +114,10 @@ class OpenAIEngine(EngineBase):
     """Completions over HTTP; the model is the server's model name (or path it serves)."""
 
     name = "openai"
-    option_names = OPTIONS
     option_specs = OPTION_SPECS
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
-        options = checked_options("openai", options, OPTIONS, OPTION_SPECS)
+        options = checked_options("openai", options, OPTION_SPECS)
         endpoints = options.get("endpoints") or []
         if isinstance(endpoints, str):
             endpoints = [e for e in endpoints.split(",") if e.strip()]
@@ -130,7 +131,7 @@ class OpenAIEngine(EngineBase):
         self.backoff = float(options.get("backoff", 1.0))
         self.timeout: float | None = float(options["timeout"]) if "timeout" in options else None
         self.prompt_format = str(options.get("prompt_format", "tokens"))
-        self.options = {k: v for k, v in options.items() if k != "api_key"}
+        self.options = redacted(options, OPTION_SPECS)
         self.options.setdefault("max_retries", self.max_retries)
         self.options.setdefault("concurrency", self.concurrency)
         self.options.setdefault("timeout", "default: 60 s + max_tokens / 20 tokens/s")

@@ -34,6 +34,7 @@ from typing import Any
 
 from m1eval.engines import ENGINES, engine_class
 from m1eval.engines.base import BatchResult, EngineBase, EngineError, GenerationRequest, NoticeHook
+from m1eval.engines.options import redacted
 from m1eval.records import SamplingConfig
 
 REPLICA_ENGINES = ("vllm", "hf", "m1")  # openai spreads over --endpoint servers instead
@@ -196,7 +197,7 @@ class _Replica:
             info["torch_threads"] = sys.modules["torch"].get_num_threads()
         options = self.engine.options if self.engine is not None else None
         if isinstance(options, dict):
-            info["options"] = {k: v for k, v in options.items() if k != "api_key"}
+            info["options"] = redacted(options, type(self.engine).option_specs)
         return info
 
     def generate(self, requests: list[GenerationRequest], sampling: SamplingConfig) -> Iterator[BatchResult]:

