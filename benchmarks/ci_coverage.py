@@ -1,7 +1,7 @@
 """Coverage of m1eval's confidence intervals against known truths (issue 17).
 
 Each setting simulates many benchmarks whose per-problem answer distributions are known,
-asks the library for its intervals (``m1eval.bootstrap.bootstrap_curve`` and
+asks the library for its intervals (``m1eval.analysis.intervals.bootstrap_curve`` and
 ``paired_comparison``, at their defaults), and counts how often each nominal-95 %
 interval holds the truth. Why a simulation: an interval's promise is about repeated
 benchmarks, which no single run can check.
@@ -47,8 +47,8 @@ from itertools import product
 
 import numpy as np
 
-from m1eval import bootstrap as B
-from m1eval import metrics as M
+from m1eval.analysis import intervals as B
+from m1eval.analysis import metrics as M
 
 LEVEL = 0.95
 FLOOR = 0.93

@@ -18,9 +18,9 @@ import time
 
 import numpy as np
 
-from m1eval import bootstrap as B
-from m1eval import metrics as M
-from m1eval.metrics import k_grid
+from m1eval.analysis import intervals as B
+from m1eval.analysis import metrics as M
+from m1eval.analysis.metrics import k_grid
 
 
 def synthetic_problems(n_problems: int, n: int, seed: int) -> B.ProblemSet:

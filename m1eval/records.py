@@ -58,7 +58,7 @@ class SamplingConfig(_Record):
     How many samples per problem (k) is the run plan's (``runner.RunPlan.k``), not an
     engine's concern: every engine draws each requested (problem, sample) once. The
     manifest still stores k as ``sampling.n``; ``from_dict`` reads such a dict. The
-    sampling defaults (a preset's, or m1eval's for other models) live in ``m1eval.models``,
+    sampling defaults (a preset's, or m1eval's for other models) live in ``m1eval.models.presets``,
     so temperature, top_p and max_tokens have none here; ``top_k=-1`` means no cut.
     """
 
@@ -133,7 +133,7 @@ class Progress(Protocol):
     """How a long library step (grading, a benchmark, a conversion) reports progress.
 
     The library never draws; whoever calls it passes an object with these methods
-    (``m1eval.progress.Bars`` draws bars) or nothing (``NO_PROGRESS``).
+    (``m1eval.cli.progress.Bars`` draws bars) or nothing (``NO_PROGRESS``).
     """
 
     def stage(self, description: str, total: int | None) -> None:

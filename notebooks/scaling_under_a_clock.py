@@ -35,12 +35,12 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from m1eval import budget_tables as bt
-from m1eval import plots
-from m1eval.bench import profile_rows
-from m1eval.budget import match_profile
-from m1eval.budget_tasks import write_budget_tables
-from m1eval.curves import metric_curve
+from m1eval.analysis.budget import match_profile
+from m1eval.analysis.budget import tables as bt
+from m1eval.analysis.budget.study import write_budget_tables
+from m1eval.analysis.curves import metric_curve
+from m1eval.figures import plots
+from m1eval.throughput.bench import profile_rows
 
 RUNS = [p for p in os.environ.get("M1EVAL_NB_RUNS", "results").split(os.pathsep) if p]
 PROFILES = [p for p in os.environ.get("M1EVAL_NB_PROFILES", "").split(os.pathsep) if p] or sorted(glob("results/bench/*.json"))

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from m1eval import bootstrap as B
-from m1eval import metrics as M
+from m1eval.analysis import intervals as B
+from m1eval.analysis import metrics as M
 
 
 def make_set(rates, n: int, seed: int, wrong_classes: int = 3, prefix: str = "p") -> B.ProblemSet:

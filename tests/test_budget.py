@@ -17,9 +17,9 @@ slow (0.75) beats fast (0.5).
 from __future__ import annotations
 
 import pytest
-from budget_runs import write_run
+from helpers.budget_runs import write_run
 
-from m1eval.budget import (
+from m1eval.analysis.budget import (
     Clock,
     clock_from_batches,
     clock_from_profile,
@@ -28,10 +28,10 @@ from m1eval.budget import (
     default_budgets,
     parallel_curve,
 )
-from m1eval.curves import CurveError, metric_curve, problem_values
-from m1eval.metrics import majority_at_k
-from m1eval.profile import Measurement, ThroughputProfile
-from m1eval.rundata import load_run
+from m1eval.analysis.curves import CurveError, metric_curve, problem_values
+from m1eval.analysis.metrics import majority_at_k
+from m1eval.rundir.rundata import load_run
+from m1eval.throughput.profile import Measurement, ThroughputProfile
 
 FAST = [[True, False, False, False], [False, False, False, False]]
 SLOW = [[True, True, True, True], [True, True, False, False]]
@@ -166,7 +166,7 @@ def test_budget_cli_tables_and_csv(runs, tmp_path):
     import pandas as pd
     from typer.testing import CliRunner
 
-    from m1eval.cli import app
+    from m1eval.cli.app import app
 
     fast, slow = runs
     prof = ThroughputProfile(
@@ -192,7 +192,7 @@ def test_budget_cli_tables_and_csv(runs, tmp_path):
 def test_budget_cli_requires_matching_profile(runs, tmp_path):
     from typer.testing import CliRunner
 
-    from m1eval.cli import app
+    from m1eval.cli.app import app
 
     fast, _ = runs
     result = CliRunner().invoke(app, ["budget", str(fast.path), "--clock", "profile"])
@@ -211,7 +211,7 @@ def test_length_aware_clock_uses_the_length_sweep():
 
 
 def test_length_aware_clock_with_fixed_tokens_uses_that_length(runs):
-    from m1eval.budget import clock_for
+    from m1eval.analysis.budget import clock_for
 
     fast, _ = runs  # model "fast", 50-token completions
     prof = _profile()
@@ -226,7 +226,7 @@ def test_paired_difference_has_width_when_every_difference_is_equal():
     """Both models solve all 30 problems at their k: d = 0, but 30 problems cannot pin it to [0, 0]."""
     import numpy as np
 
-    from m1eval.bootstrap import ProblemSet, paired_difference
+    from m1eval.analysis.intervals import ProblemSet, paired_difference
 
     ids = [f"p{i}" for i in range(30)]
     solved = ProblemSet(ids, [np.zeros(4, dtype=int)] * 30, [np.ones(4, dtype=bool)] * 30)

@@ -15,14 +15,14 @@ No-answer share: 16 -> 3/4 (s0, s2, s3), 32 and 64 -> 2/4 (s0, s3), 100 -> 0.
 from __future__ import annotations
 
 import pytest
-from budget_runs import write_run
+from helpers.budget_runs import write_run
 
-from m1eval.budget import BudgetError
-from m1eval.budget_sequential import cut_completion, default_lengths, sequential_curve
+from m1eval.analysis.budget import BudgetError
+from m1eval.analysis.budget.sequential import cut_completion, default_lengths, sequential_curve
 from m1eval.grading import Grader
-from m1eval.profile import Measurement, ThroughputProfile
 from m1eval.records import Completion
-from m1eval.rundata import load_run
+from m1eval.rundir.rundata import load_run
+from m1eval.throughput.profile import Measurement, ThroughputProfile
 
 TEXTS = [["x" * 40 + "\\boxed{1}", "\\boxed{1}" + "z" * 40, "\\boxed{1}", "y" * 40 + "\\boxed{7}"]]
 PREFIX = [[
@@ -59,7 +59,7 @@ def test_cut_keeps_exactly_the_first_l_tokens_of_text():
 
 
 def test_default_lengths_are_recorded_budgets_plus_the_longest(run):
-    from m1eval.store import RunStore
+    from m1eval.rundir.store import RunStore
 
     completions, _ = RunStore(run.path).read_samples()
     assert default_lengths(completions) == [16, 32, 64, 100]

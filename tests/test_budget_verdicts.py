@@ -13,12 +13,12 @@ import json
 
 import pandas as pd
 import pytest
-from budget_runs import write_example, write_run
+from helpers.budget_runs import write_example, write_run
 from typer.testing import CliRunner
 
-from m1eval.cli import app
-from m1eval.profile import Measurement, ThroughputProfile
-from m1eval.rundata import load_run
+from m1eval.cli.app import app
+from m1eval.rundir.rundata import load_run
+from m1eval.throughput.profile import Measurement, ThroughputProfile
 
 
 def _budget(tmp_path, example: str, *extra: str):
@@ -37,7 +37,7 @@ def _budget(tmp_path, example: str, *extra: str):
 
 
 def test_equal_accuracies_tie_although_their_float_sums_differ(tmp_path):
-    from m1eval.budget import Clock, compare_at_budget, crossovers, parallel_curve
+    from m1eval.analysis.budget import Clock, compare_at_budget, crossovers, parallel_curve
 
     folder, _ = write_example(tmp_path, "tie")
     a, b = (load_run(folder / model / "hand") for model in ("A", "B"))
@@ -77,7 +77,7 @@ def test_two_runs_of_one_model_keep_apart_in_tables_csv_json(tmp_path):
 
 
 def test_run_labels(tmp_path):
-    from m1eval.budget_tasks import run_labels
+    from m1eval.analysis.budget.study import run_labels
 
     one = load_run(write_run(tmp_path / "a", "m1", [[True]], run_id="r1"))
     two = load_run(write_run(tmp_path / "a", "m1", [[False]], run_id="r2"))
@@ -113,8 +113,8 @@ def test_runs_on_different_problems_are_compared_on_the_shared_ones(tmp_path):
 
 
 def test_library_refuses_curves_on_different_problems(tmp_path):
-    from m1eval.budget import BudgetError, Clock, compare_at_budget, parallel_curve
-    from m1eval.budget_tasks import on_shared_problems
+    from m1eval.analysis.budget import BudgetError, Clock, compare_at_budget, parallel_curve
+    from m1eval.analysis.budget.study import on_shared_problems
 
     folder, _ = write_example(tmp_path, "shared")
     a, b = (load_run(folder / model / "hand") for model in ("A", "B"))
@@ -187,8 +187,8 @@ def test_fixed_tokens_per_sample_prices_k_at_peak_throughput(tmp_path):
 
 
 def test_fixed_tokens_per_sample_library_and_default_pricing(tmp_path):
-    from m1eval.budget import Clock, parallel_curve
-    from m1eval.curves import CurveError
+    from m1eval.analysis.budget import Clock, parallel_curve
+    from m1eval.analysis.curves import CurveError
 
     folder, _ = write_example(tmp_path, "kflip")
     run = load_run(folder / "X" / "hand")
@@ -218,7 +218,7 @@ def test_batch_size_at_or_above_the_oom_batch_warns(tmp_path):
 
 
 def test_batch_size_warnings_outside_the_sweep():
-    from m1eval.budget import batch_size_warnings, clock_from_profile
+    from m1eval.analysis.budget import batch_size_warnings, clock_from_profile
 
     prof = ThroughputProfile(model="org/t", engine="fake", measurements=[
         Measurement("batch", 4, 8, 64, wall_seconds=0.512, generated_tokens=256),
@@ -252,7 +252,7 @@ def test_bad_budget_is_one_line_error(tmp_path):
 
 def test_a_tie_compares_the_tied_runs_in_input_order_and_three_way_leads(tmp_path):
     """B is 1e-16 below A (rounding): the tie still lists A, B in input order, and puts C after them."""
-    from m1eval.budget import Clock, compare_at_budget, parallel_curve
+    from m1eval.analysis.budget import Clock, compare_at_budget, parallel_curve
 
     folder, _ = write_example(tmp_path, "tie")
     a, b = (load_run(folder / model / "hand") for model in ("A", "B"))
@@ -282,7 +282,7 @@ def test_an_error_in_one_task_keeps_the_tables_of_the_tasks_before_it(tmp_path):
 
 def test_the_verb_prints_the_library_tables(tmp_path):
     """`m1eval budget` prints exactly what budget_tables makes (the notebook shows the same tables)."""
-    from m1eval import budget_tables as bt
+    from m1eval.analysis.budget import tables as bt
 
     folder, _ = write_example(tmp_path / "runs", "twins")
     inputs = bt.load_inputs([folder, folder], [])  # a folder named twice is one set of runs

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import typer
-from synthetic_runs import make_synthetic_run
 from typer.testing import CliRunner
 
-from m1eval.cli import app
+from m1eval.cli.app import app
 from m1eval.engines import ENGINES
 from m1eval.engines.base import TimedGeneration
+from m1eval.rundir.synthetic import make_synthetic_run
 
 
 def _invoke(args: list[str]) -> tuple[int, str, BaseException | None]:
@@ -212,7 +212,7 @@ def test_run_and_bench_take_verbose(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 def test_vllm_names_the_hybrid_architecture_instead_of_memory(tmp_path: Path) -> None:
     """`bench -e vllm` on an M1 checkpoint blamed memory ("initialization failed ... memory")."""
-    from tiny_hybrid import build_tiny_hybrid
+    from helpers.tiny_hybrid import build_tiny_hybrid
 
     folder = build_tiny_hybrid(tmp_path / "tiny-m1", d_model=64, n_layer=2, attn_layers=(1,))
     code, output, _ = _invoke(["bench", "-m", str(folder), "-e", "vllm", "--batch-sizes", "1", "--no-find-peak",

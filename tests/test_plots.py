@@ -8,18 +8,18 @@ matplotlib.use("Agg")
 
 import matplotlib.image as mpimg
 import pytest
-from synthetic_runs import make_synthetic_run
 from typer.testing import CliRunner
 
-from m1eval import plot_style as ps
-from m1eval import plots
-from m1eval.budget import Clock, parallel_curve
-from m1eval.budget_sequential import sequential_curve
-from m1eval.cli import app
-from m1eval.curves import metric_curve
+from m1eval.analysis.budget import Clock, parallel_curve
+from m1eval.analysis.budget.sequential import sequential_curve
+from m1eval.analysis.curves import metric_curve
+from m1eval.cli.app import app
+from m1eval.figures import plots
+from m1eval.figures import style as ps
 from m1eval.grading import Grader
-from m1eval.profile import Measurement, ThroughputProfile
-from m1eval.rundata import load_run
+from m1eval.rundir.rundata import load_run
+from m1eval.rundir.synthetic import make_synthetic_run
+from m1eval.throughput.profile import Measurement, ThroughputProfile
 
 RESAMPLES = 100
 
@@ -98,7 +98,7 @@ def test_budget_figure_marks_crossover(runs, tmp_path):
     assert _legend(ax) == ["m1 (4,000 tok/s)", "r1-qwen-1.5b (500 tok/s)"]
     texts = [t.get_text() for t in ax.texts]
     assert sum(t.startswith("k=") for t in texts) == 8  # every k of both curves labelled
-    from m1eval.budget import crossovers
+    from m1eval.analysis.budget import crossovers
 
     flips = crossovers(*curves)
     assert flips, "the fixture runs are built to cross over"
@@ -107,7 +107,7 @@ def test_budget_figure_marks_crossover(runs, tmp_path):
     # The leader strip: one span per interval between crossovers, coloured by the leader.
     from matplotlib.colors import to_rgb
 
-    from m1eval import plot_style
+    from m1eval.figures import style as plot_style
 
     spans = [p for p in ax.patches if p.get_alpha() == 0.8]
     assert len(spans) == len(flips) + 1

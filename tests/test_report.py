@@ -9,13 +9,13 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_runs import make_synthetic_run
 from typer.testing import CliRunner
 
-from m1eval import report as R
-from m1eval.cli import app
-from m1eval.rundata import load_run
-from m1eval.store import RunStore, StoreError
+from m1eval.analysis import report as R
+from m1eval.cli.app import app
+from m1eval.rundir.rundata import load_run
+from m1eval.rundir.store import RunStore, StoreError
+from m1eval.rundir.synthetic import make_synthetic_run
 
 
 @pytest.fixture(scope="module")

