@@ -61,11 +61,11 @@ def snapshot(inputs: Path, out: Path) -> None:
         for fmt in ("table", "markdown", "latex", "csv", "json"):
             _cli(out, f"report-{task}-{fmt}", "report", str(runs / task), "--format", fmt, "--bootstrap", RESAMPLES)
     _cli(out, "report-synth-every-k", "report", str(runs / "synth"), "--format", "csv", "--every-k", "--level", "0.9")
-    _cli(out, "budget", "budget", str(runs), "--profile", str(profile), "--resamples", RESAMPLES, "--sequential",
+    _cli(out, "budget", "budget", str(runs), "--profile", str(profile), "--sign-flips", RESAMPLES, "--sequential",
          "--out", str(out / "budget"))
-    _cli(out, "budget-pass", "budget", str(runs / "synth"), "--metric", "pass", "--resamples", RESAMPLES,
+    _cli(out, "budget-pass", "budget", str(runs / "synth"), "--metric", "pass", "--sign-flips", RESAMPLES,
          "--tokens-per-sample", "100", "--out", str(out / "budget-pass"))
-    _cli(out, "plot", "plot", str(runs), "--profile", str(profile), "--resamples", RESAMPLES, "--out", str(out / "plot"))
+    _cli(out, "plot", "plot", str(runs), "--profile", str(profile), "--sign-flips", RESAMPLES, "--out", str(out / "plot"))
     sys.path.insert(0, str(REPO / "notebooks"))
     from execute import execute
 

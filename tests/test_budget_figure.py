@@ -20,7 +20,7 @@ from m1eval.rundir.store import find_runs
 def _curves(tmp_path, example: str, **options):
     folder, _ = write_example(tmp_path, example)
     runs = [load_run(path) for path in find_runs([folder])]
-    return task_curves(runs, [], metric="pass", resamples=50, **options).curves
+    return task_curves(runs, [], metric="pass", sign_flips=50, **options).curves
 
 
 def _strip(ax):
@@ -75,7 +75,7 @@ def test_plot_command_budget_figure_uses_shared_problems_and_fixed_pricing(tmp_p
     from m1eval.cli.app import app
 
     folder, _ = write_example(tmp_path, "shared")
-    result = CliRunner().invoke(app, ["plot", str(folder), "--figure", "budget", "--metric", "pass", "--resamples", "0",
+    result = CliRunner().invoke(app, ["plot", str(folder), "--figure", "budget", "--metric", "pass", "--sign-flips", "0",
                                       "--tokens-per-sample", "100", "--out", str(tmp_path / "fig")])
     assert result.exit_code == 0, result.output
     assert "the runs scored different problems (A: 6, B: 3)" in " ".join(result.output.split())

@@ -71,7 +71,7 @@ def test_accuracy_and_no_answer_by_length(run, grader):
         measurements=[Measurement("length", 8, 4, 100, wall_seconds=1.0, generated_tokens=800),
                       Measurement("length", 8, 4, 200, wall_seconds=3.0, generated_tokens=1600)],
     )
-    curve = sequential_curve(run, grader=grader, profile=prof, resamples=200)
+    curve = sequential_curve(run, grader=grader, profile=prof, sign_flips=200)
     assert curve.lengths == [16, 32, 64, 100]
     assert curve.accuracy.tolist() == pytest.approx([0.25, 0.5, 0.5, 0.75])
     assert curve.no_answer.tolist() == pytest.approx([0.75, 0.5, 0.5, 0.0])
@@ -83,11 +83,11 @@ def test_accuracy_and_no_answer_by_length(run, grader):
 
 
 def test_explicit_lengths_and_missing_offsets_are_reported(run, grader, tmp_path):
-    curve = sequential_curve(run, grader=grader, lengths=[32, 1000], resamples=100)
+    curve = sequential_curve(run, grader=grader, lengths=[32, 1000], sign_flips=100)
     assert curve.accuracy.tolist() == pytest.approx([0.5, 0.75])
     assert curve.seconds is None
     with pytest.raises(BudgetError, match="no prefix_chars entry for L=48"):
-        sequential_curve(run, grader=grader, lengths=[48], resamples=100)
+        sequential_curve(run, grader=grader, lengths=[48], sign_flips=100)
     bare = load_run(write_run(tmp_path, "bare", [[True, False]]))
     with pytest.raises(BudgetError, match="carry no prefix_chars"):
-        sequential_curve(bare, grader=grader, resamples=100)
+        sequential_curve(bare, grader=grader, sign_flips=100)

@@ -85,7 +85,7 @@ def test_bench_refuses_an_output_file_before_measuring(a_file: Path, monkeypatch
 @pytest.mark.parametrize("verb", ["plot", "budget"])
 def test_plot_and_budget_refuse_an_output_file(verb: str, run_dir: Path, a_file: Path) -> None:
     args = [verb, str(run_dir), "--out", str(a_file / "inside" if verb == "plot" else a_file)]
-    args += ["--figure", "passk", "--resamples", "0"] if verb == "plot" else ["--resamples", "100"]
+    args += ["--figure", "passk", "--sign-flips", "0"] if verb == "plot" else ["--sign-flips", "100"]
     code, output, exc = _invoke(args)
     assert code == 2, (output, exc)
     _one_line_error(output, "--out", str(a_file))
@@ -163,7 +163,7 @@ def test_every_engine_option_is_listed() -> None:
     engines = list(ENGINES)
     for i, (engine, target) in enumerate(ENGINES.items()):
         module = importlib.import_module(target.split(":")[0])
-        names = getattr(module, "OPTIONS", None) or module.LLM_OPTIONS
+        names = module.OPTION_SPECS
         section = ("\n" + output).split(f"\n{engine}: ", 1)[1]
         if i + 1 < len(engines):
             section = section.split(f"\n{engines[i + 1]}: ", 1)[0]

@@ -86,7 +86,7 @@ def test_grade_run_records_policy_and_regrades_with_another(tmp_path):
     assert list(frame["correct"]) == [True, True, False]
     grade_run(run, workers=1)  # no --extraction: the recorded policy is kept
     assert json.loads((run / "manifest.json").read_text())["stages"]["grade"]["extraction"].startswith("boxed,")
-    summary = summarize_run(load_run(run), resamples=50)
+    summary = summarize_run(load_run(run), sign_flips=50)
     assert summary.extracted_by == pytest.approx({"boxed": 1 / 3, "answer-phrase": 1 / 3, "none": 1 / 3})
     assert "answer-phrase 33.3" in runs_frame([summary]).iloc[0]["answer found by %"]
 

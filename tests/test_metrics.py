@@ -279,6 +279,6 @@ def test_a_registered_metric_reaches_bootstrap_and_report(monkeypatch, tmp_path)
     problems = B.ProblemSet.from_frame(run.frame)
     values = B.per_problem(problems, [1, 4], "first")
     assert values[:, 0].tolist() == [float(c[0]) for c in problems.correct]
-    summary = R.summarize_run(run, resamples=20)
+    summary = R.summarize_run(run, sign_flips=20)
     assert "first" in summary.curves
     assert "first-sample@k" in R.render_report([summary], fmt="markdown")

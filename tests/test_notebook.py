@@ -68,7 +68,7 @@ def test_notebook_rebuilds_every_figure_and_table(inputs, tmp_path, monkeypatch)
 
     # The same runs through `m1eval budget --out` give the same tables and JSON.
     cli_out = tmp_path / "cli"
-    result = run_cli("budget", str(root), "-p", str(profile), "--resamples", "100", "--sequential", "--out", str(cli_out))
+    result = run_cli("budget", str(root), "-p", str(profile), "--sign-flips", "100", "--sequential", "--out", str(cli_out))
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("budget_curves.csv", "budget_verdicts.csv", "length_curves.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(out / name), pd.read_csv(cli_out / name), obj=name)

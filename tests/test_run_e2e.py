@@ -34,7 +34,7 @@ def test_run_generates_grades_and_reports(engine, tmp_path_factory, data_dir, tm
     assert manifest["versions"]["torch"] and manifest["versions"]["transformers"]
     if engine == "vllm":
         assert manifest["engine"]["options"]["max_model_len"] == 2048
-        assert all(r["metrics"] and "decode_seconds" in r["metrics"] for r in rows)
+        assert all(r["timings"] and "decode_seconds" in r["timings"] for r in rows)
 
     # the same command again has nothing to do and keeps every sample
     again = run_cli("run", "--model", str(model), "--engine", engine, "--task", "aime25", "--limit", "3",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from m1eval.analysis.intervals import ProblemSet, bootstrap_curve, per_problem
+from m1eval.analysis.intervals import ProblemSet, interval_curve, per_problem
 from m1eval.analysis.metrics import k_grid, metric_names
 from m1eval.rundir.rundata import RunData
 
@@ -72,7 +72,7 @@ def pricing_text(fixed: float | None, mean: float) -> str:
 
 @dataclass
 class MetricCurve:
-    """pass@k or maj@k of one run for each k, with a bootstrap interval over problems."""
+    """pass@k or maj@k of one run for each k, with a score interval over problems."""
 
     label: str
     task: str
@@ -89,15 +89,15 @@ def metric_curve(
     metric: str,
     *,
     ks: Sequence[int] | None = None,
-    confidence: float = 0.95,
-    resamples: int = 1000,
+    level: float = 0.95,
+    sign_flips: int = 1000,
     seed: int = 0,
     label: str | None = None,
 ) -> MetricCurve:
-    """Per-problem expected metric for each k, averaged over problems, with its interval (``bootstrap_curve``)."""
+    """Per-problem expected metric for each k, averaged over problems, with its interval (``interval_curve``)."""
     grid = list(ks) if ks is not None else k_grid(run.n)
     values = problem_values(run, metric, grid)
-    ci = bootstrap_curve(
-        problem_set(run), grid, metric, resamples=resamples, seed=seed, level=confidence, point=values.to_numpy().mean(axis=0)
+    ci = interval_curve(
+        problem_set(run), grid, metric, sign_flips=sign_flips, seed=seed, level=level, point=values.to_numpy().mean(axis=0)
     )
     return MetricCurve(label or run.model, run.task, metric, grid, ci.point, ci.low, ci.high, values)

@@ -137,7 +137,7 @@ class CurveCI:
     high: np.ndarray
     se: np.ndarray
     level: float
-    resamples: int
+    sign_flips: int
     target: str = "population"
 
     def to_frame(self) -> pd.DataFrame:
@@ -264,54 +264,27 @@ def fixed_set_variance(problems: ProblemSet, ks: np.ndarray) -> np.ndarray:
     return out / len(problems) ** 2
 
 
-def replicate_curves(
-    problems: ProblemSet, ks: Sequence[int], metric: str, *, resamples: int = 1000, seed: int = 0, pool: int | None = None, draws: int = 32
-) -> np.ndarray:
-    """(resamples, len(ks)) bootstrap replicates of the mean curve, resampling problems only.
-
-    Each problem's value is its unbiased estimate from all n samples, which already
-    carries that problem's sampling noise, so resampling problems alone reproduces the
-    spread of the mean over new problems *and* new samples. (An inner level that redraws
-    the samples and re-applies the estimator is biased near k = n: a problem with one
-    correct sample of 8 keeps pass@8 = 1 in only 66 % of its resamples.) ``pool`` is
-    ignored; it remains for callers of the old two-level version.
-    """
-    ks = _check_ks(problems, ks)
-    values = per_problem(problems, ks, metric, draws=max(draws, 200), seed=seed)
-    return _outer_means(values, resamples, np.random.default_rng(seed))
-
-
-def _outer_means(values: np.ndarray, resamples: int, rng: np.random.Generator, chunk: int = 64) -> np.ndarray:
-    reps = []
-    for start in range(0, resamples, chunk):
-        drawn = rng.integers(len(values), size=(min(chunk, resamples - start), len(values)))
-        reps.append(values[drawn].mean(axis=1))
-    return np.concatenate(reps) if reps else np.empty((0, *values.shape[1:]))
-
-
-def bootstrap_curve(
+def interval_curve(
     problems: ProblemSet,
     ks: Sequence[int],
     metric: str,
     *,
-    resamples: int = 1000,
+    sign_flips: int = 1000,
     seed: int = 0,
     level: float = 0.95,
-    pool: int | None = None,
-    draws: int = 32,
     point: np.ndarray | None = None,
     target: str = "population",
 ) -> CurveCI:
-    """Point curve (exact) with an interval for each k; ``resamples=0`` gives none.
+    """Point curve (exact) with an interval for each k; ``sign_flips=0`` gives none.
 
     ``target="population"`` (default): the interval is for the metric's mean over new
     problems drawn like these, each with new samples: ``score_interval`` over the
     per-problem unbiased estimates (valid for every metric and every k <= n).
     ``target="fixed"``: for the mean over new samples of these same problems (pass@k and
     avg@n only): point +- z sqrt(``fixed_set_variance``), clipped to [0, 1]. It is narrower,
-    because the choice of problems is held fixed. ``pool`` and ``draws`` are kept for old
-    callers: the intervals are closed-form and need no resampling; ``resamples`` only
-    switches them on or off. Every interval contains its point estimate.
+    because the choice of problems is held fixed. The intervals are
+    closed-form; ``sign_flips`` (the paired test's setting, passed through by the verbs) only
+    switches them on (> 0) or off (0). Every interval contains its point estimate.
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
@@ -322,7 +295,7 @@ def bootstrap_curve(
     if point is None:
         point = values.mean(axis=0)
     point = np.asarray(point, dtype=float)
-    if resamples <= 0:
+    if sign_flips <= 0:
         nan = np.full(len(ks), np.nan)
         return CurveCI(metric, ks, point, nan, nan, nan, level, 0, target)
     if target == "population":
@@ -331,7 +304,7 @@ def bootstrap_curve(
         se = np.sqrt(fixed_set_variance(problems, ks))
         half = _z(level) * se
         low, high = np.clip(point - half, 0.0, 1.0), np.clip(point + half, 0.0, 1.0)
-    return CurveCI(metric, ks, point, np.minimum(low, point), np.maximum(high, point), se, level, int(resamples), target)
+    return CurveCI(metric, ks, point, np.minimum(low, point), np.maximum(high, point), se, level, int(sign_flips), target)
 
 
 # ---------------------------------------------------------------------------- paired comparison
@@ -391,7 +364,7 @@ def paired_interval(va: np.ndarray, vb: np.ndarray, level: float = 0.95) -> tupl
     return float(low), float(high)
 
 
-def sign_flip_p_value(diffs: np.ndarray, resamples: int, rng: np.random.Generator) -> float:
+def sign_flip_p_value(diffs: np.ndarray, sign_flips: int, rng: np.random.Generator) -> float:
     """Two-sided paired randomisation test of "A and B are exchangeable on every problem".
 
     Under that null each problem's difference is as likely to have either sign, so the
@@ -402,9 +375,9 @@ def sign_flip_p_value(diffs: np.ndarray, resamples: int, rng: np.random.Generato
     and power.
     """
     observed = abs(float(diffs.mean()))
-    signs = rng.choice(np.array([-1.0, 1.0]), size=(resamples, len(diffs)))
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(sign_flips, len(diffs)))
     flipped = np.abs((signs * diffs).mean(axis=1))
-    return float((1 + np.sum(flipped >= observed - 1e-12)) / (resamples + 1))
+    return float((1 + np.sum(flipped >= observed - 1e-12)) / (sign_flips + 1))
 
 
 @dataclass(frozen=True)
@@ -427,14 +400,14 @@ def paired_difference(
     k_b: int | None = None,
     *,
     level: float = 0.95,
-    resamples: int = 1000,
+    sign_flips: int = 1000,
     seed: int = 0,
 ) -> PairedDifference:
     """The paired test: A at ``k_a`` minus B at ``k_b`` (default ``k_a``) on the same problems, in the same order.
 
     Each problem's value at k_a is paired with its value at k_b; the interval is
     ``paired_interval`` (Newcombe's paired score interval, for new problems) and the
-    p-value ``sign_flip_p_value`` with ``resamples`` flips (0: neither). Two k exist because
+    p-value ``sign_flip_p_value`` with ``sign_flips`` flips (0: neither). Two k exist because
     a time budget buys each model its own k (``m1eval.analysis.budget.priced``); k = 0 means the model could
     not afford one sample and scores 0 on every problem. (A percentile bootstrap of the
     paired means was [d, d], zero width, whenever every per-problem difference was equal.)
@@ -446,9 +419,9 @@ def paired_difference(
     va = per_problem(a, [k_a], metric, seed=seed)[:, 0] if k_a else zeros
     vb = per_problem(b, [k_b], metric, seed=seed)[:, 0] if k_b else zeros
     diffs = va - vb
-    if resamples > 0:
+    if sign_flips > 0:
         low, high = paired_interval(va, vb, level)
-        p_value = sign_flip_p_value(diffs, resamples, np.random.default_rng(seed))
+        p_value = sign_flip_p_value(diffs, sign_flips, np.random.default_rng(seed))
     else:
         low = high = p_value = float("nan")
     return PairedDifference(float(va.mean()), float(vb.mean()), float(diffs.mean()), low, high, p_value)
@@ -461,16 +434,14 @@ def paired_comparison(
     k: int = 1,
     *,
     names: tuple[str, str] = ("a", "b"),
-    resamples: int = 1000,
+    sign_flips: int = 1000,
     seed: int = 0,
     level: float = 0.95,
-    pool: int | None = None,
 ) -> Comparison:
     """Two runs at one k, on the problems both contain (matched by id): ``paired_difference`` as a ``Comparison``.
 
     The interval is for the difference over new problems (superpopulation); the p-value is
-    ``sign_flip_p_value`` with ``resamples`` flips. ``resamples=0`` gives neither. ``pool`` is
-    ignored (kept for old callers).
+    ``sign_flip_p_value`` with ``sign_flips`` flips. ``sign_flips=0`` gives neither.
     """
     common = [pid for pid in a.ids if pid in set(b.ids)]
     if not common:
@@ -480,7 +451,7 @@ def paired_comparison(
     pa, pb = a.subset(common), b.subset(common)
     ks = np.array([k])
     _check_ks(pa, ks), _check_ks(pb, ks)
-    d = paired_difference(pa, pb, metric, int(k), level=level, resamples=resamples, seed=seed)
+    d = paired_difference(pa, pb, metric, int(k), level=level, sign_flips=sign_flips, seed=seed)
     return Comparison(
         metric, int(k), names[0], names[1], d.value_a, d.value_b, d.diff, d.low, d.high, d.p_value,
         len(common), level, only_a, only_b,

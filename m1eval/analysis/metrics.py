@@ -411,7 +411,7 @@ def avg_at_n(correct_fraction) -> tuple[float, float]:
 # ---------------------------------------------------------------------------- the registry
 #
 # One record per metric says everything the rest of m1eval needs to know about it: the
-# report loops over the registry for its rows, the bootstrap for its per-problem values,
+# report loops over the registry for its rows, the intervals for their per-problem values,
 # the figures and budget tables for their labels. Adding a metric is one ``register_metric``
 # call (docs/extending.md); nothing else names metrics one by one.
 
@@ -432,7 +432,7 @@ class Metric:
     needs_scores: bool = False  # uses per-sample verifier scores (Completion.metrics["score"]); skipped without them
     fixed_set: bool = False  # has an interval for new samples of the same problems (m1eval.analysis.intervals, target "fixed")
     curves: bool = False  # exact for every k and needs only grades: priced by m1eval budget, drawn by m1eval plot
-    many: ManyCurves | None = None  # fast path for the bootstrap: every problem at ks at once
+    many: ManyCurves | None = None  # fast path for the intervals: every problem at ks at once
 
     def label_at(self, k: int) -> str:
         """The label at one k: "pass@4", "best-of-4"."""

@@ -77,7 +77,7 @@ def unpinned_note(manifest: dict) -> str | None:
 def summarize_run(
     run: RunData,
     *,
-    resamples: int = 1000,
+    sign_flips: int = 1000,
     seed: int = 0,
     level: float = 0.95,
     every_k: bool = False,
@@ -88,8 +88,8 @@ def summarize_run(
     """Point estimates and intervals of ``metrics`` (default: every registered one) at k = 1, 2, 4, ... n.
 
     Scored metrics (best-of, weighted vote) appear only when completions carry
-    ``metrics["score"]``. ``on_step`` is called after each metric (for progress bars).
-    ``target`` is the intervals' target (``m1eval.analysis.intervals.bootstrap_curve``): "fixed"
+    ``scores["score"]``. ``on_step`` is called after each metric (for progress bars).
+    ``target`` is the intervals' target (``m1eval.analysis.intervals.interval_curve``): "fixed"
     exists for pass@k and avg@n only, so ``metrics`` must then be ("pass",).
     """
     metrics = list(REGISTRY) if metrics is None else list(metrics)
@@ -103,12 +103,12 @@ def summarize_run(
     ks = k_grid(problems.n, every_k)
     curves: dict[str, BS.CurveCI] = {}
     for metric in BS.available_metrics(problems, metrics):
-        curves[metric] = BS.bootstrap_curve(problems, ks, metric, resamples=resamples, seed=seed, level=level, target=target)
+        curves[metric] = BS.interval_curve(problems, ks, metric, sign_flips=sign_flips, seed=seed, level=level, target=target)
         if on_step:
             on_step(metric)
     accuracy = np.array([c.mean() for c in problems.correct])
     mean, se = avg_at_n(accuracy)
-    pass_curve = curves.get("pass") or BS.bootstrap_curve(problems, [1], "pass", resamples=resamples, seed=seed, level=level, target=target)
+    pass_curve = curves.get("pass") or BS.interval_curve(problems, [1], "pass", sign_flips=sign_flips, seed=seed, level=level, target=target)
     tokens = run.samples["completion_tokens"].to_numpy(dtype=float)
     answered = run.frame["cluster"].notna() & run.frame["answer"].notna()
     unpinned = unpinned_note(run.manifest)
@@ -148,7 +148,7 @@ def compare_runs(
     runs: Sequence[RunData],
     *,
     baseline: int = 0,
-    resamples: int = 1000,
+    sign_flips: int = 1000,
     seed: int = 0,
     level: float = 0.95,
     on_step: Callable[[str], None] | None = None,
@@ -173,7 +173,7 @@ def compare_runs(
         for metric, k in pairs:
             out.append(
                 BS.paired_comparison(
-                    other, base_set, metric, k, names=(run.label, base.label), resamples=resamples, seed=seed, level=level
+                    other, base_set, metric, k, names=(run.label, base.label), sign_flips=sign_flips, seed=seed, level=level
                 )
             )
             if on_step:
@@ -330,10 +330,10 @@ def _rich(frame: pd.DataFrame, title: str) -> str:
 
 def _sections(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparison]) -> list[tuple[str, pd.DataFrame]]:
     level = next((c.level for s in summaries for c in s.curves.values()), 0.95)
-    resamples = next((c.resamples for s in summaries for c in s.curves.values()), 0)
+    sign_flips = next((c.sign_flips for s in summaries for c in s.curves.values()), 0)
     fixed = any(c.target == "fixed" for s in summaries for c in s.curves.values())
     what = "new samples of these problems (fixed set)" if fixed else "new problems (score interval)"
-    note = f"{int(level * 100)}% CI for {what}, {resamples} sign flips" if resamples else "no intervals"
+    note = f"{int(level * 100)}% CI for {what}, {sign_flips} sign flips" if sign_flips else "no intervals"
     sections = [(f"Runs (accuracy in %, {note})", runs_frame(summaries)), (f"Curves (% [{note}])", curves_frame(summaries))]
     if comparisons:
         sections.append(("Paired comparison against the baseline (problems matched by id; CI for new problems; sign-flip p-value)", comparisons_frame(comparisons)))
@@ -367,7 +367,7 @@ def _summary_dict(s: RunSummary) -> dict:
     data = asdict(s)
     data["curves"] = {
         m: {"ks": c.ks.tolist(), "value": c.point.tolist(), "ci_low": c.low.tolist(), "ci_high": c.high.tolist(),
-            "se": c.se.tolist(), "level": c.level, "resamples": c.resamples, "target": c.target}
+            "se": c.se.tolist(), "level": c.level, "sign_flips": c.sign_flips, "target": c.target}
         for m, c in s.curves.items()
     }
     return data

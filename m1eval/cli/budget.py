@@ -18,12 +18,14 @@ from m1eval.cli.common import (
     LengthsOption,
     LevelOption,
     MetricOption,
+    OldSignFlipsOption,
     ProfileOption,
-    ResamplesOption,
     RunsArgument,
     SeedOption,
+    SignFlipsOption,
     TokensPerSampleOption,
     parse_int_list,
+    sign_flips_of,
 )
 
 # Piped output (files, CI logs) is not cut to 80 columns: these tables are wide.
@@ -51,7 +53,8 @@ def budget(
     budgets: Annotated[list[float] | None, typer.Option("--budget", help="Time budget in seconds to compare at; repeat (default: 6 log-spaced).")] = None,
     sequential: Annotated[bool, typer.Option("--sequential/--no-sequential", help="Also grade completions cut at L tokens.")] = False,
     lengths: LengthsOption = None,
-    resamples: ResamplesOption = 1000,
+    sign_flips: SignFlipsOption = 1000,
+    old_sign_flips: OldSignFlipsOption = None,
     seed: SeedOption = 0,
     level: LevelOption = 0.95,
     out: Annotated[
@@ -73,8 +76,9 @@ def budget(
 
     if metric not in CURVE_METRICS:
         raise typer.BadParameter(f"--metric must be {' or '.join(sorted(CURVE_METRICS))}, got {metric!r}")
-    if resamples < 100:
-        raise typer.BadParameter(f"--resamples: a budget verdict needs an interval from at least 100 resamples, got {resamples}")
+    sign_flips = sign_flips_of(sign_flips, old_sign_flips)
+    if sign_flips < 100:  # the smallest p-value of n flips is 1/(n+1): fewer than 100 cannot show p < 0.01
+        raise typer.BadParameter(f"--sign-flips: a budget verdict needs a p-value from at least 100 sign flips, got {sign_flips}")
     bad = [b for b in budgets or [] if not (b > 0 and math.isfinite(b))]
     problem = (f"--batch-size must be positive, got {batch_size:g}" if batch_size is not None and not batch_size > 0
                else f"--budget must be a positive number of seconds, got {bad[0]:g}" if bad else None)
@@ -90,7 +94,7 @@ def budget(
     for warning in inputs.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     settings = bt.BudgetSettings(metric=metric, clock=clock, batch_size=batch_size, tokens_per_sample=tokens_per_sample,
-                                 length_aware=length_aware, resamples=resamples, seed=seed, level=level)
+                                 length_aware=length_aware, sign_flips=sign_flips, seed=seed, level=level)
     results, length_frames = [], []
     failed = None
     try:

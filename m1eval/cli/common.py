@@ -120,9 +120,10 @@ def parse_engine_options(pairs: list[str]) -> dict[str | None, dict[str, Any]]:
 #   -p  --profile         throughput profile JSON from `m1eval bench` (budget, plot)
 #   -m  --model, -e --engine, -t --task, -k, -n --limit, -v --verbose, -w --workers
 #   --out                 where the verb writes (a folder; report: a file)
-#   --resamples           bootstrap resamples per interval or band (budget, plot)
+#   --sign-flips          sign flips of the paired test's p-value; 0: no intervals, no p-values (report, budget,
+#                         plot; the intervals are closed-form). Old spellings --resamples, -B/--bootstrap: hidden
 #   --level               confidence level of intervals and bands (report, budget, plot)
-#   --seed                the seed of the verb's randomness (run: sampling; bench: prompts; analysis: bootstrap)
+#   --seed                the seed of the verb's randomness (run: sampling; bench: prompts; analysis: sign flips)
 
 EXTRACTION_HELP = ("Answer extraction policy: boxed (default; the paper's protocol), lenient, or a comma list of "
                    "boxed, answer-phrase, last-math, last-number.")
@@ -157,8 +158,17 @@ LengthAwareOption = Annotated[
     bool, typer.Option("--length-aware/--no-length-aware", help="Rescale profile throughput to the run's mean completion length (length sweep).")
 ]
 LengthsOption = Annotated[str | None, typer.Option("--lengths", help="Token budgets L to cut completions at, e.g. 1024,2048,4096.")]
-ResamplesOption = Annotated[int, typer.Option("--resamples", min=0, help="Bootstrap resamples per interval or band (0: none).")]
-SeedOption = Annotated[int, typer.Option("--seed", help="Bootstrap seed.")]
+SignFlipsOption = Annotated[int, typer.Option(
+    "--sign-flips", min=0,
+    help="Sign flips of the paired test's p-value; the intervals are closed-form (0: no intervals, no p-values).")]
+# The flag's names before it said what it is (there has been no bootstrap since issue 17); hidden.
+OldSignFlipsOption = Annotated[int | None, typer.Option("--resamples", "--bootstrap", "-B", min=0, hidden=True)]
+
+
+def sign_flips_of(value: int, old_spelling: int | None) -> int:
+    """``--sign-flips``, or the old ``--resamples``/``--bootstrap`` when only that was given."""
+    return value if old_spelling is None else old_spelling
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the sign flips.")]
 LevelOption = Annotated[float, typer.Option("--level", min=0.5, max=0.999, help="Confidence level of the intervals.")]
 
 

@@ -16,10 +16,12 @@ from m1eval.cli.common import (
     LengthsOption,
     LevelOption,
     MetricOption,
+    OldSignFlipsOption,
     ProfileOption,
-    ResamplesOption,
     SeedOption,
+    SignFlipsOption,
     TokensPerSampleOption,
+    sign_flips_of,
 )
 
 console = Console()
@@ -39,11 +41,13 @@ def plot(
     length_aware: LengthAwareOption = False,
     tokens_per_sample: TokensPerSampleOption = None,
     lengths: LengthsOption = None,
-    resamples: ResamplesOption = 1000,
+    sign_flips: SignFlipsOption = 1000,
+    old_sign_flips: OldSignFlipsOption = None,
     seed: SeedOption = 0,
     level: LevelOption = 0.95,
 ) -> None:
     """pass@k / maj@k vs k, accuracy vs time budget and vs max tokens, throughput vs batch and length."""
+    sign_flips = sign_flips_of(sign_flips, old_sign_flips)
     from m1eval.analysis.budget import tables as bt
     from m1eval.analysis.curves import CurveError, metric_curve
     from m1eval.cli.common import check_output_dir, parse_int_list
@@ -77,13 +81,13 @@ def plot(
     if "throughput" in wanted and not profs:
         raise typer.BadParameter("--figure throughput needs --profile files from `m1eval bench`")
     settings = bt.BudgetSettings(metric=metric, clock=clock, batch_size=batch_size, tokens_per_sample=tokens_per_sample,
-                                 length_aware=length_aware, resamples=resamples, seed=seed, level=level)
+                                 length_aware=length_aware, sign_flips=sign_flips, seed=seed, level=level)
     written = []
     try:
         for name in wanted:
             if name in plots.METRIC_FIGURES:
-                fig = plots.figure_metric([metric_curve(run, plots.METRIC_FIGURES[name], resamples=resamples, seed=seed,
-                                                        confidence=level, label=label)
+                fig = plots.figure_metric([metric_curve(run, plots.METRIC_FIGURES[name], sign_flips=sign_flips, seed=seed,
+                                                        level=level, label=label)
                                            for run, label in zip(data, inputs.labels)], level=level)
             elif name == "budget":
                 prepared = [bt.priced_curves(group, profs, settings, labels=labels) for _, group, labels in inputs.groups()]

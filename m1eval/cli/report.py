@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from m1eval.cli.common import LevelOption, RunsArgument, check_output_file
+from m1eval.cli.common import (
+    LevelOption,
+    OldSignFlipsOption,
+    RunsArgument,
+    SignFlipsOption,
+    check_output_file,
+    sign_flips_of,
+)
 from m1eval.cli.progress import make_progress
 from m1eval.rundir.store import StoreError, find_runs
 
@@ -32,11 +39,8 @@ class Format(str, Enum):
 def report(
     run_dirs: RunsArgument,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
-    resamples: Annotated[
-        int,
-        typer.Option("--sign-flips", "--bootstrap", "-B", min=0,
-                     help="Sign flips of the paired test's p-value; the intervals are closed-form (0: no intervals, no p-values)."),
-    ] = 1000,
+    sign_flips: SignFlipsOption = 1000,
+    old_sign_flips: OldSignFlipsOption = None,
     ci_target: Annotated[
         CITarget,
         typer.Option(
@@ -57,6 +61,7 @@ def report(
     """Per run: pass@1 with CI, pass@k and maj@k at k = 1, 2, 4 ..., no-answer and truncation
     rates, completion tokens. With several runs, each is compared with the baseline on the
     problems they share (paired difference, score-interval CI, sign-flip p-value)."""
+    sign_flips = sign_flips_of(sign_flips, old_sign_flips)
     from m1eval.analysis import report as report_lib  # pandas: imported when a report is made, not by every verb
     from m1eval.rundir.rundata import load_run
 
@@ -76,20 +81,20 @@ def report(
     per_run = lambda run: len(metric_names(scores=run.scores() is not None, fixed_set=fixed))
     steps = sum(per_run(run) for run in runs) + (len(runs) - 1) * 3
     with make_progress("steps", transient=True) as progress:
-        task = progress.add_task("bootstrap", total=steps)
+        task = progress.add_task("intervals", total=steps)
         advance = lambda _label: progress.advance(task)
         try:
             summaries = []
             for run in runs:
-                progress.update(task, description=f"bootstrap {run.label}")
+                progress.update(task, description=f"intervals {run.label}")
                 summaries.append(
                     report_lib.summarize_run(
-                        run, resamples=resamples, seed=seed, level=level, every_k=every_k, on_step=advance,
+                        run, sign_flips=sign_flips, seed=seed, level=level, every_k=every_k, on_step=advance,
                         target=ci_target.value, **({"metrics": metric_names(fixed_set=True)} if fixed else {}),
                     )
                 )
             progress.update(task, description="paired comparisons")
-            comparisons = report_lib.compare_runs(runs, baseline=base, resamples=resamples, seed=seed, level=level, on_step=advance) if len(runs) > 1 else []
+            comparisons = report_lib.compare_runs(runs, baseline=base, sign_flips=sign_flips, seed=seed, level=level, on_step=advance) if len(runs) > 1 else []
         except ValueError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None

@@ -79,7 +79,7 @@ def resolve_extraction(option: str | None, preset: str | None) -> str:
 def run(
     model: ModelOption,
     task: Annotated[str, typer.Option("--task", "-t", help="Benchmark name (see `m1eval tasks`).")],
-    k: Annotated[int, typer.Option("--k", "-k", min=1, help="Samples per problem.")] = 1,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, help="Samples drawn per problem (the report's n; its pass@k and maj@k use subsets of k <= n of them).")] = 1,
     engine: Annotated[str | None, typer.Option("--engine", "-e", help="vllm | hf | openai | m1 (default: the preset's; options: `m1eval engines`).")] = None,
     temperature: Annotated[float | None, typer.Option(min=0.0, help="Sampling temperature (default: the preset's).")] = None,
     top_p: Annotated[float | None, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass (default: the preset's).")] = None,

@@ -29,7 +29,7 @@ from m1eval.models.prompts import JOINS, load_tokenizer, render, template_hash
 from m1eval.pipeline.seeding import sample_seed
 from m1eval.records import Problem, SamplingConfig
 from m1eval.rundir.runinfo import config_hash, host, versions
-from m1eval.rundir.store import MANIFEST, RUN_STAGE, RunStore, StoreError, run_path
+from m1eval.rundir.store import FORMAT_VERSION, MANIFEST, RUN_STAGE, RunStore, StoreError, run_path
 from m1eval.tasks import loader as task_lib
 
 DEFAULT_CHUNK_SAMPLES = 512
@@ -338,6 +338,7 @@ def _manifest(plan: RunPlan, old: dict[str, Any], template: str, prompts: dict[s
     # must not leave the larger n behind, a smaller --k after a finished larger one keeps it.
     n = max(plan.k, complete_k(plan.problems, finished))
     return {
+        "format_version": FORMAT_VERSION,
         "run_id": plan.run_id,
         "task": _task_record(plan),
         "model": {"name": plan.model.name, "path": plan.model.path, "preset": plan.model.preset,

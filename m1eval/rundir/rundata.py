@@ -114,10 +114,10 @@ class RunData:
         return [Completion.from_dict(row) for row in self.samples[graded].to_dict(orient="records")]
 
     def scores(self, key: str = "score") -> pd.Series | None:
-        """Per-sample score from ``Completion.metrics[key]`` aligned with ``frame``, or None if absent."""
-        if "metrics" not in self.frame:
+        """Per-sample score from ``Completion.scores[key]`` aligned with ``frame``, or None if absent."""
+        if "scores" not in self.frame:
             return None
-        values = self.frame["metrics"].map(lambda m: m.get(key) if isinstance(m, dict) else None)
+        values = self.frame["scores"].map(lambda m: m.get(key) if isinstance(m, dict) else None)
         if values.isna().all():
             return None
         return values.astype(float)

@@ -35,6 +35,13 @@ from typing import Any
 from m1eval.records import BatchTiming, Completion, Grade, Problem
 
 MANIFEST = "manifest.json"
+# The run folder's format, recorded in every manifest written from now on (a manifest without
+# it is format 1). The shims that read older folders name the version they are for, so they can
+# be dated and, one day, dropped:
+#   1 -> 2 (2026-12): ``Completion.metrics`` split into ``timings`` and ``scores``
+#          (``records.Completion.from_dict``); ``sampling.n`` (k before it moved to the run plan,
+#          ``records.SamplingConfig.from_dict``) is still read.
+FORMAT_VERSION = 2
 SAMPLES = "samples.jsonl"
 BATCHES = "batches.jsonl"
 GRADES = "grades.parquet"

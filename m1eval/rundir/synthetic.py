@@ -48,7 +48,7 @@ def make_synthetic_run(
     - ``completion_tokens`` ~ Gamma with mean ``tokens_per_sample``;
     - one ``BatchTiming`` per ``batch_size`` samples, wall time ``batch_seconds`` scaled
       by the batch's longest completion (what a real batched engine pays for);
-    - ``Completion.metrics["score"]`` (if ``with_scores``) is a noisy verifier score,
+    - ``Completion.scores["score"]`` (if ``with_scores``) is a noisy verifier score,
       higher on correct samples, for weighted voting and best-of-k.
     """
     if not 0.0 <= accuracy <= 1.0:
@@ -104,7 +104,7 @@ def make_synthetic_run(
                     finish_reason="length" if truncated else "stop",
                     batch_id="",
                     prefix_chars=prefix or None,
-                    metrics={"score": score} if score is not None else None,
+                    scores={"score": score} if score is not None else None,
                 )
             )
             grades.append(Grade(problem.id, j, answer, bool(is_correct), status, cluster, "synthetic"))

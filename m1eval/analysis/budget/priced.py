@@ -59,7 +59,7 @@ class BudgetCurve:
     high: np.ndarray
     values: pd.DataFrame  # rows: problems, columns: k -> per-problem expected metric
     tokens_per_sample: float = 0.0  # mean over problems of the tokens one sample is priced at
-    problems: ProblemSet | None = None  # the samples, for paired bootstrap comparisons
+    problems: ProblemSet | None = None  # the samples, for the paired comparisons
     model: str = ""  # the model name (colours); ``label`` is unique among the compared runs
     run: str = ""  # the run folder
     fixed_tokens: float | None = None  # --tokens-per-sample, when every sample is priced at it
@@ -112,8 +112,8 @@ def parallel_curve(
     metric: str = "maj",
     *,
     ks: Sequence[int] | None = None,
-    confidence: float = 0.95,
-    resamples: int = 1000,
+    level: float = 0.95,
+    sign_flips: int = 1000,
     seed: int = 0,
     label: str | None = None,
     tokens_per_sample: float | None = None,
@@ -127,7 +127,7 @@ def parallel_curve(
     grid = list(ks) if ks is not None else k_grid(run.n, every_k=True)
     per_problem_tokens = problem_tokens(run, tokens_per_sample)
     tokens_one_round = float(per_problem_tokens.sum())
-    curve = metric_curve(run, metric, ks=grid, confidence=confidence, resamples=resamples, seed=seed)
+    curve = metric_curve(run, metric, ks=grid, level=level, sign_flips=sign_flips, seed=seed)
     values, acc, low, high = curve.values, curve.accuracy, curve.low, curve.high
     return BudgetCurve(
         label=label or run.model,

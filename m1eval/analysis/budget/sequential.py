@@ -84,8 +84,8 @@ def sequential_curve(
     lengths: Sequence[int] | None = None,
     profile: ThroughputProfile | None = None,
     grader=None,
-    confidence: float = 0.95,
-    resamples: int = 1000,
+    level: float = 0.95,
+    sign_flips: int = 1000,
     seed: int = 0,
     label: str | None = None,
     on_step: Callable[[int, int], None] | None = None,
@@ -95,7 +95,7 @@ def sequential_curve(
     ``on_step(done, total)`` is called with 0 before the first length and after each length
     is graded (for a progress bar: the caller draws it).
     """
-    from m1eval.analysis.intervals import ProblemSet, bootstrap_curve
+    from m1eval.analysis.intervals import ProblemSet, interval_curve
 
     try:
         completions = run.graded_completions()
@@ -135,7 +135,7 @@ def sequential_curve(
                 {"problem_id": [g.problem_id for g in grades], "correct": [bool(g.correct) for g in grades],
                  "cluster": pd.array([g.cluster for g in grades], dtype="Int64"), "answer": [g.answer for g in grades]}
             )
-            ci = bootstrap_curve(ProblemSet.from_frame(frame), [1], "pass", resamples=resamples, seed=seed, level=confidence)
+            ci = interval_curve(ProblemSet.from_frame(frame), [1], "pass", sign_flips=sign_flips, seed=seed, level=level)
             acc.append(float(ci.point[0]))
             low.append(float(ci.low[0]))
             high.append(float(ci.high[0]))

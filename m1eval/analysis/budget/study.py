@@ -127,8 +127,8 @@ def task_curves(
     batch_size: float | None = None,
     length_aware: bool = False,
     tokens_per_sample: float | None = None,
-    confidence: float = 0.95,
-    resamples: int = 1000,
+    level: float = 0.95,
+    sign_flips: int = 1000,
     seed: int = 0,
     labels: Sequence[str] | None = None,
     on_step: Callable[[], None] | None = None,
@@ -143,7 +143,7 @@ def task_curves(
         clock = clock_for(run, profiles, batch_size=batch_size, source=source, length_aware=length_aware,
                           tokens_per_sample=tokens_per_sample)
         warnings += [f"{label}: {w}" for w in clock.warnings]
-        curves.append(parallel_curve(run, clock, metric, confidence=confidence, resamples=resamples, seed=seed, label=label,
+        curves.append(parallel_curve(run, clock, metric, level=level, sign_flips=sign_flips, seed=seed, label=label,
                                      tokens_per_sample=tokens_per_sample))
         if on_step is not None:
             on_step()
@@ -221,8 +221,8 @@ def analyse_task(
     prepared: TaskCurves,
     budgets: Sequence[float] | None = None,
     *,
-    confidence: float = 0.95,
-    resamples: int = 1000,
+    level: float = 0.95,
+    sign_flips: int = 1000,
     seed: int = 0,
     on_step: Callable[[], None] | None = None,
 ) -> TaskBudget:
@@ -238,7 +238,7 @@ def analyse_task(
         raise BudgetError(f"--budget must be a positive number of seconds, got {bad[0]:g}")
     verdicts = []
     for seconds in budgets or default_budgets(curves):
-        verdicts.append(compare_at_budget(curves, seconds, confidence=confidence, resamples=resamples, seed=seed))
+        verdicts.append(compare_at_budget(curves, seconds, level=level, sign_flips=sign_flips, seed=seed))
         if on_step is not None:
             on_step()
     return TaskBudget(prepared.task, curves, prepared.coverage, verdicts, leader_segments(curves), list(prepared.warnings))

@@ -46,7 +46,7 @@ class BudgetSettings:
     batch_size: float | None = None  # operating batch in the profile (default: its peak)
     tokens_per_sample: float | None = None  # price every sample at N tokens instead of the run's mean length
     length_aware: bool = False  # rescale profile throughput to the run's mean completion length
-    resamples: int = 1000
+    sign_flips: int = 1000
     seed: int = 0
     level: float = 0.95  # confidence level of every interval
 
@@ -93,7 +93,7 @@ def priced_curves(
     """One task's runs priced as ``settings`` say (``m1eval.analysis.budget.study.task_curves``); ``on_step`` after each run."""
     return task_curves(runs, profiles, metric=settings.metric, source=settings.clock, batch_size=settings.batch_size,
                        length_aware=settings.length_aware, tokens_per_sample=settings.tokens_per_sample,
-                       resamples=settings.resamples, seed=settings.seed, confidence=settings.level, labels=labels,
+                       sign_flips=settings.sign_flips, seed=settings.seed, level=settings.level, labels=labels,
                        on_step=on_step)
 
 
@@ -113,7 +113,7 @@ def task_budget(
 ) -> TaskBudget:
     """One task's curves, verdicts at ``budgets`` (default: log-spaced) and leader changes."""
     prepared = priced_curves(runs, profiles, settings, labels=labels, on_step=on_step)
-    return analyse_task(prepared, budgets, resamples=settings.resamples, seed=settings.seed, confidence=settings.level,
+    return analyse_task(prepared, budgets, sign_flips=settings.sign_flips, seed=settings.seed, level=settings.level,
                         on_step=on_step)
 
 
@@ -127,8 +127,8 @@ def length_curve(
     on_step: Callable[[int, int], None] | None = None,
 ) -> LengthCurve:
     """Sequential scaling of one run (``m1eval.analysis.budget.sequential``), L priced by its model's profile if any."""
-    return sequential_curve(run, lengths=lengths, profile=match_profile(run, profiles), resamples=settings.resamples,
-                            seed=settings.seed, confidence=settings.level, label=label, on_step=on_step)
+    return sequential_curve(run, lengths=lengths, profile=match_profile(run, profiles), sign_flips=settings.sign_flips,
+                            seed=settings.seed, level=settings.level, label=label, on_step=on_step)
 
 
 # ---------------------------------------------------------------------------- tables

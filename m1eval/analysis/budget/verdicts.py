@@ -91,8 +91,8 @@ def compare_at_budget(
     curves: Sequence[BudgetCurve],
     budget_seconds: float,
     *,
-    confidence: float = 0.95,
-    resamples: int = 1000,
+    level: float = 0.95,
+    sign_flips: int = 1000,
     seed: int = 0,
 ) -> BudgetVerdict:
     """Each model at the largest k it can afford; the top two compared on the same problems.
@@ -133,7 +133,7 @@ def compare_at_budget(
         return verdict
     paired = paired_difference(
         best_curve.problems.subset(shared), second_curve.problems.subset(shared), metric, best.k, second.k,
-        level=confidence, resamples=resamples, seed=seed,
+        level=level, sign_flips=sign_flips, seed=seed,
     )
     verdict.difference = 0.0 if verdict.tie else paired.diff
     verdict.diff_low, verdict.diff_high, verdict.p_value = paired.low, paired.high, paired.p_value

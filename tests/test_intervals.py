@@ -44,31 +44,31 @@ def test_per_problem_matches_metric_functions():
 def test_interval_brackets_point_and_is_reproducible():
     problems = make_set(np.linspace(0.05, 0.95, 40), n=16, seed=1)
     for metric in ("pass", "maj", "maj_first", "best", "wmaj"):
-        a = B.bootstrap_curve(problems, [1, 4, 16], metric, resamples=200, seed=7)
-        b = B.bootstrap_curve(problems, [1, 4, 16], metric, resamples=200, seed=7)
+        a = B.interval_curve(problems, [1, 4, 16], metric, sign_flips=200, seed=7)
+        b = B.interval_curve(problems, [1, 4, 16], metric, sign_flips=200, seed=7)
         np.testing.assert_array_equal(a.low, b.low)
         assert a.target == "population"
         assert np.all(a.low < a.high)
         assert np.all(a.se > 0)
         assert np.all((a.low <= a.point) & (a.point <= a.high)), metric
-    none = B.bootstrap_curve(problems, [1], "pass", resamples=0)
+    none = B.interval_curve(problems, [1], "pass", sign_flips=0)
     assert np.isnan(none.low[0]) and np.isfinite(none.point[0])
 
 
 def test_single_problem_population_vs_fixed_set():
     """One problem says almost nothing about new problems, but a fair amount about itself."""
     problems = B.ProblemSet(["only"], [np.array([0] * 10 + [1] * 10)], [np.array([True] * 10 + [False] * 10)])
-    pop = B.bootstrap_curve(problems, [1], "pass")
+    pop = B.interval_curve(problems, [1], "pass")
     assert pop.high[0] - pop.low[0] > 0.9
-    fixed = B.bootstrap_curve(problems, [1], "pass", target="fixed")
+    fixed = B.interval_curve(problems, [1], "pass", target="fixed")
     assert fixed.target == "fixed"
     # Jeffreys-posterior sampling variance of c/n at c = 10 of 20: close to 0.25 / 20.
     assert fixed.se[0] == pytest.approx(np.sqrt(0.25 / 20), rel=0.1)
     assert fixed.low[0] < 0.5 < fixed.high[0]
     with pytest.raises(ValueError, match="fixed-set"):
-        B.bootstrap_curve(problems, [1], "maj", target="fixed")
+        B.interval_curve(problems, [1], "maj", target="fixed")
     with pytest.raises(ValueError, match="target"):
-        B.bootstrap_curve(problems, [1], "pass", target="sample")
+        B.interval_curve(problems, [1], "pass", target="sample")
 
 
 def test_pass1_interval_covers_truth_about_95_percent():
@@ -79,7 +79,7 @@ def test_pass1_interval_covers_truth_about_95_percent():
     for t in range(trials):
         rates = rng.beta(2, 3, size=50)  # population mean pass@1 = 0.4
         problems = make_set(rates, n=8, seed=100 + t)
-        curve = B.bootstrap_curve(problems, [1], "pass", resamples=400, seed=t)
+        curve = B.interval_curve(problems, [1], "pass", sign_flips=400, seed=t)
         covered += curve.low[0] <= 0.4 <= curve.high[0]
     assert 0.85 <= covered / trials <= 1.0
 
@@ -105,7 +105,7 @@ def test_pass_at_n_covers_with_many_problems():
         problems = B.ProblemSet(
             [f"p{i}" for i in range(500)], [np.zeros(8, int)] * 500, [np.arange(8) < h for h in hits]
         )
-        curve = B.bootstrap_curve(problems, ks, "pass", seed=t)
+        curve = B.interval_curve(problems, ks, "pass", seed=t)
         covered += (curve.low <= truth) & (truth <= curve.high)
         inside += np.all((curve.low <= curve.point) & (curve.point <= curve.high))
     assert inside == trials
@@ -116,22 +116,20 @@ def test_estimate_inside_its_interval_at_k_equal_n():
     """The old inner level pulled pass@n and maj@n replicates below the estimate."""
     problems = make_set(np.random.default_rng(3).beta(0.6, 1.5, size=500), n=8, seed=9)
     for metric in ("pass", "maj"):
-        curve = B.bootstrap_curve(problems, [8], metric, resamples=300, seed=0)
+        curve = B.interval_curve(problems, [8], metric, sign_flips=300, seed=0)
         assert curve.low[0] <= curve.point[0] <= curve.high[0], metric
         # and not at its edge: the interval is centred on the estimate within a third of its width
         middle = (curve.low[0] + curve.high[0]) / 2
         assert abs(middle - curve.point[0]) < (curve.high[0] - curve.low[0]) / 6, metric
-        reps = B.replicate_curves(problems, [8], metric, resamples=300, seed=0)
-        assert abs(reps.mean() - curve.point[0]) < 3 * curve.se[0] / np.sqrt(300) + 1e-9, metric
 
 
 def test_every_problem_solved_still_has_an_interval():
     """All 30 problems solved at k = n: the truth may be below 1; [1, 1] would claim it is not."""
     problems = B.ProblemSet([f"p{i}" for i in range(30)], [np.zeros(8, int)] * 30, [np.r_[True, np.zeros(7, bool)]] * 30)
-    curve = B.bootstrap_curve(problems, [1, 8], "pass")
+    curve = B.interval_curve(problems, [1, 8], "pass")
     assert curve.point[1] == 1.0 and curve.high[1] == 1.0
     assert 0.85 < curve.low[1] < 0.95  # Clopper-Pearson-like bound for 30 of 30: about 0.88
-    fixed = B.bootstrap_curve(problems, [8], "pass", target="fixed")
+    fixed = B.interval_curve(problems, [8], "pass", target="fixed")
     assert fixed.low[0] < 1.0 == fixed.high[0]
 
 
@@ -144,8 +142,8 @@ def test_fixed_set_interval_covers_the_mean_over_these_problems():
     for _t in range(trials):
         hits = rng.binomial(8, rates)
         problems = B.ProblemSet([f"p{i}" for i in range(200)], [np.zeros(8, int)] * 200, [np.arange(8) < h for h in hits])
-        fixed = B.bootstrap_curve(problems, ks, "pass", target="fixed")
-        pop = B.bootstrap_curve(problems, ks, "pass")
+        fixed = B.interval_curve(problems, ks, "pass", target="fixed")
+        pop = B.interval_curve(problems, ks, "pass")
         covered += (fixed.low <= truth) & (truth <= fixed.high)
         narrower += np.all(fixed.high - fixed.low < pop.high - pop.low)
     assert np.all(covered / trials >= 0.88), covered / trials
@@ -189,7 +187,7 @@ def test_k_beyond_smallest_sample_count_is_an_error():
     problems = B.ProblemSet(["a", "b"], [np.zeros(4, int), np.zeros(3, int)], [np.ones(4, bool), np.ones(3, bool)])
     assert problems.n == 3
     with pytest.raises(ValueError, match="1..3"):
-        B.bootstrap_curve(problems, [4], "pass", resamples=10)
+        B.interval_curve(problems, [4], "pass", sign_flips=10)
     with pytest.raises(ValueError, match="scores"):
         B.per_problem(problems, [1], "best")
     assert B.available_metrics(problems) == ["pass", "maj", "maj_first"]
@@ -197,7 +195,7 @@ def test_k_beyond_smallest_sample_count_is_an_error():
 
 def test_paired_comparison_identical_runs():
     a = make_set(np.linspace(0.1, 0.9, 30), n=8, seed=2)
-    result = B.paired_comparison(a, a, "pass", 1, resamples=300, seed=0)
+    result = B.paired_comparison(a, a, "pass", 1, sign_flips=300, seed=0)
     assert result.diff == 0.0
     assert result.p_value == 1.0
     assert result.low <= 0.0 <= result.high
@@ -211,7 +209,7 @@ def test_paired_comparison_detects_a_real_gap_and_matches_by_id():
     keep = [i for i in range(40) if i % 5][::-1]
     worse = worse.subset([worse.ids[i] for i in keep])
     for metric, k in (("pass", 1), ("maj", 8)):
-        result = B.paired_comparison(better, worse, metric, k, resamples=500, seed=1)
+        result = B.paired_comparison(better, worse, metric, k, sign_flips=500, seed=1)
         assert result.n_problems == len(keep)
         assert len(result.only_a) == 40 - len(keep) and not result.only_b
         expected = B.per_problem(better.subset(result_ids := [better.ids[i] for i in keep]), [k], metric)[:, 0].mean()
