@@ -91,7 +91,7 @@ def test_shared_prefix_hits_the_prefix_cache_and_still_matches(setup):
     engine, native = setup
     block = _block_size(engine)
     prefix = _prompts([2 * block + 5], seed=2)[0]
-    first = _greedy(engine, [prefix + [7, 8, 9]], new_tokens=8)
+    first = _greedy(engine, [[*prefix, 7, 8, 9]], new_tokens=8)
     assert first[0].num_cached_tokens == 0
     prompts = [prefix + tail for tail in ([11, 12], [13, 14, 15, 16, 17])]
     outputs = _greedy(engine, prompts)
