@@ -225,7 +225,14 @@ def m1_options(model: str, folder: Path, options: dict[str, Any]) -> dict[str, A
     chunked prefill is off (the CPU default) prefix caching defaults to off too.
     """
     from m1eval.hybrid import HybridConfigError
-    from m1eval.hybrid.vllm_plugin import default_mamba_path, hf_overrides, installed_vllm_version, unsupported_vllm
+    from m1eval.hybrid.vllm_plugin import (
+        PATH_KEY,
+        default_mamba_path,
+        hf_overrides,
+        installed_vllm_version,
+        unsupported_vllm,
+    )
+    from m1eval.hybrid.vllm_plugin.ops import PATHS
 
     if reason := unsupported_vllm(installed_vllm_version()):
         raise EngineError(f"vllm cannot run the M1 checkpoint {model!r}: {reason}")
@@ -238,6 +245,10 @@ def m1_options(model: str, folder: Path, options: dict[str, Any]) -> dict[str, A
         raise EngineError(f"vllm cannot load {model!r}: {exc}") from exc
     options = dict(options)
     options["hf_overrides"] = {**overrides, **(options.get("hf_overrides") or {})}
+    path = options["hf_overrides"][PATH_KEY]
+    if path not in PATHS or (path == "kernels" and _on_cpu()):
+        raise EngineError(f"vllm: hf_overrides {PATH_KEY}={path!r} cannot run here; choose one of {PATHS} "
+                          "('kernels' needs CUDA)")  # fmt: skip
     if options.get("enable_chunked_prefill") is False:
         options.setdefault("enable_prefix_caching", False)
     return options
