@@ -62,6 +62,17 @@ def test_seeded_samples_do_not_depend_on_the_batch(engine):
     assert len({together[("a", i)].text for i in range(4)}) == 4  # own seeds: the samples differ
 
 
+def test_finished_samples_are_handed_over_while_others_run(engine, monkeypatch):
+    from m1eval.engines import vllm as vllm_engine
+
+    sampling = SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=32, stop=["e", "a"])  # rows end apart
+    reference = collect_completions(engine, _requests(), sampling)
+    monkeypatch.setattr(vllm_engine, "FLUSH_SECONDS", 0.0)  # hand over at every step that finished something
+    results = list(engine.generate(_requests(), sampling))
+    assert len(results) > 1
+    assert {c.key: c.text for r in results for c in r.completions} == {k: c.text for k, c in reference.items()}
+
+
 def test_cpu_defaults_and_the_mamba_path_are_in_the_options(engine):
     options = engine.options
     assert options["hf_overrides"]["m1eval_mamba_path"] == "torch"
