@@ -40,13 +40,11 @@ def first_dt(dt_proj: nn.Linear, dt_low: torch.Tensor) -> torch.Tensor:
 class M1MambaMixer(nn.Module):
     """Parameters under the published names (``in_proj``, ``conv1d``, ``dt_proj``, ``A_log``, ``D``, ``out_proj``)."""
 
-    def __init__(self, config: HybridConfig, ops: MambaOps, *, model_dtype: torch.dtype, cache_dtypes,
-                 prefix: str) -> None:  # fmt: skip
+    def __init__(self, config: HybridConfig, ops: MambaOps, *, cache_dtypes, prefix: str) -> None:
         super().__init__()
         c = self.config = config
         self.ops = ops
         self.prefix = prefix
-        self._model_dtype = model_dtype
         self._cache_dtypes = tuple(cache_dtypes)
         self.in_proj = nn.Linear(c.d_model, 2 * c.d_inner + 2 * c.d_xb + c.dt_rank, bias=c.proj_bias)
         self.conv1d = nn.Conv1d(c.conv_dim, c.conv_dim, c.d_conv, groups=c.conv_dim, padding=c.d_conv - 1,

@@ -126,8 +126,7 @@ class M1Model(nn.Module):
             if i in config.attn_layers:
                 layers.append(LlamaDecoderLayer(vllm_config=vllm_config, prefix=layer_prefix, config=attention_config))
             else:
-                mixer = layer_class(config, ops, model_dtype=model_config.dtype, cache_dtypes=dtypes,
-                                    prefix=f"{layer_prefix}.mamba")  # fmt: skip
+                mixer = layer_class(config, ops, cache_dtypes=dtypes, prefix=f"{layer_prefix}.mamba")
                 layers.append(M1MambaDecoderLayer(config, mixer, layer_prefix))
         self.layers = nn.ModuleList(layers)
         self.norm = RMSNorm(config.d_model, eps=config.rms_norm_eps)
