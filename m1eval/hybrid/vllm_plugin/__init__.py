@@ -51,8 +51,8 @@ def unsupported_vllm(version: str | None) -> str | None:
 def register() -> None:
     """The ``vllm.general_plugins`` entry point; safe to call any number of times."""
     reason = unsupported_vllm(installed_vllm_version())
-    if reason is not None:
-        logger.warning(reason)
+    if reason is not None:  # info, not a warning: every vLLM process of any model loads the plugin
+        logger.info(reason)
         return
     from vllm import ModelRegistry
 
