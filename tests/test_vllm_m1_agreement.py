@@ -122,6 +122,7 @@ def test_a_wrong_layer_fails_the_comparison(setup, monkeypatch, name, wrong):
     result = compare(native, prompts, _greedy(engine, prompts, new_tokens=16))
     monkeypatch.undo()
     engine.llm.reset_prefix_cache()
+    print(f"wrong {name}: {result}")
     assert result.max_rel_logprob_diff > 100 * TOLERANCE, result
 
 
