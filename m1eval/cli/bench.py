@@ -17,6 +17,10 @@ from m1eval.cli.common import (
     parse_engine_options,
     parse_int_list,
 )
+from m1eval.engines import ENGINES, engine_class
+
+# the engines `m1eval bench` can time: those with timed_greedy (m1eval.engines.base.ThroughputEngine)
+PROFILABLE_ENGINES = [name for name in ENGINES if hasattr(engine_class(name), "timed_greedy")]
 
 # Piped output (files, CI logs) is not cut to 80 columns: these tables are wide.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -59,7 +63,7 @@ def print_profiles(profiles) -> None:
 def bench(
     model: Annotated[list[str], typer.Option("--model", "-m", help="Preset, hub id or local folder; repeat for several.")],
     engine: Annotated[
-        list[str] | None, typer.Option("--engine", "-e", help="Engine per model (vllm, hf, m1), in --model order; one applies to all.")
+        list[str] | None, typer.Option("--engine", "-e", help=f"Engine per model ({', '.join(PROFILABLE_ENGINES)}), in --model order; one applies to all.")
     ] = None,
     option: EngineOptionOption = None,
     batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Batch sizes to time, comma-separated.")] = "1,8,32,128,512",

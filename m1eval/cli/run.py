@@ -22,7 +22,9 @@ from m1eval.cli.common import (
     parse_engine_options,
 )
 from m1eval.cli.progress import Bars, RunProgress
+from m1eval.engines import ENGINES
 from m1eval.engines.base import EngineError
+from m1eval.engines.replicas import REPLICA_ENGINES
 from m1eval.engines.vllm import set_log_level
 from m1eval.models.presets import ModelError, preset_extraction
 from m1eval.models.prompts import PromptError
@@ -80,7 +82,7 @@ def run(
     model: ModelOption,
     task: Annotated[str, typer.Option("--task", "-t", help="Benchmark name (see `m1eval tasks`).")],
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="Samples drawn per problem (the report's n; its pass@k and maj@k use subsets of k <= n of them).")] = 1,
-    engine: Annotated[str | None, typer.Option("--engine", "-e", help="vllm | hf | openai | m1 (default: the preset's; options: `m1eval engines`).")] = None,
+    engine: Annotated[str | None, typer.Option("--engine", "-e", help=f"{' | '.join(ENGINES)} (default: the preset's; options: `m1eval engines`).")] = None,
     temperature: Annotated[float | None, typer.Option(min=0.0, help="Sampling temperature (default: the preset's).")] = None,
     top_p: Annotated[float | None, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass (default: the preset's).")] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Sample among the k likeliest tokens; -1 disables.")] = -1,
@@ -106,7 +108,7 @@ def run(
     allow_unpinned: AllowUnpinnedOption = False,
     verbose: VerboseOption = False,
     extraction: Annotated[str | None, typer.Option("--extraction", help=EXTRACTION_HELP + " Default: the preset's.")] = None,
-    replicas: Annotated[int | None, typer.Option(min=1, help="Run the engine as N Ray actors (vllm, hf, m1).")] = None,
+    replicas: Annotated[int | None, typer.Option(min=1, help=f"Run the engine as N Ray actors ({', '.join(REPLICA_ENGINES)}).")] = None,
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="Join this Ray cluster (HOST:PORT, ray://HOST:PORT or auto); default: a local Ray.")] = None,
     gpus_per_replica: Annotated[float | None, typer.Option("--gpus-per-replica", min=0.0, help="GPUs per replica (default: 1 when the cluster has GPUs, else 0).")] = None,
     cpus_per_replica: Annotated[float, typer.Option("--cpus-per-replica", min=0.01, help="CPUs Ray reserves per replica.")] = 1.0,
