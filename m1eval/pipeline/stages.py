@@ -14,26 +14,17 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from m1eval.grading.extract import DEFAULT_POLICY, canonical_policy
 from m1eval.grading.grader import GRADER_VERSION, Grader
 from m1eval.records import Completion, Progress
-from m1eval.rundir.store import RunStore, StoreError
+from m1eval.rundir.store import GRADE_STAGE, RunStore, StoreError, recorded_extraction
 
 CACHE_FILE = "grade_cache.json"  # verdicts an interrupted grade kept for the next one
-GRADE_STAGE = "grade"
 
 
 class GradingInterrupted(Exception):
     """``grade_run`` was interrupted; finished verdicts were saved for the next run."""
-
-
-def recorded_extraction(manifest: dict[str, Any]) -> str | None:
-    """The extraction policy a run was graded (or is to be graded) with, from its manifest."""
-    stage = (manifest.get("stages") or {}).get(GRADE_STAGE) or {}
-    policy = stage.get("extraction") if isinstance(stage, dict) else None
-    return policy if isinstance(policy, str) and policy else None
 
 
 def record_extraction(run_dir: str | os.PathLike[str], policy: str, explicit: bool) -> None:

@@ -49,6 +49,18 @@ PROBLEMS = "problems.jsonl"
 LOCK = ".lock"
 # The stage whose start, resumes and end are the run's own (manifest started_at, resumed_at, finished_at).
 RUN_STAGE = "generate"
+GRADE_STAGE = "grade"
+
+
+def recorded_extraction(manifest: dict[str, Any]) -> str | None:
+    """The extraction policy a run was graded (or is to be graded) with, from its manifest.
+
+    Every stage that grades a run's texts again (re-grading, the cut completions of sequential
+    scaling) reads the policy here, so a run graded ``lenient`` is never cut and re-read ``boxed``.
+    """
+    stage = (manifest.get("stages") or {}).get(GRADE_STAGE) or {}
+    policy = stage.get("extraction") if isinstance(stage, dict) else None
+    return policy if isinstance(policy, str) and policy else None
 
 
 class StoreError(Exception):

@@ -21,6 +21,7 @@ import pandas as pd
 from m1eval.analysis.budget.clock import BudgetError
 from m1eval.records import PREFIX_GRID, Completion
 from m1eval.rundir.rundata import RunData
+from m1eval.rundir.store import recorded_extraction
 from m1eval.throughput.profile import ProfileError, ThroughputProfile
 
 
@@ -92,6 +93,10 @@ def sequential_curve(
 ) -> LengthCurve:
     """Grade every graded sample of ``run`` cut at each L; price L from ``profile`` if given.
 
+    The cut texts are graded as ``grade`` graded the whole ones: with the extraction policy the
+    run recorded (``stages.grade.extraction``), and each problem's format, tolerance and meta. So
+    at L >= the run's max tokens the curve equals the report's pass@1.
+
     ``on_step(done, total)`` is called with 0 before the first length and after each length
     is graded (for a progress bar: the caller draws it).
     """
@@ -117,9 +122,10 @@ def sequential_curve(
         raise BudgetError(f"{run.path}: problems.jsonl lacks {len(missing)} problem(s), e.g. {missing[:3]}")
     own_grader = grader is None
     if own_grader:
-        from m1eval.grading import Grader
+        from m1eval.grading import DEFAULT_POLICY, Grader
 
-        grader = Grader()
+        # the run's own policy: a run graded lenient, cut and read boxed-only, would score 0 at every L
+        grader = Grader(extraction=recorded_extraction(run.manifest) or DEFAULT_POLICY)
     by_problem: dict[str, list[Completion]] = {}
     for c in completions:
         by_problem.setdefault(c.problem_id, []).append(c)
