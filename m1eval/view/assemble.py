@@ -24,7 +24,7 @@ from m1eval.metrics import k_grid
 from m1eval.records import Problem
 from m1eval.report import compare_runs
 from m1eval.rundata import RunData
-from m1eval.view.catalog import LoadedRun, RunSlot
+from m1eval.view.catalog import LoadedRun, RunSlot, ViewError
 from m1eval.view.texts import Part, read_texts, split_completion
 
 META_COLUMNS = ("level", "subject", "type", "year")  # problem metadata shown as table columns when a task has them
@@ -463,8 +463,11 @@ def pair_page(a: LoadedRun, b: LoadedRun) -> PairPage:
     key = ("pair", b.run.path, b.signature)
     if key in a.cache:
         return a.cache[key]
-    comparisons = compare_runs([a.run, b.run], baseline=1, resamples=a.summary.curves["pass"].resamples or 1000,
-                               level=a.summary.curves["pass"].level)
+    try:
+        comparisons = compare_runs([a.run, b.run], baseline=1, resamples=a.summary.curves["pass"].resamples or 1000,
+                                   level=a.summary.curves["pass"].level)
+    except ValueError as exc:  # no shared problems, or too few samples to pair
+        raise ViewError(f"{a.run.label} and {b.run.label} cannot be compared: {exc}") from None
     ids_b = set(b.run.problem_ids)
     shared = [pid for pid in a.run.problem_ids if pid in ids_b]
     k = k_grid(min(a.run.n, b.run.n))[-1]
