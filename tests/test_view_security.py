@@ -136,7 +136,7 @@ def test_export_pages_carry_the_policy_and_inline_texts(hostile, tmp_path):
         key = next(k for k in site.catalog.slots if k.startswith("evil--script"))
         assert site.render(f"runs/{key}/p/0/s1.json") is None  # no text endpoints in an export
         html_files = list((tmp_path / "out").rglob("*.html"))
-        assert count == len(html_files) + 2 and (tmp_path / "out/static/view.js").exists()
+        assert count == len(html_files) + 3 and (tmp_path / "out/static/view.js").exists()
         for path in html_files:
             shape = assert_safe(path.read_text(encoding="utf-8"))
             metas = [a for t, a in shape.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
@@ -233,5 +233,19 @@ def test_a_run_that_breaks_while_open_is_a_message(tmp_path):
             assert client.get(f"/runs/{key}/index.html").status_code == 503
         make_synthetic_run(tmp_path, n_problems=6, n_samples=4)  # the same folder written again, larger
         assert site.render(f"runs/{key}/index.html").status == 200 and site.render(f"runs/{key}/p/5.html").status == 200
+    finally:
+        site.close()
+
+
+def test_the_checks_catch_escaping_switched_off(hostile):
+    """The same pages rendered with Jinja's autoescape off must fail ``assert_safe``: the checks can fail."""
+    site = Site(Catalog([hostile]))
+    try:
+        site.env.autoescape = False
+        site.env.cache.clear()
+        key = next(k for k in site.catalog.slots if k.startswith("evil--script"))
+        for path in ("index.html", f"runs/{key}/index.html", f"runs/{key}/p/0.html"):
+            with pytest.raises(AssertionError):
+                assert_safe(site.render(path).body.decode())
     finally:
         site.close()

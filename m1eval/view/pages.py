@@ -33,9 +33,9 @@ from m1eval.view.texts import TextsChanged, read_texts, split_completion
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "base-uri 'none'; form-action 'none'")
 CSP_HEADER = CSP + "; frame-ancestors 'none'"
-STATIC = ("view.js", "view.css")
-HTML, JSON, JS, CSS = ("text/html; charset=utf-8", "application/json", "text/javascript; charset=utf-8",
-                       "text/css; charset=utf-8")
+STATIC = ("view.js", "view.css", "favicon.svg")
+HTML, JSON = "text/html; charset=utf-8", "application/json"
+STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 
 _RUN = re.compile(r"runs/([A-Za-z0-9._+-]+)/index\.html")
 _PROBLEM = re.compile(r"runs/([A-Za-z0-9._+-]+)/p/(\d{1,7})\.html")
@@ -82,7 +82,7 @@ class Site:
         if path.startswith("static/") and path[len("static/"):] in STATIC:
             name = path[len("static/"):]
             body = resources.files("m1eval.view").joinpath("static", name).read_bytes()
-            return Page(200, body, JS if name.endswith(".js") else CSS)
+            return Page(200, body, STATIC_TYPES[name[name.rindex("."):]])
         for pattern, handler in ((_RUN, self._run), (_PROBLEM, self._problem), (_PAIR, self._pair),
                                  (_PAIR_PROBLEM, self._pair_problem), (_TEXT, self._text)):
             match = pattern.fullmatch(path)
