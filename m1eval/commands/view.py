@@ -28,6 +28,7 @@ def view(
     of a task side by side with the paired difference. Read-only: nothing is written into a run folder."""
     from m1eval.progress import make_progress
     from m1eval.store import StoreError, find_runs
+    from m1eval.view.assemble import problem_rows
     from m1eval.view.catalog import Catalog
     from m1eval.view.export import ExportError, export_site
     from m1eval.view.pages import Site
@@ -40,7 +41,8 @@ def view(
         raise typer.Exit(2) from None
     with make_progress("runs", transient=True) as progress:
         task = progress.add_task("reading runs", total=total)
-        catalog = Catalog(run_dirs, level=level, on_loaded=lambda slot: progress.advance(task))
+        catalog = Catalog(run_dirs, level=level, on_loaded=lambda slot: progress.advance(task),
+                          prepare=problem_rows)
     for slot in catalog.slots.values():
         if slot.error:
             err.print(f"[yellow]warning:[/yellow] {slot.error}", markup=True, highlight=False)

@@ -171,43 +171,40 @@ def problem_rows(loaded: LoadedRun) -> list[ProblemRow]:
     n = run.n
     pass_n = per_problem_values(run, "pass", n)
     maj_n = per_problem_values(run, "maj", n)
-    grouped = frame.groupby("problem_id", sort=False)
-    stats = pd.DataFrame({
-        "samples": grouped.size(),
-        "pass1": grouped["correct"].mean(),
-        "any": grouped["correct"].any(),
-        "all": grouped["correct"].all(),
-        "no_answer": grouped["cluster"].apply(lambda c: float(c.isna().mean())),
-        "truncated": grouped["finish_reason"].apply(lambda f: float((f == "length").mean())),
-        "tokens": grouped["completion_tokens"].mean(),
+    work = pd.DataFrame({
+        "problem_id": frame["problem_id"].to_numpy(), "correct": frame["correct"].to_numpy(dtype=float),
+        "no_answer": frame["cluster"].isna().to_numpy(dtype=float),
+        "truncated": (frame["finish_reason"] == "length").to_numpy(dtype=float),
+        "tokens": frame["completion_tokens"].to_numpy(dtype=float),
     })
-    clusters = _cluster_table(frame)
-    winners = clusters.reset_index().sort_values(["problem_id", "count"], ascending=[True, False], kind="stable") \
-        .drop_duplicates("problem_id").set_index("problem_id")
-    n_clusters = clusters.reset_index().groupby("problem_id").size()
+    stats = work.groupby("problem_id", sort=False).agg(
+        samples=("correct", "size"), pass1=("correct", "mean"), hits=("correct", "sum"),
+        no_answer=("no_answer", "mean"), truncated=("truncated", "mean"), tokens=("tokens", "mean"))
+    clusters = _cluster_table(frame).reset_index()
+    n_clusters = clusters.groupby("problem_id", sort=False).size().to_dict()
+    winners = {}
+    for pid, count, right, answer in zip(clusters["problem_id"], clusters["count"], clusters["correct"],
+                                         clusters["answer"]):
+        if pid not in winners or count > winners[pid][0]:
+            winners[pid] = (count, bool(right), None if answer is None or pd.isna(answer) else str(answer))
     index = _problem_index(run)
     columns = meta_columns(run)
     problems = {p.id: p for p in run.problems}
     rows = []
-    for pid, st in stats.iterrows():
+    for st in stats.itertuples():
+        pid = st.Index
         problem = problems.get(pid)
-        flags = []
-        if st["any"] and maj_n[pid] < 1.0:
-            flags.append("selection")
-        if not st["any"]:
-            flags.append("never")
-        if st["all"]:
-            flags.append("always")
-        winner = winners.loc[pid] if pid in winners.index else None
+        solved_any, solved_all = st.hits > 0, st.hits == st.samples
+        flags = [*(["selection"] if solved_any and maj_n[pid] < 1.0 else []), *([] if solved_any else ["never"]),
+                 *(["always"] if solved_all else [])]
+        _count, right, answer = winners.get(pid, (0, False, None))
         rows.append(ProblemRow(
             index=index.get(pid, -1), id=str(pid),
             meta={c: _meta_text(problem.meta.get(c)) if problem else "" for c in columns},
             gold=" | ".join(problem.answers) if problem else "",
-            samples=int(st["samples"]), pass1=float(st["pass1"]), pass_n=float(pass_n[pid]), maj_n=float(maj_n[pid]),
-            majority=None if winner is None or pd.isna(winner["answer"]) else str(winner["answer"]),
-            majority_right=bool(winner is not None and winner["correct"]),
-            clusters=int(n_clusters.get(pid, 0)), no_answer=float(st["no_answer"]), truncated=float(st["truncated"]),
-            mean_tokens=float(st["tokens"]), flags=flags,
+            samples=int(st.samples), pass1=float(st.pass1), pass_n=float(pass_n[pid]), maj_n=float(maj_n[pid]),
+            majority=answer, majority_right=right, clusters=int(n_clusters.get(pid, 0)),
+            no_answer=float(st.no_answer), truncated=float(st.truncated), mean_tokens=float(st.tokens), flags=flags,
         ))
     loaded.cache["rows"] = rows
     return rows

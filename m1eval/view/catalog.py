@@ -85,8 +85,11 @@ class Catalog:
     """Every run found below the given paths, under stable URL-safe keys."""
 
     def __init__(self, paths: Sequence[str | os.PathLike[str]], *, resamples: int = 1000, level: float = 0.95,
-                 on_loaded: Callable[[RunSlot], None] | None = None) -> None:
-        self.resamples, self.level = resamples, level
+                 on_loaded: Callable[[RunSlot], None] | None = None,
+                 prepare: Callable[[LoadedRun], object] | None = None) -> None:
+        """``prepare`` runs on each run once it is (re)loaded: the viewer builds its problem table
+        there, at start, so that opening a run page does not wait for it."""
+        self.resamples, self.level, self.prepare = resamples, level, prepare
         folders = list({folder.resolve(): folder for folder in find_runs(paths)})
         self.slots: dict[str, RunSlot] = {}
         for folder in folders:
@@ -101,6 +104,8 @@ class Catalog:
         slot.seen = _signature(slot.path)
         try:
             slot.loaded, slot.error = load(slot.path, resamples=self.resamples, level=self.level), None
+            if self.prepare is not None:
+                self.prepare(slot.loaded)
         except LOAD_ERRORS as exc:
             slot.loaded, slot.error = None, f"{slot.path}: cannot be read now: {exc}"
 
