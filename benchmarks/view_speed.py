@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 
 WORDS = ("let", "us", "consider", "the", "sum", "of", "all", "terms", "so", "x", "=", "3", "\\frac{1}{2}", "then",
          "we", "check", "case", "n", "+", "1", "and", "find", "that", "it", "works", "hence")
@@ -47,9 +46,8 @@ def long_text(seed: int, chars: int, tail: str) -> str:
 
 
 def make_run(out: Path, chars: int) -> Path:
-    from synthetic_runs import make_synthetic_run
-
-    from m1eval.store import SAMPLES
+    from m1eval.rundir.store import SAMPLES
+    from m1eval.rundir.synthetic import make_synthetic_run
 
     run = out / "aime25" / "big" / "synthetic-s0"
     if (run / "grades.parquet").exists():
@@ -72,7 +70,7 @@ def peak_mb() -> float:
 
 
 def child_report_load(run: Path) -> dict:
-    from m1eval.rundata import load_run
+    from m1eval.rundir.rundata import load_run
 
     t = time.perf_counter()
     load_run(run, with_text=False)

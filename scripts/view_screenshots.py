@@ -10,14 +10,12 @@ problems side by side.
 from __future__ import annotations
 
 import socket
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 EXAMPLE = REPO / "results" / "math500" / "smollm2-135m"
 OUT = REPO / "docs" / "view"
 
@@ -50,7 +48,8 @@ def serve(paths: list[Path]):  # noqa: ANN201 - (url, stop)
 
 def main() -> None:
     from playwright.sync_api import sync_playwright
-    from synthetic_runs import make_synthetic_run
+
+    from m1eval.rundir.synthetic import make_synthetic_run
 
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from view_runs import make_hostile_run, make_known_run
+from helpers.view_runs import make_hostile_run, make_known_run
 
 from m1eval.view.catalog import Catalog
 from m1eval.view.export import export_site

@@ -7,16 +7,17 @@ import math
 import shlex
 
 import pytest
-from synthetic_runs import make_synthetic_run
+from helpers.view_runs import make_hostile_run, make_known_run
 from typer.testing import CliRunner
-from view_runs import make_hostile_run, make_known_run
 
-from m1eval.cli import app
-from m1eval.report import compare_runs, summarize_run
-from m1eval.rundata import load_run, scan_samples
-from m1eval.store import SAMPLES
+from m1eval.analysis.report import compare_runs, summarize_run
+from m1eval.cli.app import app
+from m1eval.rundir.rundata import load_run, scan_samples
+from m1eval.rundir.store import SAMPLES
+from m1eval.rundir.synthetic import make_synthetic_run
 from m1eval.view import assemble
 from m1eval.view.catalog import Catalog
+from m1eval.view.pages import Site
 from m1eval.view.texts import INLINE_CHARS, TextsChanged, read_texts, split_completion
 
 
@@ -149,3 +150,15 @@ def test_hostile_run_assembles(tmp_path):
     assert [p.name for p in long_sample.parts] == ["thinking", "answer"] and all(p.long for p in long_sample.parts)
     assert long_sample.parts[1].mark == "<script>x</script>"
     assert "--mode completion" in page.samples[3].check  # a short completion goes into the command whole
+
+
+def test_level_sets_the_intervals_shown(tmp_path):
+    """--level means what it means in report: the confidence level of every interval on the pages."""
+    make_synthetic_run(tmp_path, n_problems=40, n_samples=8, seed=4)
+    rows = {}
+    for level in (0.8, 0.95):
+        catalog = Catalog([tmp_path], level=level)
+        rows[level] = assemble.run_row(next(iter(catalog.slots.values())))
+        assert f"{100 * level:.3g}% CI" in Site(catalog).render("index.html").body.decode()
+    narrow, wide = rows[0.8].pass1, rows[0.95].pass1
+    assert narrow.value == wide.value and wide.low < narrow.low and narrow.high < wide.high

@@ -15,10 +15,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from helpers.view_runs import PAYLOADS, make_hostile_run, make_known_run
 from starlette.testclient import TestClient
-from synthetic_runs import make_synthetic_run
-from view_runs import PAYLOADS, make_hostile_run, make_known_run
 
+from m1eval.rundir.synthetic import make_synthetic_run
 from m1eval.view.catalog import Catalog
 from m1eval.view.export import ExportError, export_site
 from m1eval.view.pages import CSP, Site
@@ -27,7 +27,7 @@ from m1eval.view.server import create_app
 ALLOWED_TAGS = {"html", "head", "meta", "title", "link", "script", "body", "nav", "a", "main", "footer", "h1", "h2",
                 "h3", "p", "span", "code", "table", "thead", "tbody", "tr", "th", "td", "div", "input", "button",
                 "pre", "mark", "details", "summary", "section", "svg", "line", "text", "polygon", "polyline",
-                "circle", "title", "rect"}
+                "circle", "rect"}
 
 
 class PageShape(HTMLParser):

@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from m1eval import bootstrap as BS
+from m1eval.analysis import intervals as BS
+from m1eval.analysis.metrics import k_grid
+from m1eval.analysis.report import compare_runs
 from m1eval.grading.extract import DEFAULT_POLICY
-from m1eval.metrics import k_grid
 from m1eval.records import Problem
-from m1eval.report import compare_runs
-from m1eval.rundata import RunData
+from m1eval.rundir.rundata import RunData
 from m1eval.view.catalog import LoadedRun, RunSlot, ViewError
 from m1eval.view.texts import Part, read_texts, split_completion
 
@@ -461,7 +461,7 @@ def pair_page(a: LoadedRun, b: LoadedRun) -> PairPage:
     if key in a.cache:
         return a.cache[key]
     try:
-        comparisons = compare_runs([a.run, b.run], baseline=1, resamples=a.summary.curves["pass"].resamples or 1000,
+        comparisons = compare_runs([a.run, b.run], baseline=1, sign_flips=a.summary.curves["pass"].sign_flips or 1000,
                                    level=a.summary.curves["pass"].level)
     except ValueError as exc:  # no shared problems, or too few samples to pair
         raise ViewError(f"{a.run.label} and {b.run.label} cannot be compared: {exc}") from None

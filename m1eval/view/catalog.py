@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from m1eval.report import RunSummary, summarize_run
-from m1eval.rundata import RunData, load_run
-from m1eval.store import GRADES, MANIFEST, PROBLEMS, SAMPLES, StoreError, find_runs, safe_name
+from m1eval.analysis.report import RunSummary, summarize_run
+from m1eval.rundir.rundata import RunData, load_run
+from m1eval.rundir.store import GRADES, MANIFEST, PROBLEMS, SAMPLES, StoreError, find_runs, safe_name
 
 WATCHED = (MANIFEST, PROBLEMS, SAMPLES, GRADES)
 SUMMARY_METRICS = ("pass", "maj")  # what the pages show: pass@k and maj@k with the report's intervals
@@ -71,25 +71,25 @@ class RunSlot:
         return self.loaded.run.label if self.loaded else f"{self.path.parent.name}/{self.path.name}"
 
 
-def load(path: Path, *, resamples: int = 1000, level: float = 0.95) -> LoadedRun:
+def load(path: Path, *, sign_flips: int = 1000, level: float = 0.95) -> LoadedRun:
     """Read a run without its texts (``text_offsets``) and summarise it as ``m1eval report`` does."""
     signature = _signature(path)
     run = load_run(path, text_offsets=True)
     if not len(run.frame):
         raise ValueError(f"{path}: no graded samples to show; run `m1eval grade {path}` first")
-    summary = summarize_run(run, resamples=resamples, level=level, metrics=list(SUMMARY_METRICS))
+    summary = summarize_run(run, sign_flips=sign_flips, level=level, metrics=list(SUMMARY_METRICS))
     return LoadedRun(run, summary, signature)
 
 
 class Catalog:
     """Every run found below the given paths, under stable URL-safe keys."""
 
-    def __init__(self, paths: Sequence[str | os.PathLike[str]], *, resamples: int = 1000, level: float = 0.95,
+    def __init__(self, paths: Sequence[str | os.PathLike[str]], *, sign_flips: int = 1000, level: float = 0.95,
                  on_loaded: Callable[[RunSlot], None] | None = None,
                  prepare: Callable[[LoadedRun], object] | None = None) -> None:
         """``prepare`` runs on each run once it is (re)loaded: the viewer builds its problem table
         there, at start, so that opening a run page does not wait for it."""
-        self.resamples, self.level, self.prepare = resamples, level, prepare
+        self.sign_flips, self.level, self.prepare = sign_flips, level, prepare
         folders = list({folder.resolve(): folder for folder in find_runs(paths)})
         self.slots: dict[str, RunSlot] = {}
         for folder in folders:
@@ -103,7 +103,7 @@ class Catalog:
     def _reload(self, slot: RunSlot) -> None:
         slot.seen = _signature(slot.path)
         try:
-            slot.loaded, slot.error = load(slot.path, resamples=self.resamples, level=self.level), None
+            slot.loaded, slot.error = load(slot.path, sign_flips=self.sign_flips, level=self.level), None
             if self.prepare is not None:
                 self.prepare(slot.loaded)
         except LOAD_ERRORS as exc:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from m1eval.metrics import metric_info
-from m1eval.report import RunSummary
+from m1eval.analysis.metrics import metric_info
+from m1eval.analysis.report import RunSummary
 
 WIDTH, HEIGHT, PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 520, 260, 48, 110, 12, 36
 COLOURS = {"pass": "#1f77b4", "maj": "#d62728"}

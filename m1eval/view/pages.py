@@ -22,8 +22,8 @@ from importlib import resources
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from m1eval import __version__
-from m1eval.bootstrap import ci_label
-from m1eval.metrics import metric_info
+from m1eval.analysis.intervals import ci_label
+from m1eval.analysis.metrics import metric_info
 from m1eval.view import assemble
 from m1eval.view.catalog import Catalog, ViewError
 from m1eval.view.charts import curve_chart

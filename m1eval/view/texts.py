@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from m1eval.store import SAMPLES
+from m1eval.rundir.store import SAMPLES
 
 THINK_CLOSE = "</think>"
 INLINE_CHARS = 3_000  # a part longer than this is collapsed and, when served, loaded on demand
