@@ -14,6 +14,13 @@ err = Console(stderr=True)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def host_notice(host: str) -> str | None:
+    """The one line said when the viewer binds beyond this machine (None on loopback)."""
+    if host in LOOPBACK:
+        return None
+    return f"serving on {host}: anyone who can reach this address can read these runs"
+
+
 def view(
     run_dirs: RunsArgument,
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve on.")] = 8765,
@@ -65,8 +72,9 @@ def view(
 
     from m1eval.view.server import create_app
 
-    if host not in LOOPBACK:
-        err.print(f"[yellow]serving on {host}: anyone who can reach this address can read these runs[/yellow]")
+    notice = host_notice(host)
+    if notice:
+        err.print(notice, style="yellow", markup=False, highlight=False)
     shown = f"[{host}]" if ":" in host else host
     err.print(f"{len(catalog.slots)} run(s); open http://{shown}:{port}/ (Ctrl-C stops)", highlight=False)
     site.forms.warm()  # the normalisation worker starts once, here, not on the first problem page
