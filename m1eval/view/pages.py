@@ -67,6 +67,8 @@ class Site:
         self.inline_texts = inline_texts
         self.sources = sources
         self.env = environment()
+        for name in self.env.list_templates(extensions=["html"]):  # compiled once now, not on a first page
+            self.env.get_template(name)
         self.forms = assemble.NormalForms()
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ looked up by name, and static files come from the package, not from a folder).
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -30,7 +31,7 @@ NOT_FOUND = b"<!doctype html><title>404</title><p>Not found: this viewer serves 
 def create_app(site: Site) -> Starlette:
     async def page(request: Request) -> Response:
         path = request.path_params.get("path", "")
-        result = site.render(path)
+        result = await run_in_threadpool(site.render, path)  # a re-read of a large run must not stall other pages
         if result is None:
             return Response(NOT_FOUND, status_code=404, media_type=HTML, headers=HEADERS)
         return Response(result.body, status_code=result.status, media_type=result.content_type, headers=HEADERS)
