@@ -125,6 +125,8 @@ def test_control_characters_survive_as_text(hostile):
         body = site.render(f"runs/{key}/p/1.html").body.decode("utf-8")
         assert "ctrl\x00\x01\x1b[31m\x7f\u2028\u2029end" in body  # escaped HTML text: shown, not interpreted
         json.loads(site.render(f"runs/{key}/p/1/s1.json").body)  # still valid JSON
+        no_answer = site.render(f"runs/{key}/p/1/s3.json")  # a sample without an answer: nothing marked
+        assert no_answer.status == 200 and all(not p["mark"] for p in json.loads(no_answer.body)["parts"])
     finally:
         site.close()
 
@@ -247,5 +249,32 @@ def test_the_checks_catch_escaping_switched_off(hostile):
         for path in ("index.html", f"runs/{key}/index.html", f"runs/{key}/p/0.html"):
             with pytest.raises(AssertionError):
                 assert_safe(site.render(path).body.decode())
+    finally:
+        site.close()
+
+
+def test_a_problem_page_reads_only_its_own_samples(tmp_path):
+    """Another problem's lines are garbled in place (same size, same mtime): this page still renders, that one says so."""
+    import os
+
+    path = make_synthetic_run(tmp_path, n_problems=3, n_samples=2)
+    site = Site(Catalog([tmp_path]))
+    key = next(iter(site.catalog.slots))
+    try:
+        frame = site.catalog.loaded(key).run.frame
+        samples = path / "samples.jsonl"
+        stat = samples.stat()
+        data = bytearray(samples.read_bytes())
+        for row in frame[frame["problem_id"] == "aime25-0002"].itertuples():
+            data[row.line_offset: row.line_offset + row.line_bytes - 1] = b"x" * (row.line_bytes - 1)
+        samples.write_bytes(bytes(data))
+        os.utime(samples, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the change the signature cannot see
+        assert site.render(f"runs/{key}/p/0.html").status == 200
+        broken = site.render(f"runs/{key}/p/2.html")
+        assert broken.status == 503 and b"changed while open" in broken.body
+        json_error = site.render(f"runs/{key}/p/2/s0.json")
+        assert json_error.status == 503 and "changed while open" in json.loads(json_error.body)["error"]
+        missing = site.render(f"runs/{key}/p/1/s0.json")
+        assert missing.status == 200 and json.loads(missing.body)["parts"][-1]["mark"]
     finally:
         site.close()

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
+import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from m1eval import __version__
@@ -178,7 +179,7 @@ class Site:
             return None
         r = rows.iloc[0]
         text = read_texts(run.path, [(problem.id, int(r["sample_index"]), int(r["line_offset"]), int(r["line_bytes"]))])
-        answer = None if r["answer"] is None or r["answer"] != r["answer"] else str(r["answer"])
+        answer = None if pd.isna(r["answer"]) else str(r["answer"])
         parts = split_completion(text[int(r["sample_index"])], answer)
         return Page(200, json.dumps({"parts": [p.to_dict() for p in parts]}).encode("utf-8"), JSON)
 
