@@ -28,8 +28,34 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-WORDS = ("let", "us", "consider", "the", "sum", "of", "all", "terms", "so", "x", "=", "3", "\\frac{1}{2}", "then",
-         "we", "check", "case", "n", "+", "1", "and", "find", "that", "it", "works", "hence")
+WORDS = (
+    "let",
+    "us",
+    "consider",
+    "the",
+    "sum",
+    "of",
+    "all",
+    "terms",
+    "so",
+    "x",
+    "=",
+    "3",
+    "\\frac{1}{2}",
+    "then",
+    "we",
+    "check",
+    "case",
+    "n",
+    "+",
+    "1",
+    "and",
+    "find",
+    "that",
+    "it",
+    "works",
+    "hence",
+)
 
 
 def long_text(seed: int, chars: int, tail: str) -> str:
@@ -132,28 +158,42 @@ def main() -> None:
     t = time.perf_counter()
     run = make_run(args.out, args.chars)
     size = (run / "samples.jsonl").stat().st_size
-    print(f"run: {run} (500 x 64 samples, samples.jsonl {size / 1e6:,.0f} MB; ready in {time.perf_counter() - t:.1f} s)")
+    print(
+        f"run: {run} (500 x 64 samples, samples.jsonl {size / 1e6:,.0f} MB; ready in {time.perf_counter() - t:.1f} s)"
+    )
     results = {}
     for mode in ("report-load", "view"):
-        proc = subprocess.run([sys.executable, __file__, "--child", mode, "--run", str(run)], capture_output=True,
-                              text=True, check=True, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", mode, "--run", str(run)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
+        )
         results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
     r, v = results["report-load"], results["view"]
     print(f"{'':34}{'seconds':>10}{'peak MB':>10}")
     print(f"{'report: load_run(with_text=False)':34}{r['load_s']:>10.2f}{r['peak_mb']:>10.0f}")
     print(f"{'view: start (index, summary, table)':34}{v['start_s']:>10.2f}{v['after_start_mb']:>10.0f}")
-    rows = [("runs page", v["runs_page_s"], None), ("run page, first open", v["run_page_cold_s"], 1.0),
-            ("run page, again", v["run_page_warm_s"], 1.0),
-            ("problem page, median of 20", v["problem_page_median_s"], 0.3),
-            ("problem page, slowest of 20", v["problem_page_max_s"], 0.3),
-            ("one long text on demand", v["text_on_demand_s"], None)]
+    rows = [
+        ("runs page", v["runs_page_s"], None),
+        ("run page, first open", v["run_page_cold_s"], 1.0),
+        ("run page, again", v["run_page_warm_s"], 1.0),
+        ("problem page, median of 20", v["problem_page_median_s"], 0.3),
+        ("problem page, slowest of 20", v["problem_page_max_s"], 0.3),
+        ("one long text on demand", v["text_on_demand_s"], None),
+    ]
     print(f"\n{'page':34}{'seconds':>10}{'target':>10}{'within':>8}")
     for name, seconds, target in rows:
-        print(f"{name:34}{seconds:>10.3f}{'' if target is None else f'< {target:g} s':>10}"
-              f"{'' if target is None else ('yes' if seconds < target else 'NO'):>8}")
-    print(f"\nrun page {v['run_page_bytes'] / 1e3:,.0f} kB, problem page {v['problem_page_bytes'] / 1e3:,.0f} kB, "
-          f"text {v['text_bytes'] / 1e3:,.0f} kB; viewer peak memory {v['peak_mb']:,.0f} MB "
-          f"({v['peak_mb'] / r['peak_mb']:.2f}x report's load)")
+        print(
+            f"{name:34}{seconds:>10.3f}{'' if target is None else f'< {target:g} s':>10}"
+            f"{'' if target is None else ('yes' if seconds < target else 'NO'):>8}"
+        )
+    print(
+        f"\nrun page {v['run_page_bytes'] / 1e3:,.0f} kB, problem page {v['problem_page_bytes'] / 1e3:,.0f} kB, "
+        f"text {v['text_bytes'] / 1e3:,.0f} kB; viewer peak memory {v['peak_mb']:,.0f} MB "
+        f"({v['peak_mb'] / r['peak_mb']:.2f}x report's load)"
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 playwright_api = pytest.importorskip("playwright.sync_api", reason="the dev extra installs playwright")
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (scripts/install.sh "
-                                                     "installs it where apt-get can run)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian's chromium is not installed (scripts/install.sh installs it where apt-get can run)",
+    ),
 ]
 
 
@@ -79,7 +81,9 @@ class Watched:
     def __init__(self, browser) -> None:  # noqa: ANN001
         self.page = browser.new_page(viewport={"width": 1280, "height": 900})
         self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        self.page.on(
+            "console", lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+        )
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
 
     def clean(self) -> None:

@@ -38,7 +38,7 @@ def test_scan_samples_reads_what_read_samples_reads(tmp_path):
     assert frame.drop(columns=["line_offset", "line_bytes"]).equals(full.samples)
     data = samples.read_bytes()
     for row in frame.itertuples():  # each offset points at that sample's own line
-        line = json.loads(data[row.line_offset: row.line_offset + row.line_bytes])
+        line = json.loads(data[row.line_offset : row.line_offset + row.line_bytes])
         assert (line["problem_id"], line["sample_index"]) == (row.problem_id, row.sample_index)
 
 
@@ -108,7 +108,9 @@ def test_split_marks_the_last_occurrence_after_thinking():
     assert [p.name for p in parts] == ["thinking", "answer"]
     assert parts[0].before == "<think>maybe 3</think>" and parts[0].mark == ""
     assert (parts[1].before, parts[1].mark, parts[1].after) == ("it is 3, so \\boxed{", "3", "}. not 4")
-    assert split_completion("no box", "5")[0].mark == "" and not split_completion("x" * (INLINE_CHARS + 1), None)[0].mark
+    assert (
+        split_completion("no box", "5")[0].mark == "" and not split_completion("x" * (INLINE_CHARS + 1), None)[0].mark
+    )
     assert split_completion("x" * (INLINE_CHARS + 1), None)[0].long
 
 
@@ -118,8 +120,9 @@ def test_pair_page_is_report_compare_runs(tmp_path):
     ka, kb = catalog.pairs()[0]
     page = assemble.pair_page(catalog.loaded(ka), catalog.loaded(kb))
     expected = compare_runs([load_run(a), load_run(b)], baseline=1)
-    assert [(c.metric, c.k, c.diff, c.low, c.high, c.p_value) for c in page.comparisons] == \
-        [(c.metric, c.k, c.diff, c.low, c.high, c.p_value) for c in expected]
+    assert [(c.metric, c.k, c.diff, c.low, c.high, c.p_value) for c in page.comparisons] == [
+        (c.metric, c.k, c.diff, c.low, c.high, c.p_value) for c in expected
+    ]
     flags = {r.id: r.flags for r in page.rows}
     assert flags == {"q0": ["b-only"], "q1": ["a-only"], "q2": [], "q3": []}
     assert page.k == 4 and page.only_a == page.only_b == 0

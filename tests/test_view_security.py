@@ -24,10 +24,46 @@ from m1eval.view.export import ExportError, export_site
 from m1eval.view.pages import CSP, Site
 from m1eval.view.server import create_app
 
-ALLOWED_TAGS = {"html", "head", "meta", "title", "link", "script", "body", "nav", "a", "main", "footer", "h1", "h2",
-                "h3", "p", "span", "code", "table", "thead", "tbody", "tr", "th", "td", "div", "input", "button",
-                "pre", "mark", "details", "summary", "section", "svg", "line", "text", "polygon", "polyline",
-                "circle", "rect"}
+ALLOWED_TAGS = {
+    "html",
+    "head",
+    "meta",
+    "title",
+    "link",
+    "script",
+    "body",
+    "nav",
+    "a",
+    "main",
+    "footer",
+    "h1",
+    "h2",
+    "h3",
+    "p",
+    "span",
+    "code",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "div",
+    "input",
+    "button",
+    "pre",
+    "mark",
+    "details",
+    "summary",
+    "section",
+    "svg",
+    "line",
+    "text",
+    "polygon",
+    "polyline",
+    "circle",
+    "rect",
+}
 
 
 class PageShape(HTMLParser):
@@ -102,8 +138,10 @@ def test_every_page_shows_payloads_as_text(hostile):
             if path.endswith(".html") or path == "index.html":
                 assert_safe(body.decode())
         runs = pages["index.html"].decode()
-        assert_safe(runs, expect_text=("<script>m</script><script>window.__xss=9</script>",
-                                       'r"><img src=x onerror=window.__xss=8>'))
+        assert_safe(
+            runs,
+            expect_text=("<script>m</script><script>window.__xss=9</script>", 'r"><img src=x onerror=window.__xss=8>'),
+        )
         key = next(k for k in site.catalog.slots if k.startswith("evil--script"))
         problem = pages[f"runs/{key}/p/0.html"].decode()
         assert_safe(problem, expect_text=(*PAYLOADS[:6], "<script>x</script>", "window.__xss=6"))
@@ -164,10 +202,20 @@ def _raw_get(app, raw_path: bytes) -> int:
 
     from urllib.parse import unquote_to_bytes
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-             "path": unquote_to_bytes(raw_path).decode("utf-8", "replace"), "raw_path": raw_path, "query_string": b"",
-             "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
-             "root_path": ""}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": unquote_to_bytes(raw_path).decode("utf-8", "replace"),
+        "raw_path": raw_path,
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "root_path": "",
+    }
     asyncio.run(app(scope, receive, send))
     return status["code"]
 
@@ -184,23 +232,43 @@ def test_only_the_runs_pages_are_served(hostile):
             assert ok.headers["x-content-type-options"] == "nosniff"
             assert client.get(f"/runs/{key}/index.html").status_code == 200
             assert client.get("/static/view.js").headers["content-type"].startswith("text/javascript")
-            for path in ("/runs/nope/index.html", f"/runs/{key}/p/999.html", f"/runs/{key}/manifest.json",
-                         f"/runs/{key}/samples.jsonl", f"/runs/{key}/p/0/s99.json", "/static/pages.py",
-                         "/compare/a/b/index.html", "/favicon.ico", "/index.htm", f"/runs/{key}/p/-1.html"):
+            for path in (
+                "/runs/nope/index.html",
+                f"/runs/{key}/p/999.html",
+                f"/runs/{key}/manifest.json",
+                f"/runs/{key}/samples.jsonl",
+                f"/runs/{key}/p/0/s99.json",
+                "/static/pages.py",
+                "/compare/a/b/index.html",
+                "/favicon.ico",
+                "/index.htm",
+                f"/runs/{key}/p/-1.html",
+            ):
                 assert client.get(path).status_code == 404, path
             assert client.post("/").status_code == 405 and client.delete(f"/runs/{key}/index.html").status_code == 405
-        for raw in (b"/../../../../etc/passwd", b"/static/../pages.py", b"/static/..%2fpages.py",
-                    b"/%2e%2e/%2e%2e/etc/passwd", b"/runs/" + key.encode() + b"/../../index.html",
-                    b"/static/view.js/../../../../m1eval/view/pages.py", b"/static/%2e%2e/templates/base.html",
-                    b"/runs/..%2f..%2f/index.html", b"//etc/passwd", b"/runs/" + key.encode() + b"/p/0.html/.."):
+        for raw in (
+            b"/../../../../etc/passwd",
+            b"/static/../pages.py",
+            b"/static/..%2fpages.py",
+            b"/%2e%2e/%2e%2e/etc/passwd",
+            b"/runs/" + key.encode() + b"/../../index.html",
+            b"/static/view.js/../../../../m1eval/view/pages.py",
+            b"/static/%2e%2e/templates/base.html",
+            b"/runs/..%2f..%2f/index.html",
+            b"//etc/passwd",
+            b"/runs/" + key.encode() + b"/p/0.html/..",
+        ):
             assert _raw_get(app, raw) == 404, raw
     finally:
         site.close()
 
 
 def _snapshot(root: Path) -> dict[str, tuple]:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_viewing_never_writes(hostile, tmp_path):
@@ -266,7 +334,7 @@ def test_a_problem_page_reads_only_its_own_samples(tmp_path):
         stat = samples.stat()
         data = bytearray(samples.read_bytes())
         for row in frame[frame["problem_id"] == "aime25-0002"].itertuples():
-            data[row.line_offset: row.line_offset + row.line_bytes - 1] = b"x" * (row.line_bytes - 1)
+            data[row.line_offset : row.line_offset + row.line_bytes - 1] = b"x" * (row.line_bytes - 1)
         samples.write_bytes(bytes(data))
         os.utime(samples, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the change the signature cannot see
         assert site.render(f"runs/{key}/p/0.html").status == 200

@@ -24,10 +24,15 @@ def host_notice(host: str) -> str | None:
 def view(
     run_dirs: RunsArgument,
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve on.")] = 8765,
-    host: Annotated[str, typer.Option("--host", help="Address to bind; anything but 127.0.0.1 serves your runs "
-                                                     "to the network.")] = "127.0.0.1",
-    export: Annotated[Path | None, typer.Option("--export", help="Write the pages into this folder instead of "
-                                                                 "serving them (they open from disk).")] = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind; anything but 127.0.0.1 serves your runs to the network.")
+    ] = "127.0.0.1",
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            "--export", help="Write the pages into this folder instead of serving them (they open from disk)."
+        ),
+    ] = None,
     level: LevelOption = 0.95,
 ) -> None:
     """Browse runs: every run by task with pass@1 and maj@k, each run's problems (sortable, with quick filters
@@ -48,8 +53,7 @@ def view(
         raise typer.Exit(2) from None
     with make_progress("runs", transient=True) as progress:
         task = progress.add_task("reading runs", total=total)
-        catalog = Catalog(run_dirs, level=level, on_loaded=lambda slot: progress.advance(task),
-                          prepare=problem_rows)
+        catalog = Catalog(run_dirs, level=level, on_loaded=lambda slot: progress.advance(task), prepare=problem_rows)
     for slot in catalog.slots.values():
         if slot.error:
             err.print(f"[yellow]warning:[/yellow] {slot.error}", markup=True, highlight=False)

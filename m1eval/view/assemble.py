@@ -86,8 +86,7 @@ def run_marks(run: RunData) -> list[str]:
     if summary_unpinned:
         marks.append("unpinned")
     stage = (run.manifest.get("stages") or {}).get("generate") or {}
-    if run.missing_problems or run.ungraded or (stage and stage.get("state") != "done") \
-            or run.counts.nunique() > 1:
+    if run.missing_problems or run.ungraded or (stage and stage.get("state") != "done") or run.counts.nunique() > 1:
         marks.append("incomplete")
     return marks
 
@@ -102,10 +101,22 @@ def run_row(slot: RunSlot) -> RunRow:
     if s.unpinned and "unpinned" not in marks:
         marks.insert(0, "unpinned")
     return RunRow(
-        slot.key, run.label, str(run.path), model=run.model, run_id=run.run_id, n=s.n, problems=s.n_problems,
-        missing=s.missing_problems, pass1=Interval(s.pass1, s.pass1_low, s.pass1_high),
-        maj=maj[1] if maj else None, maj_k=maj[0] if maj else 0, no_answer=s.no_answer_rate,
-        truncated=s.truncation_rate, grader=", ".join(graders), marks=marks, warnings=list(s.warnings),
+        slot.key,
+        run.label,
+        str(run.path),
+        model=run.model,
+        run_id=run.run_id,
+        n=s.n,
+        problems=s.n_problems,
+        missing=s.missing_problems,
+        pass1=Interval(s.pass1, s.pass1_low, s.pass1_high),
+        maj=maj[1] if maj else None,
+        maj_k=maj[0] if maj else 0,
+        no_answer=s.no_answer_rate,
+        truncated=s.truncation_rate,
+        grader=", ".join(graders),
+        marks=marks,
+        warnings=list(s.warnings),
     )
 
 
@@ -155,10 +166,15 @@ def _cluster_table(frame: pd.DataFrame) -> pd.DataFrame:
     """(problem, cluster) -> samples, correct, most common raw answer; answered samples only."""
     answered = frame[frame["cluster"].notna()]
     sizes = answered.groupby(["problem_id", "cluster"], sort=False).agg(
-        count=("sample_index", "size"), correct=("correct", "max"))
+        count=("sample_index", "size"), correct=("correct", "max")
+    )
     answers = answered.groupby(["problem_id", "cluster", "answer"], sort=False, dropna=False).size()
-    top = answers.reset_index(name="m").sort_values("m", ascending=False, kind="stable").drop_duplicates(
-        ["problem_id", "cluster"]).set_index(["problem_id", "cluster"])["answer"]
+    top = (
+        answers.reset_index(name="m")
+        .sort_values("m", ascending=False, kind="stable")
+        .drop_duplicates(["problem_id", "cluster"])
+        .set_index(["problem_id", "cluster"])["answer"]
+    )
     return sizes.join(top.rename("answer"))
 
 
@@ -171,20 +187,29 @@ def problem_rows(loaded: LoadedRun) -> list[ProblemRow]:
     n = run.n
     pass_n = per_problem_values(run, "pass", n)
     maj_n = per_problem_values(run, "maj", n)
-    work = pd.DataFrame({
-        "problem_id": frame["problem_id"].to_numpy(), "correct": frame["correct"].to_numpy(dtype=float),
-        "no_answer": frame["cluster"].isna().to_numpy(dtype=float),
-        "truncated": (frame["finish_reason"] == "length").to_numpy(dtype=float),
-        "tokens": frame["completion_tokens"].to_numpy(dtype=float),
-    })
+    work = pd.DataFrame(
+        {
+            "problem_id": frame["problem_id"].to_numpy(),
+            "correct": frame["correct"].to_numpy(dtype=float),
+            "no_answer": frame["cluster"].isna().to_numpy(dtype=float),
+            "truncated": (frame["finish_reason"] == "length").to_numpy(dtype=float),
+            "tokens": frame["completion_tokens"].to_numpy(dtype=float),
+        }
+    )
     stats = work.groupby("problem_id", sort=False).agg(
-        samples=("correct", "size"), pass1=("correct", "mean"), hits=("correct", "sum"),
-        no_answer=("no_answer", "mean"), truncated=("truncated", "mean"), tokens=("tokens", "mean"))
+        samples=("correct", "size"),
+        pass1=("correct", "mean"),
+        hits=("correct", "sum"),
+        no_answer=("no_answer", "mean"),
+        truncated=("truncated", "mean"),
+        tokens=("tokens", "mean"),
+    )
     clusters = _cluster_table(frame).reset_index()
     n_clusters = clusters.groupby("problem_id", sort=False).size().to_dict()
     winners = {}
-    for pid, count, right, answer in zip(clusters["problem_id"], clusters["count"], clusters["correct"],
-                                         clusters["answer"]):
+    for pid, count, right, answer in zip(
+        clusters["problem_id"], clusters["count"], clusters["correct"], clusters["answer"]
+    ):
         if pid not in winners or count > winners[pid][0]:
             winners[pid] = (count, bool(right), None if answer is None or pd.isna(answer) else str(answer))
     index = _problem_index(run)
@@ -195,17 +220,31 @@ def problem_rows(loaded: LoadedRun) -> list[ProblemRow]:
         pid = st.Index
         problem = problems.get(pid)
         solved_any, solved_all = st.hits > 0, st.hits == st.samples
-        flags = [*(["selection"] if solved_any and maj_n[pid] < 1.0 else []), *([] if solved_any else ["never"]),
-                 *(["always"] if solved_all else [])]
+        flags = [
+            *(["selection"] if solved_any and maj_n[pid] < 1.0 else []),
+            *([] if solved_any else ["never"]),
+            *(["always"] if solved_all else []),
+        ]
         _count, right, answer = winners.get(pid, (0, False, None))
-        rows.append(ProblemRow(
-            index=index.get(pid, -1), id=str(pid),
-            meta={c: _meta_text(problem.meta.get(c)) if problem else "" for c in columns},
-            gold=" | ".join(problem.answers) if problem else "",
-            samples=int(st.samples), pass1=float(st.pass1), pass_n=float(pass_n[pid]), maj_n=float(maj_n[pid]),
-            majority=answer, majority_right=right, clusters=int(n_clusters.get(pid, 0)),
-            no_answer=float(st.no_answer), truncated=float(st.truncated), mean_tokens=float(st.tokens), flags=flags,
-        ))
+        rows.append(
+            ProblemRow(
+                index=index.get(pid, -1),
+                id=str(pid),
+                meta={c: _meta_text(problem.meta.get(c)) if problem else "" for c in columns},
+                gold=" | ".join(problem.answers) if problem else "",
+                samples=int(st.samples),
+                pass1=float(st.pass1),
+                pass_n=float(pass_n[pid]),
+                maj_n=float(maj_n[pid]),
+                majority=answer,
+                majority_right=right,
+                clusters=int(n_clusters.get(pid, 0)),
+                no_answer=float(st.no_answer),
+                truncated=float(st.truncated),
+                mean_tokens=float(st.tokens),
+                flags=flags,
+            )
+        )
     loaded.cache["rows"] = rows
     return rows
 
@@ -356,16 +395,26 @@ def clusters_page(loaded: LoadedRun, problem_id: str, forms: NormalForms | None 
     if index is None:
         return None
     rows = _rows_of(loaded, problem_id)
-    return _page(run.problems[index], index, rows, problem_clusters(run.problems[index], rows, forms), [],
-                 extraction_policy(run))
+    return _page(
+        run.problems[index], index, rows, problem_clusters(run.problems[index], rows, forms), [], extraction_policy(run)
+    )
 
 
-def _page(problem: Problem, index: int, rows: pd.DataFrame, clusters: list[Cluster], samples: list[SampleView],
-          policy: str) -> ProblemPage:
+def _page(
+    problem: Problem, index: int, rows: pd.DataFrame, clusters: list[Cluster], samples: list[SampleView], policy: str
+) -> ProblemPage:
     top = sorted((c.count for c in clusters), reverse=True)
-    return ProblemPage(problem, index, clusters, int(rows["cluster"].isna().sum()), samples, policy,
-                       tie=len(top) > 1 and top[0] == top[1], gold_found=any(c.correct for c in clusters),
-                       total=len(rows))
+    return ProblemPage(
+        problem,
+        index,
+        clusters,
+        int(rows["cluster"].isna().sum()),
+        samples,
+        policy,
+        tie=len(top) > 1 and top[0] == top[1],
+        gold_found=any(c.correct for c in clusters),
+        total=len(rows),
+    )
 
 
 def problem_page(loaded: LoadedRun, index: int, forms: NormalForms | None = None) -> ProblemPage | None:
@@ -375,8 +424,9 @@ def problem_page(loaded: LoadedRun, index: int, forms: NormalForms | None = None
     if problem is None:
         return None
     rows = _rows_of(loaded, problem.id)
-    texts = read_texts(run.path, list(zip(rows["problem_id"], rows["sample_index"], rows["line_offset"],
-                                          rows["line_bytes"])))
+    texts = read_texts(
+        run.path, list(zip(rows["problem_id"], rows["sample_index"], rows["line_offset"], rows["line_bytes"]))
+    )
     clusters = problem_clusters(problem, rows, forms)
     policy = extraction_policy(run)
     samples = []
@@ -384,12 +434,21 @@ def problem_page(loaded: LoadedRun, index: int, forms: NormalForms | None = None
         answer = None if pd.isna(r.answer) else str(r.answer)
         text = texts.get(int(r.sample_index), "")
         cmd, note = check_command(problem, answer, text, policy)
-        samples.append(SampleView(
-            index=int(r.sample_index), status=str(r.status), finish_reason=str(r.finish_reason),
-            tokens=int(r.completion_tokens), rule=None if pd.isna(r.extracted_by) else str(r.extracted_by),
-            correct=bool(r.correct), cluster=None if pd.isna(r.cluster) else int(r.cluster), answer=answer,
-            parts=split_completion(text, answer), check=cmd, check_note=note,
-        ))
+        samples.append(
+            SampleView(
+                index=int(r.sample_index),
+                status=str(r.status),
+                finish_reason=str(r.finish_reason),
+                tokens=int(r.completion_tokens),
+                rule=None if pd.isna(r.extracted_by) else str(r.extracted_by),
+                correct=bool(r.correct),
+                cluster=None if pd.isna(r.cluster) else int(r.cluster),
+                answer=answer,
+                parts=split_completion(text, answer),
+                check=cmd,
+                check_note=note,
+            )
+        )
     return _page(problem, index, rows, clusters, samples, policy)
 
 
@@ -408,16 +467,25 @@ def problem_clusters(problem: Problem, rows: pd.DataFrame, forms: NormalForms | 
     unit = unit if isinstance(unit, str) else None
     gold = problem.answers[0] if problem.answers else ""
     tops = {cid: counts.most_common() for cid, counts in answers.items()}
-    wanted = [(gold, top[0][0], problem.answer_format, unit) for top in tops.values() if gold.strip() and top[0][0].strip()]
+    wanted = [
+        (gold, top[0][0], problem.answer_format, unit) for top in tops.values() if gold.strip() and top[0][0].strip()
+    ]
     known = forms.get(wanted) if forms is not None and wanted else {}
     out = []
     for cid, top in tops.items():
         count = sum(answers[cid].values())
-        out.append(Cluster(
-            id=cid, answer=top[0][0], normalised=known.get((gold, top[0][0], problem.answer_format, unit)),
-            variants=[(a, c) for a, c in top[1:6]], count=count, share=count / total if total else 0.0,
-            correct=correct[cid], winner=False,
-        ))
+        out.append(
+            Cluster(
+                id=cid,
+                answer=top[0][0],
+                normalised=known.get((gold, top[0][0], problem.answer_format, unit)),
+                variants=[(a, c) for a, c in top[1:6]],
+                count=count,
+                share=count / total if total else 0.0,
+                correct=correct[cid],
+                winner=False,
+            )
+        )
     out.sort(key=lambda c: (-c.count, c.id))
     if out:
         out[0].winner = True
@@ -461,15 +529,26 @@ def pair_page(a: LoadedRun, b: LoadedRun) -> PairPage:
     if key in a.cache:
         return a.cache[key]
     try:
-        comparisons = compare_runs([a.run, b.run], baseline=1, sign_flips=a.summary.curves["pass"].sign_flips or 1000,
-                                   level=a.summary.curves["pass"].level)
+        comparisons = compare_runs(
+            [a.run, b.run],
+            baseline=1,
+            sign_flips=a.summary.curves["pass"].sign_flips or 1000,
+            level=a.summary.curves["pass"].level,
+        )
     except ValueError as exc:  # no shared problems, or too few samples to pair
         raise ViewError(f"{a.run.label} and {b.run.label} cannot be compared: {exc}") from None
     ids_b = set(b.run.problem_ids)
     shared = [pid for pid in a.run.problem_ids if pid in ids_b]
     k = k_grid(min(a.run.n, b.run.n))[-1]
-    values = {name: per_problem_values(run.run, metric, kk) for name, run, metric, kk in
-              (("pa", a, "pass", 1), ("pb", b, "pass", 1), ("ma", a, "maj", k), ("mb", b, "maj", k))}
+    values = {
+        name: per_problem_values(run.run, metric, kk)
+        for name, run, metric, kk in (
+            ("pa", a, "pass", 1),
+            ("pb", b, "pass", 1),
+            ("ma", a, "maj", k),
+            ("mb", b, "maj", k),
+        )
+    }
     index = _problem_index(a.run)
     rows = []
     for pid in shared:

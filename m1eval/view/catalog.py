@@ -84,9 +84,15 @@ def load(path: Path, *, sign_flips: int = 1000, level: float = 0.95) -> LoadedRu
 class Catalog:
     """Every run found below the given paths, under stable URL-safe keys."""
 
-    def __init__(self, paths: Sequence[str | os.PathLike[str]], *, sign_flips: int = 1000, level: float = 0.95,
-                 on_loaded: Callable[[RunSlot], None] | None = None,
-                 prepare: Callable[[LoadedRun], object] | None = None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        sign_flips: int = 1000,
+        level: float = 0.95,
+        on_loaded: Callable[[RunSlot], None] | None = None,
+        prepare: Callable[[LoadedRun], object] | None = None,
+    ) -> None:
         """``prepare`` runs on each run once it is (re)loaded: the viewer builds its problem table
         there, at start, so that opening a run page does not wait for it."""
         self.sign_flips, self.level, self.prepare = sign_flips, level, prepare

@@ -59,10 +59,29 @@ def curve_chart(summary: RunSummary, metrics: tuple[str, ...] = ("pass", "maj"))
         upper = [(x(k), y(h)) for k, h in zip(c.ks, c.high)]
         lower = [(x(k), y(lo)) for k, lo in zip(c.ks, c.low)][::-1]
         label = metric_info(c.metric).label
-        dots = [(px, py, f"{metric_info(c.metric).label_at(int(k))} = {100 * v:.1f}% [{100 * lo:.1f}, {100 * h:.1f}]")
-                for (px, py), k, v, lo, h in zip(pts, c.ks, c.point, c.low, c.high)]
-        series.append(Series(c.metric, label, COLOURS.get(c.metric, "#555"), " ".join(f"{a},{b}" for a, b in pts),
-                             " ".join(f"{a},{b}" for a, b in upper + lower), dots))
-    ks = [2 ** i for i in range(int(math.log2(kmax)) + 1)]
-    return Chart(WIDTH, HEIGHT, series, [(x(k), str(k)) for k in ks], [(y(v / 100), f"{v}%") for v in range(0, 101, 25)],
-                 PAD_LEFT, right, PAD_TOP, bottom)
+        dots = [
+            (px, py, f"{metric_info(c.metric).label_at(int(k))} = {100 * v:.1f}% [{100 * lo:.1f}, {100 * h:.1f}]")
+            for (px, py), k, v, lo, h in zip(pts, c.ks, c.point, c.low, c.high)
+        ]
+        series.append(
+            Series(
+                c.metric,
+                label,
+                COLOURS.get(c.metric, "#555"),
+                " ".join(f"{a},{b}" for a, b in pts),
+                " ".join(f"{a},{b}" for a, b in upper + lower),
+                dots,
+            )
+        )
+    ks = [2**i for i in range(int(math.log2(kmax)) + 1)]
+    return Chart(
+        WIDTH,
+        HEIGHT,
+        series,
+        [(x(k), str(k)) for k in ks],
+        [(y(v / 100), f"{v}%") for v in range(0, 101, 25)],
+        PAD_LEFT,
+        right,
+        PAD_TOP,
+        bottom,
+    )

@@ -31,8 +31,10 @@ from m1eval.view.charts import curve_chart
 from m1eval.view.texts import TextsChanged, read_texts, split_completion
 
 # The meta tag's policy (frame-ancestors is not allowed in a meta tag: the header adds it).
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-       "base-uri 'none'; form-action 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'"
+)
 CSP_HEADER = CSP + "; frame-ancestors 'none'"
 STATIC = ("view.js", "view.css", "favicon.svg")
 HTML, JSON = "text/html; charset=utf-8", "application/json"
@@ -54,8 +56,13 @@ class Page:
 
 def environment() -> Environment:
     """The template environment: package templates, every value escaped, undefined names an error."""
-    env = Environment(loader=PackageLoader("m1eval.view", "templates"), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("m1eval.view", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.globals["metric_label"] = lambda metric, k: metric_info(metric).label_at(k)
     return env
 
@@ -82,12 +89,17 @@ class Site:
         """The page at ``path`` (relative, no leading slash), or None: nothing else is ever served."""
         if path in ("", "index.html"):
             return self._html("runs.html", "", self._runs_context())
-        if path.startswith("static/") and path[len("static/"):] in STATIC:
-            name = path[len("static/"):]
+        if path.startswith("static/") and path[len("static/") :] in STATIC:
+            name = path[len("static/") :]
             body = resources.files("m1eval.view").joinpath("static", name).read_bytes()
-            return Page(200, body, STATIC_TYPES[name[name.rindex("."):]])
-        for pattern, handler in ((_RUN, self._run), (_PROBLEM, self._problem), (_PAIR, self._pair),
-                                 (_PAIR_PROBLEM, self._pair_problem), (_TEXT, self._text)):
+            return Page(200, body, STATIC_TYPES[name[name.rindex(".") :]])
+        for pattern, handler in (
+            (_RUN, self._run),
+            (_PROBLEM, self._problem),
+            (_PAIR, self._pair),
+            (_PAIR_PROBLEM, self._pair_problem),
+            (_TEXT, self._text),
+        ):
             match = pattern.fullmatch(path)
             if match:
                 try:
@@ -138,8 +150,13 @@ class Site:
         for a, b in self.catalog.pairs():
             task = self.catalog.slots[a].task
             pairs.setdefault(task, []).append((a, b, f"{labels[a]} vs {labels[b]}"))
-        return {"groups": groups, "pairs": pairs, "count": len(self.catalog.slots), "sources": self.sources,
-                "ci_label": ci_label(self._level())}
+        return {
+            "groups": groups,
+            "pairs": pairs,
+            "count": len(self.catalog.slots),
+            "sources": self.sources,
+            "ci_label": ci_label(self._level()),
+        }
 
     def _run(self, path: str, key: str) -> Page:
         slot = self.catalog.get(key)
@@ -148,11 +165,19 @@ class Site:
         loaded = self.catalog.loaded(key)
         rows = assemble.problem_rows(loaded)
         counts = {flag: sum(flag in r.flags for r in rows) for flag in ("selection", "never", "always")}
-        return self._html("run.html", path, {
-            "row": assemble.run_row(slot), "task": loaded.run.task, "rows": rows, "counts": counts,
-            "meta_columns": assemble.meta_columns(loaded.run), "chart": curve_chart(loaded.summary),
-            "policy": assemble.extraction_policy(loaded.run),
-        })
+        return self._html(
+            "run.html",
+            path,
+            {
+                "row": assemble.run_row(slot),
+                "task": loaded.run.task,
+                "rows": rows,
+                "counts": counts,
+                "meta_columns": assemble.meta_columns(loaded.run),
+                "chart": curve_chart(loaded.summary),
+                "policy": assemble.extraction_policy(loaded.run),
+            },
+        )
 
     def _problem(self, path: str, key: str, index: str) -> Page:
         loaded = self.catalog.loaded(key)
@@ -161,10 +186,19 @@ class Site:
             raise KeyError(index)
         i, count = int(index), len(loaded.run.problems)
         meta = [(k, v) for k, v in page.problem.meta.items() if k in assemble.META_COLUMNS]
-        return self._html("problem.html", path, {
-            "page": page, "label": loaded.run.label, "key": key, "inline": self.inline_texts, "meta": meta,
-            "prev": i - 1 if i > 0 else None, "next": i + 1 if i + 1 < count else None,
-        })
+        return self._html(
+            "problem.html",
+            path,
+            {
+                "page": page,
+                "label": loaded.run.label,
+                "key": key,
+                "inline": self.inline_texts,
+                "meta": meta,
+                "prev": i - 1 if i > 0 else None,
+                "next": i + 1 if i + 1 < count else None,
+            },
+        )
 
     def _text(self, path: str, key: str, index: str, sample: str) -> Page | None:
         """One sample's parts as JSON, for view.js to put into the page as text (served only)."""
@@ -192,10 +226,18 @@ class Site:
         la, lb = self._pair_slots(a, b)
         page = assemble.pair_page(la, lb)
         counts = {flag: sum(flag in r.flags for r in page.rows) for flag in ("a-only", "b-only")}
-        return self._html("compare.html", path, {
-            "a": self.catalog.slots[a], "b": self.catalog.slots[b], "page": page, "counts": counts,
-            "task": la.run.task, "ci_label": ci_label(self._level()),
-        })
+        return self._html(
+            "compare.html",
+            path,
+            {
+                "a": self.catalog.slots[a],
+                "b": self.catalog.slots[b],
+                "page": page,
+                "counts": counts,
+                "task": la.run.task,
+                "ci_label": ci_label(self._level()),
+            },
+        )
 
     def _pair_problem(self, path: str, a: str, b: str, index: str) -> Page:
         la, lb = self._pair_slots(a, b)
@@ -203,7 +245,13 @@ class Site:
         if problem is None or problem.id not in set(lb.run.problem_ids) or problem.id not in set(la.run.problem_ids):
             raise KeyError(index)
         page_b = assemble.clusters_page(lb, problem.id, self.forms)
-        sides = [("A", self.catalog.slots[a], assemble.clusters_page(la, problem.id, self.forms), f"../../../../runs/{a}/p/{index}.html"),
-                 ("B", self.catalog.slots[b], page_b,
-                  f"../../../../runs/{b}/p/{page_b.index}.html" if page_b else "")]
+        sides = [
+            (
+                "A",
+                self.catalog.slots[a],
+                assemble.clusters_page(la, problem.id, self.forms),
+                f"../../../../runs/{a}/p/{index}.html",
+            ),
+            ("B", self.catalog.slots[b], page_b, f"../../../../runs/{b}/p/{page_b.index}.html" if page_b else ""),
+        ]
         return self._html("compare_problem.html", path, {"problem": problem, "sides": sides})

@@ -25,7 +25,9 @@ HEADERS = {
     "Cache-Control": "no-store",  # a run folder can change while it is open
     "Cross-Origin-Opener-Policy": "same-origin",
 }
-NOT_FOUND = b"<!doctype html><title>404</title><p>Not found: this viewer serves only the pages of the runs it found.</p>"
+NOT_FOUND = (
+    b"<!doctype html><title>404</title><p>Not found: this viewer serves only the pages of the runs it found.</p>"
+)
 
 
 def create_app(site: Site) -> Starlette:

@@ -40,12 +40,20 @@ def read_texts(run_dir: Path, rows: Sequence[tuple[str, int, int, int]]) -> dict
                 try:
                     row = json.loads(raw)
                 except (json.JSONDecodeError, UnicodeDecodeError):
-                    raise TextsChanged(f"{path}: the line of sample {sample_index} of {problem_id!r} "
-                                       f"at byte {offset} no longer reads; the file changed while open") from None
-                if not isinstance(row, dict) or row.get("problem_id") != problem_id \
-                        or row.get("sample_index") != sample_index or not isinstance(row.get("text"), str):
-                    raise TextsChanged(f"{path}: byte {offset} no longer holds sample {sample_index} of "
-                                       f"{problem_id!r}; the file changed while open")
+                    raise TextsChanged(
+                        f"{path}: the line of sample {sample_index} of {problem_id!r} "
+                        f"at byte {offset} no longer reads; the file changed while open"
+                    ) from None
+                if (
+                    not isinstance(row, dict)
+                    or row.get("problem_id") != problem_id
+                    or row.get("sample_index") != sample_index
+                    or not isinstance(row.get("text"), str)
+                ):
+                    raise TextsChanged(
+                        f"{path}: byte {offset} no longer holds sample {sample_index} of "
+                        f"{problem_id!r}; the file changed while open"
+                    )
                 out[int(sample_index)] = row["text"]
     except OSError as exc:
         raise TextsChanged(f"{path}: {exc.strerror or exc}") from None
@@ -77,7 +85,7 @@ class Part:
         if self.mark:
             before, after = self.before[-CONTEXT_CHARS:], self.after[:CONTEXT_CHARS]
             return before, self.mark, after, len(before) < len(self.before), len(after) < len(self.after)
-        tail = (self.before + self.after)[-2 * CONTEXT_CHARS:]
+        tail = (self.before + self.after)[-2 * CONTEXT_CHARS :]
         return tail, "", "", len(tail) < self.chars, False
 
     def to_dict(self) -> dict[str, str]:

@@ -19,7 +19,7 @@ PAYLOADS = (
     "<script>window.__xss=1</script>",
     '"><img src=x onerror="window.__xss=2">',
     "</textarea><script>window.__xss=3</script>",
-    "<a href=\"javascript:window.__xss=4\">click</a>",
+    '<a href="javascript:window.__xss=4">click</a>',
     "'><svg onload=window.__xss=5>",
     "{{ 7*7 }}{% raw %}",  # template syntax in data is text, not template
     "ctrl\x00\x01\x1b[31m\x7f\u2028\u2029end",
@@ -40,8 +40,16 @@ def _manifest(task: str, model: str, run_id: str, n: int) -> dict:
     }
 
 
-def write_run(root: str | os.PathLike[str], *, task: str, model: str, run_id: str, problems: list[Problem],
-              samples: list[tuple[Completion, Grade]], manifest_model: str | None = None) -> Path:
+def write_run(
+    root: str | os.PathLike[str],
+    *,
+    task: str,
+    model: str,
+    run_id: str,
+    problems: list[Problem],
+    samples: list[tuple[Completion, Grade]],
+    manifest_model: str | None = None,
+) -> Path:
     """A run folder written through RunStore, as a real run is."""
     path = run_path(root, task, model, run_id)
     n = max((c.sample_index for c, _ in samples), default=-1) + 1
@@ -55,17 +63,36 @@ def write_run(root: str | os.PathLike[str], *, task: str, model: str, run_id: st
     return path
 
 
-def _sample(pid: str, j: int, text: str, answer: str | None, correct: bool, cluster: int | None,
-            status: str = "ok", finish: str = "stop", rule: str | None = "boxed") -> tuple[Completion, Grade]:
-    completion = Completion(pid, j, seed=j, text=text, prompt_tokens=10, completion_tokens=100 + j,
-                            finish_reason=finish, batch_id="b0")
+def _sample(
+    pid: str,
+    j: int,
+    text: str,
+    answer: str | None,
+    correct: bool,
+    cluster: int | None,
+    status: str = "ok",
+    finish: str = "stop",
+    rule: str | None = "boxed",
+) -> tuple[Completion, Grade]:
+    completion = Completion(
+        pid, j, seed=j, text=text, prompt_tokens=10, completion_tokens=100 + j, finish_reason=finish, batch_id="b0"
+    )
     return completion, Grade(pid, j, answer, correct, status, cluster, "test-grader", rule if answer else None)
 
 
 def make_hostile_run(root: str | os.PathLike[str], model: str = "<script>m</script>") -> Path:
     """3 problems x 4 samples where every shown string is an injection attempt (two models: a pair to compare)."""
-    problems = [Problem("evil", f"p{i}-{PAYLOADS[i]}", f"Question {i}: {HOSTILE}", [PAYLOADS[(i + 1) % 7], "2"],
-                        "expression", {"level": PAYLOADS[i], "subject": "<b>subj</b>"}) for i in range(3)]
+    problems = [
+        Problem(
+            "evil",
+            f"p{i}-{PAYLOADS[i]}",
+            f"Question {i}: {HOSTILE}",
+            [PAYLOADS[(i + 1) % 7], "2"],
+            "expression",
+            {"level": PAYLOADS[i], "subject": "<b>subj</b>"},
+        )
+        for i in range(3)
+    ]
     samples = []
     for i, p in enumerate(problems):
         gold = p.answers[0]
@@ -73,11 +100,26 @@ def make_hostile_run(root: str | os.PathLike[str], model: str = "<script>m</scri
             _sample(p.id, 0, f"{HOSTILE} so \\boxed{{{gold}}}", gold, True, 0),
             _sample(p.id, 1, f"{LONG_THINKING}{LONG_ANSWER}", "<script>x</script>", False, 1),
             _sample(p.id, 2, f"text {PAYLOADS[3]} \\boxed{{{PAYLOADS[4]}}}", PAYLOADS[4], False, 2),
-            _sample(p.id, 3, f"{PAYLOADS[2]} no answer here", None, False, None, status="no_answer",
-                    finish="length" if i == 0 else "stop"),
+            _sample(
+                p.id,
+                3,
+                f"{PAYLOADS[2]} no answer here",
+                None,
+                False,
+                None,
+                status="no_answer",
+                finish="length" if i == 0 else "stop",
+            ),
         ]
-    return write_run(root, task="evil", model=model, run_id='r"><img src=x onerror=window.__xss=8>',
-                     problems=problems, samples=samples, manifest_model=f"{model}<script>window.__xss=9</script>")
+    return write_run(
+        root,
+        task="evil",
+        model=model,
+        run_id='r"><img src=x onerror=window.__xss=8>',
+        problems=problems,
+        samples=samples,
+        manifest_model=f"{model}<script>window.__xss=9</script>",
+    )
 
 
 def make_known_run(root: str | os.PathLike[str], model: str = "known-a", flip: bool = False) -> Path:
@@ -88,8 +130,10 @@ def make_known_run(root: str | os.PathLike[str], model: str = "known-a", flip: b
     - q3 a tie: 2 x gold "1", 2 x "3" (maj@4 = 0.5).
     ``flip`` swaps q0 and q1's outcomes (for a pair of runs that differ on known problems).
     """
-    problems = [Problem("known", f"q{i}", f"What is q{i}?", [g], "integer", {"level": i})
-                for i, g in enumerate(["5", "4", "8", "1"])]
+    problems = [
+        Problem("known", f"q{i}", f"What is q{i}?", [g], "integer", {"level": i})
+        for i, g in enumerate(["5", "4", "8", "1"])
+    ]
     s = []
     q0 = [("5", True, 0), ("7", False, 1), ("7", False, 1), ("7", False, 1)]
     q1 = [("4", True, 0)] * 4
@@ -99,8 +143,11 @@ def make_known_run(root: str | os.PathLike[str], model: str = "known-a", flip: b
         s.append(_sample("q0", j, f"so \\boxed{{{a}}}", a, ok, c))
     for j, (a, ok, c) in enumerate(q1):
         s.append(_sample("q1", j, f"thus \\boxed{{{a}}}", a, ok, c))
-    s += [_sample("q2", 0, "\\boxed{9}", "9", False, 0), _sample("q2", 1, "\\boxed{9.0}", "9.0", False, 0),
-          _sample("q2", 2, "no idea", None, False, None, status="no_answer"),
-          _sample("q2", 3, "cut off", None, False, None, status="truncated", finish="length")]
+    s += [
+        _sample("q2", 0, "\\boxed{9}", "9", False, 0),
+        _sample("q2", 1, "\\boxed{9.0}", "9.0", False, 0),
+        _sample("q2", 2, "no idea", None, False, None, status="no_answer"),
+        _sample("q2", 3, "cut off", None, False, None, status="truncated", finish="length"),
+    ]
     s += [_sample("q3", j, f"\\boxed{{{a}}}", a, a == "1", 0 if a == "1" else 1) for j, a in enumerate("1133")]
     return write_run(root, task="known", model=model, run_id="r1", problems=problems, samples=s)
