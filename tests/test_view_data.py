@@ -165,3 +165,17 @@ def test_level_sets_the_intervals_shown(tmp_path):
         assert f"{100 * level:.3g}% CI" in Site(catalog).render("index.html").body.decode()
     narrow, wide = rows[0.8].pass1, rows[0.95].pass1
     assert narrow.value == wide.value and wide.low < narrow.low and narrow.high < wide.high
+
+
+def test_marks_say_unpinned_and_incomplete(tmp_path):
+    import json as _json
+
+    path = make_synthetic_run(tmp_path, n_problems=6, n_samples=4)
+    catalog = Catalog([tmp_path])
+    assert assemble.run_row(next(iter(catalog.slots.values()))).marks == []
+    manifest = _json.loads((path / "manifest.json").read_text())
+    manifest["task"]["unpinned"] = True
+    manifest["stages"]["generate"]["state"] = "interrupted"
+    (path / "manifest.json").write_text(_json.dumps(manifest))
+    row = assemble.run_row(catalog.get(next(iter(catalog.slots))))  # re-read: the manifest changed
+    assert row.marks == ["unpinned", "incomplete"] and any("unpinned" in w for w in row.warnings)
