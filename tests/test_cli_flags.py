@@ -80,7 +80,7 @@ def test_level_means_the_confidence_level_in_every_verb_that_has_it(tmp_path) ->
     from m1eval.rundir.synthetic import make_synthetic_run
 
     found = _options_by_flag()
-    assert {verb for verb, _ in found["--level"]} == {"report", "budget", "plot"}
+    assert {verb for verb, _ in found["--level"]} == {"report", "budget", "plot", "view"}  # view: tests/test_view_data.py
     run = make_synthetic_run(tmp_path / "runs", n_problems=12, n_samples=4, seed=5)
     widths = {}
     for level in ("0.8", "0.95"):

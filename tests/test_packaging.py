@@ -78,3 +78,14 @@ def test_no_task_specs_is_a_loud_error(tmp_path: Path, monkeypatch: pytest.Monke
     result = CliRunner().invoke(app, ["tasks", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "no task specs (*.toml) found" in result.output and "reinstall m1eval" in result.output
+
+
+@pytest.mark.slow
+def test_installed_package_exports_the_viewer(installed: Path, tmp_path: Path) -> None:
+    """The viewer's templates and static files are package data: an installed m1eval renders every page."""
+    out = tmp_path / "site"
+    result = _installed_m1eval(installed, tmp_path, "view", str(REPO / "results"), "--export", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (out / "static" / "view.js").exists() and (out / "static" / "view.css").exists()
+    problem = next((out / "runs").glob("*/p/0.html")).read_text(encoding="utf-8")
+    assert "Answer clusters" in problem and "static/view.js" in problem

@@ -8,7 +8,7 @@ import typer
 import typer.core
 
 from m1eval import __version__
-from m1eval.cli import bench, budget, engines, grade, models, plot, report, run, tasks
+from m1eval.cli import bench, budget, engines, grade, models, plot, report, run, tasks, view
 
 
 def _hide_flag_metavar() -> None:
@@ -40,7 +40,7 @@ app = typer.Typer(
 
 # Each verb lives in m1eval/cli/<name>.py and exposes register(app); the order here is the
 # order of `m1eval --help`.
-VERBS = (tasks, models, engines, run, grade, report, bench, budget, plot)
+VERBS = (tasks, models, engines, run, grade, report, bench, budget, plot, view)
 
 
 def _version(value: bool) -> None:

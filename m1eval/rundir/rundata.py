@@ -17,6 +17,7 @@ say so instead of silently scoring them as wrong.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -27,10 +28,12 @@ from typing import Any
 import pandas as pd
 
 from m1eval.records import BatchTiming, Completion, Grade, Problem
-from m1eval.rundir.store import RunStore, StoreError, find_runs
+from m1eval.rundir.store import SAMPLES, ReadReport, RunStore, StoreError, find_runs
 
 KEYS = ["problem_id", "sample_index"]
 SAMPLE_COLUMNS = [f.name for f in fields(Completion)]
+# Where each sample's line starts in samples.jsonl and how long it is (``load_run(..., text_offsets=True)``).
+OFFSET_COLUMNS = ["line_offset", "line_bytes"]
 GRADE_COLUMNS = [f.name for f in fields(Grade)]
 BATCH_COLUMNS = [f.name for f in fields(BatchTiming)]
 
@@ -131,11 +134,57 @@ def _problem_order(problems: list[Problem], ids: pd.Series) -> dict[str, int]:
     return order
 
 
-def load_run(path: str | os.PathLike[str], *, require_grades: bool = True, with_text: bool = True) -> RunData:
+def scan_samples(path: Path) -> tuple[pd.DataFrame, ReadReport]:
+    """samples.jsonl streamed line by line: every column but ``text``, plus each line's byte offset and length.
+
+    Reads as ``RunStore.read_samples`` does (a torn last line and unreadable lines are
+    reported and skipped, the first copy of a (problem, sample) wins) but never holds
+    more than one line, so a run of long texts is indexed in bounded memory and a reader
+    of one problem (``m1eval.view``) can seek to its samples' lines.
+    """
+    report = ReadReport(path)
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[str, int]] = set()
+    if path.exists():
+        with path.open("rb") as handle:
+            offset, number = 0, 0
+            for raw in handle:
+                number += 1
+                start, offset = offset, offset + len(raw)
+                if not raw.strip():
+                    continue
+                try:
+                    completion = Completion.from_dict(json.loads(raw))
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    if not raw.endswith(b"\n"):  # the last line, whose write did not finish
+                        report.truncated_tail = True
+                    else:
+                        report.bad_lines.append(number)
+                    continue
+                except (TypeError, ValueError):
+                    report.bad_lines.append(-1)
+                    continue
+                if completion.key in seen:
+                    continue
+                seen.add(completion.key)
+                row = completion.to_dict()
+                del row["text"]
+                row["line_offset"], row["line_bytes"] = start, len(raw)
+                rows.append(row)
+    report.rows = len(rows)
+    columns = [c for c in SAMPLE_COLUMNS if c != "text"] + OFFSET_COLUMNS
+    return pd.DataFrame(rows, columns=columns), report
+
+
+def load_run(
+    path: str | os.PathLike[str], *, require_grades: bool = True, with_text: bool = True, text_offsets: bool = False
+) -> RunData:
     """Read a run folder. Without grades: raise (default) or return an empty ``frame``.
 
     ``with_text=False`` drops the completion texts after reading, for analyses of large
-    runs that need only counts, tokens and grades.
+    runs that need only counts, tokens and grades. ``text_offsets=True`` never reads the
+    texts into memory at all (``scan_samples``): ``samples`` and ``frame`` get each
+    sample's line offset and length in samples.jsonl instead of ``text``.
     """
     store = RunStore(path)
     manifest = store.read_manifest()
@@ -146,12 +195,15 @@ def load_run(path: str | os.PathLike[str], *, require_grades: bool = True, with_
         problems = []
         warnings.append(str(exc))
 
-    completions, report = store.read_samples()
+    if text_offsets:
+        samples, report = scan_samples(store.path / SAMPLES)
+    else:
+        completions, report = store.read_samples()
+        samples = pd.DataFrame([c.to_dict() for c in completions], columns=SAMPLE_COLUMNS)
+        if not with_text:
+            samples = samples.drop(columns=["text"])
     if report.truncated_tail or report.bad_lines:
         warnings.append(report.summary())
-    samples = pd.DataFrame([c.to_dict() for c in completions], columns=SAMPLE_COLUMNS)
-    if not with_text:
-        samples = samples.drop(columns=["text"])
     samples["problem_id"] = samples["problem_id"].astype(str)
     samples["sample_index"] = samples["sample_index"].astype("int64")
 
