@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from m1eval.grading import clusters, equivalence
-from m1eval.grading.extract import extract
+from m1eval.grading.extract import POSITIONAL_RULES, extract
 
 
 def verdict_any(golds: tuple[str, ...], answer: str, answer_format: str | None, tolerance: float | None,
@@ -56,18 +56,22 @@ def _extract_normalize(text: str, rules: tuple[str, ...], unit: str | None):  # 
 
 
 def prepare_items(golds_raw: tuple[str, ...], unit: str | None, answer_format: str | None,
-                  tolerance: float | None, rules: tuple[str, ...], texts: list[str]) -> tuple[tuple[str, ...], list]:
+                  tolerance: float | None, rules: tuple[str, ...], texts: list[str],
+                  truncated: list[bool] | None = None) -> tuple[tuple[str, ...], list]:
     """One problem's chunk of completions: extract, normalise, decide what the fast tiers can.
 
     Returns the normalised golds and, per text, ``(answer, rule, normalised, fast verdict,
     fast class key)``; the verdict is ``(True/False/None, unparsable)`` and the key None
-    when it needs sympy.
+    when it needs sympy. ``truncated[i]``: text ``i`` was cut off by length, so the
+    positional rules do not read it (docs/grading.md).
     """
     golds = _prepare_golds(golds_raw, unit)
+    cut_rules = tuple(r for r in rules if r not in POSITIONAL_RULES)
     out = []
-    for text in texts:
-        found, norm = _extract_normalize(text, rules, unit) if len(text) <= 10_000 else _extract_normalize.__wrapped__(
-            text, rules, unit)
+    for i, text in enumerate(texts):
+        these = cut_rules if truncated is not None and truncated[i] else rules
+        found, norm = _extract_normalize(text, these, unit) if len(text) <= 10_000 else _extract_normalize.__wrapped__(
+            text, these, unit)
         if found.answer is None:
             out.append((None, None, None, None, None))
             continue
@@ -83,7 +87,7 @@ def prepare_items(golds_raw: tuple[str, ...], unit: str | None, answer_format: s
 def run_task(kind: str, payload: Any) -> Any:
     if kind == "prepare-many":
         rules, groups = payload
-        return [prepare_items(golds, unit, fmt, tol, rules, texts) for golds, unit, fmt, tol, texts in groups]
+        return [prepare_items(golds, unit, fmt, tol, rules, texts, *rest) for golds, unit, fmt, tol, texts, *rest in groups]
     if kind == "prepare":
         return prepare_items(*payload)
     if kind == "verdict":
