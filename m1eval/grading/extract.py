@@ -312,12 +312,32 @@ def _clean_math(content: str) -> str | None:
     return content.rstrip(".,;").strip() or None
 
 
+_SPAN_JOINER = re.compile(r"(?i) {0,3}(?:,|;|,? {1,3}(?:and|or|et|ou|und|oder|y|o|和|或)) {0,3}")
+
+
 def _last_math(text: str) -> tuple[str, int, int] | None:
-    """Content of the last math span, inline or display; for ``a = b = c`` the last member."""
-    for start, end, content in reversed(_math_spans(text)):
+    """Content of the last math span, inline or display; for ``a = b = c`` the last member.
+
+    Spans joined only by "and", "or" or a comma ("$n = 2$ and $n = 6$") are one answer that
+    lists them all, as boxes are.
+    """
+    spans = _math_spans(text)
+    for index in range(len(spans) - 1, -1, -1):
+        start, end, content = spans[index]
         cleaned = _clean_math(content)
-        if cleaned and re.search(r"[\w\\]", cleaned):
-            return cleaned, start, end
+        if not (cleaned and re.search(r"[\w\\]", cleaned)):
+            continue
+        parts, first = [cleaned], start
+        k = index - 1
+        while k >= 0 and len(parts) < 10:
+            p_start, p_end, p_content = spans[k]
+            previous = _clean_math(p_content)
+            if not previous or not _SPAN_JOINER.fullmatch(text, p_end, first):
+                break
+            parts.append(previous)
+            first = p_start
+            k -= 1
+        return ", ".join(reversed(parts)), first, end
     return None
 
 
@@ -396,6 +416,18 @@ _FINDERS = {
 _LATER_WINS = ((("boxed", "answer-phrase"), 1), (("last-math", "last-number"), 2))
 
 
+MAX_QUESTION_CHARS = 20_000
+_OPERATION = re.compile(r"[+*/^|!]|(?<=[\w}])-|\\(?:binom|frac|sqrt|cdot|times|div|log|ln|sin|cos|tan|sum|prod|left)")
+
+
+def _restates(answer: str, restated: frozenset[str]) -> bool:
+    if not restated:
+        return False
+    from m1eval.grading.normalize import normalize_answer
+
+    return normalize_answer(answer) in restated
+
+
 def _without_residue(text: str) -> str:
     """The text before any chat-template token, without "I hope it is correct."."""
     residue = _RESIDUE.search(text)
@@ -405,13 +437,35 @@ def _without_residue(text: str) -> str:
     return _HOPE.sub(" ", text) if "hope" in text else text
 
 
+def question_expressions(question: str | None) -> frozenset[str]:
+    """The normalised math spans of a question that are expressions to work on, not values
+    (``\\binom{31}{28}``, ``ab+5b+2a+10``; never a plain number such as ``\\frac{3}{20}``).
+
+    A response that hands one back ("The answer is $\\binom{31}{28}$.") restates the question:
+    a person does not read that as its answer, so ``extract`` passes over it.
+    """
+    from m1eval.grading.normalize import normalize_answer
+    from m1eval.grading.numbers import parse_number
+
+    if not isinstance(question, str) or not question:
+        return frozenset()
+    found = set()
+    for _start, _end, content in _math_spans(question[:MAX_QUESTION_CHARS]):
+        norm = normalize_answer(content)
+        if len(norm) >= 3 and parse_number(norm) is None and _OPERATION.search(norm) and "=" not in norm:
+            found.add(norm)
+    return frozenset(found)
+
+
 def extract(text: str, policy: str | tuple[str, ...] | None = DEFAULT_POLICY, *,
-            truncated: bool = False) -> Extraction:
+            truncated: bool = False, restated: frozenset[str] = frozenset()) -> Extraction:
     """The final answer of a completion and the rule that found it, in-process (no deadline).
 
     Only the last ``MAX_SCAN_CHARS`` characters are searched and an answer longer than
     ``MAX_ANSWER_CHARS`` is cut. ``truncated`` (the engine stopped on length) leaves out the
-    positional rules. ``Grader`` runs this inside its guarded workers.
+    positional rules. A candidate whose normalised text is in ``restated`` (the question's
+    own expressions, ``question_expressions``) is not an answer. ``Grader`` runs this inside
+    its guarded workers.
     """
     rules = policy if isinstance(policy, tuple) else parse_policy(policy)
     if not isinstance(text, str) or not text:
@@ -433,13 +487,14 @@ def extract(text: str, policy: str | tuple[str, ...] | None = DEFAULT_POLICY, *,
             # both rules of a pair in one policy: the later statement in the text is the answer
             pair_rules, position = pair
             done.update(pair_rules)
-            found = [(f, r) for r in pair_rules if (f := _FINDERS[r](visible)) is not None and f[0]]
+            found = [(f, r) for r in pair_rules
+                     if (f := _FINDERS[r](visible)) is not None and f[0] and not _restates(f[0], restated)]
             if found:
                 (answer, *_), chosen = max(found, key=lambda item: item[0][position])
                 return Extraction(answer[:MAX_ANSWER_CHARS], chosen)
             continue
         found_one = _FINDERS[rule](visible)
-        if found_one is not None and found_one[0]:
+        if found_one is not None and found_one[0] and not _restates(found_one[0], restated):
             return Extraction(found_one[0][:MAX_ANSWER_CHARS], rule)
     return Extraction(None, None)
 

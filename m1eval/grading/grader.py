@@ -215,6 +215,7 @@ class Grader:
             unit = meta.get("unit") if isinstance(meta, dict) and isinstance(meta.get("unit"), str) else None
             golds_raw = tuple(g for g in problem.answers if isinstance(g, str))
             fmt, tol = problem.answer_format, _tolerance(meta)
+            question = problem.question if isinstance(problem.question, str) else None
             contexts.append(((), fmt, tol))
             texts: list[str] = []
             cut: list[bool] = []
@@ -232,12 +233,12 @@ class Grader:
                 count += 1
                 chars += len(tail)
                 if count >= CHUNK_TEXTS or chars >= CHUNK_CHARS:
-                    groups.append((golds_raw, unit, fmt, tol, texts, cut))
+                    groups.append((golds_raw, unit, fmt, tol, texts, cut, question))
                     group_rows.append(these)
                     texts, cut, these = [], [], []
                     flush()
             if texts:
-                groups.append((golds_raw, unit, fmt, tol, texts, cut))
+                groups.append((golds_raw, unit, fmt, tol, texts, cut, question))
                 group_rows.append(these)
         flush()
         pending: dict[VerdictKey, None] = {}
@@ -272,9 +273,9 @@ class Grader:
                 for group_owner, group_value in zip(owner, value):
                     take(group_owner, group_value)
                 continue
-            for (golds_raw, unit, fmt, tol, texts, cut), group_owner in zip(chunk, owner):
+            for (golds_raw, unit, fmt, tol, texts, cut, question), group_owner in zip(chunk, owner):
                 for row, text, was_cut in zip(group_owner, texts, cut):  # past the chunk deadline: one at a time
-                    retry.append(("prepare-many", (rules, [(golds_raw, unit, fmt, tol, [text], [was_cut])])))
+                    retry.append(("prepare-many", (rules, [(golds_raw, unit, fmt, tol, [text], [was_cut], question)])))
                     retry_rows.append(row)
         if retry:
             retried = pool.run(retry)

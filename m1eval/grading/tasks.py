@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from m1eval.grading import clusters, equivalence
-from m1eval.grading.extract import POSITIONAL_RULES, extract
+from m1eval.grading.extract import POSITIONAL_RULES, extract, question_expressions
 
 
 def verdict_any(golds: tuple[str, ...], answer: str, answer_format: str | None, tolerance: float | None,
@@ -46,10 +46,16 @@ def _prepare_golds(golds: tuple[str, ...], unit: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(equivalence.prepare(g, meta) for g in golds))
 
 
+@lru_cache(maxsize=1_024)
+def _restated(question: str | None) -> frozenset[str]:
+    return question_expressions(question)
+
+
 @lru_cache(maxsize=16_384)
-def _extract_normalize(text: str, rules: tuple[str, ...], unit: str | None):  # noqa: ANN202
+def _extract_normalize(text: str, rules: tuple[str, ...], unit: str | None,
+                       restated: frozenset[str] = frozenset()):  # noqa: ANN202
     """(extraction, normalised answer); memoised for short texts (repeated answers are common)."""
-    found = extract(text, rules)
+    found = extract(text, rules, restated=restated)
     if found.answer is None:
         return found, None
     return found, equivalence.prepare(found.answer, {"unit": unit} if unit is not None else None)
@@ -57,21 +63,23 @@ def _extract_normalize(text: str, rules: tuple[str, ...], unit: str | None):  # 
 
 def prepare_items(golds_raw: tuple[str, ...], unit: str | None, answer_format: str | None,
                   tolerance: float | None, rules: tuple[str, ...], texts: list[str],
-                  truncated: list[bool] | None = None) -> tuple[tuple[str, ...], list]:
+                  truncated: list[bool] | None = None, question: str | None = None) -> tuple[tuple[str, ...], list]:
     """One problem's chunk of completions: extract, normalise, decide what the fast tiers can.
 
     Returns the normalised golds and, per text, ``(answer, rule, normalised, fast verdict,
     fast class key)``; the verdict is ``(True/False/None, unparsable)`` and the key None
     when it needs sympy. ``truncated[i]``: text ``i`` was cut off by length, so the
-    positional rules do not read it (docs/grading.md).
+    positional rules do not read it; an answer that is one of the ``question``'s own
+    expressions is passed over (docs/grading.md).
     """
     golds = _prepare_golds(golds_raw, unit)
     cut_rules = tuple(r for r in rules if r not in POSITIONAL_RULES)
+    restated = _restated(question)
     out = []
     for i, text in enumerate(texts):
         these = cut_rules if truncated is not None and truncated[i] else rules
-        found, norm = _extract_normalize(text, these, unit) if len(text) <= 10_000 else _extract_normalize.__wrapped__(
-            text, these, unit)
+        found, norm = _extract_normalize(text, these, unit, restated) if len(text) <= 10_000 else \
+            _extract_normalize.__wrapped__(text, these, unit, restated)
         if found.answer is None:
             out.append((None, None, None, None, None))
             continue
