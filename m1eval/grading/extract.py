@@ -428,6 +428,19 @@ def _restates(answer: str, restated: frozenset[str]) -> bool:
     return normalize_answer(answer) in restated
 
 
+def _blank_restated(text: str, restated: frozenset[str]) -> str:
+    """The text with every math span that restates the question blanked (positions kept), so
+    that no rule reads it or a number inside it."""
+    from m1eval.grading.normalize import normalize_answer
+
+    pieces, last = [], 0
+    for start, end, content in _math_spans(text):
+        if len(content) <= MAX_GROUP_CHARS and normalize_answer(content) in restated:
+            pieces += [text[last:start], " " * (end - start)]
+            last = end
+    return "".join(pieces) + text[last:] if pieces else text
+
+
 def _without_residue(text: str) -> str:
     """The text before any chat-template token, without "I hope it is correct."."""
     residue = _RESIDUE.search(text)
@@ -476,6 +489,8 @@ def extract(text: str, policy: str | tuple[str, ...] | None = DEFAULT_POLICY, *,
     if len(visible) > MAX_SCAN_CHARS:
         visible = visible[-MAX_SCAN_CHARS:]
     visible = _without_residue(visible)
+    if restated:
+        visible = _blank_restated(visible, restated)
     if truncated:
         rules = tuple(r for r in rules if r not in POSITIONAL_RULES)
     done: set[str] = set()
