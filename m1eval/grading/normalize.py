@@ -296,7 +296,8 @@ def _collapse_spaces(text: str) -> str:
     # dropping the space would read "\log_28". Brace it first.
     text = re.sub(r"([_^])([A-Za-z0-9]) (?=[A-Za-z0-9\\])", "\\1{\\2} ", text)
     text = re.sub(r"(\\[A-Za-z]+) (?=[A-Za-z0-9])", "\\1\x00", text)  # "\pi r" keeps a separator
-    text = re.sub(r"(?<=[A-Za-z]{2}) (?=[A-Za-z]{2})", "\x01", text)  # words in text answers
+    # words in text answers ("no solution", "has a winning strategy")
+    text = re.sub(r"(?<=[A-Za-z]{2}) (?=[A-Za-z]{2})|(?<=[A-Za-z]{3}) (?=[A-Za-z])|(?<=[A-Za-z]) (?=[A-Za-z]{3})", "\x01", text)
     text = text.replace(" ", "")
     return text.replace("\x00", " ").replace("\x01", " ")
 
