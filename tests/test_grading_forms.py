@@ -92,6 +92,7 @@ LENIENT = "lenient"
         ("The final answer is $5$. I hope it is correct.", "5", "answer-phrase"),
         ("$x = \\boxed{3}$ or $x = \\boxed{-4}$", "3, -4", "boxed"),
         ("\\boxed{3} and \\boxed{-4}", "3, -4", "boxed"),
+        ("$d = \\boxed{15\\frac{39}{40}}$, or $\\boxed{\\frac{639}{40}}$ inches.", "\\frac{639}{40}", "boxed"),  # one value
         ("First \\boxed{3}. Much later, after more work, \\boxed{4}", "4", "boxed"),
         ("The final answer is 3. Later: \\boxed{4}", "4", "boxed"),
         ("\\boxed{4}. So the answer is 5.", "5", "answer-phrase"),

@@ -251,8 +251,23 @@ def _last_box(text: str) -> tuple[str, int, int] | None:
             parts.append(previous[0].strip())
             first = starts[k]
             k -= 1
-        return ", ".join(reversed(parts)), first, span[1]
+        return _join_answers(parts[::-1]), first, span[1]
     return None
+
+
+def _join_answers(parts: list[str]) -> str:
+    """Several boxes or spans as one answer; when they all write one value ("$\\boxed{15\\frac{39}{40}}$,
+    or $\\boxed{\\frac{639}{40}}$") they are one answer in two forms, and the last is kept."""
+    if len(parts) == 1:
+        return parts[0]
+    from m1eval.grading.normalize import normalize_answer
+    from m1eval.grading.numbers import parse_number
+
+    norms = [normalize_answer(p) for p in parts]
+    values = [parse_number(n) for n in norms]
+    if len(set(norms)) == 1 or (all(v is not None for v in values) and len({v.value for v in values}) == 1):
+        return parts[-1]
+    return ", ".join(parts)
 
 
 def _chain_value(content: str) -> str:
@@ -315,14 +330,28 @@ def _clean_math(content: str) -> str | None:
 _SPAN_JOINER = re.compile(r"(?i) {0,3}(?:,|;|,? {1,3}(?:and|or|et|ou|und|oder|y|o|和|或)) {0,3}")
 
 
+MATH_WINDOW = 20_000  # last-math reads the spans of the last 20,000 characters
+
+
+def _math_window(text: str) -> int:
+    """Where the last-math rule starts reading: MATH_WINDOW characters from the end, moved on
+    to the next blank line so that it does not start inside an inline span."""
+    if len(text) <= MATH_WINDOW:
+        return 0
+    start = len(text) - MATH_WINDOW
+    blank = text.find("\n\n", start, start + MATH_WINDOW // 2)
+    return blank + 2 if blank >= 0 else start
+
+
 def _last_math(text: str) -> tuple[str, int, int] | None:
     """Content of the last math span, inline or display; for ``a = b = c`` the last member.
 
     Spans joined only by "and", "or" or a comma ("$n = 2$ and $n = 6$") are one answer that
     lists them all, as boxes are.
     """
-    spans = _math_spans(text)
-    for index in range(len(spans) - 1, -1, -1):
+    offset = _math_window(text)
+    spans = [(a + offset, b + offset, c) for a, b, c in _math_spans(text[offset:])]
+    for index in range(len(spans) - 1, max(len(spans) - MAX_BOXES_TRIED, 0) - 1, -1):
         start, end, content = spans[index]
         cleaned = _clean_math(content)
         if not (cleaned and re.search(r"[\w\\]", cleaned)):
@@ -337,7 +366,7 @@ def _last_math(text: str) -> tuple[str, int, int] | None:
             parts.append(previous)
             first = p_start
             k -= 1
-        return ", ".join(reversed(parts)), first, end
+        return _join_answers(parts[::-1]), first, end
     return None
 
 
@@ -371,12 +400,37 @@ def _phrase_answer(candidate: str) -> str | None:
     return candidate.rstrip(".,;:").strip() or None
 
 
+# The words every answer phrase starts with. A regular expression with a dozen alternatives
+# tries each at every position (50 ms on 100,000 characters); ``str.find`` of each word on
+# the lower-cased text finds the few places worth matching at C speed.
+_PHRASE_WORDS = ("answer", "答案", "答え", "réponse", "reponse", "respuesta", "resposta", "risposta", "antwort", "ответ",
+                 "الإجابة", "الاجابة", "الجواب")
+
+
+def _phrase_matches(text: str) -> list[re.Match]:
+    """Every answer-phrase match in ``text``, in order."""
+    low = text.lower()
+    if len(low) != len(text):  # a character whose lower case is longer: positions would shift
+        return list(_PHRASE.finditer(text))
+    starts: list[int] = []
+    for word in _PHRASE_WORDS:
+        i = low.find(word)
+        while i >= 0:
+            starts.append(i)
+            i = low.find(word, i + len(word))
+    found = []
+    for i in sorted(starts):
+        match = _PHRASE.match(text, i)
+        if match is not None:
+            found.append(match)
+    return found
+
+
 def _answer_phrase(text: str) -> tuple[str, int, int] | None:
     """'The final answer is X' style statements; the last one with something after it wins.
     A phrase that ends its line ("So the final answer is" + a display on the next line)
     reads the next non-empty line."""
-    matches = list(_PHRASE.finditer(text))
-    for match in reversed(matches[-50:]):
+    for match in reversed(_phrase_matches(text)[-50:]):
         start = match.end()
         limit = min(len(text), start + MAX_PHRASE_CHARS)
         while start < limit and text[start] in " \t\r\n":
@@ -489,8 +543,10 @@ def extract(text: str, policy: str | tuple[str, ...] | None = DEFAULT_POLICY, *,
     if len(visible) > MAX_SCAN_CHARS:
         visible = visible[-MAX_SCAN_CHARS:]
     visible = _without_residue(visible)
-    if restated:
-        visible = _blank_restated(visible, restated)
+    positional_text = visible
+    if restated:  # the positional rules read the text with the question's expressions blanked
+        offset = _math_window(visible)
+        positional_text = visible[:offset] + _blank_restated(visible[offset:], restated)
     if truncated:
         rules = tuple(r for r in rules if r not in POSITIONAL_RULES)
     done: set[str] = set()
@@ -502,24 +558,26 @@ def extract(text: str, policy: str | tuple[str, ...] | None = DEFAULT_POLICY, *,
             # both rules of a pair in one policy: the later statement in the text is the answer
             pair_rules, position = pair
             done.update(pair_rules)
+            source = positional_text if pair_rules[0] in POSITIONAL_RULES else visible
             found = [(f, r) for r in pair_rules
-                     if (f := _FINDERS[r](visible)) is not None and f[0] and not _restates(f[0], restated)]
+                     if (f := _FINDERS[r](source)) is not None and f[0] and not _restates(f[0], restated)]
             if found:
                 (answer, *_), chosen = max(found, key=lambda item: item[0][position])
                 return Extraction(answer[:MAX_ANSWER_CHARS], chosen)
             continue
-        found_one = _FINDERS[rule](visible)
+        found_one = _FINDERS[rule](positional_text if rule in POSITIONAL_RULES else visible)
         if found_one is not None and found_one[0] and not _restates(found_one[0], restated):
             return Extraction(found_one[0][:MAX_ANSWER_CHARS], rule)
     return Extraction(None, None)
 
 
 def extract_answer(text: str, *, policy: str | None = None, fallbacks: bool = False,
-                   timeout: float | None = None) -> str | None:
+                   timeout: float | None = None, truncated: bool = False, question: str | None = None) -> str | None:
     """The final answer of a completion, or None when it gave none.
 
     ``policy`` defaults to ``boxed`` (``fallbacks=True`` is the older spelling of
-    ``lenient``). The work runs in a guarded worker process with a hard deadline
+    ``lenient``); ``truncated``: the engine stopped on length (no positional rules);
+    ``question``: the problem's text, whose own expressions are not answers (as in ``Grader``). The work runs in a guarded worker process with a hard deadline
     (``timeout`` seconds, default ``guard.DEFAULT_TIMEOUT``): past it, ``GradingTimeout``
     is raised instead of hanging.
     """
@@ -527,4 +585,4 @@ def extract_answer(text: str, *, policy: str | None = None, fallbacks: bool = Fa
 
     chosen = policy if policy is not None else ("lenient" if fallbacks else DEFAULT_POLICY)
     rules = parse_policy(chosen)
-    return guard.call("extract", (text, rules), timeout=timeout, heavy=False).answer
+    return guard.call("extract", (text, rules, truncated, question), timeout=timeout, heavy=False).answer

@@ -105,8 +105,10 @@ def run_task(kind: str, payload: Any) -> Any:
         (answer,) = payload
         return clusters.answer_key(answer, symbolic_ok=True)
     if kind == "extract":
-        text, rules = payload
-        return extract(text, rules)
+        text, rules, *rest = payload
+        truncated = bool(rest and rest[0])
+        question = rest[1] if len(rest) > 1 else None
+        return extract(text, rules, truncated=truncated, restated=_restated(question))
     if kind == "check":
         return equivalence.check_inline(*payload)
     if kind == "check-light":  # everything but sympy; status "pending" when sympy is needed
