@@ -530,8 +530,9 @@ def extract(text: str, policy: str | tuple[str, ...] | None = DEFAULT_POLICY, *,
 
     Only the last ``MAX_SCAN_CHARS`` characters are searched and an answer longer than
     ``MAX_ANSWER_CHARS`` is cut. ``truncated`` (the engine stopped on length) leaves out the
-    positional rules. A candidate whose normalised text is in ``restated`` (the question's
-    own expressions, ``question_expressions``) is not an answer. ``Grader`` runs this inside
+    positional rules. A candidate of the prose rules whose normalised text is in ``restated``
+    (the question's own expressions, ``question_expressions``) is not an answer; a box is a
+    commitment and is always read. ``Grader`` runs this inside
     its guarded workers.
     """
     rules = policy if isinstance(policy, tuple) else parse_policy(policy)
@@ -560,13 +561,13 @@ def extract(text: str, policy: str | tuple[str, ...] | None = DEFAULT_POLICY, *,
             done.update(pair_rules)
             source = positional_text if pair_rules[0] in POSITIONAL_RULES else visible
             found = [(f, r) for r in pair_rules
-                     if (f := _FINDERS[r](source)) is not None and f[0] and not _restates(f[0], restated)]
+                     if (f := _FINDERS[r](source)) is not None and f[0] and (r == "boxed" or not _restates(f[0], restated))]
             if found:
                 (answer, *_), chosen = max(found, key=lambda item: item[0][position])
                 return Extraction(answer[:MAX_ANSWER_CHARS], chosen)
             continue
         found_one = _FINDERS[rule](positional_text if rule in POSITIONAL_RULES else visible)
-        if found_one is not None and found_one[0] and not _restates(found_one[0], restated):
+        if found_one is not None and found_one[0] and (rule == "boxed" or not _restates(found_one[0], restated)):
             return Extraction(found_one[0][:MAX_ANSWER_CHARS], rule)
     return Extraction(None, None)
 

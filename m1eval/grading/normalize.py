@@ -289,6 +289,10 @@ def _strip_outer_delimiters(text: str) -> str:
     return text
 
 
+# Starts with its literal space, so the engine skips to spaces instead of trying every position.
+_WORD_SPACE = re.compile(r" (?:(?<=[A-Za-z]{2} )(?=[A-Za-z]{2})|(?<=[A-Za-z]{3} )(?=[A-Za-z])|(?<=[A-Za-z] )(?=[A-Za-z]{3}))")
+
+
 def _collapse_spaces(text: str) -> str:
     """Remove spaces except where they separate a command from a letter or two words."""
     text = re.sub(r"\s+", " ", text).strip()
@@ -297,7 +301,7 @@ def _collapse_spaces(text: str) -> str:
     text = re.sub(r"([_^])([A-Za-z0-9]) (?=[A-Za-z0-9\\])", "\\1{\\2} ", text)
     text = re.sub(r"(\\[A-Za-z]+) (?=[A-Za-z0-9])", "\\1\x00", text)  # "\pi r" keeps a separator
     # words in text answers ("no solution", "has a winning strategy")
-    text = re.sub(r"(?<=[A-Za-z]{2}) (?=[A-Za-z]{2})|(?<=[A-Za-z]{3}) (?=[A-Za-z])|(?<=[A-Za-z]) (?=[A-Za-z]{3})", "\x01", text)
+    text = _WORD_SPACE.sub("\x01", text)
     text = text.replace(" ", "")
     return text.replace("\x00", " ").replace("\x01", " ")
 
@@ -355,7 +359,8 @@ def normalize_answer(answer: str, *, unit: str | None = None) -> str:
     text = _WIDE_SPACES.sub(" ", text)
     for pattern, repl in _RENAMES:
         text = pattern.sub(repl, text)
-    text = _ORDINAL.sub(_drop_ordinal, text)
+    if "st" in text or "nd" in text or "rd" in text or "th" in text:
+        text = _ORDINAL.sub(_drop_ordinal, text)
     text = strip_text_wrappers(text)
     text = _DEGREES.sub(DEGREE, text)
     comma = _DECIMAL_COMMA.match(text.strip())
@@ -368,10 +373,14 @@ def normalize_answer(answer: str, *, unit: str | None = None) -> str:
         unit_text = _DEGREES.sub("", unit_text)
         if unit_text and text.rstrip().endswith(unit_text) and text.rstrip() != unit_text:
             text = text.rstrip()[: -len(unit_text)]
-    text = _DEGREE_WORD.sub(DEGREE, text.strip())
+    text = text.strip()
+    if "deg" in text[-12:].lower():
+        text = _DEGREE_WORD.sub(DEGREE, text)
     text = _strip_trailing_words(text)
     text = _fix_short_args(text)
-    text = _PERCENT_WORD.sub("\\%", text)
+    low = text.lower()
+    if "per" in low or "pct" in low:
+        text = _PERCENT_WORD.sub("\\%", text)
     # "1 and 2", "\frac{\pi}{6} or \frac{5\pi}{6}", "x=1 or x=2", "f(x)=x and f(x)=-x": a list
     text = _LIST_WORD_AFTER_VALUE.sub(",", text)
     text = _LIST_WORD_BEFORE_RELATION.sub(",", text)
