@@ -30,7 +30,8 @@ EQUAL = {
     "approximate gold": [("\\frac{1+\\sqrt{5}}{2} \\approx 1.62", "\\frac{1+\\sqrt5}{2}"),
                          ("\\frac{1+\\sqrt{5}}{2} \\approx 1.62", "1.62"), ("\\frac{1+\\sqrt{5}}{2}", "\\frac{1+\\sqrt5}{2} \\approx 1.62")],
     "rounded gold": [("1.62", "\\frac{1+\\sqrt{5}}{2}"), ("3.14", "\\pi"), ("1.414", "\\sqrt{2}"), ("0.69", "\\ln 2")],
-    "angles": [("45^\\circ", "\\frac{\\pi}{4}"), ("\\frac{\\pi}{3}", "60^\\circ"), ("90^\\circ", "90"), ("180^\\circ", "\\pi")],
+    "angles": [("45^\\circ", "\\frac{\\pi}{4}"), ("\\frac{\\pi}{3}", "60^\\circ"), ("90^\\circ", "90"), ("180^\\circ", "\\pi"),
+               ("$90^{\\circ}$,$60^{\\circ}$", "90^{\\circ} or 60^{\\circ}")],
     "sentences": [("\\text{Alice}", "Alice wins the game."), ("\\text{even}", "The function is even"), ("\\text{Bob}", "The winner is Bob")],
     "decimal comma": [("3.75", "3,75 €"), ("12.5\\%", "12,5 %")],
 }

@@ -319,7 +319,7 @@ _ANSWER_PHRASE = re.compile(
 )
 _PERCENT_WORD = re.compile(r"(?<=\d) ?(?:percentage|percent|per cent|pct)\b\.?", re.IGNORECASE)
 _LIST_WORD_AFTER_VALUE = re.compile(
-    r"(?:(?<=[\d}$)\]])|(?<=\\pi)|(?<=\\infty)|(?<=\b[A-Za-z])) {1,3}(?:or|and) {1,3}(?=[-\d\\(\[{A-Za-z])"
+    r"(?:(?<=[\d}$)\]°])|(?<=\\pi)|(?<=\\infty)|(?<=\b[A-Za-z])) {1,3}(?:or|and) {1,3}(?=[-\d\\(\[{A-Za-z])"
 )
 _LIST_WORD_BEFORE_RELATION = re.compile(r" {1,3}(?:or|and) {1,3}(?=[A-Za-z]{1,3}(?:\([A-Za-z0-9,]{0,20}\))? ?[=<>\\])")
 
