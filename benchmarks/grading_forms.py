@@ -209,10 +209,12 @@ def approximate_gold(rng):
 
 def rounded_gold(rng):
     exact, value = rng.choice(_EXACT)
-    d = rng.choice([1, 2, 3])
+    d = rng.choice([2, 3])
     gold = f"{value:.{d}f}"
+    # a one- or two-digit decimal may be an exact gold: 0.7 is not the rounding of sqrt(2)/2
+    short = f"{value:.1f}" if abs(value) < 1 else f"{value:.0f}.0"
     return [("bare", gold, exact, True), ("bare", f"{value + 10 ** -d:.{d}f}", exact, False),
-            ("bare", gold, f"{value + 2 * 10 ** -d:.{d}f}", False)]
+            ("bare", gold, f"{value + 2 * 10 ** -d:.{d}f}", False), ("bare", short, exact, False)]
 
 
 def angles(rng):

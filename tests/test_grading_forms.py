@@ -9,8 +9,9 @@ rounded golds, angles in two units, a word answer in a sentence). docs/grading.m
 
 import pytest
 
-from m1eval.grading import is_equivalent
+from m1eval.grading import Grader, is_equivalent
 from m1eval.grading.extract import extract, question_expressions
+from m1eval.records import Completion, Problem
 
 EQUAL = {
     "percent words": [("40\\%", "40 pct"), ("40\\%", "40 percent"), ("40\\%", "40 percentage"), ("0.4", "40 pct")],
@@ -29,7 +30,7 @@ EQUAL = {
     "markup": [("x^2", "x<sup>2</sup>"), ("x>3", "x ＞ 3"), ("x\\ge 3", "x ≥ 3"), ("a_1", "a<sub>1</sub>"), ("x \\le 2", "x &le; 2")],
     "approximate gold": [("\\frac{1+\\sqrt{5}}{2} \\approx 1.62", "\\frac{1+\\sqrt5}{2}"),
                          ("\\frac{1+\\sqrt{5}}{2} \\approx 1.62", "1.62"), ("\\frac{1+\\sqrt{5}}{2}", "\\frac{1+\\sqrt5}{2} \\approx 1.62")],
-    "rounded gold": [("1.62", "\\frac{1+\\sqrt{5}}{2}"), ("3.14", "\\pi"), ("1.414", "\\sqrt{2}"), ("0.69", "\\ln 2")],
+    "rounded gold": [("1.62", "\\frac{1+\\sqrt{5}}{2}"), ("3.14", "\\pi"), ("1.414", "\\sqrt{2}"), ("0.693", "\\ln 2")],
     "angles": [("45^\\circ", "\\frac{\\pi}{4}"), ("\\frac{\\pi}{3}", "60^\\circ"), ("90^\\circ", "90"), ("180^\\circ", "\\pi"),
                ("$90^{\\circ}$,$60^{\\circ}$", "90^{\\circ} or 60^{\\circ}")],
     "sentences": [("\\text{Alice}", "Alice wins the game."), ("\\text{even}", "The function is even"), ("\\text{Bob}", "The winner is Bob")],
@@ -44,7 +45,7 @@ NOT_EQUAL = {
     "chains": [("5", "x+y = 5"), ("4", "2+2 = 5"), ("\\frac{\\sqrt3}{3}", "a = b = c = \\frac{\\sqrt2}{3}")],
     "approximations": [("\\frac13", "0.333"), ("\\frac{1+\\sqrt{5}}{2} \\approx 1.62", "1.618"), ("\\frac{1}{2}", "\\frac{1+\\sqrt5}{2} \\approx 1.62")],
     "rounded gold": [("1.62", "1.6"), ("1.62", "\\frac{3}{2}"), ("0.15", "\\frac{2}{13}"), ("1.62", "\\frac{1+\\sqrt5}{2} + 1"),
-                     ("3.14", "\\frac{22}{7}")],
+                     ("3.14", "\\frac{22}{7}"), ("0.7", "\\frac{\\sqrt{2}}{2}"), ("1.6", "\\frac{1+\\sqrt{5}}{2}")],
     "angles": [("45^\\circ", "\\frac{\\pi}{2}"), ("45", "\\frac{\\pi}{4}"), ("\\frac{\\pi}{4}", "45"), ("60^\\circ", "\\frac{\\pi}{6}")],
     "sentences": [("\\text{Alice}", "Alice does not win."), ("\\text{Alice}", "Bob wins."), ("\\text{Alice}", "Alice loses the game."),
                   ("\\text{even}", "The function is not even"), ("\\text{Alice}", "Bob wins, not Alice")],
@@ -125,3 +126,19 @@ def test_restating_the_question_is_not_an_answer():
     assert extract(text, LENIENT).answer == "\\binom{31}{28}"
     assert extract(text, LENIENT, restated=restated).answer == "4495"
     assert extract("The answer is $\\dbinom{31}{28}$.", "boxed,answer-phrase", restated=restated).answer is None
+
+
+def test_the_grader_passes_over_restatements_but_not_the_gold():
+    problems = [
+        (Problem("t", "binom", "Compute $\\dbinom{31}{28}$.", ["4495"], "integer"),
+         ["So the answer is $\\binom{31}{28}$.", "We get 4495. So the answer is $\\binom{31}{28}$."]),
+        (Problem("t", "larger", "Which is larger, $2^{10}$ or $10^3$?", ["2^{10}"], "expression"),
+         ["The larger one is $2^{10}$.", "The larger one is $10^3$."]),
+    ]
+    items = [(p, [Completion(p.id, i, i, t, 5, 10, "stop", "b0") for i, t in enumerate(texts)]) for p, texts in problems]
+    with Grader(workers=1, extraction="lenient") as grader:
+        grades = grader.grade_many(items)
+    assert [(g.answer, g.correct) for g in grades] == [
+        (None, False), ("4495", True),  # the question's expression is not an answer; the number before it is
+        ("2^{10}", True), ("10^3", False),  # the gold is an answer even though the question shows it
+    ]

@@ -79,8 +79,8 @@ def compare_leaves(g: str, a: str, ctx: Context) -> bool | None:
         return False  # a variable in the answer cannot equal a pure number
     if an is not None and _has_letters(g) and not _has_letters(a):
         return False
-    rounded = gn is not None and gn.is_decimal and not gn.percent and forms.is_irrational_looking(a) \
-        and not _has_letters(a)
+    rounded = gn is not None and gn.is_decimal and not gn.percent and forms.significant_digits(g) >= 3 \
+        and forms.is_irrational_looking(a) and not _has_letters(a)
     if not ctx.symbolic:
         return None
     try:

@@ -75,6 +75,12 @@ def is_irrational_looking(text: str) -> bool:
     return bool(_IRRATIONAL.search(text))
 
 
+def significant_digits(decimal: str) -> int:
+    """Significant digits of a written decimal: ``0.693`` has 3, ``1.6`` has 2, ``0.7`` has 1."""
+    digits = decimal.lstrip("+-").replace(".", "").lstrip("0")
+    return len(digits)
+
+
 def rounds_to(value: float, gold: Fraction, decimals: int) -> bool:
     """Whether ``value`` rounded to ``decimals`` places is ``gold`` (a half-unit either side)."""
     half = Fraction(1, 2 * 10**decimals)

@@ -74,7 +74,8 @@ def prepare_items(golds_raw: tuple[str, ...], unit: str | None, answer_format: s
     """
     golds = _prepare_golds(golds_raw, unit)
     cut_rules = tuple(r for r in rules if r not in POSITIONAL_RULES)
-    restated = _restated(question) if any(r != "boxed" for r in rules) else frozenset()
+    # the question's own expressions, less any that is the gold ("Which is larger, $2^{10}$ or $10^3$?")
+    restated = _restated(question) - frozenset(golds) if any(r != "boxed" for r in rules) else frozenset()
     out = []
     for i, text in enumerate(texts):
         these = cut_rules if truncated is not None and truncated[i] else rules
