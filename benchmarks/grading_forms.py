@@ -209,7 +209,7 @@ def approximate_gold(rng):
 
 def rounded_gold(rng):
     exact, value = rng.choice(_EXACT)
-    d = rng.choice([2, 3])
+    d = rng.choice([2, 3]) if value >= 1 else 3  # at least 3 significant digits (docs/grading.md)
     gold = f"{value:.{d}f}"
     # a one- or two-digit decimal may be an exact gold: 0.7 is not the rounding of sqrt(2)/2
     short = f"{value:.1f}" if abs(value) < 1 else f"{value:.0f}.0"
