@@ -35,6 +35,9 @@ EQUAL = {
                ("$90^{\\circ}$,$60^{\\circ}$", "90^{\\circ} or 60^{\\circ}")],
     "sentences": [("\\text{Alice}", "Alice wins the game."), ("\\text{even}", "The function is even"), ("\\text{Bob}", "The winner is Bob")],
     "decimal comma": [("3.75", "3,75 €"), ("12.5\\%", "12,5 %")],
+    "number words": [("4", "four"), ("\\text{four}", "4"), ("20", "\\text{twenty}")],
+    "one value said twice": [("3", "x = 3 \\text{ or } x = 3"), ("3", "3, 3")],
+    "choice with its value": [("\\text{(C)}", "\\textbf{(C)}\\ 12"), ("C", "(C) 12")],
 }
 
 NOT_EQUAL = {
@@ -51,6 +54,9 @@ NOT_EQUAL = {
                   ("\\text{even}", "The function is not even"), ("\\text{Alice}", "Bob wins, not Alice")],
     "scientific notation": [("3\\times10^{-8}", "3\\times10^{-9}"), ("3\\times10^{-8}", "3e8")],
     "decimal comma": [("3.75", "3,76 €"), ("3.75", "3,75")],
+    "number words": [("4", "five"), ("4", "fourteen"), ("\\text{four}", "\\text{five}")],
+    "one value said twice": [("3", "x=3 \\text{ or } x=-3"), ("3, 3", "3")],
+    "choice with its value": [("\\text{(C)}", "(D) 12"), ("C", "(B) 12")],
 }
 
 

@@ -31,6 +31,18 @@ _PREDICATES = frozenset({
 _COPULAS = frozenset({"is", "are", "was", "be", "will be", "would be"})
 
 
+_NUMBER_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+_NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+                      "one hundred": 100, "a hundred": 100, "hundred": 100})
+
+
+def number_word(words: str) -> int | None:
+    """The value of a number written as a word ("four", "twenty"), else None."""
+    return _NUMBER_WORDS.get(words.strip().lower())
+
+
 def split_degree(text: str) -> tuple[str, bool]:
     """(text without the degree marker, whether it had one)."""
     return (text.replace(DEGREE, ""), True) if DEGREE in text else (text, False)
