@@ -58,8 +58,17 @@ def m1eval_read(problems: dict, samples: list[dict], workers: int = 2) -> list:
     by_problem: dict[str, list] = {}
     for s in samples:
         by_problem.setdefault(s["problem_id"], []).append(
-            Completion(s["problem_id"], s["sample_index"], s.get("seed", 0), s["text"], 0, 0,
-                       s.get("finish_reason", "stop"), "b0"))
+            Completion(
+                s["problem_id"],
+                s["sample_index"],
+                s.get("seed", 0),
+                s["text"],
+                0,
+                0,
+                s.get("finish_reason", "stop"),
+                "b0",
+            )
+        )
     items = []
     for pid, completions in by_problem.items():
         p = problems[pid]
@@ -96,9 +105,19 @@ def main() -> None:
                 args.mv_cache.write_text(json.dumps(cache))
         mv_correct, mv_answer = cache[key]
         g = ours[(s["problem_id"], s["sample_index"])]
-        rows.append({"problem_id": s["problem_id"], "sample_index": s["sample_index"], "gold": gold,
-                     "m1eval": g.correct, "m1eval_answer": g.answer, "m1eval_rule": g.extracted_by,
-                     "math_verify": mv_correct, "math_verify_answer": mv_answer, "tail": s["text"][-600:]})
+        rows.append(
+            {
+                "problem_id": s["problem_id"],
+                "sample_index": s["sample_index"],
+                "gold": gold,
+                "m1eval": g.correct,
+                "m1eval_answer": g.answer,
+                "m1eval_rule": g.extracted_by,
+                "math_verify": mv_correct,
+                "math_verify_answer": mv_answer,
+                "tail": s["text"][-600:],
+            }
+        )
     args.mv_cache.write_text(json.dumps(cache))
     mv_seconds = time.perf_counter() - start
 
@@ -106,10 +125,12 @@ def main() -> None:
     rules: dict[str, int] = {}
     for r in rows:
         rules[str(r["m1eval_rule"])] = rules.get(str(r["m1eval_rule"]), 0) + 1
-    print(f"{len(rows)} responses: m1eval correct {sum(r['m1eval'] for r in rows)}, math-verify correct "
-          f"{sum(r['math_verify'] for r in rows)}, disagreements {len(disagreements)} "
-          f"(m1eval only {sum(r['m1eval'] and not r['math_verify'] for r in rows)}, math-verify only "
-          f"{sum(r['math_verify'] and not r['m1eval'] for r in rows)})")
+    print(
+        f"{len(rows)} responses: m1eval correct {sum(r['m1eval'] for r in rows)}, math-verify correct "
+        f"{sum(r['math_verify'] for r in rows)}, disagreements {len(disagreements)} "
+        f"(m1eval only {sum(r['m1eval'] and not r['math_verify'] for r in rows)}, math-verify only "
+        f"{sum(r['math_verify'] and not r['m1eval'] for r in rows)})"
+    )
     print(f"  m1eval rules: {rules}; m1eval {ours_seconds:.1f} s, math-verify {mv_seconds:.1f} s (uncached part)")
     args.out.write_text(json.dumps(disagreements, indent=1, ensure_ascii=False))
     print(f"wrote {len(disagreements)} disagreements to {args.out}")
@@ -130,8 +151,10 @@ def main() -> None:
         positives = sum(c["correct"] for c in labels)
         print(f"hand labels: {n} cases ({positives} correct, {n - positives} wrong)")
         for name, (right, fp, fn) in counts.items():
-            print(f"  {name:12s} agrees on {right}/{n} = {right / max(n, 1):.1%}; false positives {fp}, "
-                  f"false negatives {fn}")
+            print(
+                f"  {name:12s} agrees on {right}/{n} = {right / max(n, 1):.1%}; false positives {fp}, "
+                f"false negatives {fn}"
+            )
 
 
 if __name__ == "__main__":

@@ -49,11 +49,16 @@ def _wrap_text(rng: random.Random, value: str) -> str:
 # ------------------------------------------------------------------ free-text forms (lenient)
 def inline_span(rng):
     n, a, b = rng.randint(2, 99), rng.randint(1, 9), rng.randint(10, 19)
-    value, gold, wrong = rng.choice([(f"y \\le {n}", f"y \\le {n}", f"y \\le {n + 1}"),
-                                     (f"\\frac{{{a}}}{{{b}}}", f"\\frac{{{a}}}{{{b}}}", f"\\frac{{{a}}}{{{b + 1}}}"),
-                                     (f"x > {n}", f"({n}, \\infty)", f"[{n}, \\infty)")])
-    text = rng.choice(["Therefore {v} is the solution.", "So the value is {v}.", "Hence {v}, as required.",
-                       "Step {k} gives {v}."]).format(v=_wrap_text(rng, value), k=rng.randint(2, 9))
+    value, gold, wrong = rng.choice(
+        [
+            (f"y \\le {n}", f"y \\le {n}", f"y \\le {n + 1}"),
+            (f"\\frac{{{a}}}{{{b}}}", f"\\frac{{{a}}}{{{b}}}", f"\\frac{{{a}}}{{{b + 1}}}"),
+            (f"x > {n}", f"({n}, \\infty)", f"[{n}, \\infty)"),
+        ]
+    )
+    text = rng.choice(
+        ["Therefore {v} is the solution.", "So the value is {v}.", "Hence {v}, as required.", "Step {k} gives {v}."]
+    ).format(v=_wrap_text(rng, value), k=rng.randint(2, 9))
     return [("text", gold, text, True), ("text", wrong, text, False)]
 
 
@@ -66,8 +71,13 @@ def chain(rng):
 
 def residue(rng):
     n, m = rng.randint(2, 500), rng.randint(2, 500)
-    tail = rng.choice(["<|im_end|>\n<|im_start|>user\nWhat is {m} + 1? The answer is {m1}",
-                       "<|endoftext|>Question: what is {m}+1? Answer: {m1}", "<|eot_id|><|start_header_id|>user {m1}"])
+    tail = rng.choice(
+        [
+            "<|im_end|>\n<|im_start|>user\nWhat is {m} + 1? The answer is {m1}",
+            "<|endoftext|>Question: what is {m}+1? Answer: {m1}",
+            "<|eot_id|><|start_header_id|>user {m1}",
+        ]
+    )
     text = f"The answer is ${n}$." + tail.format(m=m, m1=m + 1)
     return [("text", str(n), text, True), ("text", str(m + 1), text, False)]
 
@@ -80,15 +90,27 @@ def hope(rng):
 
 def languages(rng):
     n = rng.randint(2, 999)
-    text = rng.choice(["经过计算，答案是 {n}。", "所以答案为：{n}", "Donc la réponse est {n}.", "La réponse finale : {n}",
-                       "الإجابة {n}", "Die Antwort ist {n}.", "La respuesta es {n}.", "Ответ: {n}"]).format(n=n)
+    text = rng.choice(
+        [
+            "经过计算，答案是 {n}。",
+            "所以答案为：{n}",
+            "Donc la réponse est {n}.",
+            "La réponse finale : {n}",
+            "الإجابة {n}",
+            "Die Antwort ist {n}.",
+            "La respuesta es {n}.",
+            "Ответ: {n}",
+        ]
+    ).format(n=n)
     text = f"Calculons {rng.randint(2, 9)} étapes. " + text
     return [("text", str(n), text, True), ("text", str(n + 7), text, False)]
 
 
 def decimal_comma(rng):
     a, b = rng.randint(1, 99), rng.randint(10, 99)
-    text = rng.choice(["Le total est {a},{b} €.", "Il paie {a},{b} euros.", "Der Anteil ist {a},{b} %."]).format(a=a, b=b)
+    text = rng.choice(["Le total est {a},{b} €.", "Il paie {a},{b} euros.", "Der Anteil ist {a},{b} %."]).format(
+        a=a, b=b
+    )
     gold = f"{a}.{b}" + ("\\%" if "%" in text else "")
     wrong = f"{a}.{b + 1}" + ("\\%" if "%" in text else "")
     return [("text", gold, text, True), ("text", wrong, text, False)]
@@ -96,7 +118,9 @@ def decimal_comma(rng):
 
 def boxes_in_response(rng):
     a, b = rng.randint(1, 30), -rng.randint(1, 30)
-    text = rng.choice(["So $x = \\boxed{{{a}}}$ or $x = \\boxed{{{b}}}$.", "The roots are \\boxed{{{a}}} and \\boxed{{{b}}}."]).format(a=a, b=b)
+    text = rng.choice(
+        ["So $x = \\boxed{{{a}}}$ or $x = \\boxed{{{b}}}$.", "The roots are \\boxed{{{a}}} and \\boxed{{{b}}}."]
+    ).format(a=a, b=b)
     return [("text", f"{a}, {b}", text, True), ("text", str(a), text, False)]
 
 
@@ -108,7 +132,10 @@ def _boxed(content: str) -> str:
 def percent_words(rng):
     n = rng.randint(2, 99)
     word = rng.choice(["pct", "percent", "percentage", "per cent"])
-    return [("box", f"{n}\\%", _boxed(f"{n}{_sp(rng) or ' '}{word}"), True), ("box", f"{n + 1}\\%", _boxed(f"{n} {word}"), False)]
+    return [
+        ("box", f"{n}\\%", _boxed(f"{n}{_sp(rng) or ' '}{word}"), True),
+        ("box", f"{n + 1}\\%", _boxed(f"{n} {word}"), False),
+    ]
 
 
 def doubled_backslashes(rng):
@@ -122,8 +149,10 @@ def doubled_backslashes(rng):
 def named_components(rng):
     p, q = rng.randint(1, 9), rng.randint(10, 19)
     names = rng.choice(["(a,b)", "(a, b)", "(x,y)", "(m, n)"])
-    return [("box", f"({p},{_sp(rng)}{q})", _boxed(f"{names}{_sp(rng)}={_sp(rng)}({p},{q})"), True),
-            ("box", f"({q}, {p})", _boxed(f"{names}=({p},{q})"), False)]
+    return [
+        ("box", f"({p},{_sp(rng)}{q})", _boxed(f"{names}{_sp(rng)}={_sp(rng)}({p},{q})"), True),
+        ("box", f"({q}, {p})", _boxed(f"{names}=({p},{q})"), False),
+    ]
 
 
 def labelled_values(rng):
@@ -136,7 +165,10 @@ def labelled_values(rng):
 def labelled_ratio(rng):
     p, q = rng.randint(1, 9), rng.randint(10, 19)
     label = rng.choice(["S_{ABC}:S", "AB:BC", "V_1:V_2"])
-    return [("box", f"{p}:{q}", _boxed(f"{label}={p}:{q}"), True), ("box", f"{q}:{p}", _boxed(f"{label}={p}:{q}"), False)]
+    return [
+        ("box", f"{p}:{q}", _boxed(f"{label}={p}:{q}"), True),
+        ("box", f"{q}:{p}", _boxed(f"{label}={p}:{q}"), False),
+    ]
 
 
 def or_and(rng):
@@ -156,16 +188,22 @@ def gold_several_boxes(rng):
 def set_builder(rng):
     a, b = rng.randint(-9, 3), rng.randint(4, 12)
     sep = rng.choice(["\\mid", "|", ":"])
-    return [("bare", f"({a},{b})", f"\\{{x {sep} {a}<x<{b}\\}}", True), ("bare", f"\\{{x {sep} {a}<x<{b}\\}}", f"({a},{b})", True),
-            ("bare", f"({a},{b})", f"\\{{x {sep} {a}<x\\le {b}\\}}", False)]
+    return [
+        ("bare", f"({a},{b})", f"\\{{x {sep} {a}<x<{b}\\}}", True),
+        ("bare", f"\\{{x {sep} {a}<x<{b}\\}}", f"({a},{b})", True),
+        ("bare", f"({a},{b})", f"\\{{x {sep} {a}<x\\le {b}\\}}", False),
+    ]
 
 
 def chains_bare(rng):
     n = rng.randint(2, 9)
     value = rng.choice([f"\\frac{{\\sqrt{{{n}}}}}{{{n}}}", f"{n}", f"\\frac{{{n}}}{{{n + 1}}}"])
     chain_text = f"a{_sp(rng)}={_sp(rng)}b{_sp(rng)}={_sp(rng)}c{_sp(rng)}={_sp(rng)}{value}"
-    return [("bare", value, chain_text, True), ("bare", chain_text, value, True),
-            ("bare", value, chain_text.replace(value, f"{value}+1"), False)]
+    return [
+        ("bare", value, chain_text, True),
+        ("bare", chain_text, value, True),
+        ("bare", value, chain_text.replace(value, f"{value}+1"), False),
+    ]
 
 
 def ordinals(rng):
@@ -177,34 +215,60 @@ def ordinals(rng):
 def units_after_fractions(rng):
     a, b = rng.randint(1, 60), rng.randint(7, 13)
     unit = rng.choice(["\\text{ hours}", "\\text{ cm}", " \\mbox{ inches}", "\\text{ dollars}"])
-    return [("bare", f"\\frac{{{a}}}{{{b}}}", f"\\frac{{{a}}}{{{b}}}{unit}", True),
-            ("bare", f"\\frac{{{a}}}{{{b + 1}}}", f"\\frac{{{a}}}{{{b}}}{unit}", False)]
+    return [
+        ("bare", f"\\frac{{{a}}}{{{b}}}", f"\\frac{{{a}}}{{{b}}}{unit}", True),
+        ("bare", f"\\frac{{{a}}}{{{b + 1}}}", f"\\frac{{{a}}}{{{b}}}{unit}", False),
+    ]
 
 
 def scientific(rng):
     m, e = rng.randint(2, 9), -rng.randint(2, 12)
-    spellings = [f"{m} × 10^({e})", f"{m}\\times10^{{{e}}}", f"{m} \\times 10^{{{e}}}", f"{m}e{e}", f"{m}*10^{e}", f"{m} \\cdot 10^{{{e}}}"]
+    spellings = [
+        f"{m} × 10^({e})",
+        f"{m}\\times10^{{{e}}}",
+        f"{m} \\times 10^{{{e}}}",
+        f"{m}e{e}",
+        f"{m}*10^{e}",
+        f"{m} \\cdot 10^{{{e}}}",
+    ]
     gold, answer = rng.sample(spellings, 2)
     return [("bare", gold, answer, True), ("bare", gold, answer.replace(str(e), str(e - 1)), False)]
 
 
 def markup(rng):
     n = rng.randint(2, 9)
-    gold, answer, wrong = rng.choice([(f"x^{n}", f"x<sup>{n}</sup>", f"x<sup>{n + 1}</sup>"), (f"x>{n}", f"x ＞ {n}", f"x ＞ {n + 1}"),
-                                      (f"x \\ge {n}", f"x ≥ {n}", f"x ≤ {n}"), (f"a_{n}", f"a<sub>{n}</sub>", f"a<sub>{n + 1}</sub>")])
+    gold, answer, wrong = rng.choice(
+        [
+            (f"x^{n}", f"x<sup>{n}</sup>", f"x<sup>{n + 1}</sup>"),
+            (f"x>{n}", f"x ＞ {n}", f"x ＞ {n + 1}"),
+            (f"x \\ge {n}", f"x ≥ {n}", f"x ≤ {n}"),
+            (f"a_{n}", f"a<sub>{n}</sub>", f"a<sub>{n + 1}</sub>"),
+        ]
+    )
     return [("bare", gold, answer, True), ("bare", gold, wrong, False)]
 
 
-_EXACT = [("\\frac{1+\\sqrt{5}}{2}", 1.6180339887), ("\\sqrt{2}", 1.4142135624), ("\\pi", 3.1415926536), ("\\sqrt{3}", 1.7320508076),
-          ("2\\sqrt{5}", 4.472135955), ("\\ln 2", 0.6931471806), ("\\frac{\\pi}{4}", 0.7853981634)]
+_EXACT = [
+    ("\\frac{1+\\sqrt{5}}{2}", 1.6180339887),
+    ("\\sqrt{2}", 1.4142135624),
+    ("\\pi", 3.1415926536),
+    ("\\sqrt{3}", 1.7320508076),
+    ("2\\sqrt{5}", 4.472135955),
+    ("\\ln 2", 0.6931471806),
+    ("\\frac{\\pi}{4}", 0.7853981634),
+]
 
 
 def approximate_gold(rng):
     exact, value = rng.choice(_EXACT)
     approx = f"{value:.2f}"
     gold = f"{exact} \\approx {approx}"
-    return [("bare", gold, exact, True), ("bare", gold, approx, True), ("bare", gold, f"{value + 0.01:.2f}", False),
-            ("bare", exact, f"{value:.3f}", False)]
+    return [
+        ("bare", gold, exact, True),
+        ("bare", gold, approx, True),
+        ("bare", gold, f"{value + 0.01:.2f}", False),
+        ("bare", exact, f"{value:.3f}", False),
+    ]
 
 
 def rounded_gold(rng):
@@ -213,8 +277,12 @@ def rounded_gold(rng):
     gold = f"{value:.{d}f}"
     # a one- or two-digit decimal may be an exact gold: 0.7 is not the rounding of sqrt(2)/2
     short = f"{value:.1f}" if abs(value) < 1 else f"{value:.0f}.0"
-    return [("bare", gold, exact, True), ("bare", f"{value + 10 ** -d:.{d}f}", exact, False),
-            ("bare", gold, f"{value + 2 * 10 ** -d:.{d}f}", False), ("bare", short, exact, False)]
+    return [
+        ("bare", gold, exact, True),
+        ("bare", f"{value + 10**-d:.{d}f}", exact, False),
+        ("bare", gold, f"{value + 2 * 10**-d:.{d}f}", False),
+        ("bare", short, exact, False),
+    ]
 
 
 def angles(rng):
@@ -223,8 +291,12 @@ def angles(rng):
     radians = f"\\frac{{{'' if k == 1 else k}\\pi}}{{{m}}}"
     deg = rng.choice([f"{degrees}^\\circ", f"{degrees}°", f"{degrees}^{{\\circ}}"])
     other = rng.choice([d for d in (30, 45, 60, 90, 120, 135, 150) if d != degrees])
-    return [("bare", deg, radians, True), ("bare", radians, deg, True), ("bare", f"{other}^\\circ", radians, False),
-            ("bare", str(degrees), radians, False)]
+    return [
+        ("bare", deg, radians, True),
+        ("bare", radians, deg, True),
+        ("bare", f"{other}^\\circ", radians, False),
+        ("bare", str(degrees), radians, False),
+    ]
 
 
 def sentences(rng):
@@ -239,14 +311,30 @@ def sentences(rng):
 
 
 FORMS: dict[str, Callable] = {
-    "inline math span": inline_span, "equation chain": chain, "chat residue": residue, "I hope it is correct": hope,
-    "other languages": languages, "decimal comma": decimal_comma, "several boxes (response)": boxes_in_response,
-    "percent words": percent_words, "doubled backslashes": doubled_backslashes, "named components": named_components,
-    "labelled values": labelled_values, "labelled ratio": labelled_ratio, "or/and between solutions": or_and,
-    "gold as several boxes": gold_several_boxes, "set-builder": set_builder, "chain a=b=c=v": chains_bare,
-    "ordinals": ordinals, "units after fractions": units_after_fractions, "scientific notation": scientific,
-    "HTML/unicode markup": markup, "approximate gold": approximate_gold, "rounded gold": rounded_gold,
-    "degrees/radians": angles, "text answer in a sentence": sentences,
+    "inline math span": inline_span,
+    "equation chain": chain,
+    "chat residue": residue,
+    "I hope it is correct": hope,
+    "other languages": languages,
+    "decimal comma": decimal_comma,
+    "several boxes (response)": boxes_in_response,
+    "percent words": percent_words,
+    "doubled backslashes": doubled_backslashes,
+    "named components": named_components,
+    "labelled values": labelled_values,
+    "labelled ratio": labelled_ratio,
+    "or/and between solutions": or_and,
+    "gold as several boxes": gold_several_boxes,
+    "set-builder": set_builder,
+    "chain a=b=c=v": chains_bare,
+    "ordinals": ordinals,
+    "units after fractions": units_after_fractions,
+    "scientific notation": scientific,
+    "HTML/unicode markup": markup,
+    "approximate gold": approximate_gold,
+    "rounded gold": rounded_gold,
+    "degrees/radians": angles,
+    "text answer in a sentence": sentences,
 }
 
 
@@ -302,21 +390,36 @@ def main() -> None:
         pair.m1eval = m1eval_verdict(pair)
     ours_seconds = time.perf_counter() - start
 
-    header = ["form", "pairs", "disagreements", "m1eval right", "math-verify right", "m1eval false pos.", "math-verify false pos."]
+    header = [
+        "form",
+        "pairs",
+        "disagreements",
+        "m1eval right",
+        "math-verify right",
+        "m1eval false pos.",
+        "math-verify false pos.",
+    ]
     print(" | ".join(header))
     print(" | ".join(["---"] * len(header)))
     totals = [0] * 6
     for form in FORMS:
         rows = [p for p in pairs if p.form == form]
-        counts = [len(rows), sum(p.m1eval != p.math_verify for p in rows), sum(p.m1eval == p.expected for p in rows),
-                  sum(p.math_verify == p.expected for p in rows), sum(p.m1eval and not p.expected for p in rows),
-                  sum(p.math_verify and not p.expected for p in rows)]
+        counts = [
+            len(rows),
+            sum(p.m1eval != p.math_verify for p in rows),
+            sum(p.m1eval == p.expected for p in rows),
+            sum(p.math_verify == p.expected for p in rows),
+            sum(p.m1eval and not p.expected for p in rows),
+            sum(p.math_verify and not p.expected for p in rows),
+        ]
         totals = [t + c for t, c in zip(totals, counts)]
         print(" | ".join([form] + [str(c) for c in counts]))
     print(" | ".join(["all"] + [str(t) for t in totals]))
     n = max(1, totals[0])
-    print(f"right by construction: m1eval {totals[2] / n:.1%}, math-verify {totals[3] / n:.1%}; "
-          f"m1eval {ours_seconds:.1f} s (guarded calls), math-verify {mv_seconds:.1f} s")
+    print(
+        f"right by construction: m1eval {totals[2] / n:.1%}, math-verify {totals[3] / n:.1%}; "
+        f"m1eval {ours_seconds:.1f} s (guarded calls), math-verify {mv_seconds:.1f} s"
+    )
     wrong = [asdict(p) for p in pairs if p.m1eval != p.expected or p.math_verify != p.expected]
     args.out.write_text(json.dumps(wrong, indent=1, ensure_ascii=False))
     print(f"wrote {len(wrong)} pairs that either checker gets wrong to {args.out}")

@@ -44,15 +44,21 @@ def test_case_file_is_a_real_sample():
 
 def test_every_labelled_positive_is_accepted(graded):
     cases, grades = graded
-    missed = [(c["problem_id"], c["sample_index"], c["why"], g.answer, g.extracted_by)
-              for c, g in zip(cases, grades) if c["correct"] and not g.correct and "m1eval_disagrees" not in c]
+    missed = [
+        (c["problem_id"], c["sample_index"], c["why"], g.answer, g.extracted_by)
+        for c, g in zip(cases, grades)
+        if c["correct"] and not g.correct and "m1eval_disagrees" not in c
+    ]
     assert missed == []
 
 
 def test_every_labelled_negative_is_rejected(graded):
     cases, grades = graded
-    accepted = [(c["problem_id"], c["sample_index"], c["why"], g.answer, g.extracted_by)
-                for c, g in zip(cases, grades) if not c["correct"] and g.correct and "m1eval_disagrees" not in c]
+    accepted = [
+        (c["problem_id"], c["sample_index"], c["why"], g.answer, g.extracted_by)
+        for c, g in zip(cases, grades)
+        if not c["correct"] and g.correct and "m1eval_disagrees" not in c
+    ]
     assert accepted == []
 
 

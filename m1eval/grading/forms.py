@@ -19,22 +19,102 @@ _PI_FORMS = (
     re.compile(r"^(-?)\\frac\{(\d{1,6})\}\{(\d{1,6})\}\\pi$"),
     re.compile(r"^(-?)(\d{0,6})\\pi/(\d{1,6})$"),
 )
-_IRRATIONAL = re.compile(r"\\(?:sqrt|pi|ln|log|sin|cos|tan|cot|sec|csc|arcsin|arccos|arctan)(?![A-Za-z])|(?<![A-Za-z\\])e(?![A-Za-z])")
-_NEGATION = frozenset({"not", "no", "never", "cannot", "can't", "doesn't", "don't", "isn't", "won't", "neither", "nor",
-                       "loses", "lose", "lost", "false", "incorrect", "wrong"})
+_IRRATIONAL = re.compile(
+    r"\\(?:sqrt|pi|ln|log|sin|cos|tan|cot|sec|csc|arcsin|arccos|arctan)(?![A-Za-z])|(?<![A-Za-z\\])e(?![A-Za-z])"
+)
+_NEGATION = frozenset(
+    {
+        "not",
+        "no",
+        "never",
+        "cannot",
+        "can't",
+        "doesn't",
+        "don't",
+        "isn't",
+        "won't",
+        "neither",
+        "nor",
+        "loses",
+        "lose",
+        "lost",
+        "false",
+        "incorrect",
+        "wrong",
+    }
+)
 # What may follow a named answer in an affirmative sentence ("Alice wins the game."), articles removed.
-_PREDICATES = frozenset({
-    "wins", "win", "will win", "can win", "always wins", "wins game", "will win game", "can win game",
-    "has winning strategy", "has a winning strategy", "is winner", "will be winner", "is correct", "is answer",
-    "is right", "is true", "is larger", "is greater", "is bigger", "is smaller", "is faster", "wins race",
-})
+_PREDICATES = frozenset(
+    {
+        "wins",
+        "win",
+        "will win",
+        "can win",
+        "always wins",
+        "wins game",
+        "will win game",
+        "can win game",
+        "has winning strategy",
+        "has a winning strategy",
+        "is winner",
+        "will be winner",
+        "is correct",
+        "is answer",
+        "is right",
+        "is true",
+        "is larger",
+        "is greater",
+        "is bigger",
+        "is smaller",
+        "is faster",
+        "wins race",
+    }
+)
 _COPULAS = frozenset({"is", "are", "was", "be", "will be", "would be"})
 
 
-_NUMBER_WORDS = {w: i for i, w in enumerate(
-    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"])}
-_NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
-                      "one hundred": 100, "a hundred": 100, "hundred": 100})
+_NUMBER_WORDS = {
+    w: i
+    for i, w in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
+    )
+}
+_NUMBER_WORDS.update(
+    {
+        "thirty": 30,
+        "forty": 40,
+        "fifty": 50,
+        "sixty": 60,
+        "seventy": 70,
+        "eighty": 80,
+        "ninety": 90,
+        "one hundred": 100,
+        "a hundred": 100,
+        "hundred": 100,
+    }
+)
 
 
 def number_word(words: str) -> int | None:
@@ -110,5 +190,7 @@ def sentence_names(gold_words: list[str], answer_words: list[str]) -> bool:
         return True
     if answer_words[-n:] == gold_words:
         before = answer_words[:-n]
-        return any(" ".join(before[-k:]) in _COPULAS for k in (1, 2) if len(before) >= k) and gold_words[0] not in before
+        return (
+            any(" ".join(before[-k:]) in _COPULAS for k in (1, 2) if len(before) >= k) and gold_words[0] not in before
+        )
     return False
