@@ -1,4 +1,4 @@
-"""m1eval's ``lenient`` grading against 230 hand-labelled real SmolLM2 responses (tests/data).
+"""m1eval's ``lenient`` grading against 270 hand-labelled real SmolLM2 responses (tests/data).
 
 Each case is a whole response from the committed example run, its problem's question and
 gold, and a person's verdict (``correct``; ``why`` says what the response answered). The
