@@ -170,6 +170,10 @@ LENIENT = "lenient"
         ("So, the answer is $2$ (rounded up to the nearest integer).", "2", "answer-phrase"),
         ("So, the final answer is\n\n$a = b = 5$\n", "5", "answer-phrase"),
         ("The answer is 17, because 17 is prime.", "17", "answer-phrase"),
+        ("So we get 70 and 2 more.\n#### 72", "72", "answer-phrase"),  # GSM8K's answer line
+        ("**Final Answer**\n\n$12$\n", "12", "answer-phrase"),  # a heading: the answer is on the next line
+        ("## Final answer:\n\\[ x = 3 \\]", "x = 3", "answer-phrase"),
+        ("The final answer\nis weird 5", "5", "last-number"),  # not a heading: words before it on its line
     ],
 )
 def test_lenient_reads_like_a_person(text, answer, rule):

@@ -53,10 +53,12 @@ _BRACES = re.compile(r"[{}]")
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
 
-# "final answer is", "the answer is:", "**Answer:**", "answer =", and the same statement in the
+# "final answer is", "the answer is:", "**Answer:**", "answer =", a "**Final Answer**" heading
+# line, GSM8K's "#### 72" line, and the same statement in the
 # languages models answer in; bounded gaps only (every pattern here is linear).
 _PHRASE = re.compile(
     r"(?i)(?:\b(?:final[ \t]{1,3}answer|answer)\b\**[ \t]{0,3}(?:(?:is|would[ \t]be|will[ \t]be|should[ \t]be)\b|:|=)"
+    r"|(?<![^\n])####(?!#)"
     r"|答案[ \t]{0,2}(?:是|为|為|[：:])|答えは"
     r"|\br[ée]ponse(?:[ \t]{1,3}finale)?\**[ \t]{0,3}(?:est\b|:|=)"
     r"|\brespuesta(?:[ \t]{1,3}final)?\**[ \t]{0,3}(?:es\b|:|=)"
@@ -403,15 +405,20 @@ def _phrase_answer(candidate: str) -> str | None:
 # The words every answer phrase starts with. A regular expression with a dozen alternatives
 # tries each at every position (50 ms on 100,000 characters); ``str.find`` of each word on
 # the lower-cased text finds the few places worth matching at C speed.
-_PHRASE_WORDS = ("answer", "答案", "答え", "réponse", "reponse", "respuesta", "resposta", "risposta", "antwort", "ответ",
+_PHRASE_WORDS = ("answer", "final answer", "####", "答案", "答え", "réponse", "reponse", "respuesta", "resposta", "risposta", "antwort", "ответ",
                  "الإجابة", "الاجابة", "الجواب")
 
 
-def _phrase_matches(text: str) -> list[re.Match]:
-    """Every answer-phrase match in ``text``, in order."""
+# "**Final Answer**", "## Final answer:" alone on its line: the answer is on the next line.
+_HEADING = re.compile(r"(?i)final[ \t]{1,3}answer[*: \t]{0,6}(?=\r?\n)")
+_HEADING_MARKUP = re.compile(r"[#* \t]{0,8}")
+
+
+def _phrase_matches(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every answer phrase in ``text``, in order."""
     low = text.lower()
     if len(low) != len(text):  # a character whose lower case is longer: positions would shift
-        return list(_PHRASE.finditer(text))
+        return [m.span() for m in _PHRASE.finditer(text)]
     starts: list[int] = []
     for word in _PHRASE_WORDS:
         i = low.find(word)
@@ -421,8 +428,13 @@ def _phrase_matches(text: str) -> list[re.Match]:
     found = []
     for i in sorted(starts):
         match = _PHRASE.match(text, i)
+        if match is None and low.startswith("final", i):
+            line = text.rfind("\n", 0, i) + 1
+            heading = _HEADING.match(text, i)
+            if heading is not None and _HEADING_MARKUP.fullmatch(text, line, i):
+                match = heading
         if match is not None:
-            found.append(match)
+            found.append(match.span())
     return found
 
 
@@ -430,8 +442,8 @@ def _answer_phrase(text: str) -> tuple[str, int, int] | None:
     """'The final answer is X' style statements; the last one with something after it wins.
     A phrase that ends its line ("So the final answer is" + a display on the next line)
     reads the next non-empty line."""
-    for match in reversed(_phrase_matches(text)[-50:]):
-        start = match.end()
+    for phrase_start, phrase_end in reversed(_phrase_matches(text)[-50:]):
+        start = phrase_end
         limit = min(len(text), start + MAX_PHRASE_CHARS)
         while start < limit and text[start] in " \t\r\n":
             start += 1
@@ -443,7 +455,7 @@ def _answer_phrase(text: str) -> tuple[str, int, int] | None:
                 candidate = text[start : close + 2]
         answer = _phrase_answer(candidate)
         if answer:
-            return answer, match.start(), match.end()
+            return answer, phrase_start, phrase_end
     return None
 
 
