@@ -158,6 +158,7 @@ LENIENT = "lenient"
         ("The final answer is $5$. I hope it is correct.", "5", "answer-phrase"),
         ("$x = \\boxed{3}$ or $x = \\boxed{-4}$", "3, -4", "boxed"),
         ("\\boxed{3} and \\boxed{-4}", "3, -4", "boxed"),
+        ("\\boxed{x = \\boxed{5}}", "5", "boxed"),  # a box inside a box is not a second answer
         (
             "$d = \\boxed{15\\frac{39}{40}}$, or $\\boxed{\\frac{639}{40}}$ inches.",
             "\\frac{639}{40}",

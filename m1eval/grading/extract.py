@@ -244,7 +244,7 @@ def _last_box(text: str) -> tuple[str, int, int] | None:
         k = index - 1
         while k >= 0 and len(parts) < 10:
             previous = _box_span(text, starts[k], braces)
-            if previous is None or not previous[0].strip() or first - previous[1] > MAX_BOX_GAP:
+            if previous is None or not previous[0].strip() or not 0 <= first - previous[1] <= MAX_BOX_GAP:
                 break
             gap = text[previous[1] : first]
             joiner = _BOX_JOINER.fullmatch(gap)
