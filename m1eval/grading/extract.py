@@ -405,8 +405,8 @@ def _phrase_answer(candidate: str) -> str | None:
 # The words every answer phrase starts with. A regular expression with a dozen alternatives
 # tries each at every position (50 ms on 100,000 characters); ``str.find`` of each word on
 # the lower-cased text finds the few places worth matching at C speed.
-_PHRASE_WORDS = ("answer", "final answer", "####", "答案", "答え", "réponse", "reponse", "respuesta", "resposta", "risposta", "antwort", "ответ",
-                 "الإجابة", "الاجابة", "الجواب")
+_PHRASE_WORDS = ("answer", "final answer", "####", "答案", "答え", "réponse", "reponse", "respuesta", "resposta",
+                 "risposta", "antwort", "ответ", "الإجابة", "الاجابة", "الجواب")
 
 
 # "**Final Answer**", "## Final answer:" alone on its line: the answer is on the next line.
