@@ -75,6 +75,7 @@ EQUAL = {
     "number words": [("4", "four"), ("\\text{four}", "4"), ("20", "\\text{twenty}")],
     "one value said twice": [("3", "x = 3 \\text{ or } x = 3"), ("3", "3, 3")],
     "choice with its value": [("\\text{(C)}", "\\textbf{(C)}\\ 12"), ("C", "(C) 12")],
+    "chat residue (bare)": [("12", "12<|im_end|><|im_start|>user 13"), ("12", "12</s>")],
 }
 
 NOT_EQUAL = {
@@ -115,6 +116,7 @@ NOT_EQUAL = {
     "number words": [("4", "five"), ("4", "fourteen"), ("\\text{four}", "\\text{five}")],
     "one value said twice": [("3", "x=3 \\text{ or } x=-3"), ("3, 3", "3")],
     "choice with its value": [("\\text{(C)}", "(D) 12"), ("C", "(B) 12")],
+    "chat residue (bare)": [("13", "12<|im_end|><|im_start|>user 13")],
 }
 
 

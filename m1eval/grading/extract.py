@@ -34,6 +34,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from m1eval.grading.normalize import CHAT_RESIDUE
+
 # A model can emit megabytes; only the tail can hold the answer.
 MAX_SCAN_CHARS = 200_000
 MAX_ANSWER_CHARS = 2_000
@@ -77,7 +79,7 @@ _NUMBER = re.compile(
     r"|(?<![\w.])-?\d{1,100}(?:,\d{3}){0,10}(?:\.\d{1,100})?(?:/\d{1,100})?(?![\w])"
 )
 # Chat-template tokens: what follows one is a turn the model made up, not its answer.
-_RESIDUE = re.compile(r"<\|(?:im_end|im_start|endoftext|end_of_text|eot_id|end|user|assistant)\|>|</s>")
+_RESIDUE = CHAT_RESIDUE
 _HOPE = re.compile(r"(?i)I hope (?:it|this) is correct\.?")
 _MATH_DELIM = re.compile(r"\\\$|\$\$|\$|\\\(|\\\)|\\\[|\\\]")
 _PROSE = re.compile(r"[A-Za-z]{3,40} [A-Za-z]{3,40} [A-Za-z]{2,40}")  # words between two "$": a price, not math

@@ -60,6 +60,8 @@ _DECIMAL_COMMA = re.compile(r"^(-?\d{1,100}),(\d{1,2}) ?(€|£|¥|\\euro|EUR|eu
 # JSON-escaped once too often: every backslash doubled ("\\\\frac{1}{2}").
 _SINGLE_BACKSLASH = re.compile(r"(?<!\\)\\(?!\\)")
 _DOUBLED_COMMAND = re.compile(r"\\\\(?=[A-Za-z{}(\[\])])")
+# Chat-template tokens (extract cuts a completion at the first one; so does a bare answer).
+CHAT_RESIDUE = re.compile(r"<\|(?:im_end|im_start|endoftext|end_of_text|eot_id|end|user|assistant)\|>|</s>")
 _HTML_SUP = re.compile(r"<sup>([^<>]{0,40})</sup>", re.IGNORECASE)
 _HTML_SUB = re.compile(r"<sub>([^<>]{0,40})</sub>", re.IGNORECASE)
 _HTML_TAG = re.compile(r"</?(?:b|i|em|strong|br|span|p|code|math|sup|sub|div|font)\b[^<>]{0,60}/?>", re.IGNORECASE)
@@ -343,7 +345,11 @@ def normalize_answer(answer: str, *, unit: str | None = None) -> str:
     """Canonical LaTeX of an answer (see the module docstring); ``unit`` is an expected unit to drop."""
     if not isinstance(answer, str):
         return ""
-    text = _html_to_latex(clean_unicode(answer[:MAX_NORMALIZE_CHARS]))
+    text = answer[:MAX_NORMALIZE_CHARS]
+    residue = CHAT_RESIDUE.search(text) if "<" in text else None
+    if residue is not None and text[: residue.start()].strip():
+        text = text[: residue.start()]  # "12<|im_end|>": what follows is a turn the model invented
+    text = _html_to_latex(clean_unicode(text))
     text = _undouble_backslashes(text)
     # One space for every run of white space first: every later pattern then sees runs of
     # length one, which removes the quadratic cases of "\s*"/"\s+" next to each other.
