@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from m1eval.grading import numbers, symbolic
+from m1eval.grading import forms, numbers, symbolic
 from m1eval.grading.normalize import normalize_answer
 from m1eval.grading.structures import Leaf, Matrix, Node, Relation, Seq, Text, Union, flatten_list, parse
 
@@ -23,7 +23,7 @@ _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?$")
 _CHOICE_PREFIX = re.compile(r"^\(([A-E])\)")
 _BASE = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
 _COMMANDS = re.compile(r"\\[A-Za-z]+")
-_SIMPLE_LHS = re.compile(r"^(?:[A-Za-z](?:_\{?[A-Za-z0-9\\]+\}?)?'*|[A-Za-z]+\([A-Za-z0-9,]*\)|\\[A-Za-z][A-Za-z0-9_{}]*|[A-Za-z]_\{\\max\}|[A-Za-z]_\{\\min\})$")
+_SIMPLE_LHS = re.compile(r"^(?:[A-Za-z](?:_\{?[A-Za-z0-9\\]+\}?)?'*|[A-Z]{2,3}|[A-Za-z]+\([A-Za-z0-9,]*\)|\\[A-Za-z][A-Za-z0-9_{}]*|[A-Za-z]_\{\\max\}|[A-Za-z]_\{\\min\})$")
 _INF = {"\\infty", "+\\infty", "-\\infty", "oo", "-oo"}
 
 
@@ -52,10 +52,17 @@ def compare_leaves(g: str, a: str, ctx: Context) -> bool | None:
         return True
     if not g or not a:
         return False
+    (g, g_degrees), (a, a_degrees) = forms.split_degree(g), forms.split_degree(a)
+    if g_degrees != a_degrees:
+        angle = forms.angle_verdict(g, a, g_degrees, a_degrees)
+        if angle is not None:
+            return angle
+        if g == a:
+            return True
     gc, ac = _CHOICE.match(g), _CHOICE.match(a)
     if gc and g.upper() == g and ac:
         return gc.group(1).upper() == ac.group(1).upper()
-    if gc and g.upper() == g and g.startswith("("):
+    if gc and g.upper() == g:  # "(C) 12" (the choice and its value) is C
         prefix = _CHOICE_PREFIX.match(a)
         if prefix:
             return prefix.group(1) == gc.group(1)
@@ -72,13 +79,31 @@ def compare_leaves(g: str, a: str, ctx: Context) -> bool | None:
         return False  # a variable in the answer cannot equal a pure number
     if an is not None and _has_letters(g) and not _has_letters(a):
         return False
+    rounded = gn is not None and gn.is_decimal and not gn.percent and forms.significant_digits(g) >= 3 \
+        and forms.is_irrational_looking(a) and not _has_letters(a)
     if not ctx.symbolic:
         return None
     try:
-        return symbolic.sym_equal(g, a, ctx.tolerance)
+        if symbolic.sym_equal(g, a, ctx.tolerance):
+            return True
+        # a gold rounded to d decimals against the exact value it rounds ("1.62" for the golden ratio)
+        return rounded and symbolic.rounds_to(a, gn.value, gn.decimals)
     except symbolic.SymbolicError:
         ctx.unparsable = True
         return False
+
+
+def _is_label(node: Node) -> bool:
+    """A name that labels a value: ``x``, ``PQ``, ``(a, b)`` (names of components), ``S_{ABC}:S``."""
+    if isinstance(node, Seq) and node.open in ("(", "", "[") and node.items:
+        return all(_simple_lhs(item) for item in node.items)
+    if isinstance(node, Leaf) and ":" in node.text:
+        return all(_SIMPLE_LHS.match(part) for part in node.text.split(":"))
+    return _simple_lhs(node)
+
+
+def _letter_free(node: Node) -> bool:
+    return isinstance(node, Leaf) and not _has_letters(node.text)
 
 
 def _simple_lhs(node: Node) -> bool:
@@ -114,8 +139,12 @@ def _relation_to_interval(rel: Relation) -> Node | None:
 def _as_value(node: Node) -> Node:
     """What an answer says its value is: ``x = 5`` -> 5, ``x > 2`` -> (2, oo), ``x \\in S`` -> S."""
     if isinstance(node, Relation):
-        if node.ops == ("=",) and _simple_lhs(node.parts[0]):
+        if node.ops == ("=",) and _is_label(node.parts[0]):
             return node.parts[1]
+        if all(op == "=" for op in node.ops) and all(_is_label(p) or _letter_free(p) for p in node.parts[:-1]):
+            return node.parts[-1]  # a chain "a = b = c = v" or a computation "4 + 4 + 1 = 9" ends in its value
+        if node.ops == ("\\approx",):
+            return node.parts[1] if _simple_lhs(node.parts[0]) else node.parts[0]  # "E \approx 1.62": E
         interval = _relation_to_interval(node)
         if interval is not None:
             return interval
@@ -187,6 +216,13 @@ def compare(g: Node, a: Node, ctx: Context) -> bool | None:
     """Tri-state comparison of two answer trees (True / False / None = needs sympy)."""
     if g == a:
         return True
+    if isinstance(g, Relation) and g.ops == ("\\approx",) and not _simple_lhs(g.parts[0]) and not isinstance(a, Relation):
+        # an approximate gold: its exact part is the answer, and so is the approximation it states
+        exact = compare(g.parts[0], a, ctx)
+        if exact is True:
+            return True
+        stated = compare(g.parts[1], a, ctx)
+        return True if stated is True else (None if None in (exact, stated) else False)
     if isinstance(g, Relation) or isinstance(a, Relation):
         if isinstance(g, Relation) and isinstance(a, Relation) and g.ops == a.ops == ("=",):
             if _simple_lhs(g.parts[0]) and _simple_lhs(a.parts[0]):
@@ -211,7 +247,13 @@ def compare(g: Node, a: Node, ctx: Context) -> bool | None:
         at = a.words if isinstance(a, Text) else (a.text.lower() if isinstance(a, Leaf) else None)
         if gt is None or at is None:
             return False
-        return _words(gt) == _words(at)
+        gw, aw = _words(gt), _words(at)
+        if gw == aw or forms.sentence_names(gw.split(), aw.split()):
+            return True
+        gv, av = forms.number_word(gw), forms.number_word(aw)  # "four" = 4
+        if (gv is not None or av is not None) and (gv is not None or gw.isdigit()) and (av is not None or aw.isdigit()):
+            return (gv if gv is not None else int(gw)) == (av if av is not None else int(aw))
+        return False
     if isinstance(g, Union) or isinstance(a, Union):
         g, a = _disjunction_as_union(g), _disjunction_as_union(a)
         gp = list(g.parts) if isinstance(g, Union) else [g]
@@ -285,6 +327,11 @@ def _compare_matrix(g: Node, a: Node, ctx: Context) -> bool | None:
 def _compare_seq(g: Node, a: Node, ctx: Context) -> bool | None:
     gs = g if isinstance(g, Seq) else Seq((g,), "", "")
     as_ = a if isinstance(a, Seq) else Seq((a,), "", "")
+    if not isinstance(g, Seq) and as_.open == "" and len(as_.items) > 1:
+        # one value said twice ("x = 3 or x = 3", a double root) is that value; anything else is a list
+        verdicts = [compare(g, _as_value(item), ctx) for item in as_.items]
+        if all(v is True for v in verdicts):
+            return True
     if _is_interval_like(gs) or _is_interval_like(as_) or (ctx.answer_format == "interval" and len(gs.items) == 2 and gs.open):
         if (gs.open, gs.close) != (as_.open, as_.close) or len(gs.items) != len(as_.items):
             return False

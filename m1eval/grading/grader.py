@@ -29,7 +29,7 @@ from m1eval.grading.pool import ERROR, OK, TIMEOUT, WorkerPool
 from m1eval.records import NO_PROGRESS, Completion, Grade, Problem, Progress
 
 # Bump whenever any verdict can change (policy, normalisation, parser, tolerance).
-GRADER_VERSION = "m1eval-grading-1.3"
+GRADER_VERSION = "m1eval-grading-1.4"
 
 CHUNK_TEXTS = 64
 CHUNK_CHARS = 2_000_000
@@ -215,8 +215,10 @@ class Grader:
             unit = meta.get("unit") if isinstance(meta, dict) and isinstance(meta.get("unit"), str) else None
             golds_raw = tuple(g for g in problem.answers if isinstance(g, str))
             fmt, tol = problem.answer_format, _tolerance(meta)
+            question = problem.question if isinstance(problem.question, str) else None
             contexts.append(((), fmt, tol))
             texts: list[str] = []
+            cut: list[bool] = []
             these: list[_Row] = []
             for completion in sorted(completions, key=lambda c: c.sample_index):
                 row = _Row(p_index, completion)
@@ -227,15 +229,16 @@ class Grader:
                     continue
                 these.append(row)
                 texts.append(tail)
+                cut.append(completion.finish_reason == "length")
                 count += 1
                 chars += len(tail)
                 if count >= CHUNK_TEXTS or chars >= CHUNK_CHARS:
-                    groups.append((golds_raw, unit, fmt, tol, texts))
+                    groups.append((golds_raw, unit, fmt, tol, texts, cut, question))
                     group_rows.append(these)
-                    texts, these = [], []
+                    texts, cut, these = [], [], []
                     flush()
             if texts:
-                groups.append((golds_raw, unit, fmt, tol, texts))
+                groups.append((golds_raw, unit, fmt, tol, texts, cut, question))
                 group_rows.append(these)
         flush()
         pending: dict[VerdictKey, None] = {}
@@ -270,9 +273,9 @@ class Grader:
                 for group_owner, group_value in zip(owner, value):
                     take(group_owner, group_value)
                 continue
-            for (golds_raw, unit, fmt, tol, texts), group_owner in zip(chunk, owner):
-                for row, text in zip(group_owner, texts):  # past the chunk deadline: one at a time
-                    retry.append(("prepare-many", (rules, [(golds_raw, unit, fmt, tol, [text])])))
+            for (golds_raw, unit, fmt, tol, texts, cut, question), group_owner in zip(chunk, owner):
+                for row, text, was_cut in zip(group_owner, texts, cut):  # past the chunk deadline: one at a time
+                    retry.append(("prepare-many", (rules, [(golds_raw, unit, fmt, tol, [text], [was_cut], question)])))
                     retry_rows.append(row)
         if retry:
             retried = pool.run(retry)

@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from m1eval.grading import clusters, equivalence
-from m1eval.grading.extract import extract
+from m1eval.grading.extract import POSITIONAL_RULES, extract, question_expressions
 
 
 def verdict_any(golds: tuple[str, ...], answer: str, answer_format: str | None, tolerance: float | None,
@@ -46,28 +46,41 @@ def _prepare_golds(golds: tuple[str, ...], unit: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(equivalence.prepare(g, meta) for g in golds))
 
 
+@lru_cache(maxsize=1_024)
+def _restated(question: str | None) -> frozenset[str]:
+    return question_expressions(question)
+
+
 @lru_cache(maxsize=16_384)
-def _extract_normalize(text: str, rules: tuple[str, ...], unit: str | None):  # noqa: ANN202
+def _extract_normalize(text: str, rules: tuple[str, ...], unit: str | None,
+                       restated: frozenset[str] = frozenset()):  # noqa: ANN202
     """(extraction, normalised answer); memoised for short texts (repeated answers are common)."""
-    found = extract(text, rules)
+    found = extract(text, rules, restated=restated)
     if found.answer is None:
         return found, None
     return found, equivalence.prepare(found.answer, {"unit": unit} if unit is not None else None)
 
 
 def prepare_items(golds_raw: tuple[str, ...], unit: str | None, answer_format: str | None,
-                  tolerance: float | None, rules: tuple[str, ...], texts: list[str]) -> tuple[tuple[str, ...], list]:
+                  tolerance: float | None, rules: tuple[str, ...], texts: list[str],
+                  truncated: list[bool] | None = None, question: str | None = None) -> tuple[tuple[str, ...], list]:
     """One problem's chunk of completions: extract, normalise, decide what the fast tiers can.
 
     Returns the normalised golds and, per text, ``(answer, rule, normalised, fast verdict,
     fast class key)``; the verdict is ``(True/False/None, unparsable)`` and the key None
-    when it needs sympy.
+    when it needs sympy. ``truncated[i]``: text ``i`` was cut off by length, so the
+    positional rules do not read it; an answer that is one of the ``question``'s own
+    expressions is passed over (docs/grading.md).
     """
     golds = _prepare_golds(golds_raw, unit)
+    cut_rules = tuple(r for r in rules if r not in POSITIONAL_RULES)
+    # the question's own expressions, less any that is the gold ("Which is larger, $2^{10}$ or $10^3$?")
+    restated = _restated(question) - frozenset(golds) if any(r != "boxed" for r in rules) else frozenset()
     out = []
-    for text in texts:
-        found, norm = _extract_normalize(text, rules, unit) if len(text) <= 10_000 else _extract_normalize.__wrapped__(
-            text, rules, unit)
+    for i, text in enumerate(texts):
+        these = cut_rules if truncated is not None and truncated[i] else rules
+        found, norm = _extract_normalize(text, these, unit, restated) if len(text) <= 10_000 else \
+            _extract_normalize.__wrapped__(text, these, unit, restated)
         if found.answer is None:
             out.append((None, None, None, None, None))
             continue
@@ -83,7 +96,7 @@ def prepare_items(golds_raw: tuple[str, ...], unit: str | None, answer_format: s
 def run_task(kind: str, payload: Any) -> Any:
     if kind == "prepare-many":
         rules, groups = payload
-        return [prepare_items(golds, unit, fmt, tol, rules, texts) for golds, unit, fmt, tol, texts in groups]
+        return [prepare_items(golds, unit, fmt, tol, rules, texts, *rest) for golds, unit, fmt, tol, texts, *rest in groups]
     if kind == "prepare":
         return prepare_items(*payload)
     if kind == "verdict":
@@ -93,8 +106,10 @@ def run_task(kind: str, payload: Any) -> Any:
         (answer,) = payload
         return clusters.answer_key(answer, symbolic_ok=True)
     if kind == "extract":
-        text, rules = payload
-        return extract(text, rules)
+        text, rules, *rest = payload
+        truncated = bool(rest and rest[0])
+        question = rest[1] if len(rest) > 1 else None
+        return extract(text, rules, truncated=truncated, restated=_restated(question))
     if kind == "check":
         return equivalence.check_inline(*payload)
     if kind == "check-light":  # everything but sympy; status "pending" when sympy is needed

@@ -48,8 +48,52 @@ _TEXT_WRAPPERS = re.compile(
 )
 _STYLE_NOARG = re.compile(r"\\(?:bf|rm|it|sf|tt)(?![A-Za-z])\s*")
 _DEGREES = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|\^\s*\{\s*o\s*\}(?=$|[,;)\]])")
+# A degree sign is kept as one marker, DEGREE: "90°" still equals 90, but an angle in degrees
+# can be told from one in radians (docs/grading.md, "Units, degrees").
+DEGREE = "°"
+_DEGREE_WORD = re.compile(r"(?<=[\d}]) ?(?:degrees|degree|deg)\.?$", re.IGNORECASE)
 _PERCENT = re.compile(r"\\?%")
-_DOLLAR_SIGN = re.compile(r"\\\$|\$|\\textdollar")
+_DOLLAR_SIGN = re.compile(r"\\\$|\$|\\textdollar|\\euro(?![A-Za-z])|\\pounds(?![A-Za-z])|[€£¥]")
+# "3,75 €", "12,5 %": a decimal comma, read only where a currency or percent sign follows, so
+# no list of two numbers is possible ("3,75" alone stays the list 3, 75).
+_DECIMAL_COMMA = re.compile(r"^(-?\d{1,100}),(\d{1,2}) ?(€|£|¥|\\euro|EUR|euros?|\\?%)$", re.IGNORECASE)
+# JSON-escaped once too often: every backslash doubled ("\\\\frac{1}{2}").
+_SINGLE_BACKSLASH = re.compile(r"(?<!\\)\\(?!\\)")
+_DOUBLED_COMMAND = re.compile(r"\\\\(?=[A-Za-z{}(\[\])])")
+# Chat-template tokens (extract cuts a completion at the first one; so does a bare answer).
+CHAT_RESIDUE = re.compile(r"<\|(?:im_end|im_start|endoftext|end_of_text|eot_id|end|user|assistant)\|>|</s>")
+_HTML_SUP = re.compile(r"<sup>([^<>]{0,40})</sup>", re.IGNORECASE)
+_HTML_SUB = re.compile(r"<sub>([^<>]{0,40})</sub>", re.IGNORECASE)
+_HTML_TAG = re.compile(r"</?(?:b|i|em|strong|br|span|p|code|math|sup|sub|div|font)\b[^<>]{0,60}/?>", re.IGNORECASE)
+_HTML_ENTITIES = {"&lt;": "<", "&gt;": ">", "&le;": "\\le ", "&ge;": "\\ge ", "&minus;": "-", "&times;": "\\times ",
+                  "&nbsp;": " ", "&pi;": "\\pi ", "&amp;": "&", "&deg;": "^\\circ"}
+_HTML_ENTITY = re.compile("|".join(map(re.escape, _HTML_ENTITIES)))
+_ORDINAL = re.compile(r"(?<=\d) ?(\^)? ?(\{)? ?(\\(?:text|mathrm|textrm|mbox)\{)? ?(?:st|nd|rd|th)(?![A-Za-z]) ?(\})? ?(\})?")
+
+
+def _drop_ordinal(match: re.Match) -> str:
+    """``7^{\\text{th}}`` -> ``7``; a closing brace the suffix did not open is kept."""
+    opened = bool(match.group(2)) + bool(match.group(3))
+    closed = bool(match.group(4)) + bool(match.group(5))
+    return "}" * max(0, closed - opened)
+
+
+def _undouble_backslashes(text: str) -> str:
+    """``\\\\frac{1}{2}`` -> ``\\frac{1}{2}`` when no single backslash is left in the text (a
+    matrix's row break ``\\\\`` next to single-backslash commands is LaTeX, not an escape)."""
+    if "\\\\" not in text or _SINGLE_BACKSLASH.search(text) or not _DOUBLED_COMMAND.search(text):
+        return text
+    return text.replace("\\\\", "\\")
+
+
+def _html_to_latex(text: str) -> str:
+    """``x<sup>2</sup>`` -> ``x^{2}``, ``&le;`` -> ``\\le``; other formatting tags dropped."""
+    if "<" not in text and "&" not in text:
+        return text
+    text = _HTML_SUP.sub(r"^{\1}", text)
+    text = _HTML_SUB.sub(r"_{\1}", text)
+    text = _HTML_TAG.sub(" ", text)
+    return _HTML_ENTITY.sub(lambda m: _HTML_ENTITIES[m.group(0)], text)
 _THOUSANDS = re.compile(r"^([+-]?)(\d{1,3}(?:,\d{3})+)(\.\d+)?$")
 _SPACE_THOUSANDS = re.compile(r"^([+-]?)(\d{1,3}(?: \d{3})+)(\.\d+)?$")
 
@@ -176,7 +220,7 @@ _SHORT_ARG_COMMAND = re.compile(r"\\(frac|binom|sqrt)(?![A-Za-z])")
 _COMMAND_NAME = re.compile(r"\\[A-Za-z]+")
 
 
-def _fix_short_args(text: str) -> str:
+def _fix_short_args(text: str, depth: int = 0) -> str:
     """``\\frac12`` -> ``\\frac{1}{2}``, ``\\sqrt2`` -> ``\\sqrt{2}``: brace the one-token arguments.
 
     An argument group that never closes ends the rewriting (the rest is copied as is), so
@@ -224,7 +268,8 @@ def _fix_short_args(text: str) -> str:
             if arg is None:
                 unclosed = j < n and text[j:].lstrip(" ").startswith("{")
                 break
-            out.append("{" + arg[0] + "}")
+            inner = _fix_short_args(arg[0], depth + 1) if depth < 4 and "\\" in arg[0] else arg[0]
+            out.append("{" + inner + "}")  # "\\frac{\\sqrt3}{3}": arguments are fixed too, 4 levels deep
             j = arg[1]
         if unclosed:
             out.append(text[j:])
@@ -246,6 +291,10 @@ def _strip_outer_delimiters(text: str) -> str:
     return text
 
 
+# Starts with its literal space, so the engine skips to spaces instead of trying every position.
+_WORD_SPACE = re.compile(r" (?:(?<=[A-Za-z]{2} )(?=[A-Za-z]{2})|(?<=[A-Za-z]{3} )(?=[A-Za-z])|(?<=[A-Za-z] )(?=[A-Za-z]{3}))")
+
+
 def _collapse_spaces(text: str) -> str:
     """Remove spaces except where they separate a command from a letter or two words."""
     text = re.sub(r"\s+", " ", text).strip()
@@ -253,7 +302,8 @@ def _collapse_spaces(text: str) -> str:
     # dropping the space would read "\log_28". Brace it first.
     text = re.sub(r"([_^])([A-Za-z0-9]) (?=[A-Za-z0-9\\])", "\\1{\\2} ", text)
     text = re.sub(r"(\\[A-Za-z]+) (?=[A-Za-z0-9])", "\\1\x00", text)  # "\pi r" keeps a separator
-    text = re.sub(r"(?<=[A-Za-z]{2}) (?=[A-Za-z]{2})", "\x01", text)  # words in text answers
+    # words in text answers ("no solution", "has a winning strategy")
+    text = _WORD_SPACE.sub("\x01", text)
     text = text.replace(" ", "")
     return text.replace("\x00", " ").replace("\x01", " ")
 
@@ -269,9 +319,9 @@ _ANSWER_PHRASE = re.compile(
     r"^(?:\*\*)?(?:(?:so|thus|therefore|hence),? )?(?:the )?(?:final )?answer\b(?: is)?(?:\*\*)? ?[:=]?(?:\*\*)? ?",
     re.IGNORECASE,
 )
-_PERCENT_WORD = re.compile(r"(?<=\d) ?(?:percent|per cent)\b", re.IGNORECASE)
+_PERCENT_WORD = re.compile(r"(?<=\d) ?(?:percentage|percent|per cent|pct)\b\.?", re.IGNORECASE)
 _LIST_WORD_AFTER_VALUE = re.compile(
-    r"(?:(?<=[\d}$)\]])|(?<=\\pi)|(?<=\\infty)|(?<=\b[A-Za-z])) {1,3}(?:or|and) {1,3}(?=[-\d\\(\[{A-Za-z])"
+    r"(?:(?<=[\d}$)\]°])|(?<=\\pi)|(?<=\\infty)|(?<=\b[A-Za-z])) {1,3}(?:or|and) {1,3}(?=[-\d\\(\[{A-Za-z])"
 )
 _LIST_WORD_BEFORE_RELATION = re.compile(r" {1,3}(?:or|and) {1,3}(?=[A-Za-z]{1,3}(?:\([A-Za-z0-9,]{0,20}\))? ?[=<>\\])")
 
@@ -295,7 +345,12 @@ def normalize_answer(answer: str, *, unit: str | None = None) -> str:
     """Canonical LaTeX of an answer (see the module docstring); ``unit`` is an expected unit to drop."""
     if not isinstance(answer, str):
         return ""
-    text = clean_unicode(answer[:MAX_NORMALIZE_CHARS])
+    text = answer[:MAX_NORMALIZE_CHARS]
+    residue = CHAT_RESIDUE.search(text) if "<" in text else None
+    if residue is not None and text[: residue.start()].strip():
+        text = text[: residue.start()]  # "12<|im_end|>": what follows is a turn the model invented
+    text = _html_to_latex(clean_unicode(text))
+    text = _undouble_backslashes(text)
     # One space for every run of white space first: every later pattern then sees runs of
     # length one, which removes the quadratic cases of "\s*"/"\s+" next to each other.
     text = _WHITESPACE.sub(" ", text)
@@ -310,8 +365,13 @@ def normalize_answer(answer: str, *, unit: str | None = None) -> str:
     text = _WIDE_SPACES.sub(" ", text)
     for pattern, repl in _RENAMES:
         text = pattern.sub(repl, text)
+    if "st" in text or "nd" in text or "rd" in text or "th" in text:
+        text = _ORDINAL.sub(_drop_ordinal, text)
     text = strip_text_wrappers(text)
-    text = _DEGREES.sub("", text)
+    text = _DEGREES.sub(DEGREE, text)
+    comma = _DECIMAL_COMMA.match(text.strip())
+    if comma:
+        text = f"{comma.group(1)}.{comma.group(2)}" + ("\\%" if comma.group(3).endswith("%") else "")
     text = _DOLLAR_SIGN.sub("", text)
     text = re.sub(r"\^\s*\{\s*\\prime\s*\}|\\prime", "'", text)
     if unit:
@@ -319,9 +379,14 @@ def normalize_answer(answer: str, *, unit: str | None = None) -> str:
         unit_text = _DEGREES.sub("", unit_text)
         if unit_text and text.rstrip().endswith(unit_text) and text.rstrip() != unit_text:
             text = text.rstrip()[: -len(unit_text)]
-    text = _strip_trailing_words(text.strip())
+    text = text.strip()
+    if "deg" in text[-12:].lower():
+        text = _DEGREE_WORD.sub(DEGREE, text)
+    text = _strip_trailing_words(text)
     text = _fix_short_args(text)
-    text = _PERCENT_WORD.sub("\\%", text)
+    low = text.lower()
+    if "per" in low or "pct" in low:
+        text = _PERCENT_WORD.sub("\\%", text)
     # "1 and 2", "\frac{\pi}{6} or \frac{5\pi}{6}", "x=1 or x=2", "f(x)=x and f(x)=-x": a list
     text = _LIST_WORD_AFTER_VALUE.sub(",", text)
     text = _LIST_WORD_BEFORE_RELATION.sub(",", text)

@@ -18,7 +18,7 @@ MAX_EXPONENT = 400
 _INT = r"[+-]?\d+"
 _DEC = r"[+-]?(?:\d+\.\d*|\.\d+|\d+)"
 _RE_DEC = re.compile(rf"^({_DEC})$")
-_RE_SCI = re.compile(rf"^({_DEC})(?:[eE]([+-]?\d+)|(?:\\times|\\cdot|\*|x)10\^\{{?([+-]?\d+)\}}?)$")
+_RE_SCI = re.compile(rf"^({_DEC})(?:[eE]([+-]?\d+)|(?:\\times|\\cdot|\*|x) ?10\^[{{(]?([+-]?\d+)[)}}]?)$")
 _RE_POW10 = re.compile(r"^([+-]?)10\^\{?([+-]?\d+)\}?$")
 _RE_POW = re.compile(r"^([+-]?)(\d+)\^\{?(\d+)\}?$")
 _RE_FRAC = re.compile(rf"^([+-]?)\\frac\{{({_DEC})\}}\{{({_DEC})\}}$")
@@ -51,6 +51,7 @@ def parse_number(text: str) -> Number | None:
     if not text or len(text) > MAX_DIGITS:
         return None
     percent = False
+    text = text.removesuffix("°")  # degrees equal plain numbers (docs/grading.md)
     if text.endswith("%"):
         percent = True
         text = text[:-1].rstrip("\\")

@@ -62,6 +62,7 @@ Node = Leaf | Text | Seq | Matrix | Relation | Union
 
 _REL_OPS = ("\\le", "\\ge", "\\ne", "\\in", "\\approx", "<", ">", "=")
 _REL_RE = re.compile(r"\\(?:le|ge|ne|in|approx|lt|gt)(?![A-Za-z])|<|>|=")
+_SET_BUILDER = re.compile(r"^ ?[A-Za-z] ?(?:\\in ?\\mathbb ?\{?R\}? ?)?(?:\\mid|\||:) ?(.+)$")
 _WORDS = re.compile(r"^[A-Za-z][A-Za-z' \-]*[A-Za-z]$")
 
 
@@ -131,7 +132,7 @@ def _split_relations(text: str) -> tuple[list[str], list[str]] | None:
         if depth_at.get(m.start(), 1) != 0:
             continue
         op = m.group(0)
-        op = {"\\lt": "<", "\\gt": ">", "\\approx": "="}.get(op, op)
+        op = {"\\lt": "<", "\\gt": ">"}.get(op, op)
         parts.append(text[start : m.start()])
         ops.append(op)
         start = m.end()
@@ -200,6 +201,9 @@ def parse(text: str, depth: int = 0) -> Node:
         open_, inner, close = outer
         inner_items = split_top(inner)
         if open_ == "\\{":
+            builder = _SET_BUILDER.match(inner)
+            if builder is not None:  # {x | 1 < x < 4}: the set its condition describes
+                return parse(builder.group(1), depth + 1)
             if not inner.strip():
                 return Seq((), "{", "}")
             return Seq(tuple(parse(i, depth + 1) for i in inner_items if i.strip()), "{", "}")

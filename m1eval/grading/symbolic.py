@@ -154,6 +154,7 @@ def check_safe(expr) -> None:  # noqa: ANN001
 @lru_cache(maxsize=4096)
 def to_sympy(latex: str):  # noqa: ANN201
     """A sympy object for a normalised LaTeX leaf, or SymbolicError."""
+    latex = latex.replace("°", "")  # the degree marker of normalize.DEGREE: degrees are numbers
     if len(latex) > MAX_LATEX_CHARS:
         raise SymbolicError("expression too long")
     if not latex.strip():
@@ -326,6 +327,20 @@ def _simplifies_to_zero(diff, default: bool = False) -> bool:  # noqa: ANN001
         return default
     except Exception:
         return default
+
+
+def rounds_to(answer_latex: str, gold, decimals: int) -> bool:  # noqa: ANN001 - gold is a Fraction
+    """Whether the constant ``answer_latex`` rounded to ``decimals`` places is ``gold``."""
+    from m1eval.grading.forms import rounds_to as close_enough
+
+    sp = _sympy()
+    expr = to_sympy(answer_latex)
+    if not isinstance(expr, sp.Expr) or expr.free_symbols:
+        return False
+    value = _evaluate(expr, 0, ())
+    if value is None or abs(value.imag) > 1e-12:
+        return False
+    return close_enough(value.real, gold, decimals)
 
 
 def sym_key(latex: str) -> tuple:
