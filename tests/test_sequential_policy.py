@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from m1eval.analysis.budget.sequential import sequential_curve
@@ -26,16 +25,26 @@ SAMPLES_PER_PROBLEM = 4
 
 
 def _example_subset(root: Path, n_problems: int = 10) -> Path:
-    """A run of the example's real texts: problems where some sample is right under lenient, and some not."""
-    grades = pd.read_parquet(EXAMPLE / "grades.parquet")
-    right = grades.groupby("problem_id")["correct"].any()
-    chosen = sorted(right[right].index)[: n_problems // 2] + sorted(right[~right].index)[: n_problems - n_problems // 2]
+    """A run of the example's real texts: problems where the current ``lenient`` finds a right answer
+    in the first samples, and problems where it does not (chosen by grading them now, so the
+    premise holds whatever the grader version the example was stored with)."""
+    from m1eval.grading import Grader
+
     problems = {p["id"]: Problem.from_dict(p) for p in map(json.loads, (EXAMPLE / "problems.jsonl").open())}
-    samples: dict[str, list[Completion]] = {pid: [] for pid in chosen}
+    samples: dict[str, list[Completion]] = {pid: [] for pid in problems}
     for line in (EXAMPLE / "samples.jsonl").open(encoding="utf-8"):
         completion = Completion.from_dict(json.loads(line))
-        if completion.problem_id in samples and completion.sample_index < SAMPLES_PER_PROBLEM:
+        if completion.sample_index < SAMPLES_PER_PROBLEM:
             samples[completion.problem_id].append(completion)
+    grader = Grader(workers=1, extraction="lenient")
+    try:
+        grades = grader.grade_many([(problems[pid], cs) for pid, cs in samples.items()], progress=False)
+    finally:
+        grader.close()
+    right = sorted({g.problem_id for g in grades if g.correct})
+    wrong = sorted(set(problems) - set(right))
+    chosen = right[: n_problems // 2] + wrong[: n_problems - n_problems // 2]
+    assert len(right) >= 2, "the example should hold lenient-correct answers"
     path = run_path(root, "math500", "smollm2-135m", "subset")
     store = RunStore.create(path, {"run_id": "subset", "task": {"name": "math500"}, "model": {"name": "smollm2-135m"},
                                    "sampling": {"max_tokens": 320}})
