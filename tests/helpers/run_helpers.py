@@ -12,7 +12,7 @@ import pytest
 
 from m1eval.models.tiny import shared_tiny_qwen2
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
