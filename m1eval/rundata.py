@@ -18,7 +18,7 @@ say so instead of silently scoring them as wrong.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
@@ -27,17 +27,25 @@ from typing import Any
 import pandas as pd
 
 from m1eval.records import BatchTiming, Completion, Grade, Problem
-from m1eval.store import RunStore, StoreError, find_runs
+from m1eval.sample_lines import read_lines
+from m1eval.sample_meta import LINE_COLUMNS, SampleMeta, read_meta
+from m1eval.store import SAMPLES, RunStore, StoreError, find_runs
 
 KEYS = ["problem_id", "sample_index"]
-SAMPLE_COLUMNS = [f.name for f in fields(Completion)]
+SAMPLE_COLUMNS = [f.name for f in fields(Completion) if f.name != "text"]  # the texts stay on disk
+TEXT_CHUNK_BYTES = 16 * 1024 * 1024  # texts one step of sequential scaling holds at once
 GRADE_COLUMNS = [f.name for f in fields(Grade)]
 BATCH_COLUMNS = [f.name for f in fields(BatchTiming)]
 
 
 @dataclass
 class RunData:
-    """A run folder in memory. ``frame`` holds one row per *graded* sample, in problem order."""
+    """A run folder in memory. ``frame`` holds one row per *graded* sample, in problem order.
+
+    No text is held: ``samples`` and ``frame`` carry every other field of the completions,
+    and ``lines`` where each one's line lies in samples.jsonl, so ``graded_completions`` and
+    ``graded_chunks`` read the texts from disk when an analysis needs them.
+    """
 
     path: Path
     manifest: dict[str, Any]
@@ -47,6 +55,7 @@ class RunData:
     batches: pd.DataFrame
     frame: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    lines: pd.DataFrame | None = None  # problem_id, sample_index, offset, length (None: loaded with_text=False)
 
     @property
     def task(self) -> str:
@@ -102,16 +111,44 @@ class RunData:
         return int(len(self.samples) - len(self.frame))
 
     def graded_completions(self) -> list[Completion]:
-        """The graded samples as ``Completion`` records, in samples.jsonl order (texts needed).
+        """The graded samples as ``Completion`` records, in samples.jsonl order (texts read from disk).
 
         For analyses that re-grade stored texts (sequential scaling cuts them at L tokens):
-        they get the records from here rather than reopening the run folder.
+        they get the records from here rather than reopening the run folder. All texts at
+        once; ``graded_chunks`` gives them a few problems at a time.
         """
-        if "text" not in self.samples:
+        graded = self._graded_lines()
+        return read_lines(self.path / SAMPLES, graded["offset"].tolist(), graded["length"].tolist())
+
+    def graded_chunks(self, max_bytes: int = TEXT_CHUNK_BYTES) -> Iterator[list[Completion]]:
+        """``graded_completions`` a few whole problems at a time (about ``max_bytes`` of lines each),
+        problems in the order they first appear in samples.jsonl, each problem's samples in file order."""
+        graded = self._graded_lines()
+        order = {pid: i for i, pid in enumerate(pd.unique(graded["problem_id"]))}
+        graded = graded.assign(_p=graded["problem_id"].map(order)).sort_values("_p", kind="stable")
+        chunk: list[int] = []
+        held = 0
+        for _, rows in graded.groupby("_p", sort=True):
+            chunk.extend(rows.index)
+            held += int(rows["length"].sum())
+            if held >= max_bytes:
+                yield self._read(graded.loc[chunk])
+                chunk, held = [], 0
+        if chunk:
+            yield self._read(graded.loc[chunk])
+
+    def _read(self, rows: pd.DataFrame) -> list[Completion]:
+        try:
+            return read_lines(self.path / SAMPLES, rows["offset"].tolist(), rows["length"].tolist())
+        except (OSError, ValueError) as exc:
+            raise StoreError(str(exc)) from None
+
+    def _graded_lines(self) -> pd.DataFrame:
+        if self.lines is None:
             raise ValueError(f"{self.path}: loaded without completion texts (with_text=False); they are needed here")
         keys = set(zip(self.frame["problem_id"], self.frame["sample_index"]))
-        graded = [key in keys for key in zip(self.samples["problem_id"], self.samples["sample_index"])]
-        return [Completion.from_dict(row) for row in self.samples[graded].to_dict(orient="records")]
+        graded = [key in keys for key in zip(self.lines["problem_id"], self.lines["sample_index"])]
+        return self.lines[graded].reset_index(drop=True)
 
     def scores(self, key: str = "score") -> pd.Series | None:
         """Per-sample score from ``Completion.metrics[key]`` aligned with ``frame``, or None if absent."""
@@ -132,13 +169,24 @@ def _problem_order(problems: list[Problem], ids: pd.Series) -> dict[str, int]:
 
 
 def load_run(path: str | os.PathLike[str], *, require_grades: bool = True, with_text: bool = True) -> RunData:
-    """Read a run folder. Without grades: raise (default) or return an empty ``frame``.
+    """Read a run folder (never its texts). Without grades: raise (default) or return an empty ``frame``.
 
-    ``with_text=False`` drops the completion texts after reading, for analyses of large
-    runs that need only counts, tokens and grades.
+    The samples come from the metadata view (``m1eval.sample_meta``), so the cost does not
+    grow with the texts. ``with_text=False`` also forgets where the texts lie, for callers
+    that must not read them (``graded_completions`` then raises).
     """
     store = RunStore(path)
     manifest = store.read_manifest()
+    grades = store.read_grades() if store.has_grades() else None
+    if grades is None and require_grades:
+        raise StoreError(f"{store.path}: no grades.parquet; run `m1eval grade {store.path}` first")
+    return assemble_run(store, manifest, read_meta(store), grades, with_text=with_text)
+
+
+def assemble_run(store: RunStore, manifest: dict[str, Any], meta: SampleMeta, grades: pd.DataFrame | None, *,
+                 with_text: bool = True) -> RunData:
+    """A ``RunData`` from parts already read (grading hands over its grades and metadata, see
+    ``m1eval.stages``); problems and batches are read here. ``grades`` None: none yet."""
     warnings: list[str] = []
     try:
         problems = store.read_problems()
@@ -146,22 +194,21 @@ def load_run(path: str | os.PathLike[str], *, require_grades: bool = True, with_
         problems = []
         warnings.append(str(exc))
 
-    completions, report = store.read_samples()
+    report = meta.report
     if report.truncated_tail or report.bad_lines:
         warnings.append(report.summary())
-    samples = pd.DataFrame([c.to_dict() for c in completions], columns=SAMPLE_COLUMNS)
-    if not with_text:
-        samples = samples.drop(columns=["text"])
+    samples = meta.frame[SAMPLE_COLUMNS].copy()
     samples["problem_id"] = samples["problem_id"].astype(str)
     samples["sample_index"] = samples["sample_index"].astype("int64")
+    lines = meta.frame[[*KEYS, *LINE_COLUMNS]].copy() if with_text else None
 
     timings, batch_report = store.read_batches()
     if batch_report.truncated_tail or batch_report.bad_lines:
         warnings.append(batch_report.summary())
     batches = pd.DataFrame([t.to_dict() for t in timings], columns=BATCH_COLUMNS)
 
-    if store.has_grades():
-        grades = store.read_grades()
+    if grades is not None:
+        grades = grades.copy()
         if "extracted_by" not in grades.columns:  # graded before extraction policies (grader < 1.3)
             grades["extracted_by"] = None
         missing = [c for c in GRADE_COLUMNS if c not in grades.columns]
@@ -174,8 +221,6 @@ def load_run(path: str | os.PathLike[str], *, require_grades: bool = True, with_
         if dupes:
             warnings.append(f"{store.path / 'grades.parquet'}: {dupes} duplicate grade rows ignored (first kept)")
             grades = grades.drop_duplicates(KEYS, keep="first")
-    elif require_grades:
-        raise StoreError(f"{store.path}: no grades.parquet; run `m1eval grade {store.path}` first")
     else:
         grades = pd.DataFrame(columns=GRADE_COLUMNS)
 
@@ -192,7 +237,7 @@ def load_run(path: str | os.PathLike[str], *, require_grades: bool = True, with_
     )
     frame["correct"] = frame["correct"].astype(bool)
     return RunData(
-        path=Path(path),
+        path=Path(store.path),
         manifest=manifest,
         problems=problems,
         samples=samples,
@@ -200,6 +245,7 @@ def load_run(path: str | os.PathLike[str], *, require_grades: bool = True, with_
         batches=batches,
         frame=frame,
         warnings=warnings,
+        lines=lines,
     )
 
 

@@ -329,34 +329,47 @@ class RunStore:
         return len(lines)
 
     def read_samples(self) -> tuple[list[Completion], ReadReport]:
-        """All stored completions (first copy wins if a pair was ever written twice)."""
-        rows, report = _read_jsonl(self.path / SAMPLES)
+        """All stored completions with their texts (first copy wins if a pair was ever written twice).
+
+        This holds every text in memory: stages that need texts of a large run stream them
+        (``m1eval.sample_lines.scan_samples``), analyses read the metadata view
+        (``m1eval.sample_meta``).
+        """
+        from m1eval.sample_lines import ScanState, scan_samples
+
+        report = ReadReport(self.path / SAMPLES)
+        state = ScanState()
         out: list[Completion] = []
         seen: set[tuple[str, int]] = set()
-        for row in rows:
-            try:
-                completion = Completion.from_dict(row)
-            except (TypeError, ValueError):
-                report.bad_lines.append(-1)
-                continue
-            if completion.key in seen:
-                continue
-            seen.add(completion.key)
-            out.append(completion)
-        report.rows = len(out)
-        report.repairs = [r for r in self.repairs if r.get("file") == SAMPLES]
-        if report.repairs:  # the torn line was cut when this store took the lock: still a skipped line
-            report.truncated_tail = True
+        for chunk in scan_samples(self.path / SAMPLES, state):
+            for line in chunk:
+                if line.completion.key not in seen:
+                    seen.add(line.completion.key)
+                    out.append(line.completion)
+        report.rows, report.truncated_tail, report.bad_lines = len(out), state.truncated_tail, state.bad_lines
+        self.note_repairs(report)
         return out, report
+
+    def note_repairs(self, report: ReadReport) -> None:
+        """Add the torn tails this store cut off samples.jsonl to ``report``: still a skipped line."""
+        report.repairs = [r for r in self.repairs if r.get("file") == SAMPLES]
+        if report.repairs:  # the torn line was cut when this store took the lock
+            report.truncated_tail = True
 
     def read_batches(self) -> tuple[list[BatchTiming], ReadReport]:
         rows, report = _read_jsonl(self.path / BATCHES)
         return [BatchTiming.from_dict(r) for r in rows], report
 
     def finished(self) -> set[tuple[str, int]]:
-        """The (problem_id, sample_index) pairs already stored: what a resumed run skips."""
-        samples, _ = self.read_samples()
-        return {c.key for c in samples}
+        """The (problem_id, sample_index) pairs already stored: what a resumed run skips.
+
+        Read from the metadata view (``m1eval.sample_meta``): no text is parsed for lines it
+        already indexed.
+        """
+        from m1eval.sample_meta import read_meta
+
+        meta = read_meta(self)
+        return set(zip(meta.frame["problem_id"], meta.frame["sample_index"].astype(int).tolist()))
 
     # ------------------------------------------------------------------ grades
 
