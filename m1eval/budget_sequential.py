@@ -94,6 +94,7 @@ def sequential_curve(
     seed: int = 0,
     label: str | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    chunk_bytes: int = TEXT_CHUNK_BYTES,
 ) -> LengthCurve:
     """Grade every graded sample of ``run`` cut at each L; price L from ``profile`` if given.
 
@@ -129,12 +130,12 @@ def sequential_curve(
     # The texts are read a few whole problems at a time (each chunk graded at every L), so
     # memory follows the chunk, not the run; per L the chunks' grades keep the problems' order.
     per_length: list[list[pd.DataFrame]] = [[] for _ in grid]
-    total = len(grid) * max(1, -(-int(run.lines["length"].sum()) // TEXT_CHUNK_BYTES))
+    total = len(grid) * run.graded_chunk_count(chunk_bytes)
     step = 0
     try:
         if on_step is not None:
             on_step(0, total)
-        for completions in run.graded_chunks():
+        for completions in run.graded_chunks(chunk_bytes):
             by_problem: dict[str, list[Completion]] = {}
             for c in completions:
                 by_problem.setdefault(c.problem_id, []).append(c)
@@ -148,7 +149,7 @@ def sequential_curve(
                 ))
                 step += 1
                 if on_step is not None:
-                    on_step(min(step, total), total)
+                    on_step(step, total)
     finally:
         if own_grader:
             grader.close()
@@ -160,8 +161,6 @@ def sequential_curve(
         low.append(float(ci.low[0]))
         high.append(float(ci.high[0]))
         no_answer.append(float(frame["answer"].isna().mean()))
-    if on_step is not None and step < total:
-        on_step(total, total)
     seconds = None
     if profile is not None:
         try:

@@ -124,18 +124,28 @@ class RunData:
         """``graded_completions`` a few whole problems at a time (about ``max_bytes`` of lines each),
         problems in the order they first appear in samples.jsonl, each problem's samples in file order."""
         graded = self._graded_lines()
+        for rows in self._chunk_rows(graded, max_bytes):
+            yield self._read(graded.loc[rows])
+
+    def graded_chunk_count(self, max_bytes: int = TEXT_CHUNK_BYTES) -> int:
+        """How many chunks ``graded_chunks(max_bytes)`` yields (for a progress total)."""
+        return sum(1 for _ in self._chunk_rows(self._graded_lines(), max_bytes))
+
+    @staticmethod
+    def _chunk_rows(graded: pd.DataFrame, max_bytes: int) -> Iterator[list[int]]:
         order = {pid: i for i, pid in enumerate(pd.unique(graded["problem_id"]))}
-        graded = graded.assign(_p=graded["problem_id"].map(order)).sort_values("_p", kind="stable")
+        position = graded["problem_id"].map(order).to_numpy()
         chunk: list[int] = []
         held = 0
-        for _, rows in graded.groupby("_p", sort=True):
-            chunk.extend(rows.index)
-            held += int(rows["length"].sum())
+        for p in range(len(order)):
+            rows = list(graded.index[position == p])
+            chunk.extend(rows)
+            held += int(graded.loc[rows, "length"].sum())
             if held >= max_bytes:
-                yield self._read(graded.loc[chunk])
+                yield chunk
                 chunk, held = [], 0
         if chunk:
-            yield self._read(graded.loc[chunk])
+            yield chunk
 
     def _read(self, rows: pd.DataFrame) -> list[Completion]:
         try:

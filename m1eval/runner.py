@@ -419,11 +419,17 @@ def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserv
             tokenizer = load_tokenizer(_tokenizer_source(plan), plan.engine_options.get("revision"))
         prompts = {p.id: render(tokenizer, p.question, plan.suffix, plan.join) for p in plan.problems}
         template = template_hash(tokenizer)
-        finished = store.finished() if existed else set()  # the metadata view: only lines it lacks are parsed
+        # the metadata view: only lines it lacks are parsed, and it is kept only once nothing refuses the command
+        from m1eval.sample_meta import read_meta  # pandas: only when there is a folder to read
+
+        meta = read_meta(store, keep=False) if existed else None
+        finished = meta.keys() if meta is not None else set()
         _problem_differences(store, plan, old, prompts, template, finished)
         store.lock()
         old = store.read_manifest() if (plan.path / MANIFEST).exists() else old  # with any tail repair noted
         store.write_manifest(_manifest(plan, old, template, prompts, finished))
+        if meta is not None:
+            meta.keep(store)
         store.write_problems(plan.problems)
         store.begin(RUN_STAGE, expected=expected)
     finally:

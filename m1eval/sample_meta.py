@@ -72,6 +72,17 @@ class SampleMeta:
 
     frame: pd.DataFrame
     report: ReadReport
+    unsaved: tuple[ScanState, tuple[int, int]] | None = None  # read with keep=False and not kept yet
+
+    def keys(self) -> set[tuple[str, int]]:
+        """The stored (problem_id, sample_index) pairs."""
+        return set(zip(self.frame["problem_id"], self.frame["sample_index"].tolist()))
+
+    def keep(self, store: RunStore) -> None:
+        """Save a view read with ``keep=False`` once the caller may write (the runner, after its checks)."""
+        if self.unsaved is not None:
+            save_meta(store, self.frame, *self.unsaved)
+            self.unsaved = None
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -166,7 +177,8 @@ def _report(store: RunStore, frame: pd.DataFrame, state: ScanState) -> ReadRepor
 def read_meta(store: RunStore, *, keep: bool = True) -> SampleMeta:
     """The metadata of every stored completion, from the kept view where it is current (see the module).
 
-    ``keep=False`` never writes the view (a caller that is about to rewrite it).
+    ``keep=False`` writes nothing (a caller that may still refuse to touch the folder);
+    ``SampleMeta.keep`` saves the view later.
     """
     path = store.path / SAMPLES
     if not path.exists():
@@ -184,10 +196,15 @@ def read_meta(store: RunStore, *, keep: bool = True) -> SampleMeta:
     builder, state = MetaBuilder(), ScanState()
     for _ in scan_meta(store, builder, state):
         pass
-    frame = builder.frame()
+    return _built(store, builder.frame(), state, signature, keep)
+
+
+def _built(store: RunStore, frame: pd.DataFrame, state: ScanState, signature: tuple[int, int],
+           keep: bool) -> SampleMeta:
+    meta = SampleMeta(frame, _report(store, frame, state), (state, signature))
     if keep:
-        save_meta(store, frame, state, signature)
-    return SampleMeta(frame, _report(store, frame, state))
+        meta.keep(store)
+    return meta
 
 
 def _extend(store: RunStore, frame: pd.DataFrame, info: dict[str, Any], signature: tuple[int, int],
@@ -199,7 +216,4 @@ def _extend(store: RunStore, frame: pd.DataFrame, info: dict[str, Any], signatur
         pass
     added = builder.frame()
     frame = pd.concat([frame, added], ignore_index=True) if len(added) else frame
-    frame = _typed(frame)
-    if keep:
-        save_meta(store, frame, state, signature)
-    return SampleMeta(frame, _report(store, frame, state))
+    return _built(store, _typed(frame), state, signature, keep)

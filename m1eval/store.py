@@ -368,8 +368,7 @@ class RunStore:
         """
         from m1eval.sample_meta import read_meta
 
-        meta = read_meta(self)
-        return set(zip(meta.frame["problem_id"], meta.frame["sample_index"].astype(int).tolist()))
+        return read_meta(self).keys()
 
     # ------------------------------------------------------------------ grades
 
