@@ -1,13 +1,13 @@
 """Memory and time of the later stages on MATH500-sized run folders whose texts grow (issue 25).
 
 Writes synthetic graded run folders (500 problems x 64 samples, through
-``tests/synthetic_runs.make_synthetic_run``) that differ only in the length of their
+``m1eval.rundir.synthetic.make_synthetic_run``) that differ only in the length of their
 completion texts, then runs each verb on each folder as a subprocess and prints its wall
 time and peak resident memory (``wait4`` of that one child: the largest of the verb's
 process and the workers it reaped), and the ratio between the text lengths.
 
     PYTHONPATH=$PWD python benchmarks/analysis_scale.py --folder /tmp/scale [--chars 5000 20000 80000]
-    PYTHONPATH=/old/checkout python benchmarks/analysis_scale.py --folder /tmp/scale --code /old/checkout
+    PYTHONPATH=$PWD python benchmarks/analysis_scale.py --folder /tmp/scale --code /old/checkout
 
 ``--code`` runs the verbs from another checkout (the code before a change) on the same
 folders; derived files a verb leaves in a run folder (``samples_meta.parquet``) are removed
@@ -37,8 +37,7 @@ def write_folder(root: Path, chars: int, problems: int, samples: int) -> Path:
     if done.exists():
         return Path(done.read_text().strip())
     shutil.rmtree(done.parent, ignore_errors=True)
-    sys.path.insert(0, str(REPO / "tests"))
-    from synthetic_runs import make_synthetic_run
+    from m1eval.rundir.synthetic import make_synthetic_run
 
     path = make_synthetic_run(done.parent, task="math500", model="synthetic-r1", n_problems=problems,
                               n_samples=samples, accuracy=0.6, seed=25, tokens_per_sample=4000, max_tokens=32768,

@@ -1,7 +1,7 @@
 """Coverage of m1eval's confidence intervals against known truths (issue 17).
 
 Each setting simulates many benchmarks whose per-problem answer distributions are known,
-asks the library for its intervals (``m1eval.bootstrap.bootstrap_curve`` and
+asks the library for its intervals (``m1eval.analysis.intervals.interval_curve`` and
 ``paired_comparison``, at their defaults), and counts how often each nominal-95 %
 interval holds the truth. Why a simulation: an interval's promise is about repeated
 benchmarks, which no single run can check.
@@ -47,8 +47,8 @@ from itertools import product
 
 import numpy as np
 
-from m1eval import bootstrap as B
-from m1eval import metrics as M
+from m1eval.analysis import intervals as B
+from m1eval.analysis import metrics as M
 
 LEVEL = 0.95
 FLOOR = 0.93
@@ -167,13 +167,13 @@ def _supports(fn, name: str) -> bool:
 
 
 def run_setting(
-    prior: str, P: int, n: int, reps: int, seed: int, resamples: int, paired: bool, metrics: tuple[str, ...] = ("pass", "maj"),
+    prior: str, P: int, n: int, reps: int, seed: int, sign_flips: int, paired: bool, metrics: tuple[str, ...] = ("pass", "maj"),
     shift: float = -0.6,
 ) -> dict[str, Tally]:
     pop = make_population(prior)
     alt = pop.shifted(shift)
     ks = sorted({1, 2, n // 2, n})
-    targets = ["pop"] + (["fixed"] if _supports(B.bootstrap_curve, "target") else [])
+    targets = ["pop"] + (["fixed"] if _supports(B.interval_curve, "target") else [])
     truth = {(m, k): truth_values(pop, m, k) for m in ("pass", "maj") for k in ks}
     truth_alt = {(m, k): truth_values(alt, m, k) for m in ("pass", "maj") for k in (1, n)}
     tallies: dict[str, Tally] = {}
@@ -189,7 +189,7 @@ def run_setting(
             kwargs = {"target": "fixed"} if target == "fixed" else {}
             if target == "fixed" and metric != "pass" and not _fixed_supported(metric):
                 continue
-            ci = B.bootstrap_curve(a, ks, metric, resamples=resamples, seed=rep, level=LEVEL, **kwargs)
+            ci = B.interval_curve(a, ks, metric, sign_flips=sign_flips, seed=rep, level=LEVEL, **kwargs)
             for j, k in enumerate(ks):
                 values = truth[(metric, k)]
                 t = values.mean() if target == "pop" else values[types].mean()
@@ -204,7 +204,7 @@ def run_setting(
         b_alt = draw_samples(alt, types, n, rng)
         pairs = [(m, kk) for m, kk in (("pass", 1), ("pass", n), ("maj", n)) if m in metrics]
         for (metric, k), (hyp, b) in product(pairs, (("null", b_null), ("alt", b_alt))):
-            c = B.paired_comparison(a, b, metric, k, resamples=resamples, seed=rep, level=LEVEL)
+            c = B.paired_comparison(a, b, metric, k, sign_flips=sign_flips, seed=rep, level=LEVEL)
             t = 0.0 if hyp == "null" else truth[(metric, k)].mean() - truth_alt[(metric, k)].mean()
             label = f"pair  {M.metric_info(metric).label_at(k)} {hyp}"
             tally(label).add(c.low - 1e-12 <= t <= c.high + 1e-12, c.low - 1e-12 <= c.diff <= c.high + 1e-12, c.high - c.low)
@@ -236,7 +236,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=None, help="simulated benchmarks per setting (default 100, --full 400)")
     parser.add_argument("--full", action="store_true", help="400 benchmarks per setting, as in issue 17 (an hour or more here)")
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples / sign flips (the library default)")
+    parser.add_argument("--sign-flips", type=int, default=1000, help="sign flips of the paired p-value (the library default)")
     parser.add_argument("--settings", nargs="*", default=None, help="prior:P:n triples, e.g. hard:500:8 (default: all 8)")
     parser.add_argument("--no-paired", action="store_true", help="skip the paired comparisons")
     parser.add_argument("--metrics", nargs="+", default=["pass", "maj"], choices=["pass", "maj"], help="metrics to check (avg@n comes with pass)")
@@ -245,13 +245,13 @@ def main() -> None:
     args = parser.parse_args()
     reps = args.reps or (400 if args.full else 100)
     settings = args.settings or [f"{p}:{P}:{n}" for p, P, n in product(("hard", "easy"), (30, 500), (8, 64))]
-    print(f"# m1eval interval coverage: {reps} simulated benchmarks per setting, nominal {LEVEL:.0%}, B={args.resamples}")
-    print(f"# library: {B.__file__}; fixed-set target offered: {_supports(B.bootstrap_curve, 'target')}")
+    print(f"# m1eval interval coverage: {reps} simulated benchmarks per setting, nominal {LEVEL:.0%}, B={args.sign_flips}")
+    print(f"# library: {B.__file__}; fixed-set target offered: {_supports(B.interval_curve, 'target')}")
     failures = low = 0
     for i, setting in enumerate(settings):
         prior, P, n = setting.split(":")
         start = time.perf_counter()
-        tallies = run_setting(prior, int(P), int(n), reps, args.seed + 1000 * i, args.resamples, not args.no_paired, tuple(args.metrics), args.shift)
+        tallies = run_setting(prior, int(P), int(n), reps, args.seed + 1000 * i, args.sign_flips, not args.no_paired, tuple(args.metrics), args.shift)
         for line in report(f"{prior} prior, P = {P}, n = {n}", tallies, time.perf_counter() - start):
             failures += line.endswith("FAIL")
             low += line.endswith("<93")

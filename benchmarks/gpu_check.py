@@ -40,8 +40,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import torch
 
 from m1eval.hybrid import kernels
@@ -439,7 +437,7 @@ def _write_models(shape: Shape, device: torch.device, root: Path) -> tuple[Path,
     """An M1 checkpoint folder and a Llama folder, both with a locally trained tokenizer (no hub)."""
     from safetensors.torch import save_file
 
-    from tests.tiny_models import build_tokenizer
+    from m1eval.models.tiny import build_tokenizer
 
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     config = shape.hybrid()
@@ -469,8 +467,8 @@ def _write_models(shape: Shape, device: torch.device, root: Path) -> tuple[Path,
 def check_bench(shape: Shape, device: torch.device, out: Path, batches: list[int], prompt_len: int,
                 gen_len: int) -> dict[str, Any]:  # fmt: skip
     """``m1eval bench`` on both engines, in process, writing profiles to ``out/bench``."""
-    from m1eval.cli import app
-    from m1eval.profile import ThroughputProfile
+    from m1eval.cli.app import app
+    from m1eval.throughput.profile import ThroughputProfile
 
     with tempfile.TemporaryDirectory(prefix="gpu_check_models_") as tmp:
         m1_dir, llama_dir = _write_models(shape, device, Path(tmp))

@@ -23,12 +23,9 @@ import argparse
 import json
 import random
 import re
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 TASKS = ("math500", "olympiadbench", "aime24", "aime25", "amc23")
@@ -169,7 +166,7 @@ def rewrites(gold_raw: str, rng: random.Random) -> list[tuple[str, str, bool]]:
 
 
 def load_pairs(per_form: int, seed: int = 0, data: Path = DATA) -> list[dict]:
-    from m1eval.tasks import load_task
+    from m1eval.tasks.loader import load_task
 
     rng = random.Random(seed)
     by_form: dict[str, list[dict]] = defaultdict(list)

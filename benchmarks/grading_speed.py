@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from m1eval.records import Completion, Problem  # noqa: E402
 
@@ -67,7 +64,7 @@ def _wrong(gold: str, rng: random.Random) -> list[str]:
 
 
 def load_golds(limit: int) -> list[Problem]:
-    from m1eval.tasks import load_task
+    from m1eval.tasks.loader import load_task
 
     problems: list[Problem] = []
     for name in ("math500", "olympiadbench", "aime24", "aime25", "amc23"):

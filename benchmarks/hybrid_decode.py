@@ -14,18 +14,14 @@ Llama layer reads a KV cache that grows with it.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
+from m1eval.cli.progress import make_progress
 from m1eval.hybrid.config import HybridConfig
 from m1eval.hybrid.generation import generate
 from m1eval.hybrid.model import HybridForCausalLM
-from m1eval.progress import make_progress
 
 
 def build_models(args):

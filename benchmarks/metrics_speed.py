@@ -1,14 +1,14 @@
 """Speed of m1eval's statistics on a MATH500-sized run: 500 problems x n = 64 samples.
 
 Targets (issue 4): point estimates of every metric at every k in under 1 s, and the
-curves with their intervals (``bootstrap_curve``, 1000 resamples requested) in under 10 s.
+curves with their intervals (``interval_curve``, 1000 sign_flips requested) in under 10 s.
 Since issue 17 the intervals are closed-form over the per-problem estimates, so a
-"bootstrap" line costs about one point estimate. Prints each time and its ratio
+"intervals" line costs about one point estimate. Prints each time and its ratio
 to the target, all measured in this one process on synthetic vote profiles shaped like
 real ones (per-problem accuracy spread from 0 to 1, wrong answers over a few clusters,
 some samples without an answer).
 
-    python benchmarks/metrics_speed.py [--problems 500] [--n 64] [--resamples 1000]
+    python benchmarks/metrics_speed.py [--problems 500] [--n 64] [--sign_flips 1000]
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import time
 
 import numpy as np
 
-from m1eval import bootstrap as B
-from m1eval import metrics as M
-from m1eval.metrics import k_grid
+from m1eval.analysis import intervals as B
+from m1eval.analysis import metrics as M
+from m1eval.analysis.metrics import k_grid
 
 
 def synthetic_problems(n_problems: int, n: int, seed: int) -> B.ProblemSet:
@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=500)
     parser.add_argument("--n", type=int, default=64)
-    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--sign-flips", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     problems = synthetic_problems(args.problems, args.n, args.seed)
@@ -72,25 +72,25 @@ def main() -> None:
     total_boot = 0.0
     for metric in exact:
         _, s = timed(
-            f"bootstrap B={args.resamples}, {M.metric_info(metric).label}, k=powers of 2",
+            f"intervals (flips={args.sign_flips}), {M.metric_info(metric).label}, k=powers of 2",
             None,
-            lambda m=metric: B.bootstrap_curve(problems, pow2, m, resamples=args.resamples, seed=args.seed),
+            lambda m=metric: B.interval_curve(problems, pow2, m, sign_flips=args.sign_flips, seed=args.seed),
         )
         total_boot += s
-    print(f"{'bootstrap, exact metrics, powers of two (sum)':<58s} {total_boot:8.3f} s  ({total_boot / 10.0:.2f} x target 10 s)")
+    print(f"{'intervals, exact metrics, powers of two (sum)':<58s} {total_boot:8.3f} s  ({total_boot / 10.0:.2f} x target 10 s)")
     total_every = 0.0
     for metric in ("pass", "maj"):
         _, s = timed(
-            f"bootstrap B={args.resamples}, {M.metric_info(metric).label}, every k",
+            f"intervals (flips={args.sign_flips}), {M.metric_info(metric).label}, every k",
             None,
-            lambda m=metric: B.bootstrap_curve(problems, every_k, m, resamples=args.resamples, seed=args.seed),
+            lambda m=metric: B.interval_curve(problems, every_k, m, sign_flips=args.sign_flips, seed=args.seed),
         )
         total_every += s
-    print(f"{'bootstrap, pass@k + maj@k, every k (sum)':<58s} {total_every:8.3f} s  ({total_every / 10.0:.2f} x target 10 s)")
+    print(f"{'intervals, pass@k + maj@k, every k (sum)':<58s} {total_every:8.3f} s  ({total_every / 10.0:.2f} x target 10 s)")
     timed(
-        f"bootstrap B={args.resamples}, weighted maj@k (Monte Carlo), powers of 2",
+        f"intervals (flips={args.sign_flips}), weighted maj@k (Monte Carlo), powers of 2",
         None,
-        lambda: B.bootstrap_curve(problems, pow2, "wmaj", resamples=args.resamples, seed=args.seed),
+        lambda: B.interval_curve(problems, pow2, "wmaj", sign_flips=args.sign_flips, seed=args.seed),
     )
 
 

@@ -60,11 +60,11 @@ def main() -> None:
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
     from m1eval.engines.base import GenerationRequest
-    from m1eval.gguf_convert import ensure_smollm2
-    from m1eval.models import M1_SUFFIX
-    from m1eval.prompts import load_tokenizer, render
+    from m1eval.models.embedded import ensure_smollm2
+    from m1eval.models.presets import M1_SUFFIX
+    from m1eval.models.prompts import load_tokenizer, render
     from m1eval.records import SamplingConfig
-    from m1eval.tasks import load_task
+    from m1eval.tasks.loader import load_task
 
     folder = str(ensure_smollm2())
     tokenizer = load_tokenizer(folder)

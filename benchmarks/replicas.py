@@ -25,13 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 
 def _texts(run_dir: Path) -> dict:
@@ -57,17 +55,16 @@ def main() -> None:
     parser.add_argument("-o", "--option", action="append", default=[], help="engine option key=value (JSON value)")
     args = parser.parse_args()
 
+    from m1eval.cli.progress import RunProgress
     from m1eval.engines import engine_class
     from m1eval.engines.replicas import ReplicaPool, ReplicaSettings, import_ray
-    from m1eval.progress import RunProgress
-    from m1eval.runner import RunConfig, generate, plan_run
+    from m1eval.pipeline.runner import RunConfig, generate, plan_run
 
     view = RunProgress()
     work = Path(tempfile.mkdtemp(prefix="m1eval-replicas-"))
     model = args.model
     if model is None:
-        sys.path.insert(0, str(REPO / "tests"))
-        from tiny_models import build_tiny_qwen2
+        from m1eval.models.tiny import build_tiny_qwen2
 
         model = str(build_tiny_qwen2(work / "tiny-qwen2"))
     options: dict = {"batch_size": 4} if args.engine == "hf" else {}

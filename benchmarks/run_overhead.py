@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,17 +42,16 @@ def main() -> None:
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
+    from m1eval.cli.progress import RunProgress
     from m1eval.engines.vllm import VLLMEngine
-    from m1eval.progress import RunProgress
-    from m1eval.prompts import render
-    from m1eval.runner import RunConfig, generate, plan_run
-    from m1eval.seeding import sample_seed
+    from m1eval.models.prompts import render
+    from m1eval.pipeline.runner import RunConfig, generate, plan_run
+    from m1eval.pipeline.seeding import sample_seed
 
     work = Path(tempfile.mkdtemp(prefix="m1eval-overhead-"))
     model = args.model
     if model is None:
-        sys.path.insert(0, str(REPO / "tests"))
-        from tiny_models import build_tiny_qwen2
+        from m1eval.models.tiny import build_tiny_qwen2
 
         model = str(build_tiny_qwen2(work / "tiny-qwen2", hidden_size=256, layers=4))
     options = {"max_model_len": args.max_model_len, "dtype": "float32", "enforce_eager": True,
@@ -88,7 +86,7 @@ def main() -> None:
         outcome = generate(plan_run(RunConfig(**config, out=work / f"rep{rep}")), engine=engine,
                            observer=RunProgress())  # the bar is part of the measured path
         assert outcome.state == "done", outcome.message
-        from m1eval.store import RunStore
+        from m1eval.rundir.store import RunStore
 
         samples, _ = RunStore(outcome.path).read_samples()
         return sum(c.completion_tokens for c in samples)

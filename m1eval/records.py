@@ -58,7 +58,7 @@ class SamplingConfig(_Record):
     How many samples per problem (k) is the run plan's (``runner.RunPlan.k``), not an
     engine's concern: every engine draws each requested (problem, sample) once. The
     manifest still stores k as ``sampling.n``; ``from_dict`` reads such a dict. The
-    sampling defaults (a preset's, or m1eval's for other models) live in ``m1eval.models``,
+    sampling defaults (a preset's, or m1eval's for other models) live in ``m1eval.models.presets``,
     so temperature, top_p and max_tokens have none here; ``top_k=-1`` means no cut.
     """
 
@@ -72,6 +72,7 @@ class SamplingConfig(_Record):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SamplingConfig:
+        # format 1 manifests may hold ``n`` (k, before it moved to the run plan)
         return super().from_dict({key: value for key, value in data.items() if key != "n"})
 
 
@@ -83,6 +84,11 @@ class Completion(_Record):
     keys) to the number of characters of ``text`` produced by the first L tokens. It lets
     the sequential-scaling analysis cut a stored completion at L tokens without the
     tokenizer and without storing every token id.
+
+    ``timings`` are the engine's per-request seconds (queue, prefill, decode; vLLM reports
+    them); ``scores`` are verifier or reward-model scores (``score`` feeds weighted
+    majority and best-of-n). Folders written before the two were separated hold both in
+    one ``metrics`` field; ``from_dict`` splits it (every timing key ends in ``_seconds``).
     """
 
     problem_id: str
@@ -94,11 +100,21 @@ class Completion(_Record):
     finish_reason: str
     batch_id: str
     prefix_chars: dict[str, int] | None = None
-    metrics: dict[str, float] | None = None
+    timings: dict[str, float] | None = None
+    scores: dict[str, float] | None = None
 
     @property
     def key(self) -> tuple[str, int]:
         return (self.problem_id, self.sample_index)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Completion:
+        legacy = data.get("metrics")  # format 1 (rundir.store.FORMAT_VERSION)
+        if isinstance(legacy, dict) and "timings" not in data and "scores" not in data:
+            timings = {k: v for k, v in legacy.items() if str(k).endswith("_seconds")}
+            scores = {k: v for k, v in legacy.items() if not str(k).endswith("_seconds")}
+            data = {**data, "timings": timings or None, "scores": scores or None}
+        return super().from_dict({key: value for key, value in data.items() if key != "metrics"})
 
 
 @dataclass(frozen=True)
@@ -133,7 +149,7 @@ class Progress(Protocol):
     """How a long library step (grading, a benchmark, a conversion) reports progress.
 
     The library never draws; whoever calls it passes an object with these methods
-    (``m1eval.progress.Bars`` draws bars) or nothing (``NO_PROGRESS``).
+    (``m1eval.cli.progress.Bars`` draws bars) or nothing (``NO_PROGRESS``).
     """
 
     def stage(self, description: str, total: int | None) -> None:

@@ -21,7 +21,7 @@
 # - `M1EVAL_NB_PROFILES`: profile JSON files from `m1eval bench`, separated by `:`
 #   (default: every `results/bench/*.json`);
 # - `M1EVAL_NB_OUT`: where figures and CSV tables go (default `figures`);
-# - `M1EVAL_NB_RESAMPLES`: bootstrap resamples per interval (default 1000);
+# - `M1EVAL_NB_RESAMPLES`: sign flips of the paired test's p-value (default 1000);
 # - `M1EVAL_NB_BUDGETS`: time budgets in seconds, separated by `:` (default: log-spaced).
 #
 # Run it headless with `python notebooks/execute.py notebooks/scaling_under_a_clock.py`
@@ -35,12 +35,12 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from m1eval import budget_tables as bt
-from m1eval import plots
-from m1eval.bench import profile_rows
-from m1eval.budget import match_profile
-from m1eval.budget_tasks import write_budget_tables
-from m1eval.curves import metric_curve
+from m1eval.analysis.budget import match_profile
+from m1eval.analysis.budget import tables as bt
+from m1eval.analysis.budget.study import write_budget_tables
+from m1eval.analysis.curves import metric_curve
+from m1eval.figures import plots
+from m1eval.throughput.bench import profile_rows
 
 RUNS = [p for p in os.environ.get("M1EVAL_NB_RUNS", "results").split(os.pathsep) if p]
 PROFILES = [p for p in os.environ.get("M1EVAL_NB_PROFILES", "").split(os.pathsep) if p] or sorted(glob("results/bench/*.json"))
@@ -49,7 +49,7 @@ RESAMPLES = int(os.environ.get("M1EVAL_NB_RESAMPLES", "1000"))
 BUDGETS = [float(b) for b in os.environ.get("M1EVAL_NB_BUDGETS", "").split(os.pathsep) if b]
 OUT.mkdir(parents=True, exist_ok=True)
 # How the budget curves are priced: `m1eval budget`'s defaults (recorded in budget.json).
-SETTINGS = bt.BudgetSettings(resamples=RESAMPLES)
+SETTINGS = bt.BudgetSettings(sign_flips=RESAMPLES)
 
 
 def show(fig, name: str) -> None:
@@ -99,10 +99,10 @@ display(overview)
 # ## Accuracy against the number of samples: pass@k and maj@k
 #
 # Every point is the exact expectation over random k-subsets of all n stored samples;
-# bands are two-level bootstrap 95% intervals (problems, then samples).
+# bands are 95% score intervals over problems (closed-form; docs/statistics.md).
 
 # %%
-curves = {m: [metric_curve(run, m, resamples=RESAMPLES, label=label) for run, label in zip(runs, labels)] for m in ("pass", "maj")}
+curves = {m: [metric_curve(run, m, sign_flips=RESAMPLES, label=label) for run, label in zip(runs, labels)] for m in ("pass", "maj")}
 table = pd.concat(
     [
         pd.DataFrame({"task": c.task, "model": c.label, "metric": f"{m}@k", "k": c.ks, "accuracy %": 100 * c.accuracy,

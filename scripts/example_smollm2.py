@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from m1eval.progress import RunProgress
-from m1eval.runner import RunConfig, generate, plan_run
-from m1eval.store import RunStore
-from m1eval.tasks import content_hash
+from m1eval.cli.progress import RunProgress
+from m1eval.pipeline.runner import RunConfig, generate, plan_run
+from m1eval.rundir.store import RunStore
+from m1eval.tasks.loader import content_hash
 
 LEVELS = ("1", "2")
 
@@ -58,8 +58,8 @@ def main() -> None:
         })
     print(f"{outcome.state}: {outcome.stored}/{outcome.expected} samples in {outcome.path} {outcome.message}")
     if outcome.state == "done" and not args.no_grade:
-        from m1eval.progress import Bars
-        from m1eval.stages import grade_run
+        from m1eval.cli.progress import Bars
+        from m1eval.pipeline.stages import grade_run
 
         with Bars("completions") as bars:
             grade_run(plan.path, progress=bars)

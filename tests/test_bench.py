@@ -11,9 +11,9 @@ import json
 
 import pytest
 
-from m1eval.bench import Bencher, BenchError, BenchSettings, random_prompts, run_bench
 from m1eval.engines.base import EngineOutOfMemory, TimedGeneration
-from m1eval.profile import ProfileError, ThroughputProfile
+from m1eval.throughput.bench import Bencher, BenchError, BenchSettings, random_prompts, run_bench
+from m1eval.throughput.profile import ProfileError, ThroughputProfile
 
 
 class FakeEngine:
@@ -146,7 +146,7 @@ def test_profile_load_errors_name_the_file(tmp_path):
 
 
 def test_engine_options_can_be_scoped_to_one_engine():
-    from m1eval.commands.common import parse_engine_options
+    from m1eval.cli.common import parse_engine_options
 
     parsed = parse_engine_options(["dtype=bfloat16", "vllm:max_num_seqs=512", "vllm:enforce_eager=true", "m1:max-batch=64"])
     assert parsed == {None: {"dtype": "bfloat16"}, "vllm": {"max_num_seqs": 512, "enforce_eager": True}, "m1": {"max_batch": 64}}

@@ -11,12 +11,12 @@ import json
 
 import matplotlib.image as mpimg
 import pytest
-from tiny_hybrid import build_tiny_hybrid
-from tiny_models import build_tiny_llama
+from helpers.tiny_hybrid import build_tiny_hybrid
 from typer.testing import CliRunner
 
-from m1eval.cli import app
-from m1eval.profile import ThroughputProfile
+from m1eval.cli.app import app
+from m1eval.models.tiny import build_tiny_llama
+from m1eval.throughput.profile import ThroughputProfile
 
 pytestmark = pytest.mark.slow
 

@@ -17,9 +17,9 @@ slow (0.75) beats fast (0.5).
 from __future__ import annotations
 
 import pytest
-from budget_runs import write_run
+from helpers.budget_runs import write_run
 
-from m1eval.budget import (
+from m1eval.analysis.budget import (
     Clock,
     clock_from_batches,
     clock_from_profile,
@@ -28,10 +28,10 @@ from m1eval.budget import (
     default_budgets,
     parallel_curve,
 )
-from m1eval.curves import CurveError, metric_curve, problem_values
-from m1eval.metrics import majority_at_k
-from m1eval.profile import Measurement, ThroughputProfile
-from m1eval.rundata import load_run
+from m1eval.analysis.curves import CurveError, metric_curve, problem_values
+from m1eval.analysis.metrics import majority_at_k
+from m1eval.rundir.rundata import load_run
+from m1eval.throughput.profile import Measurement, ThroughputProfile
 
 FAST = [[True, False, False, False], [False, False, False, False]]
 SLOW = [[True, True, True, True], [True, True, False, False]]
@@ -47,8 +47,8 @@ def runs(tmp_path_factory):
 def curves(runs):
     fast, slow = runs
     return (
-        parallel_curve(fast, Clock(100.0, "fast profile"), "pass", resamples=200),
-        parallel_curve(slow, Clock(25.0, "slow profile"), "pass", resamples=200),
+        parallel_curve(fast, Clock(100.0, "fast profile"), "pass", sign_flips=200),
+        parallel_curve(slow, Clock(25.0, "slow profile"), "pass", sign_flips=200),
     )
 
 
@@ -72,7 +72,7 @@ def test_affordable_k_is_a_step_function(curves):
 
 
 def test_verdict_below_the_crossover_fast_model_wins(curves):
-    verdict = compare_at_budget(curves, 2.0, resamples=200)
+    verdict = compare_at_budget(curves, 2.0, sign_flips=200)
     assert verdict.winner == "fast"
     assert [(m.label, m.k) for m in verdict.models] == [("fast", 2), ("slow", 0)]
     assert verdict.difference == pytest.approx(0.25)
@@ -81,7 +81,7 @@ def test_verdict_below_the_crossover_fast_model_wins(curves):
 
 
 def test_verdict_above_the_crossover_slow_model_wins_with_interval(curves):
-    verdict = compare_at_budget(curves, 4.0, resamples=500)
+    verdict = compare_at_budget(curves, 4.0, sign_flips=500)
     assert verdict.winner == "slow"
     assert {m.label: m.k for m in verdict.models} == {"fast": 4, "slow": 1}
     # Per-problem differences (slow k=1 minus fast k=4): p0: 1 - 1 = 0, p1: 0.5 - 0 = 0.5.
@@ -104,11 +104,11 @@ def test_crossover_point(curves):
 def test_same_samples_faster_clock_never_loses(runs):
     """The same run priced at 500 and at 25 tokens/s: the faster clock leads, or ties once both are saturated."""
     _, slow_run = runs
-    same_a = parallel_curve(slow_run, Clock(500.0, "quick"), "pass", resamples=50, label="quick")
-    same_b = parallel_curve(slow_run, Clock(25.0, "slow"), "pass", resamples=50, label="slow")
+    same_a = parallel_curve(slow_run, Clock(500.0, "quick"), "pass", sign_flips=50, label="quick")
+    same_b = parallel_curve(slow_run, Clock(25.0, "slow"), "pass", sign_flips=50, label="slow")
     # slow reaches pass@3 = 1.0 at 12 s, where quick has held 1.0 since 0.6 s: a tie from then on.
     assert crossovers(same_a, same_b) == [(12.0, None)]
-    verdict = compare_at_budget([same_a, same_b], 8.0, resamples=50)
+    verdict = compare_at_budget([same_a, same_b], 8.0, sign_flips=50)
     # quick: round 0.2 s -> k=4 (1.0); slow: round 4 s -> k=2 (11/12).
     assert verdict.winner == "quick" and verdict.difference == pytest.approx(1 - 11 / 12)
 
@@ -166,7 +166,7 @@ def test_budget_cli_tables_and_csv(runs, tmp_path):
     import pandas as pd
     from typer.testing import CliRunner
 
-    from m1eval.cli import app
+    from m1eval.cli.app import app
 
     fast, slow = runs
     prof = ThroughputProfile(
@@ -175,7 +175,7 @@ def test_budget_cli_tables_and_csv(runs, tmp_path):
     ).save(tmp_path / "fast.json")
     result = CliRunner().invoke(
         app, ["budget", str(fast.path), str(slow.path), "--profile", str(prof), "--metric", "pass",
-              "--budget", "2", "--budget", "16", "--resamples", "200", "--out", str(tmp_path / "tables")],
+              "--budget", "2", "--budget", "16", "--sign-flips", "200", "--out", str(tmp_path / "tables")],
     )
     text = " ".join(result.output.split())
     assert result.exit_code == 0, result.output
@@ -192,7 +192,7 @@ def test_budget_cli_tables_and_csv(runs, tmp_path):
 def test_budget_cli_requires_matching_profile(runs, tmp_path):
     from typer.testing import CliRunner
 
-    from m1eval.cli import app
+    from m1eval.cli.app import app
 
     fast, _ = runs
     result = CliRunner().invoke(app, ["budget", str(fast.path), "--clock", "profile"])
@@ -211,7 +211,7 @@ def test_length_aware_clock_uses_the_length_sweep():
 
 
 def test_length_aware_clock_with_fixed_tokens_uses_that_length(runs):
-    from m1eval.budget import clock_for
+    from m1eval.analysis.budget import clock_for
 
     fast, _ = runs  # model "fast", 50-token completions
     prof = _profile()
@@ -226,15 +226,15 @@ def test_paired_difference_has_width_when_every_difference_is_equal():
     """Both models solve all 30 problems at their k: d = 0, but 30 problems cannot pin it to [0, 0]."""
     import numpy as np
 
-    from m1eval.bootstrap import ProblemSet, paired_difference
+    from m1eval.analysis.intervals import ProblemSet, paired_difference
 
     ids = [f"p{i}" for i in range(30)]
     solved = ProblemSet(ids, [np.zeros(4, dtype=int)] * 30, [np.ones(4, dtype=bool)] * 30)
-    d = paired_difference(solved, solved, "pass", 4, 2, resamples=200)
+    d = paired_difference(solved, solved, "pass", 4, 2, sign_flips=200)
     diff, low, high, p = d.diff, d.low, d.high, d.p_value
     assert diff == 0.0 and low < 0 < high and high - low > 0.05
     assert p == 1.0
     # a model that cannot afford one sample scores 0 on every problem: every difference is 1
-    d = paired_difference(solved, solved, "pass", 4, 0, resamples=200)
+    d = paired_difference(solved, solved, "pass", 4, 0, sign_flips=200)
     diff, low, high = d.diff, d.low, d.high
     assert diff == 1.0 and low < 1.0 and high == 1.0

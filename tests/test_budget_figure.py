@@ -7,20 +7,20 @@ import matplotlib
 matplotlib.use("Agg")
 
 import pytest
-from budget_runs import write_example
+from helpers.budget_runs import write_example
 from matplotlib.colors import to_rgb
 
-from m1eval import plot_style as ps
-from m1eval import plots
-from m1eval.budget_tasks import task_curves
-from m1eval.rundata import load_run
-from m1eval.store import find_runs
+from m1eval.analysis.budget.study import task_curves
+from m1eval.figures import plots
+from m1eval.figures import style as ps
+from m1eval.rundir.rundata import load_run
+from m1eval.rundir.store import find_runs
 
 
 def _curves(tmp_path, example: str, **options):
     folder, _ = write_example(tmp_path, example)
     runs = [load_run(path) for path in find_runs([folder])]
-    return task_curves(runs, [], metric="pass", resamples=50, **options).curves
+    return task_curves(runs, [], metric="pass", sign_flips=50, **options).curves
 
 
 def _strip(ax):
@@ -72,10 +72,10 @@ def test_fixed_length_pricing_is_named_in_the_legend(tmp_path):
 def test_plot_command_budget_figure_uses_shared_problems_and_fixed_pricing(tmp_path):
     from typer.testing import CliRunner
 
-    from m1eval.cli import app
+    from m1eval.cli.app import app
 
     folder, _ = write_example(tmp_path, "shared")
-    result = CliRunner().invoke(app, ["plot", str(folder), "--figure", "budget", "--metric", "pass", "--resamples", "0",
+    result = CliRunner().invoke(app, ["plot", str(folder), "--figure", "budget", "--metric", "pass", "--sign-flips", "0",
                                       "--tokens-per-sample", "100", "--out", str(tmp_path / "fig")])
     assert result.exit_code == 0, result.output
     assert "the runs scored different problems (A: 6, B: 3)" in " ".join(result.output.split())

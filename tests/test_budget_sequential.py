@@ -15,14 +15,14 @@ No-answer share: 16 -> 3/4 (s0, s2, s3), 32 and 64 -> 2/4 (s0, s3), 100 -> 0.
 from __future__ import annotations
 
 import pytest
-from budget_runs import write_run
+from helpers.budget_runs import write_run
 
-from m1eval.budget import BudgetError
-from m1eval.budget_sequential import cut_completion, default_lengths, sequential_curve
+from m1eval.analysis.budget import BudgetError
+from m1eval.analysis.budget.sequential import cut_completion, default_lengths, sequential_curve
 from m1eval.grading import Grader
-from m1eval.profile import Measurement, ThroughputProfile
 from m1eval.records import Completion
-from m1eval.rundata import load_run
+from m1eval.rundir.rundata import load_run
+from m1eval.throughput.profile import Measurement, ThroughputProfile
 
 TEXTS = [["x" * 40 + "\\boxed{1}", "\\boxed{1}" + "z" * 40, "\\boxed{1}", "y" * 40 + "\\boxed{7}"]]
 PREFIX = [[
@@ -59,7 +59,7 @@ def test_cut_keeps_exactly_the_first_l_tokens_of_text():
 
 
 def test_default_lengths_are_recorded_budgets_plus_the_longest(run):
-    from m1eval.store import RunStore
+    from m1eval.rundir.store import RunStore
 
     completions, _ = RunStore(run.path).read_samples()
     assert default_lengths(completions) == [16, 32, 64, 100]
@@ -71,7 +71,7 @@ def test_accuracy_and_no_answer_by_length(run, grader):
         measurements=[Measurement("length", 8, 4, 100, wall_seconds=1.0, generated_tokens=800),
                       Measurement("length", 8, 4, 200, wall_seconds=3.0, generated_tokens=1600)],
     )
-    curve = sequential_curve(run, grader=grader, profile=prof, resamples=200)
+    curve = sequential_curve(run, grader=grader, profile=prof, sign_flips=200)
     assert curve.lengths == [16, 32, 64, 100]
     assert curve.accuracy.tolist() == pytest.approx([0.25, 0.5, 0.5, 0.75])
     assert curve.no_answer.tolist() == pytest.approx([0.75, 0.5, 0.5, 0.0])
@@ -83,11 +83,11 @@ def test_accuracy_and_no_answer_by_length(run, grader):
 
 
 def test_explicit_lengths_and_missing_offsets_are_reported(run, grader, tmp_path):
-    curve = sequential_curve(run, grader=grader, lengths=[32, 1000], resamples=100)
+    curve = sequential_curve(run, grader=grader, lengths=[32, 1000], sign_flips=100)
     assert curve.accuracy.tolist() == pytest.approx([0.5, 0.75])
     assert curve.seconds is None
     with pytest.raises(BudgetError, match="no prefix_chars entry for L=48"):
-        sequential_curve(run, grader=grader, lengths=[48], resamples=100)
+        sequential_curve(run, grader=grader, lengths=[48], sign_flips=100)
     bare = load_run(write_run(tmp_path, "bare", [[True, False]]))
     with pytest.raises(BudgetError, match="carry no prefix_chars"):
-        sequential_curve(bare, grader=grader, resamples=100)
+        sequential_curve(bare, grader=grader, sign_flips=100)

@@ -13,19 +13,19 @@ import json
 
 import pandas as pd
 import pytest
-from budget_runs import write_example, write_run
+from helpers.budget_runs import write_example, write_run
 from typer.testing import CliRunner
 
-from m1eval.cli import app
-from m1eval.profile import Measurement, ThroughputProfile
-from m1eval.rundata import load_run
+from m1eval.cli.app import app
+from m1eval.rundir.rundata import load_run
+from m1eval.throughput.profile import Measurement, ThroughputProfile
 
 
 def _budget(tmp_path, example: str, *extra: str):
     """Run ``m1eval budget`` on an example; return (flattened output, verdict table, curve table, JSON)."""
     folder, options = write_example(tmp_path / "runs", example)
     out = tmp_path / "tables"
-    result = CliRunner().invoke(app, ["budget", str(folder), *options, *extra, "--resamples", "200", "--out", str(out)])
+    result = CliRunner().invoke(app, ["budget", str(folder), *options, *extra, "--sign-flips", "200", "--out", str(out)])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     verdicts = pd.read_csv(out / "budget_verdicts.csv") if (out / "budget_verdicts.csv").exists() else None
@@ -37,15 +37,15 @@ def _budget(tmp_path, example: str, *extra: str):
 
 
 def test_equal_accuracies_tie_although_their_float_sums_differ(tmp_path):
-    from m1eval.budget import Clock, compare_at_budget, crossovers, parallel_curve
+    from m1eval.analysis.budget import Clock, compare_at_budget, crossovers, parallel_curve
 
     folder, _ = write_example(tmp_path, "tie")
     a, b = (load_run(folder / model / "hand") for model in ("A", "B"))
-    ca = parallel_curve(a, Clock(37.5, "A"), "pass", resamples=100)
-    cb = parallel_curve(b, Clock(50.0, "B"), "pass", resamples=100)
+    ca = parallel_curve(a, Clock(37.5, "A"), "pass", sign_flips=100)
+    cb = parallel_curve(b, Clock(50.0, "B"), "pass", sign_flips=100)
     # The premise: both are 2/3 exactly, but the float sums differ (A's by 1e-16 more).
     assert ca.accuracy[0] != cb.accuracy[0] and ca.accuracy[0] == pytest.approx(2 / 3) == cb.accuracy[0]
-    verdict = compare_at_budget([ca, cb], 3.0, resamples=100)
+    verdict = compare_at_budget([ca, cb], 3.0, sign_flips=100)
     assert verdict.winner is None and verdict.tie and verdict.leaders == ["A", "B"]
     assert verdict.difference == 0.0 and verdict.runner_up is None
     assert verdict.diff_low <= 0 <= verdict.diff_high
@@ -77,7 +77,7 @@ def test_two_runs_of_one_model_keep_apart_in_tables_csv_json(tmp_path):
 
 
 def test_run_labels(tmp_path):
-    from m1eval.budget_tasks import run_labels
+    from m1eval.analysis.budget.study import run_labels
 
     one = load_run(write_run(tmp_path / "a", "m1", [[True]], run_id="r1"))
     two = load_run(write_run(tmp_path / "a", "m1", [[False]], run_id="r2"))
@@ -91,7 +91,7 @@ def test_run_labels(tmp_path):
 def test_one_folder_named_twice_is_one_run(tmp_path):
     folder, options = write_example(tmp_path, "kflip")
     x = folder / "X" / "hand"
-    result = CliRunner().invoke(app, ["budget", str(folder), str(x), *options, "--resamples", "100"])
+    result = CliRunner().invoke(app, ["budget", str(folder), str(x), *options, "--sign-flips", "100"])
     assert result.exit_code == 0, result.output
     assert "X#" not in result.output and result.output.count("kflip · X:") == 1
 
@@ -113,14 +113,14 @@ def test_runs_on_different_problems_are_compared_on_the_shared_ones(tmp_path):
 
 
 def test_library_refuses_curves_on_different_problems(tmp_path):
-    from m1eval.budget import BudgetError, Clock, compare_at_budget, parallel_curve
-    from m1eval.budget_tasks import on_shared_problems
+    from m1eval.analysis.budget import BudgetError, Clock, compare_at_budget, parallel_curve
+    from m1eval.analysis.budget.study import on_shared_problems
 
     folder, _ = write_example(tmp_path, "shared")
     a, b = (load_run(folder / model / "hand") for model in ("A", "B"))
-    curves = [parallel_curve(r, Clock(100.0, "t"), "pass", resamples=0) for r in (a, b)]
+    curves = [parallel_curve(r, Clock(100.0, "t"), "pass", sign_flips=0) for r in (a, b)]
     with pytest.raises(BudgetError, match="A was scored on 6 problems and B on 3"):
-        compare_at_budget(curves, 3.0, resamples=0)
+        compare_at_budget(curves, 3.0, sign_flips=0)
     (ca, cb), coverage = on_shared_problems([a, b], ["A", "B"])
     assert coverage.shared == ["p0", "p1", "p2"] and ca.problem_ids == cb.problem_ids == ["p0", "p1", "p2"]
     disjoint = load_run(write_run(tmp_path / "d", "C", [[True]], task="shared", problem_ids=["p9"]))
@@ -187,19 +187,19 @@ def test_fixed_tokens_per_sample_prices_k_at_peak_throughput(tmp_path):
 
 
 def test_fixed_tokens_per_sample_library_and_default_pricing(tmp_path):
-    from m1eval.budget import Clock, parallel_curve
-    from m1eval.curves import CurveError
+    from m1eval.analysis.budget import Clock, parallel_curve
+    from m1eval.analysis.curves import CurveError
 
     folder, _ = write_example(tmp_path, "kflip")
     run = load_run(folder / "X" / "hand")
-    measured = parallel_curve(run, Clock(100.0, "t"), "pass", resamples=0)
-    fixed = parallel_curve(run, Clock(100.0, "t"), "pass", resamples=0, tokens_per_sample=8192)
+    measured = parallel_curve(run, Clock(100.0, "t"), "pass", sign_flips=0)
+    fixed = parallel_curve(run, Clock(100.0, "t"), "pass", sign_flips=0, tokens_per_sample=8192)
     assert measured.seconds.tolist() == pytest.approx([2.5 * k for k in (1, 2, 3, 4)])  # 5 x 50 tokens a round
     assert fixed.seconds.tolist() == pytest.approx([5 * 8192 / 100 * k for k in (1, 2, 3, 4)])
     assert (measured.pricing, fixed.pricing) == ("mean 50 tok/sample", "fixed 8,192 tok/sample")
     assert fixed.accuracy.tolist() == measured.accuracy.tolist()  # only the clock changes
     with pytest.raises(CurveError, match="--tokens-per-sample must be positive"):
-        parallel_curve(run, Clock(100.0, "t"), "pass", resamples=0, tokens_per_sample=0)
+        parallel_curve(run, Clock(100.0, "t"), "pass", sign_flips=0, tokens_per_sample=0)
 
 
 # ---------------------------------------------------------------------------- 7. warnings and JSON
@@ -213,12 +213,12 @@ def test_batch_size_at_or_above_the_oom_batch_warns(tmp_path):
     assert "warning: Y: --batch-size 32 does not apply to Y" in text
     assert report["tasks"][0]["warnings"][0].startswith("X: --batch-size 32 is at or above batch 16")
     quiet = CliRunner().invoke(app, ["budget", str(tmp_path / "runs" / "kflip" / "kflip"), "--profile", str(prof),
-                                     "--batch-size", "6", "--resamples", "100"])
+                                     "--batch-size", "6", "--sign-flips", "100"])
     assert "out of memory" not in quiet.output and "above the largest" not in quiet.output
 
 
 def test_batch_size_warnings_outside_the_sweep():
-    from m1eval.budget import batch_size_warnings, clock_from_profile
+    from m1eval.analysis.budget import batch_size_warnings, clock_from_profile
 
     prof = ThroughputProfile(model="org/t", engine="fake", measurements=[
         Measurement("batch", 4, 8, 64, wall_seconds=0.512, generated_tokens=256),
@@ -246,21 +246,21 @@ def test_json_output_matches_the_csv(tmp_path):
 
 def test_bad_budget_is_one_line_error(tmp_path):
     folder, _ = write_example(tmp_path, "kflip")
-    result = CliRunner().invoke(app, ["budget", str(folder), "--budget", "-1", "--resamples", "100"])
+    result = CliRunner().invoke(app, ["budget", str(folder), "--budget", "-1", "--sign-flips", "100"])
     assert result.exit_code == 2 and "error: --budget must be a positive number of seconds, got -1" in result.output
 
 
 def test_a_tie_compares_the_tied_runs_in_input_order_and_three_way_leads(tmp_path):
     """B is 1e-16 below A (rounding): the tie still lists A, B in input order, and puts C after them."""
-    from m1eval.budget import Clock, compare_at_budget, parallel_curve
+    from m1eval.analysis.budget import Clock, compare_at_budget, parallel_curve
 
     folder, _ = write_example(tmp_path, "tie")
     a, b = (load_run(folder / model / "hand") for model in ("A", "B"))
     c = load_run(write_run(tmp_path / "c", "C", [[True, False, False], [False, False, False]], task="tie"))
-    curves = [parallel_curve(r, Clock(100.0, r.model), "pass", resamples=0) for r in (b, c, a)]
-    verdict = compare_at_budget(curves, 1.0, resamples=0)
+    curves = [parallel_curve(r, Clock(100.0, r.model), "pass", sign_flips=0) for r in (b, c, a)]
+    verdict = compare_at_budget(curves, 1.0, sign_flips=0)
     assert verdict.leaders == ["B", "A"] and verdict.winner is None and verdict.difference == 0.0
-    assert compare_at_budget(curves[:2], 1.0, resamples=0).runner_up == "C"
+    assert compare_at_budget(curves[:2], 1.0, sign_flips=0).runner_up == "C"
 
 
 def test_an_error_in_one_task_keeps_the_tables_of_the_tasks_before_it(tmp_path):
@@ -270,7 +270,7 @@ def test_an_error_in_one_task_keeps_the_tables_of_the_tasks_before_it(tmp_path):
     write_run(bad, "B", [[True]], task="zz", problem_ids=["p1"])
     out = tmp_path / "tables"
     result = CliRunner().invoke(app, ["budget", str(folder), str(bad), "--metric", "pass", "--budget", "3",
-                                      "--resamples", "100", "--out", str(out)])
+                                      "--sign-flips", "100", "--out", str(out)])
     assert result.exit_code == 2
     assert "error: task zz: the runs share no scored problem (A: 1, B: 1); nothing to compare" in " ".join(result.output.split())
     assert pd.read_csv(out / "budget_verdicts.csv")["task"].tolist() == ["kflip"]
@@ -282,18 +282,18 @@ def test_an_error_in_one_task_keeps_the_tables_of_the_tasks_before_it(tmp_path):
 
 def test_the_verb_prints_the_library_tables(tmp_path):
     """`m1eval budget` prints exactly what budget_tables makes (the notebook shows the same tables)."""
-    from m1eval import budget_tables as bt
+    from m1eval.analysis.budget import tables as bt
 
     folder, _ = write_example(tmp_path / "runs", "twins")
     inputs = bt.load_inputs([folder, folder], [])  # a folder named twice is one set of runs
     assert len(inputs.runs) == 2 and inputs.labels == ["m1/large", "m1/small"]
     (task, group, labels), = inputs.groups()
     assert task == "twins"
-    settings = bt.BudgetSettings(metric="pass", resamples=200)
+    settings = bt.BudgetSettings(metric="pass", sign_flips=200)
     result = bt.task_budget(group, inputs.profiles, settings, [0.5, 4.0], labels=labels)
     tables = [bt.curve_table(curve, bt.used_ks(result, curve)) for curve in result.curves] + [bt.verdict_table(result)]
     cli = CliRunner().invoke(app, ["budget", str(folder), "--metric", "pass", "--budget", "0.5", "--budget", "4",
-                                   "--resamples", "200"])
+                                   "--sign-flips", "200"])
     assert cli.exit_code == 0, cli.output
     lines = cli.output.splitlines()
     for table in tables:

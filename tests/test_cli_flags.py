@@ -11,11 +11,11 @@ from collections import defaultdict
 
 import typer.main
 
-from m1eval.cli import app
+from m1eval.cli.app import app
 
 # Flags whose help must agree wherever they appear (after the verb-specific prefix).
 SAME_HELP = ("--profile", "--clock", "--batch-size", "--tokens-per-sample", "--metric", "--length-aware", "--lengths",
-             "--resamples", "--engine-option", "--data-dir", "--allow-unpinned", "--verbose", "--extraction", "--level")
+             "--sign-flips", "--engine-option", "--data-dir", "--allow-unpinned", "--verbose", "--extraction", "--level")
 
 
 def _options_by_flag() -> dict[str, list[tuple[str, object]]]:
@@ -58,7 +58,7 @@ def test_no_verb_imports_another() -> None:
     import ast
     from pathlib import Path
 
-    import m1eval.commands as commands
+    import m1eval.cli as commands
 
     folder = Path(commands.__file__).parent
     verbs = {p.stem for p in folder.glob("*.py")} - {"__init__", "common"}
@@ -75,8 +75,9 @@ def test_level_means_the_confidence_level_in_every_verb_that_has_it(tmp_path) ->
     """--level 0.8 narrows the intervals of report, budget and the plot bands alike."""
     import json
 
-    from synthetic_runs import make_synthetic_run
     from typer.testing import CliRunner
+
+    from m1eval.rundir.synthetic import make_synthetic_run
 
     found = _options_by_flag()
     assert {verb for verb, _ in found["--level"]} == {"report", "budget", "plot"}
@@ -84,7 +85,7 @@ def test_level_means_the_confidence_level_in_every_verb_that_has_it(tmp_path) ->
     widths = {}
     for level in ("0.8", "0.95"):
         out = tmp_path / f"budget-{level}"
-        result = CliRunner().invoke(app, ["budget", str(run), "--level", level, "--resamples", "200", "--out", str(out)],
+        result = CliRunner().invoke(app, ["budget", str(run), "--level", level, "--sign-flips", "200", "--out", str(out)],
                                     env={"COLUMNS": "200"})
         assert result.exit_code == 0, result.output
         assert f"{float(level) * 100:.3g}% CI" in result.output
@@ -95,12 +96,12 @@ def test_level_means_the_confidence_level_in_every_verb_that_has_it(tmp_path) ->
         curves = pd.read_csv(out / "budget_curves.csv")
         widths[level] = float((curves["ci_high"] - curves["ci_low"]).mean())
     assert widths["0.8"] < widths["0.95"]
-    result = CliRunner().invoke(app, ["plot", str(run), "--figure", "passk", "--level", "0.8", "--resamples", "50",
+    result = CliRunner().invoke(app, ["plot", str(run), "--figure", "passk", "--level", "0.8", "--sign-flips", "50",
                                       "--out", str(tmp_path / "fig")], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    from m1eval import plots
-    from m1eval.curves import metric_curve
-    from m1eval.rundata import load_run
+    from m1eval.analysis.curves import metric_curve
+    from m1eval.figures import plots
+    from m1eval.rundir.rundata import load_run
 
-    fig = plots.figure_metric([metric_curve(load_run(run), "pass", resamples=50, confidence=0.8)], level=0.8)
+    fig = plots.figure_metric([metric_curve(load_run(run), "pass", sign_flips=50, level=0.8)], level=0.8)
     assert fig.axes[0].get_title().endswith("pass@k, 80% CI")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import typer
-from synthetic_runs import make_synthetic_run
 from typer.testing import CliRunner
 
-from m1eval.cli import app
+from m1eval.cli.app import app
 from m1eval.engines import ENGINES
 from m1eval.engines.base import TimedGeneration
+from m1eval.rundir.synthetic import make_synthetic_run
 
 
 def _invoke(args: list[str]) -> tuple[int, str, BaseException | None]:
@@ -85,7 +85,7 @@ def test_bench_refuses_an_output_file_before_measuring(a_file: Path, monkeypatch
 @pytest.mark.parametrize("verb", ["plot", "budget"])
 def test_plot_and_budget_refuse_an_output_file(verb: str, run_dir: Path, a_file: Path) -> None:
     args = [verb, str(run_dir), "--out", str(a_file / "inside" if verb == "plot" else a_file)]
-    args += ["--figure", "passk", "--resamples", "0"] if verb == "plot" else ["--resamples", "100"]
+    args += ["--figure", "passk", "--sign-flips", "0"] if verb == "plot" else ["--sign-flips", "100"]
     code, output, exc = _invoke(args)
     assert code == 2, (output, exc)
     _one_line_error(output, "--out", str(a_file))
@@ -163,7 +163,7 @@ def test_every_engine_option_is_listed() -> None:
     engines = list(ENGINES)
     for i, (engine, target) in enumerate(ENGINES.items()):
         module = importlib.import_module(target.split(":")[0])
-        names = getattr(module, "OPTIONS", None) or module.LLM_OPTIONS
+        names = module.OPTION_SPECS
         section = ("\n" + output).split(f"\n{engine}: ", 1)[1]
         if i + 1 < len(engines):
             section = section.split(f"\n{engines[i + 1]}: ", 1)[0]
@@ -212,7 +212,7 @@ def test_run_and_bench_take_verbose(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 def test_vllm_names_the_hybrid_architecture_instead_of_memory(tmp_path: Path) -> None:
     """`bench -e vllm` on an M1 checkpoint blamed memory ("initialization failed ... memory")."""
-    from tiny_hybrid import build_tiny_hybrid
+    from helpers.tiny_hybrid import build_tiny_hybrid
 
     folder = build_tiny_hybrid(tmp_path / "tiny-m1", d_model=64, n_layer=2, attn_layers=(1,))
     code, output, _ = _invoke(["bench", "-m", str(folder), "-e", "vllm", "--batch-sizes", "1", "--no-find-peak",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from m1eval import __version__
-from m1eval.cli import app
+from m1eval.cli.app import app
 
 runner = CliRunner()
 

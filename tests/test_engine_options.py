@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from m1eval import runner
 from m1eval.engines import ENGINES, identity_options, option_specs
 from m1eval.engines.base import EngineError
 from m1eval.engines.options import OptionSpec, checked_options
-from m1eval.runner import RunConfig, plan_run
+from m1eval.pipeline import runner
+from m1eval.pipeline.runner import RunConfig, plan_run
 
 # engine -> options that can change the texts drawn for the same seeds
 CHANGES_SAMPLES: dict[str, set[str]] = {
@@ -79,7 +79,7 @@ def test_an_option_that_changes_the_samples_changes_the_run_id(engine, data_dir,
 
 
 def _offline_resolve(name: str, engine: str | None = None):
-    from m1eval.models import resolve_model
+    from m1eval.models.presets import resolve_model
 
     return resolve_model(name, engine, build=False)
 

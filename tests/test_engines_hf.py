@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from run_helpers import assert_completion_record, collect_completions, tiny_model
+from helpers.run_helpers import assert_completion_record, collect_completions, tiny_model
 
 from m1eval.engines.base import EngineError, GenerationRequest, ThroughputEngine
 from m1eval.engines.hf import HFEngine

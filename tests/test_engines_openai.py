@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from run_helpers import (
+from helpers.run_helpers import (
     check_graded,
     check_run_folder,
     collect_completions,
@@ -18,7 +18,7 @@ from run_helpers import (
     run_cli,
     tiny_model,
 )
-from vllm_server import FailingServer, VLLMServer, free_port
+from helpers.vllm_server import FailingServer, VLLMServer, free_port
 
 from m1eval.engines.base import EngineError, GenerationRequest
 from m1eval.engines.openai import OpenAIEngine, ServerError

@@ -15,8 +15,8 @@ import time
 from http.server import ThreadingHTTPServer
 
 import pytest
-from run_helpers import REPO, cli_env, m1eval_cmd, only_run_dir, raw_sample_lines, tiny_model
-from vllm_server import JSONHandler
+from helpers.run_helpers import REPO, cli_env, m1eval_cmd, only_run_dir, raw_sample_lines, tiny_model
+from helpers.vllm_server import JSONHandler
 
 from m1eval.engines import openai as openai_engine
 from m1eval.engines.base import EngineError, GenerationRequest
@@ -160,7 +160,7 @@ def test_finished_samples_are_yielded_while_another_request_hangs(model, server)
 
 def test_interrupted_run_keeps_every_finished_sample(model, server, data_dir, tmp_path):
     """Ctrl-C while one request hangs: the samples that came back are already in samples.jsonl."""
-    from m1eval.seeding import sample_seed
+    from m1eval.pipeline.seeding import sample_seed
 
     # the server hangs on the request whose seed is that of problem 2, sample 1
     problems = [json.loads(line)["id"] for line in (data_dir / "aime25" / "test.jsonl").read_text().splitlines()[:2]]
@@ -229,7 +229,7 @@ def test_retries_are_said_at_once(model, server):
 def test_eta_grows_while_nothing_finishes():
     from rich.progress import Progress
 
-    from m1eval.progress import HonestETAColumn, waiting_text
+    from m1eval.cli.progress import HonestETAColumn, waiting_text
 
     now = [0.0]
     progress = Progress(get_time=lambda: now[0])

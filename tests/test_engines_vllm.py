@@ -6,7 +6,7 @@ One engine for the module: vLLM start-up on CPU takes tens of seconds.
 from __future__ import annotations
 
 import pytest
-from run_helpers import assert_completion_record, collect_completions, tiny_model
+from helpers.run_helpers import assert_completion_record, collect_completions, tiny_model
 
 from m1eval.engines.base import EngineError, GenerationRequest, ThroughputEngine
 from m1eval.records import SamplingConfig
@@ -62,7 +62,7 @@ def test_records_metrics_and_timing(engine):
         for c in result.completions:
             assert c.batch_id == result.timing.batch_id
             assert_completion_record(c, 16)
-            assert c.metrics is not None and c.metrics["decode_seconds"] >= 0 and "prefill_seconds" in c.metrics
+            assert c.timings is not None and c.timings["decode_seconds"] >= 0 and "prefill_seconds" in c.timings
 
 
 def test_finished_samples_come_back_while_others_run(engine, monkeypatch):

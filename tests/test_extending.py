@@ -12,11 +12,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from run_helpers import only_run_dir, tiny_model
+from helpers.run_helpers import only_run_dir, tiny_model
 from typer.testing import CliRunner
 
-from m1eval import tasks as task_lib
-from m1eval.cli import app
+from m1eval.cli.app import app
 from m1eval.engines import ENGINES
 from m1eval.engines.base import (
     BatchClock,
@@ -27,6 +26,7 @@ from m1eval.engines.base import (
 )
 from m1eval.engines.options import OptionSpec, checked_options
 from m1eval.records import Completion, SamplingConfig
+from m1eval.tasks import loader as task_lib
 
 ROWS = [{"id": f"toy-{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(1, 5)]
 

@@ -76,7 +76,7 @@ def test_quick_mode_runs_every_stage_on_cpu(gpu_check, tmp_path):
     bench = result["bench"]
     assert bench["ok"], bench
     assert {p["engine"] for p in bench["profiles"].values()} == {"m1", "hf"}
-    from m1eval.profile import ThroughputProfile
+    from m1eval.throughput.profile import ThroughputProfile
 
     for path in (out / "bench").glob("*.json"):  # what `m1eval budget -p` reads
         assert ThroughputProfile.load(path).peak.tokens_per_second > 0

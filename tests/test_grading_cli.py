@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from m1eval.cli import app
+from m1eval.cli.app import app
 from m1eval.records import Completion, Problem
-from m1eval.store import RunStore
+from m1eval.rundir.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,7 +125,7 @@ def test_interrupted_grade_prints_one_line_and_keeps_verdicts(tmp_path):
 def test_interrupted_grade_run_keeps_symbolic_verdicts_for_the_next_grade(tmp_path, monkeypatch):
     """Ctrl-C arrives after some sympy verdicts came back: they are saved and not recomputed."""
     from m1eval.grading.pool import WorkerPool
-    from m1eval.stages import GradingInterrupted, grade_run
+    from m1eval.pipeline.stages import GradingInterrupted, grade_run
 
     texts = [f"\\boxed{{x^{{2}}+{k}x+1}}" for k in range(8)]
     run = _one_problem_run(tmp_path / "run", "(x+1)^{2}", "expression", texts)

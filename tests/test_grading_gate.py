@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from m1eval.grading import extract_answer, is_equivalent
-from m1eval.tasks import load_task
+from m1eval.tasks.loader import load_task
 
 TASKS = ("aime24", "aime25", "amc23", "math500", "olympiadbench")
 

@@ -6,9 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from m1eval.grading import GRADER_VERSION, Grader
+from m1eval.pipeline.stages import grade_run
 from m1eval.records import Completion, Problem
-from m1eval.stages import grade_run
-from m1eval.store import RunStore
+from m1eval.rundir.store import RunStore
 
 
 def _c(pid, i, text, finish="stop"):
@@ -107,7 +107,7 @@ def test_grade_run_writes_parquet_and_manifest(tmp_path):
 
 
 def test_cli_grade_and_check(tmp_path):
-    from m1eval.cli import app
+    from m1eval.cli.app import app
 
     runner = CliRunner()
     run = _make_run(tmp_path)

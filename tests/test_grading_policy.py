@@ -6,9 +6,9 @@ import pytest
 
 from m1eval.grading import Grader, PolicyError, canonical_policy, parse_policy
 from m1eval.grading.extract import extract
+from m1eval.pipeline.stages import grade_run
 from m1eval.records import Completion, Problem
-from m1eval.stages import grade_run
-from m1eval.store import RunStore
+from m1eval.rundir.store import RunStore
 
 
 def _c(pid, i, text, finish="stop"):
@@ -72,8 +72,8 @@ def _run(tmp_path):
 
 
 def test_grade_run_records_policy_and_regrades_with_another(tmp_path):
-    from m1eval.report import runs_frame, summarize_run
-    from m1eval.rundata import load_run
+    from m1eval.analysis.report import runs_frame, summarize_run
+    from m1eval.rundir.rundata import load_run
 
     run = _run(tmp_path)
     frame = grade_run(run, workers=1)
@@ -86,7 +86,7 @@ def test_grade_run_records_policy_and_regrades_with_another(tmp_path):
     assert list(frame["correct"]) == [True, True, False]
     grade_run(run, workers=1)  # no --extraction: the recorded policy is kept
     assert json.loads((run / "manifest.json").read_text())["stages"]["grade"]["extraction"].startswith("boxed,")
-    summary = summarize_run(load_run(run), resamples=50)
+    summary = summarize_run(load_run(run), sign_flips=50)
     assert summary.extracted_by == pytest.approx({"boxed": 1 / 3, "answer-phrase": 1 / 3, "none": 1 / 3})
     assert "answer-phrase 33.3" in runs_frame([summary]).iloc[0]["answer found by %"]
 
@@ -94,7 +94,7 @@ def test_grade_run_records_policy_and_regrades_with_another(tmp_path):
 def test_old_grades_without_the_column_still_load(tmp_path):
     import pandas as pd
 
-    from m1eval.rundata import load_run
+    from m1eval.rundir.rundata import load_run
 
     run = _run(tmp_path)
     grade_run(run, workers=1)
@@ -117,8 +117,8 @@ def test_grader_cache_round_trip():
 
 
 def test_preset_field_and_run_option():
-    from m1eval.commands.run import resolve_extraction
-    from m1eval.models import PRESETS
+    from m1eval.cli.run import resolve_extraction
+    from m1eval.models.presets import PRESETS
 
     # the paper's presets grade boxed answers only; the small CPU demo model rarely boxes
     assert all(p.extraction == "boxed" for name, p in PRESETS.items() if name != "smollm2-135m")
@@ -132,7 +132,7 @@ def test_preset_field_and_run_option():
 
 
 def test_no_grade_run_records_the_policy_for_a_later_grade(tmp_path):
-    from m1eval.stages import record_extraction
+    from m1eval.pipeline.stages import record_extraction
 
     run = _run(tmp_path)
     record_extraction(run, "boxed,answer-phrase", explicit=False)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.tiny_hybrid import build_tiny_hybrid
 from safetensors.torch import load_file, save_file
-from tiny_hybrid import build_tiny_hybrid
 
 from m1eval.hybrid import CheckpointError, HybridConfigError, load_config, load_hybrid
 from m1eval.hybrid.config import PUBLISHED_MAMBA_DEFAULTS

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tiny_hybrid import build_tiny_hybrid
+from helpers.tiny_hybrid import build_tiny_hybrid
 
 from m1eval.engines import engine_class
 from m1eval.engines.base import EngineError, GenerationRequest, ThroughputEngine

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_hybrid import build_tiny_hybrid
+from helpers.tiny_hybrid import build_tiny_hybrid
 
 from m1eval.hybrid import load_hybrid
 from m1eval.hybrid.generation import generate

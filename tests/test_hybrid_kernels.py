@@ -12,7 +12,7 @@ import warnings
 
 import pytest
 import torch
-from tiny_hybrid import build_tiny_hybrid
+from helpers.tiny_hybrid import build_tiny_hybrid
 
 from m1eval.hybrid import kernels, load_hybrid, scan
 from m1eval.hybrid.generation import generate

@@ -6,16 +6,16 @@ import importlib.util
 import json
 
 import pytest
-from tiny_hybrid import build_tiny_hybrid
+from helpers.tiny_hybrid import build_tiny_hybrid
 
-if importlib.util.find_spec("m1eval.commands.run") is None:  # pragma: no cover
-    pytest.skip("m1eval.commands.run (the `run` verb) does not exist yet", allow_module_level=True)
+if importlib.util.find_spec("m1eval.cli.run") is None:  # pragma: no cover
+    pytest.skip("m1eval.cli.run (the `run` verb) does not exist yet", allow_module_level=True)
 
 
 def test_m1_run_end_to_end(tmp_path, data_dir):
     from typer.testing import CliRunner
 
-    from m1eval.cli import app
+    from m1eval.cli.app import app
 
     model = build_tiny_hybrid(tmp_path / "tiny-m1", d_model=64)
     out = tmp_path / "results"

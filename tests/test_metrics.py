@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from m1eval import metrics as M
+from m1eval.analysis import metrics as M
 
 # ---------------------------------------------------------------------------- brute force
 
@@ -266,11 +266,10 @@ def test_registry_names_labels_and_lookups():
 
 def test_a_registered_metric_reaches_bootstrap_and_report(monkeypatch, tmp_path):
     """One register_metric call is all a new metric needs: the report shows it with its label."""
-    from synthetic_runs import make_synthetic_run
-
-    from m1eval import bootstrap as B
-    from m1eval import report as R
-    from m1eval.rundata import load_run
+    from m1eval.analysis import intervals as B
+    from m1eval.analysis import report as R
+    from m1eval.rundir.rundata import load_run
+    from m1eval.rundir.synthetic import make_synthetic_run
 
     def first_right(clusters, correct, scores, *, draws=0, seed=0):
         return np.full(len(correct), float(correct[0]))
@@ -280,6 +279,6 @@ def test_a_registered_metric_reaches_bootstrap_and_report(monkeypatch, tmp_path)
     problems = B.ProblemSet.from_frame(run.frame)
     values = B.per_problem(problems, [1, 4], "first")
     assert values[:, 0].tolist() == [float(c[0]) for c in problems.correct]
-    summary = R.summarize_run(run, resamples=20)
+    summary = R.summarize_run(run, sign_flips=20)
     assert "first" in summary.curves
     assert "first-sample@k" in R.render_report([summary], fmt="markdown")

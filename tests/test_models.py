@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from tiny_models import build_tokenizer
 from typer.testing import CliRunner
 
-from m1eval.cli import app
-from m1eval.models import M1_SUFFIX, PRESETS, R1_SUFFIX, ModelError, resolve_model
-from m1eval.prompts import PromptError, render, template_hash, user_message
+from m1eval.cli.app import app
+from m1eval.models.presets import M1_SUFFIX, PRESETS, R1_SUFFIX, ModelError, resolve_model
+from m1eval.models.prompts import PromptError, render, template_hash, user_message
+from m1eval.models.tiny import build_tokenizer
 
 
 def test_presets_carry_paper_settings():
@@ -20,7 +20,7 @@ def test_presets_carry_paper_settings():
         assert preset.hub_id == f"deepseek-ai/DeepSeek-R1-Distill-{hub}"
         assert (preset.engine, preset.temperature, preset.top_p, preset.suffix) == ("vllm", 0.6, 0.95, R1_SUFFIX)
     assert PRESETS["llama-3.2-3b"].hub_id == "meta-llama/Llama-3.2-3B-Instruct"
-    # the embedded CPU demo model is capped lower (m1eval.models.SMOLLM2_MAX_TOKENS)
+    # the embedded CPU demo model is capped lower (m1eval.models.presets.SMOLLM2_MAX_TOKENS)
     assert all(p.max_tokens == 32768 for p in PRESETS.values() if p.name != "smollm2-135m")
     assert PRESETS["smollm2-135m"].max_tokens == 512
     assert M1_SUFFIX == "Let's think step by step and output the final answer within \\boxed{}."

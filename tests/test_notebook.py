@@ -1,7 +1,7 @@
 """The analysis notebook executes end to end (nbclient, ipykernel) on runs and a profile made here.
 
 Inputs: one real run of a tiny random model through `m1eval run` (hf engine, aime25,
-2 problems x 4 samples), its real throughput profile from `m1eval.bench`, three
+2 problems x 4 samples), its real throughput profile from `m1eval.throughput.bench`, three
 synthetic runs on a shared task (two of them of one model, so labels must tell them
 apart), and the hand-made exact tie of ``budget_runs.EXAMPLES["tie"]``. The notebook's
 budget tables must be those `m1eval budget --out` writes for the same runs.
@@ -15,8 +15,8 @@ import time
 import matplotlib.image as mpimg
 import pandas as pd
 import pytest
-from analysis_inputs import write_analysis_inputs
-from run_helpers import REPO, run_cli, tiny_model
+from helpers.analysis_inputs import write_analysis_inputs
+from helpers.run_helpers import REPO, run_cli, tiny_model
 
 pytestmark = pytest.mark.slow
 NOTEBOOK = REPO / "notebooks" / "scaling_under_a_clock.py"
@@ -68,7 +68,7 @@ def test_notebook_rebuilds_every_figure_and_table(inputs, tmp_path, monkeypatch)
 
     # The same runs through `m1eval budget --out` give the same tables and JSON.
     cli_out = tmp_path / "cli"
-    result = run_cli("budget", str(root), "-p", str(profile), "--resamples", "100", "--sequential", "--out", str(cli_out))
+    result = run_cli("budget", str(root), "-p", str(profile), "--sign-flips", "100", "--sequential", "--out", str(cli_out))
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("budget_curves.csv", "budget_verdicts.csv", "length_curves.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(out / name), pd.read_csv(cli_out / name), obj=name)

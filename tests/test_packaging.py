@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from m1eval import tasks as task_lib
+from m1eval.tasks import loader as task_lib
 
 REPO = Path(__file__).resolve().parent.parent
 TASKS = {"aime24": 30, "aime25": 30, "amc23": 40, "math500": 500, "olympiadbench": 675}
@@ -61,14 +61,14 @@ def test_installed_package_lists_and_loads_every_task(installed: Path, data_dir:
 
     shown = _installed_m1eval(installed, tmp_path, "tasks", "show", "aime25", "--limit", "1", "--data-dir", str(data_dir))
     assert shown.returncode == 0 and "2025-I-1" in shown.stdout, shown.stdout + shown.stderr
-    assert sorted(p.name for p in (installed / "m1eval" / "task_specs").glob("*.toml")) == [f"{t}.toml" for t in TASKS]
+    assert sorted(p.name for p in (installed / "m1eval" / "tasks").glob("*.toml")) == [f"{t}.toml" for t in TASKS]
 
 
 def test_no_task_specs_is_a_loud_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A missing spec folder used to print an empty table and exit 0 ("known: none" for run)."""
     from typer.testing import CliRunner
 
-    from m1eval.cli import app
+    from m1eval.cli.app import app
 
     monkeypatch.setenv(task_lib.TASKS_DIR_ENV, str(tmp_path / "empty"))
     with pytest.raises(task_lib.TaskError, match="no task specs"):

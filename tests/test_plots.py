@@ -8,18 +8,18 @@ matplotlib.use("Agg")
 
 import matplotlib.image as mpimg
 import pytest
-from synthetic_runs import make_synthetic_run
 from typer.testing import CliRunner
 
-from m1eval import plot_style as ps
-from m1eval import plots
-from m1eval.budget import Clock, parallel_curve
-from m1eval.budget_sequential import sequential_curve
-from m1eval.cli import app
-from m1eval.curves import metric_curve
+from m1eval.analysis.budget import Clock, parallel_curve
+from m1eval.analysis.budget.sequential import sequential_curve
+from m1eval.analysis.curves import metric_curve
+from m1eval.cli.app import app
+from m1eval.figures import plots
+from m1eval.figures import style as ps
 from m1eval.grading import Grader
-from m1eval.profile import Measurement, ThroughputProfile
-from m1eval.rundata import load_run
+from m1eval.rundir.rundata import load_run
+from m1eval.rundir.synthetic import make_synthetic_run
+from m1eval.throughput.profile import Measurement, ThroughputProfile
 
 RESAMPLES = 100
 
@@ -73,7 +73,7 @@ def _legend(ax):
 
 @pytest.mark.parametrize("metric,label", [("pass", "pass@k"), ("maj", "maj@k")])
 def test_metric_figure(runs, tmp_path, metric, label):
-    curves = [metric_curve(r, metric, resamples=RESAMPLES) for r in runs]
+    curves = [metric_curve(r, metric, sign_flips=RESAMPLES) for r in runs]
     fig = plots.figure_metric(curves)
     ax = fig.axes[0]
     assert ax.get_xlabel() == "k (samples per problem)"
@@ -89,8 +89,8 @@ def test_metric_figure(runs, tmp_path, metric, label):
 
 def test_budget_figure_marks_crossover(runs, tmp_path):
     fast, slow = runs
-    curves = [parallel_curve(fast, Clock(4000.0, "t"), "maj", resamples=RESAMPLES),
-              parallel_curve(slow, Clock(500.0, "t"), "maj", resamples=RESAMPLES)]
+    curves = [parallel_curve(fast, Clock(4000.0, "t"), "maj", sign_flips=RESAMPLES),
+              parallel_curve(slow, Clock(500.0, "t"), "maj", sign_flips=RESAMPLES)]
     fig = plots.figure_budget(curves)
     ax = fig.axes[0]
     assert ax.get_xlabel() == "wall-clock time for k samples of every problem (s)"
@@ -98,7 +98,7 @@ def test_budget_figure_marks_crossover(runs, tmp_path):
     assert _legend(ax) == ["m1 (4,000 tok/s)", "r1-qwen-1.5b (500 tok/s)"]
     texts = [t.get_text() for t in ax.texts]
     assert sum(t.startswith("k=") for t in texts) == 8  # every k of both curves labelled
-    from m1eval.budget import crossovers
+    from m1eval.analysis.budget import crossovers
 
     flips = crossovers(*curves)
     assert flips, "the fixture runs are built to cross over"
@@ -107,7 +107,7 @@ def test_budget_figure_marks_crossover(runs, tmp_path):
     # The leader strip: one span per interval between crossovers, coloured by the leader.
     from matplotlib.colors import to_rgb
 
-    from m1eval import plot_style
+    from m1eval.figures import style as plot_style
 
     spans = [p for p in ax.patches if p.get_alpha() == 0.8]
     assert len(spans) == len(flips) + 1
@@ -121,8 +121,8 @@ def test_budget_figure_marks_crossover(runs, tmp_path):
 
 def test_length_figure_with_and_without_timing(runs, tmp_path):
     with Grader(workers=1) as grader:
-        timed = sequential_curve(runs[0], grader=grader, profile=_profile("m1", 200, 16), resamples=RESAMPLES, lengths=[256, 1024, 4096])
-        plain = sequential_curve(runs[1], grader=grader, resamples=RESAMPLES, lengths=[256, 1024, 4096])
+        timed = sequential_curve(runs[0], grader=grader, profile=_profile("m1", 200, 16), sign_flips=RESAMPLES, lengths=[256, 1024, 4096])
+        plain = sequential_curve(runs[1], grader=grader, sign_flips=RESAMPLES, lengths=[256, 1024, 4096])
     fig = plots.figure_length([timed, plain])
     assert len(fig.axes) == 2
     ax, tax = fig.axes
@@ -142,8 +142,8 @@ def test_length_figure_says_why_a_task_has_no_time_panel(runs, tmp_path):
     import warnings
 
     with Grader(workers=1) as grader:
-        timed = sequential_curve(runs[0], grader=grader, profile=_profile("m1", 200, 16), resamples=RESAMPLES, lengths=[256, 1024])
-        plain = sequential_curve(runs[1], grader=grader, resamples=RESAMPLES, lengths=[256, 1024])
+        timed = sequential_curve(runs[0], grader=grader, profile=_profile("m1", 200, 16), sign_flips=RESAMPLES, lengths=[256, 1024])
+        plain = sequential_curve(runs[1], grader=grader, sign_flips=RESAMPLES, lengths=[256, 1024])
     other_task = dataclasses.replace(plain, task="other")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -171,7 +171,7 @@ def test_throughput_figure_marks_speedup_and_oom(tmp_path):
 
 def test_one_panel_per_task(run_dirs, runs):
     other = load_run(run_dirs[3])
-    fig = plots.figure_metric([metric_curve(r, "pass", resamples=RESAMPLES) for r in (*runs, other)])
+    fig = plots.figure_metric([metric_curve(r, "pass", sign_flips=RESAMPLES) for r in (*runs, other)])
     assert [ax.get_title() for ax in fig.axes] == ["aime25: pass@k, 95% CI", "math500: pass@k, 95% CI"]
 
 
@@ -188,7 +188,7 @@ def test_plot_cli_writes_every_figure(run_dirs, tmp_path):
     out = tmp_path / "figs"
     result = CliRunner().invoke(
         app, ["plot", str(root / "aime25"), "--figure", "all", "--profile", str(prof), "--profile", str(prof2),
-              "--out", str(out), "--resamples", "100", "--lengths", "512,2048"],
+              "--out", str(out), "--sign-flips", "100", "--lengths", "512,2048"],
     )
     assert result.exit_code == 0, result.output
     for name in plots.FIGURES:
@@ -225,15 +225,15 @@ def zero_run(tmp_path_factory):
 
 def test_all_zero_curve_is_drawn_on_an_axis_from_zero(zero_run, runs):
     """Autoscaling centred a flat 0% line on an axis from -5% to 5%."""
-    curve = metric_curve(zero_run, "maj", resamples=RESAMPLES)
+    curve = metric_curve(zero_run, "maj", sign_flips=RESAMPLES)
     # every estimate is 0; the interval for new problems still reaches above 0 (a score interval)
     assert max(curve.accuracy) == 0.0 and min(curve.low) == 0.0
     for fig in (plots.figure_metric([curve]),
-                plots.figure_budget([parallel_curve(zero_run, Clock(1000.0, "t"), "maj", resamples=RESAMPLES)])):
+                plots.figure_budget([parallel_curve(zero_run, Clock(1000.0, "t"), "maj", sign_flips=RESAMPLES)])):
         low, high = fig.axes[0].get_ylim()
         assert low == 0.0 and high > 0.0
     # a curve that is not flat keeps its own (non-negative) range
-    low, high = plots.figure_metric([metric_curve(runs[0], "pass", resamples=RESAMPLES)]).axes[0].get_ylim()
+    low, high = plots.figure_metric([metric_curve(runs[0], "pass", sign_flips=RESAMPLES)]).axes[0].get_ylim()
     assert 0.0 <= low < high <= 1.02
 
 
@@ -247,8 +247,8 @@ def _tick_labels(fig, ax, axis="x"):
 def test_time_axes_use_plain_seconds(runs):
     """Log time axes were labelled 10^1, 10^2 (mathtext); a reader wants 10, 100, 1,000 seconds."""
     fast, slow = runs
-    curves = [parallel_curve(fast, Clock(4000.0, "t"), "maj", resamples=RESAMPLES),
-              parallel_curve(slow, Clock(500.0, "t"), "maj", resamples=RESAMPLES)]
+    curves = [parallel_curve(fast, Clock(4000.0, "t"), "maj", sign_flips=RESAMPLES),
+              parallel_curve(slow, Clock(500.0, "t"), "maj", sign_flips=RESAMPLES)]
     fig = plots.figure_budget(curves)
     labels = _tick_labels(fig, fig.axes[0])
     assert len(labels) >= 2, labels
@@ -256,7 +256,7 @@ def test_time_axes_use_plain_seconds(runs):
         assert "$" not in label and "^" not in label, labels
         float(label.replace(",", ""))  # a plain number of seconds
     with Grader(workers=1) as grader:
-        timed = sequential_curve(fast, grader=grader, profile=_profile("m1", 200, 16), resamples=RESAMPLES,
+        timed = sequential_curve(fast, grader=grader, profile=_profile("m1", 200, 16), sign_flips=RESAMPLES,
                                  lengths=[256, 1024, 4096])
     fig = plots.figure_length([timed])
     tax = fig.axes[1]

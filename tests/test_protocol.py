@@ -12,16 +12,16 @@ import dataclasses
 import json
 
 import pytest
-from tiny_hybrid import build_tiny_hybrid
+from helpers.tiny_hybrid import build_tiny_hybrid
 from typer.testing import CliRunner
 
-from m1eval.cli import app
+from m1eval.cli.app import app
 from m1eval.engines import engine_class
 from m1eval.engines.base import EngineError
 from m1eval.engines.m1 import _eos_ids
-from m1eval.models import M1_SUFFIX, PRESETS, TaskProtocol, resolve_model
-from m1eval.prompts import JOINS, PromptError, load_tokenizer, render, user_message
-from m1eval.runner import RunConfig, RunError, generate, plan_run
+from m1eval.models.presets import M1_SUFFIX, PRESETS, TaskProtocol, resolve_model
+from m1eval.models.prompts import JOINS, PromptError, load_tokenizer, render, user_message
+from m1eval.pipeline.runner import RunConfig, RunError, generate, plan_run
 
 PAPER = {  # task: (max new tokens, join)
     "aime24": (24576, "space"),

@@ -18,8 +18,17 @@ import threading
 import time
 
 import pytest
-from run_helpers import REPO, check_run_folder, cli_env, m1eval_cmd, only_run_dir, raw_sample_lines, run_cli, tiny_model
-from tiny_hybrid import build_tiny_hybrid
+from helpers.run_helpers import (
+    REPO,
+    check_run_folder,
+    cli_env,
+    m1eval_cmd,
+    only_run_dir,
+    raw_sample_lines,
+    run_cli,
+    tiny_model,
+)
+from helpers.tiny_hybrid import build_tiny_hybrid
 
 from m1eval.engines.base import GenerationRequest
 from m1eval.engines.replicas import (
@@ -33,7 +42,7 @@ from m1eval.engines.replicas import (
     import_ray,
     split_requests,
 )
-from m1eval.runner import RunConfig, generate, plan_run
+from m1eval.pipeline.runner import RunConfig, generate, plan_run
 
 LIMIT, K, MAX_TOKENS, TEMPERATURE = 3, 4, 48, 0.9
 

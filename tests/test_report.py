@@ -9,13 +9,13 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_runs import make_synthetic_run
 from typer.testing import CliRunner
 
-from m1eval import report as R
-from m1eval.cli import app
-from m1eval.rundata import load_run
-from m1eval.store import RunStore, StoreError
+from m1eval.analysis import report as R
+from m1eval.cli.app import app
+from m1eval.rundir.rundata import load_run
+from m1eval.rundir.store import RunStore, StoreError
+from m1eval.rundir.synthetic import make_synthetic_run
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_load_run_incomplete_and_ungraded(tmp_path):
     assert run.n == 4
     assert run.missing_problems == ["aime25-0003"]
     assert run.ungraded == 2 + 6
-    summary = R.summarize_run(run, resamples=50)
+    summary = R.summarize_run(run, sign_flips=50)
     assert summary.n_problems == 3 and summary.missing_problems == 1
     assert "missing" in R.render_report([summary], fmt="markdown")
 
@@ -86,7 +86,7 @@ def test_load_run_incomplete_and_ungraded(tmp_path):
 def test_summary_numbers(runs):
     _, a, _ = runs
     run = load_run(a)
-    summary = R.summarize_run(run, resamples=200, seed=1)
+    summary = R.summarize_run(run, sign_flips=200, seed=1)
     per_problem = run.frame.groupby("problem_id")["correct"].mean()
     assert summary.pass1 == pytest.approx(per_problem.mean())
     assert summary.pass1_low <= summary.pass1 <= summary.pass1_high
@@ -96,15 +96,15 @@ def test_summary_numbers(runs):
     assert summary.no_answer_rate == pytest.approx(run.frame["answer"].isna().mean())
     assert summary.truncation_rate == pytest.approx((run.samples.finish_reason == "length").mean())
     assert summary.p95_tokens == pytest.approx(np.percentile(run.samples.completion_tokens, 95))
-    every = R.summarize_run(run, resamples=0, every_k=True, metrics=("pass", "maj"))
+    every = R.summarize_run(run, sign_flips=0, every_k=True, metrics=("pass", "maj"))
     assert list(every.curves["maj"].ks) == list(range(1, 9)) and np.isnan(every.curves["maj"].low).all()
 
 
 def test_render_every_format(runs):
     _, a, b = runs
     loaded = [load_run(a), load_run(b)]
-    summaries = [R.summarize_run(r, resamples=100) for r in loaded]
-    comparisons = R.compare_runs(loaded, resamples=100)
+    summaries = [R.summarize_run(r, sign_flips=100) for r in loaded]
+    comparisons = R.compare_runs(loaded, sign_flips=100)
     assert [(c.metric, c.k) for c in comparisons] == [("pass", 1), ("pass", 8), ("maj", 8)]
     assert all(c.n_problems == 12 for c in comparisons)
 
@@ -165,4 +165,4 @@ def test_cli_report_ci_target(runs):
     bad = runner.invoke(app, ["report", str(a), "--ci-target", "sample"])
     assert bad.exit_code == 2 and "--ci-target" in bad.output
     with pytest.raises(ValueError, match="fixed-set interval exists for pass@k and avg@n only"):
-        R.summarize_run(load_run(a, with_text=False), resamples=50, target="fixed", metrics=("pass", "maj"))
+        R.summarize_run(load_run(a, with_text=False), sign_flips=50, target="fixed", metrics=("pass", "maj"))

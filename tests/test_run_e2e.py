@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from run_helpers import check_graded, check_run_folder, only_run_dir, raw_sample_lines, run_cli, tiny_model
+from helpers.run_helpers import check_graded, check_run_folder, only_run_dir, raw_sample_lines, run_cli, tiny_model
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def test_run_generates_grades_and_reports(engine, tmp_path_factory, data_dir, tm
     assert manifest["versions"]["torch"] and manifest["versions"]["transformers"]
     if engine == "vllm":
         assert manifest["engine"]["options"]["max_model_len"] == 2048
-        assert all(r["metrics"] and "decode_seconds" in r["metrics"] for r in rows)
+        assert all(r["timings"] and "decode_seconds" in r["timings"] for r in rows)
 
     # the same command again has nothing to do and keeps every sample
     again = run_cli("run", "--model", str(model), "--engine", engine, "--task", "aime25", "--limit", "3",

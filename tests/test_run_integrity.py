@@ -14,15 +14,15 @@ from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 import pytest
-from run_helpers import only_run_dir, raw_sample_lines, tiny_model
+from helpers.run_helpers import only_run_dir, raw_sample_lines, tiny_model
 from typer.testing import CliRunner
 
-from m1eval.cli import app
+from m1eval.cli.app import app
 from m1eval.engines import ENGINES, validate_options
 from m1eval.engines.base import BatchResult, EngineBase, EngineError, GenerationRequest
 from m1eval.engines.options import OptionSpec
+from m1eval.pipeline.runner import MAX_K, RunConfig, RunError, RunObserver, generate, iter_pending, plan_run
 from m1eval.records import BatchTiming, Completion, SamplingConfig
-from m1eval.runner import MAX_K, RunConfig, RunError, RunObserver, generate, iter_pending, plan_run
 
 ENGINE = "instant-test"
 
@@ -246,7 +246,7 @@ def test_huge_k_is_refused_at_once(model, data_dir, tmp_path):
 
 
 def test_planning_is_lazy_and_splits_a_problem_into_chunks(data_dir, tmp_path):
-    from m1eval.tasks import load_task
+    from m1eval.tasks.loader import load_task
 
     problems = load_task("aime25", data_dir)[:2]
     prompts = {p.id: (p.question, [1, 2]) for p in problems}
@@ -292,7 +292,7 @@ class Recorder(RunObserver):
 
 
 def test_runner_reports_to_its_observer_and_prints_nothing(model, data_dir, tmp_path, capfd):
-    """The library takes callbacks; drawing is the CLI's (m1eval.progress.RunProgress)."""
+    """The library takes callbacks; drawing is the CLI's (m1eval.cli.progress.RunProgress)."""
     recorder = Recorder()
     outcome = generate(plan_run(_config(model, data_dir, tmp_path, k=2, chunk_size=2)), observer=recorder)
     assert outcome.state == "done" and outcome.generated == 6

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from m1eval import runner
-from m1eval.cli import app
+from m1eval.cli.app import app
 from m1eval.engines.base import EngineError, chunk_requests
-from m1eval.models import resolve_model
+from m1eval.models.presets import resolve_model
+from m1eval.pipeline import runner
+from m1eval.pipeline.runner import RunConfig, RunError, derive_run_id, identity, pending_requests, plan_run
+from m1eval.pipeline.seeding import sample_seed
 from m1eval.records import SamplingConfig
-from m1eval.runner import RunConfig, RunError, derive_run_id, identity, pending_requests, plan_run
-from m1eval.seeding import sample_seed
-from m1eval.tasks import TaskError, load_task
+from m1eval.tasks.loader import TaskError, load_task
 
 
 def _config(data_dir: Path, tmp_path: Path, **changes) -> RunConfig:

@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from run_helpers import REPO, only_run_dir, tiny_model
+from helpers.run_helpers import REPO, only_run_dir, tiny_model
 from typer.testing import CliRunner
 
-from m1eval import tasks as task_lib
-from m1eval.cli import app
+from m1eval.cli.app import app
+from m1eval.tasks import loader as task_lib
 
 
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -84,7 +84,7 @@ def test_pinned_run_records_the_folder_from_the_environment(tmp_path_factory, da
 
 def test_report_recognises_unpinned_runs_from_older_manifests() -> None:
     """Older manifests stored the pin as content_hash; a full run whose own subset hash differs was unpinned."""
-    from m1eval.report import unpinned_note
+    from m1eval.analysis.report import unpinned_note
 
     pinned = {"name": "aime25", "limit": None, "rows": 30, "problems": 30, "content_hash": "aaa", "subset_hash": "aaa"}
     assert unpinned_note({"task": pinned}) is None

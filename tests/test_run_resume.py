@@ -13,12 +13,12 @@ import time
 from collections.abc import Iterator, Sequence
 
 import pytest
-from run_helpers import REPO, cli_env, m1eval_cmd, only_run_dir, raw_sample_lines, run_cli, tiny_model
+from helpers.run_helpers import REPO, cli_env, m1eval_cmd, only_run_dir, raw_sample_lines, run_cli, tiny_model
 
 from m1eval.engines import ENGINES
 from m1eval.engines.base import BatchResult, EngineBase, EngineOutOfMemory, GenerationRequest
+from m1eval.pipeline.runner import RunConfig, generate, plan_run
 from m1eval.records import BatchTiming, Completion, SamplingConfig
-from m1eval.runner import RunConfig, generate, plan_run
 
 pytestmark = pytest.mark.slow
 

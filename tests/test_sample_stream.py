@@ -15,23 +15,23 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
-from run_helpers import tiny_model
-from synthetic_runs import make_synthetic_run
+from helpers.run_helpers import tiny_model
 from typer.testing import CliRunner
 
-import m1eval.sample_lines as sample_lines
-import m1eval.sample_meta as sample_meta
-from m1eval.budget_sequential import sequential_curve
-from m1eval.cli import app
+import m1eval.rundir.sample_lines as sample_lines
+import m1eval.rundir.sample_meta as sample_meta
+from m1eval.analysis.budget.sequential import sequential_curve
+from m1eval.cli.app import app
 from m1eval.engines import ENGINES
 from m1eval.engines.base import BatchResult, EngineBase, GenerationRequest
 from m1eval.grading import Grader
+from m1eval.pipeline.stages import grade_run
 from m1eval.records import BatchTiming, Completion, Problem, SamplingConfig
-from m1eval.rundata import load_run
-from m1eval.sample_lines import ScanState, scan_samples
-from m1eval.sample_meta import SAMPLES_META, read_meta
-from m1eval.stages import grade_run
-from m1eval.store import RunStore
+from m1eval.rundir.rundata import load_run
+from m1eval.rundir.sample_lines import ScanState, scan_samples
+from m1eval.rundir.sample_meta import SAMPLES_META, read_meta
+from m1eval.rundir.store import RunStore
+from m1eval.rundir.synthetic import make_synthetic_run
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_meta_view_follows_appends_and_rebuilds_on_rewrite(tmp_path, parses):
     store = RunStore(path)
     read_meta(store)
     size = (path / "samples.jsonl").stat().st_size
-    extra = Completion("aime25-0000", 7, 1, "\\boxed{1}", 5, 3, "stop", "bx", {"16": 3}, {"score": 0.5})
+    extra = Completion("aime25-0000", 7, 1, "\\boxed{1}", 5, 3, "stop", "bx", {"16": 3}, None, {"score": 0.5})
     with store:
         store.append_samples([extra])
     parses.clear()
@@ -178,9 +178,9 @@ def test_sequential_curve_does_not_depend_on_the_text_chunks(tmp_path):
                               tokens_per_sample=1500)
     run = load_run(path)
     with Grader(workers=1) as grader:
-        whole = sequential_curve(run, grader=grader, resamples=100)
+        whole = sequential_curve(run, grader=grader, sign_flips=100)
         steps: list[tuple[int, int]] = []
-        chunked = sequential_curve(run, grader=grader, resamples=100, chunk_bytes=1,
+        chunked = sequential_curve(run, grader=grader, sign_flips=100, chunk_bytes=1,
                                    on_step=lambda done, total: steps.append((done, total)))
     assert len(whole.lengths) > 2 and chunked.lengths == whole.lengths
     for name in ("accuracy", "low", "high", "no_answer"):

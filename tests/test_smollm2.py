@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from m1eval import gguf_convert
-from m1eval.models import PRESETS, resolve_model
-from m1eval.runner import RunConfig, identity, plan_run
+from m1eval.models import embedded as gguf_convert
+from m1eval.models.presets import PRESETS, resolve_model
+from m1eval.pipeline.runner import RunConfig, identity, plan_run
 
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # before any vllm import: keep test output readable
 
@@ -98,7 +98,7 @@ def test_preset_resolves_to_the_cache_folder_and_a_machine_independent_run_id(tm
     preset = PRESETS["smollm2-135m"]
     assert preset.extraction == "lenient" and preset.engine == "vllm"
     assert PRESETS["m1"].extraction == "boxed"  # the field's default
-    monkeypatch.setattr("m1eval.models.LOCAL_SOURCES", {
+    monkeypatch.setattr("m1eval.models.presets.LOCAL_SOURCES", {
         "smollm2-gguf": (gguf_convert.model_folder, gguf_convert.model_folder)})  # folder only, no build
     ids = []
     for home in ("a", "b"):
@@ -138,15 +138,15 @@ def real_folder() -> Path:
 
 
 def _problems(data_dir: Path):
-    from m1eval.tasks import load_task
+    from m1eval.tasks.loader import load_task
 
     return [p for p in load_task("math500", data_dir) if str(p.meta.get("level")) in ("1", "2")][:LEVEL12]
 
 
 def _run(engine_name: str, data_dir: Path, out: Path, *, k: int, temperature: float, max_tokens: int, engine):
-    from m1eval.rundata import load_run  # noqa: F401 - the run folder must be loadable by analysis
-    from m1eval.runner import generate
-    from m1eval.store import RunStore
+    from m1eval.pipeline.runner import generate
+    from m1eval.rundir.rundata import load_run  # noqa: F401 - the run folder must be loadable by analysis
+    from m1eval.rundir.store import RunStore
 
     config = RunConfig(model="smollm2-135m", engine=engine_name, task="math500", k=k, temperature=temperature,
                        max_tokens=max_tokens, data_dir=data_dir, out=out, engine_options={"dtype": "float32"})
@@ -187,7 +187,7 @@ def real_runs(real_folder, data_dir, tmp_path_factory):
 @pytest.mark.parametrize("engine", ["vllm", "hf"])
 def test_prompt_tokens_follow_the_chat_template(real_runs, engine):
     """The engine saw the templated prompt: SmolLM2's <|im_start|>system ... <|im_start|>assistant."""
-    from m1eval.prompts import render
+    from m1eval.models.prompts import render
 
     tokenizer = real_runs["tokenizer"]
     plan, samples = real_runs[engine]
@@ -275,8 +275,8 @@ def test_grader_reads_the_answers_the_model_writes(real_runs):
 def test_the_verb_draws_a_first_use_conversion_and_the_library_does_not(tmp_path, monkeypatch):
     """The conversion reports through the Progress and announce it is given: `run` and `bench`
     pass bars (commands.common.build_embedded_model); the library alone passes nothing."""
-    from m1eval.commands.common import build_embedded_model
-    from m1eval.progress import Bars
+    from m1eval.cli.common import build_embedded_model
+    from m1eval.cli.progress import Bars
 
     calls = []
 
@@ -284,7 +284,7 @@ def test_the_verb_draws_a_first_use_conversion_and_the_library_does_not(tmp_path
         calls.append((progress, announce))
         return tmp_path / "built"
 
-    monkeypatch.setattr("m1eval.models.LOCAL_SOURCES", {"smollm2-gguf": (lambda: tmp_path / "missing", build)})
+    monkeypatch.setattr("m1eval.models.presets.LOCAL_SOURCES", {"smollm2-gguf": (lambda: tmp_path / "missing", build)})
     build_embedded_model("smollm2-135m")
     assert len(calls) == 1 and isinstance(calls[0][0], Bars) and callable(calls[0][1])
     build_embedded_model("r1-qwen-1.5b")  # not embedded: nothing to build

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from m1eval.records import BatchTiming, Completion, Grade, Problem
-from m1eval.store import RunLockedError, RunStore, StoreError, find_runs, run_path, safe_name
+from m1eval.rundir.store import RunLockedError, RunStore, StoreError, find_runs, run_path, safe_name
 
 
 def _completion(pid: str, index: int, text: str = "so \\boxed{7}") -> Completion:
@@ -126,7 +126,7 @@ def test_lock_is_released_when_the_writer_is_killed(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import os, signal
-        from m1eval.store import RunStore
+        from m1eval.rundir.store import RunStore
         RunStore.create({str(tmp_path / 'run')!r}, {{"run_id": "k"}})
         os.kill(os.getpid(), signal.SIGKILL)
         """
@@ -179,3 +179,16 @@ def test_begin_and_end_keep_stage_states_and_the_run_clock(tmp_path: Path) -> No
         assert last["stages"]["grade"]["state"] == "done" and len(last["resumed_at"]) == 1
         with pytest.raises(ValueError, match="not 'running'"):
             store.end("grade", "running")
+
+
+def test_an_old_folder_with_one_metrics_field_loads_timings_and_scores_apart():
+    """Before format_version 2, engine timings and verifier scores shared ``Completion.metrics``."""
+    from m1eval.records import Completion
+
+    old = {"problem_id": "p", "sample_index": 0, "seed": 1, "text": "x", "prompt_tokens": 3, "completion_tokens": 4,
+           "finish_reason": "stop", "batch_id": "b", "metrics": {"decode_seconds": 0.5, "queue_seconds": 0.1, "score": 0.9}}
+    completion = Completion.from_dict(old)
+    assert completion.timings == {"decode_seconds": 0.5, "queue_seconds": 0.1}
+    assert completion.scores == {"score": 0.9}
+    assert "metrics" not in completion.to_dict()
+    assert Completion.from_dict({**old, "metrics": None}).timings is None

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from m1eval import tasks as task_lib
-from m1eval.tasks import PinMismatchError, TaskError, content_hash, load_task
+from m1eval.tasks import loader as task_lib
+from m1eval.tasks.loader import PinMismatchError, TaskError, content_hash, load_task
 
 EXPECTED_ROWS = {"math500": 500, "aime25": 30, "olympiadbench": 675, "aime24": 30, "amc23": 40}
 
@@ -178,7 +178,7 @@ def test_unreachable_hub_gives_clear_error(tmp_path: Path) -> None:
 
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
     env.pop(task_lib.DATA_DIR_ENV, None)
-    script = "from m1eval.tasks import load_task\nload_task('aime25')"
+    script = "from m1eval.tasks.loader import load_task\nload_task('aime25')"
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "task 'aime25'" in result.stderr and "dataset 'MathArena/aime_2025' is not in the local cache" in result.stderr

@@ -137,7 +137,7 @@ class OpenAIEngine(EngineBase):
         self.options.setdefault("timeout", "default: 60 s + max_tokens / 20 tokens/s")
         self._headers = {"Authorization": f"Bearer {options.get('api_key') or os.environ.get('OPENAI_API_KEY') or 'EMPTY'}"}
         self._check_endpoints()
-        from m1eval.prompts import load_tokenizer
+        from m1eval.models.prompts import load_tokenizer
 
         self.tokenizer = load_tokenizer(str(options.get("tokenizer") or model))
 

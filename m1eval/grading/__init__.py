@@ -4,7 +4,7 @@ Policy (what counts as equal) is written in docs/grading.md and followed by
 ``equivalence``; model text is untrusted and never reaches ``eval``/``sympify``. Every
 public entry point reads model text under a hard deadline (``guard``, ``Grader``).
 The package imports nothing of m1eval but ``records``; grading a run folder (store,
-manifest, cache file) is the run-level stage ``m1eval.stages.grade_run``.
+manifest, cache file) is the run-level stage ``m1eval.pipeline.stages.grade_run``.
 """
 
 from m1eval.grading.equivalence import CheckResult, check_answer, is_equivalent

@@ -14,7 +14,7 @@ model text runs in worker processes with a hard per-item deadline and a memory l
 
 The main process only moves strings and looks up dictionaries. Verdicts and keys are
 memoised on the Grader (and can be saved, so an interrupted ``grade`` keeps its work).
-Grading a whole run folder is a run-level stage: ``m1eval.stages.grade_run``.
+Grading a whole run folder is a run-level stage: ``m1eval.pipeline.stages.grade_run``.
 """
 
 from __future__ import annotations

@@ -82,8 +82,8 @@ def _seconds(timeout: float | None) -> float:
 
 
 def call(kind: str, payload: Any, timeout: float | None = None, heavy: bool = True) -> Any:
-    """Run one grading task (``m1eval.grading.tasks.run_task``) under a hard deadline."""
-    from m1eval.grading import tasks as task_lib
+    """Run one grading task (``m1eval.grading.jobs.run_task``) under a hard deadline."""
+    from m1eval.grading import jobs as task_lib
 
     seconds = _seconds(timeout)
     if _inline():
@@ -97,7 +97,7 @@ def check(payload: tuple, timeout: float | None = None) -> Any:
     both within one deadline."""
     import time
 
-    from m1eval.grading import tasks as task_lib
+    from m1eval.grading import jobs as task_lib
 
     seconds = _seconds(timeout)
     if _inline():

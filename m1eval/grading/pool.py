@@ -51,7 +51,7 @@ def _worker_main(conn: Connection, memory_mb: int) -> None:
     import signal
 
     from m1eval.grading import guard
-    from m1eval.grading import tasks as task_lib
+    from m1eval.grading import jobs as task_lib
 
     # Ctrl-C reaches the whole process group; the parent decides what to keep and kills
     # its children, so a worker must not die printing a traceback of its own.

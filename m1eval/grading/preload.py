@@ -1,6 +1,6 @@
 """What the grading forkserver imports once, so its children start with sympy ready.
 
-Kept apart from ``tasks`` so that a light worker (extraction, normalisation, the cheap
+Kept apart from ``jobs`` so that a light worker (extraction, normalisation, the cheap
 verdict tiers: no sympy) can start in milliseconds.
 """
 
@@ -11,7 +11,7 @@ import contextlib
 import latex2sympy2_extended  # noqa: F401 - the grammar, built once
 import sympy  # noqa: F401
 
-from m1eval.grading import symbolic, tasks  # noqa: F401
+from m1eval.grading import jobs, symbolic  # noqa: F401
 
 
 def _warm_up() -> None:

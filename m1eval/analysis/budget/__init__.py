@@ -1,0 +1,123 @@
+"""Accuracy under a clock, by job: ``clock`` (what a sample costs), ``priced`` (parallel-scaling
+curves priced in seconds), ``verdicts`` (who leads at each budget), ``sequential`` (accuracy against
+the generation length), ``study`` (whole tasks: run labels, shared problems, one analysis per task) and
+``tables`` (the settings, inputs and tables of ``m1eval budget`` and the notebook).
+
+The public names of all six are importable from here.
+"""
+
+from m1eval.analysis.budget.clock import (
+    BudgetError,
+    Clock,
+    batch_size_warnings,
+    clock_for,
+    clock_from_batches,
+    clock_from_profile,
+    match_profile,
+)
+from m1eval.analysis.budget.priced import (
+    BudgetCurve,
+    parallel_curve,
+)
+from m1eval.analysis.budget.sequential import (
+    LengthCurve,
+    cut_completion,
+    default_lengths,
+    sequential_curve,
+)
+from m1eval.analysis.budget.study import (
+    ProblemCoverage,
+    TaskBudget,
+    TaskCurves,
+    analyse_task,
+    budget_report,
+    by_task,
+    json_ready,
+    leader_lines,
+    on_shared_problems,
+    run_labels,
+    task_curves,
+    write_budget_tables,
+)
+from m1eval.analysis.budget.tables import (
+    BudgetInputs,
+    BudgetSettings,
+    TextTable,
+    curve_table,
+    length_curve,
+    length_table,
+    load_inputs,
+    nice_seconds,
+    priced_curves,
+    task_budget,
+    task_steps,
+    used_ks,
+    verdict_lines,
+    verdict_table,
+)
+from m1eval.analysis.budget.verdicts import (
+    DEFAULT_BUDGET_COUNT,
+    TIE_TOLERANCE,
+    BudgetVerdict,
+    LeaderChange,
+    ModelAtBudget,
+    check_same_problems,
+    compare_at_budget,
+    crossovers,
+    default_budgets,
+    leader_segments,
+    same_accuracy,
+)
+
+__all__ = [
+    "DEFAULT_BUDGET_COUNT",
+    "TIE_TOLERANCE",
+    "BudgetCurve",
+    "BudgetError",
+    "BudgetInputs",
+    "BudgetSettings",
+    "BudgetVerdict",
+    "Clock",
+    "LeaderChange",
+    "LengthCurve",
+    "ModelAtBudget",
+    "ProblemCoverage",
+    "TaskBudget",
+    "TaskCurves",
+    "TextTable",
+    "analyse_task",
+    "batch_size_warnings",
+    "budget_report",
+    "by_task",
+    "check_same_problems",
+    "clock_for",
+    "clock_from_batches",
+    "clock_from_profile",
+    "compare_at_budget",
+    "crossovers",
+    "curve_table",
+    "cut_completion",
+    "default_budgets",
+    "default_lengths",
+    "json_ready",
+    "leader_lines",
+    "leader_segments",
+    "length_curve",
+    "length_table",
+    "load_inputs",
+    "match_profile",
+    "nice_seconds",
+    "on_shared_problems",
+    "parallel_curve",
+    "priced_curves",
+    "run_labels",
+    "same_accuracy",
+    "sequential_curve",
+    "task_budget",
+    "task_curves",
+    "task_steps",
+    "used_ks",
+    "verdict_lines",
+    "verdict_table",
+    "write_budget_tables",
+]

@@ -1,0 +1,118 @@
+"""``m1eval plot``: paper figures from run folders and throughput profiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from m1eval.cli.common import (
+    BatchSizeOption,
+    ClockOption,
+    FigureFormatOption,
+    LengthAwareOption,
+    LengthsOption,
+    LevelOption,
+    MetricOption,
+    OldSignFlipsOption,
+    ProfileOption,
+    SeedOption,
+    SignFlipsOption,
+    TokensPerSampleOption,
+    sign_flips_of,
+)
+
+console = Console()
+
+
+def plot(
+    runs: Annotated[list[Path] | None, typer.Argument(help="Run folders, or folders containing run folders.")] = None,
+    figure: Annotated[
+        list[str], typer.Option("--figure", help="passk, majk, budget, length, throughput or all; repeat for several.")
+    ] = ["all"],  # noqa: B006
+    profile: ProfileOption = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the figure files.")] = Path("figures"),
+    fmt: FigureFormatOption = "png",
+    clock: ClockOption = "auto",
+    batch_size: BatchSizeOption = None,
+    metric: MetricOption = "maj",
+    length_aware: LengthAwareOption = False,
+    tokens_per_sample: TokensPerSampleOption = None,
+    lengths: LengthsOption = None,
+    sign_flips: SignFlipsOption = 1000,
+    old_sign_flips: OldSignFlipsOption = None,
+    seed: SeedOption = 0,
+    level: LevelOption = 0.95,
+) -> None:
+    """pass@k / maj@k vs k, accuracy vs time budget and vs max tokens, throughput vs batch and length."""
+    sign_flips = sign_flips_of(sign_flips, old_sign_flips)
+    from m1eval.analysis.budget import tables as bt
+    from m1eval.analysis.curves import CurveError, metric_curve
+    from m1eval.cli.common import check_output_dir, parse_int_list
+    from m1eval.cli.progress import make_progress
+    from m1eval.figures import plots
+    from m1eval.rundir.store import StoreError
+    from m1eval.throughput.profile import ProfileError
+
+    wanted = list(plots.FIGURES) if "all" in figure else list(dict.fromkeys(figure))
+    unknown = [f for f in wanted if f not in plots.FIGURES]
+    if unknown:
+        raise typer.BadParameter(f"--figure {unknown[0]!r}: choose from {', '.join(plots.FIGURES)} or all")
+    if fmt not in ("png", "pdf", "svg"):
+        raise typer.BadParameter(f"--format must be png, pdf or svg, got {fmt!r}")
+    if batch_size is not None and not batch_size > 0:
+        raise typer.BadParameter(f"--batch-size must be positive, got {batch_size:g}")
+    check_output_dir(out, "--out")
+    try:
+        inputs = bt.load_inputs(list(runs or []), profile or [])
+    except (StoreError, ProfileError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    for warning in inputs.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    data, profs = inputs.runs, inputs.profiles
+    if "all" in figure:  # only what the inputs allow
+        wanted = [f for f in wanted if (f == "throughput" and profs) or (f != "throughput" and data)]
+    needs_runs = [f for f in wanted if f != "throughput"]
+    if needs_runs and not data:
+        raise typer.BadParameter(f"--figure {needs_runs[0]} needs run folders")
+    if "throughput" in wanted and not profs:
+        raise typer.BadParameter("--figure throughput needs --profile files from `m1eval bench`")
+    settings = bt.BudgetSettings(metric=metric, clock=clock, batch_size=batch_size, tokens_per_sample=tokens_per_sample,
+                                 length_aware=length_aware, sign_flips=sign_flips, seed=seed, level=level)
+    written = []
+    try:
+        for name in wanted:
+            if name in plots.METRIC_FIGURES:
+                fig = plots.figure_metric([metric_curve(run, plots.METRIC_FIGURES[name], sign_flips=sign_flips, seed=seed,
+                                                        level=level, label=label)
+                                           for run, label in zip(data, inputs.labels)], level=level)
+            elif name == "budget":
+                prepared = [bt.priced_curves(group, profs, settings, labels=labels) for _, group, labels in inputs.groups()]
+                for message in [*(w for t in prepared for w in t.warnings), *(n for t in prepared for n in t.notes)]:
+                    console.print(f"[yellow]note:[/yellow] {message}")
+                fig = plots.figure_budget([curve for t in prepared for curve in t.curves])
+            elif name == "length":
+                grid = parse_int_list(lengths, "--lengths")
+                length_curves = []
+                for run, label in zip(data, inputs.labels):
+                    with make_progress("lengths", transient=True) as progress:
+                        bar = progress.add_task(f"grade cut texts of {run.model}", total=None)
+                        length_curves.append(bt.length_curve(
+                            run, profs, settings, grid, label=label,
+                            on_step=lambda done, total, bar=bar: progress.update(bar, completed=done, total=total)))
+                fig = plots.figure_length(length_curves)
+            else:
+                fig = plots.figure_throughput(profs)
+            written.append(plots.save(fig, out, name, fmt))
+    except CurveError as exc:  # BudgetError is one
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    for path in written:
+        console.print(f"figure written: {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plot")(plot)

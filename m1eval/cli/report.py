@@ -1,0 +1,122 @@
+"""``m1eval report RUN_DIR...``: accuracy curves with intervals, and paired comparisons."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from m1eval.cli.common import (
+    LevelOption,
+    OldSignFlipsOption,
+    RunsArgument,
+    SignFlipsOption,
+    check_output_file,
+    sign_flips_of,
+)
+from m1eval.cli.progress import make_progress
+from m1eval.rundir.store import StoreError, find_runs
+
+err = Console(stderr=True)
+
+
+class CITarget(str, Enum):
+    population = "population"
+    fixed = "fixed"
+
+
+class Format(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    latex = "latex"
+    csv = "csv"
+    json = "json"
+
+
+def report(
+    run_dirs: RunsArgument,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    sign_flips: SignFlipsOption = 1000,
+    old_sign_flips: OldSignFlipsOption = None,
+    ci_target: Annotated[
+        CITarget,
+        typer.Option(
+            "--ci-target",
+            help="What the intervals are for: new problems drawn like these (population), or new samples of these same problems "
+            "(fixed: pass@k and avg@n only, so the report then shows those alone; paired comparisons stay population).",
+        ),
+    ] = CITarget.population,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sign flips.")] = 0,
+    baseline: Annotated[
+        str | None,
+        typer.Option("--baseline", help="Run to compare the others against: its folder, run id or model name (default: the first)."),
+    ] = None,
+    every_k: Annotated[bool, typer.Option("--every-k", help="Curves at every k, not only powers of two.")] = False,
+    level: LevelOption = 0.95,
+    output: Annotated[Path | None, typer.Option("--out", "--output", help="Write the report to this file instead of stdout.")] = None,
+) -> None:
+    """Per run: pass@1 with CI, pass@k and maj@k at k = 1, 2, 4 ..., no-answer and truncation
+    rates, completion tokens. With several runs, each is compared with the baseline on the
+    problems they share (paired difference, score-interval CI, sign-flip p-value)."""
+    sign_flips = sign_flips_of(sign_flips, old_sign_flips)
+    from m1eval.analysis import report as report_lib  # pandas: imported when a report is made, not by every verb
+    from m1eval.rundir.rundata import load_run
+
+    check_output_file(output, "--out")
+    try:
+        paths = find_runs(run_dirs)
+        runs = [load_run(p, with_text=False) for p in paths]
+        base = _baseline_index(runs, baseline)
+    except (StoreError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+    # every registered metric the run supports (scored ones need scores); only pass@k for fixed-set intervals
+    from m1eval.analysis.metrics import metric_names
+
+    fixed = ci_target is CITarget.fixed
+    per_run = lambda run: len(metric_names(scores=run.scores() is not None, fixed_set=fixed))
+    steps = sum(per_run(run) for run in runs) + (len(runs) - 1) * 3
+    with make_progress("steps", transient=True) as progress:
+        task = progress.add_task("intervals", total=steps)
+        advance = lambda _label: progress.advance(task)
+        try:
+            summaries = []
+            for run in runs:
+                progress.update(task, description=f"intervals {run.label}")
+                summaries.append(
+                    report_lib.summarize_run(
+                        run, sign_flips=sign_flips, seed=seed, level=level, every_k=every_k, on_step=advance,
+                        target=ci_target.value, **({"metrics": metric_names(fixed_set=True)} if fixed else {}),
+                    )
+                )
+            progress.update(task, description="paired comparisons")
+            comparisons = report_lib.compare_runs(runs, baseline=base, sign_flips=sign_flips, seed=seed, level=level, on_step=advance) if len(runs) > 1 else []
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+    text = report_lib.render_report(summaries, comparisons, fmt.value)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        err.print(f"report written to {output}")
+    else:
+        typer.echo(text, nl=False)
+
+
+def _baseline_index(runs, baseline: str | None) -> int:
+    if baseline is None:
+        return 0
+    target = Path(baseline).resolve()
+    for i, run in enumerate(runs):
+        if baseline in (run.run_id, run.model, run.label) or run.path.resolve() == target:
+            return i
+    names = ", ".join(run.label for run in runs)
+    raise ValueError(f"--baseline {baseline!r} matches none of the runs ({names})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
