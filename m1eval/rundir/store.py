@@ -7,6 +7,7 @@
 - ``problems.jsonl`` the ``Problem`` records the run used, so later stages need no data set;
 - ``batches.jsonl``  one ``BatchTiming`` per engine batch (the budget analysis reads it);
 - ``grades.parquet`` one ``Grade`` per completion, rewritten whole by each grading pass;
+- ``samples_meta.parquet`` derived from ``samples.jsonl``: every field but the texts (``sample_meta``);
 - ``.lock``          held (``flock``) by the one process that may write.
 
 A stage (generate, grade) marks its start and its end with ``RunStore.begin`` and
