@@ -162,7 +162,8 @@ def _load_cached(store: RunStore) -> tuple[pd.DataFrame, dict[str, Any]] | None:
         return None
     frame = table.drop_columns(list(_JSON_FIELDS)).to_pandas()
     for name in _JSON_FIELDS:
-        values = [None if v is None else json.loads(v) for v in table.column(name).to_pylist()]
+        texts = table.column(name).fill_null("null").to_pylist()  # one parse per column, not one per row
+        values = json.loads("[" + ",".join(texts) + "]") if texts else []
         frame.insert(META_COLUMNS.index(name), name, pd.Series(values, dtype=object))
     return _typed(frame), info
 
