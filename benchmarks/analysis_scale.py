@@ -39,9 +39,19 @@ def write_folder(root: Path, chars: int, problems: int, samples: int) -> Path:
     shutil.rmtree(done.parent, ignore_errors=True)
     from m1eval.rundir.synthetic import make_synthetic_run
 
-    path = make_synthetic_run(done.parent, task="math500", model="synthetic-r1", n_problems=problems,
-                              n_samples=samples, accuracy=0.6, seed=25, tokens_per_sample=4000, max_tokens=32768,
-                              batch_size=256, text_chars=chars)
+    path = make_synthetic_run(
+        done.parent,
+        task="math500",
+        model="synthetic-r1",
+        n_problems=problems,
+        n_samples=samples,
+        accuracy=0.6,
+        seed=25,
+        tokens_per_sample=4000,
+        max_tokens=32768,
+        batch_size=256,
+        text_chars=chars,
+    )
     done.write_text(str(path))
     return path
 
@@ -60,15 +70,18 @@ def measure(args: list[str], code: Path) -> tuple[float, float, int]:
     """(wall seconds, peak RSS in MB, exit code) of ``python -m m1eval ARGS`` run from ``code``."""
     env = {**os.environ, "PYTHONPATH": str(code), "COLUMNS": "200"}
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "m1eval", *args], cwd=code, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "m1eval", *args], cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     stderr = child.stderr.read() if child.stderr else b""
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode:
-        print(f"  {' '.join(args[:1])} failed ({child.returncode}): {stderr.decode(errors='replace')[-400:]}",
-              file=sys.stderr)
+        print(
+            f"  {' '.join(args[:1])} failed ({child.returncode}): {stderr.decode(errors='replace')[-400:]}",
+            file=sys.stderr,
+        )
     return wall, usage.ru_maxrss / 1024, child.returncode
 
 
@@ -78,7 +91,9 @@ def main() -> None:
     parser.add_argument("--chars", type=int, nargs="+", default=[5000, 20000], help="text lengths (default 5000 20000)")
     parser.add_argument("--problems", type=int, default=500)
     parser.add_argument("--samples", type=int, default=64)
-    parser.add_argument("--code", type=Path, default=REPO, help="checkout whose m1eval the verbs run (default: this one)")
+    parser.add_argument(
+        "--code", type=Path, default=REPO, help="checkout whose m1eval the verbs run (default: this one)"
+    )
     parser.add_argument("--only", nargs="*", help="measure only these verbs (report, budget, plot, grade)")
     args = parser.parse_args()
     results: dict[tuple[str, int], tuple[float, float, int]] = {}
@@ -96,8 +111,11 @@ def main() -> None:
                 names.append(name)
             results[name, chars] = measure(verb, args.code)
             wall, peak, rc = results[name, chars]
-            print(f"  {chars:>6} chars  {name:<18} {wall:7.2f} s  {peak:7.0f} MB" + (f"  (exit {rc})" if rc else ""),
-                  file=sys.stderr, flush=True)
+            print(
+                f"  {chars:>6} chars  {name:<18} {wall:7.2f} s  {peak:7.0f} MB" + (f"  (exit {rc})" if rc else ""),
+                file=sys.stderr,
+                flush=True,
+            )
     print(f"code: {args.code}   folders: {args.problems} problems x {args.samples} samples, graded")
     print("samples.jsonl: " + ", ".join(f"{c:,} chars {sizes[c]:.0f} MB" for c in args.chars))
     header = "| verb | " + " | ".join(f"{c:,} chars" for c in args.chars)

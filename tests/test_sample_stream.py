@@ -70,8 +70,10 @@ def test_meta_view_is_the_parsed_file_and_is_kept(tmp_path, parses):
     assert _meta_records(again.frame) == _without_text(stored)
     assert again.frame[["offset", "length"]].equals(first.frame[["offset", "length"]])
     # the byte ranges are the lines: reading them back gives the stored records, texts included
-    assert sample_lines.read_lines(path / "samples.jsonl", first.frame["offset"].tolist(),
-                                   first.frame["length"].tolist()) == stored
+    assert (
+        sample_lines.read_lines(path / "samples.jsonl", first.frame["offset"].tolist(), first.frame["length"].tolist())
+        == stored
+    )
 
 
 def test_meta_view_follows_appends_and_rebuilds_on_rewrite(tmp_path, parses):
@@ -144,8 +146,11 @@ def _answers() -> tuple[list[Problem], list[Completion]]:
     for i, problem in enumerate(problems):
         for j in range(10):
             choice = rng.choice(pool)
-            text = "no answer" if choice is None else "\\boxed{" + choice.format(
-                gold=i + 10, wrong=i + 11, other=i + 12, twice=2 * (i + 11)) + "}"
+            text = (
+                "no answer"
+                if choice is None
+                else "\\boxed{" + choice.format(gold=i + 10, wrong=i + 11, other=i + 12, twice=2 * (i + 11)) + "}"
+            )
             completions.append(Completion(problem.id, j, j, text, 3, 5, "length" if j == 9 else "stop", "b"))
     rng.shuffle(completions)
     return problems, completions
@@ -158,7 +163,7 @@ def test_grade_stream_gives_the_grades_of_one_call():
         whole = grader.grade_many([(p, by_problem[p.id]) for p in problems])
     assert len({g.cluster for g in whole if g.problem_id == "p0"}) >= 3  # the premise: several classes
     for size in (1, 7, 25):
-        chunks = [completions[i:i + size] for i in range(0, len(completions), size)]
+        chunks = [completions[i : i + size] for i in range(0, len(completions), size)]
         with Grader(workers=1) as grader:  # a fresh grader: nothing memoised from the whole call
             assert grader.grade_stream(problems, iter(chunks)) == whole
 
@@ -174,14 +179,14 @@ def test_grade_run_streams_and_keeps_the_view(tmp_path, parses):
 
 
 def test_sequential_curve_does_not_depend_on_the_text_chunks(tmp_path):
-    path = make_synthetic_run(tmp_path, n_problems=6, n_samples=4, seed=9, max_tokens=2048,
-                              tokens_per_sample=1500)
+    path = make_synthetic_run(tmp_path, n_problems=6, n_samples=4, seed=9, max_tokens=2048, tokens_per_sample=1500)
     run = load_run(path)
     with Grader(workers=1) as grader:
         whole = sequential_curve(run, grader=grader, sign_flips=100)
         steps: list[tuple[int, int]] = []
-        chunked = sequential_curve(run, grader=grader, sign_flips=100, chunk_bytes=1,
-                                   on_step=lambda done, total: steps.append((done, total)))
+        chunked = sequential_curve(
+            run, grader=grader, sign_flips=100, chunk_bytes=1, on_step=lambda done, total: steps.append((done, total))
+        )
     assert len(whole.lengths) > 2 and chunked.lengths == whole.lengths
     for name in ("accuracy", "low", "high", "no_answer"):
         assert np.array_equal(getattr(chunked, name), getattr(whole, name)), name
@@ -197,8 +202,11 @@ class Echo(EngineBase):
         self.model = model
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> Iterator[BatchResult]:
-        completions = [Completion(r.problem_id, i, s, f"so \\boxed{{{i % 3}}}", 5, 4, "stop", "b1", {"4": 7})
-                       for r in requests for i, s in zip(r.sample_indices, r.seeds)]
+        completions = [
+            Completion(r.problem_id, i, s, f"so \\boxed{{{i % 3}}}", 5, 4, "stop", "b1", {"4": 7})
+            for r in requests
+            for i, s in zip(r.sample_indices, r.seeds)
+        ]
         yield BatchResult(completions, BatchTiming("b1", self.name, len(completions), 0.1, 4 * len(completions)))
 
     def close(self) -> None:
@@ -212,8 +220,23 @@ def model(tmp_path_factory):
 
 def test_one_run_parses_samples_once(model, data_dir, tmp_path, monkeypatch, parses):
     monkeypatch.setitem(ENGINES, "echo-test", f"{__name__}:Echo")
-    args = ["run", "-m", str(model), "--engine", "echo-test", "--task", "aime25", "--limit", "3",
-            "--max-tokens", "16", "--data-dir", str(data_dir), "--out", str(tmp_path)]
+    args = [
+        "run",
+        "-m",
+        str(model),
+        "--engine",
+        "echo-test",
+        "--task",
+        "aime25",
+        "--limit",
+        "3",
+        "--max-tokens",
+        "16",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(tmp_path),
+    ]
     first = CliRunner().invoke(app, [*args, "--k", "2"])
     assert first.exit_code == 0, first.output
     assert parses == [0], "a fresh run: grading's one parse"

@@ -212,6 +212,7 @@ class Grader:
                 row.p_index += len(contexts)
             contexts.extend(chunk_contexts)
             kept.extend(rows)
+        bar.set_total(len(kept))  # the lines counted beforehand may include unreadable or repeated ones
         kept.sort(key=lambda row: (row.group, row.completion.sample_index))
         return self._assemble(kept, contexts)
 

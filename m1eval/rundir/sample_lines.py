@@ -45,8 +45,14 @@ class SampleLine:
     length: int
 
 
-def scan_samples(path: str | os.PathLike[str], state: ScanState | None = None, *, start: int = 0,
-                 first_line: int = 1, chunk_bytes: int = CHUNK_BYTES) -> Iterator[list[SampleLine]]:
+def scan_samples(
+    path: str | os.PathLike[str],
+    state: ScanState | None = None,
+    *,
+    start: int = 0,
+    first_line: int = 1,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[list[SampleLine]]:
     """Yield the completions of ``path`` from byte ``start`` on, in chunks of about ``chunk_bytes`` of text.
 
     ``state`` collects line counts, bad lines and the torn tail; ``first_line`` is the
@@ -110,8 +116,10 @@ def read_lines(path: str | os.PathLike[str], offsets: Sequence[int], lengths: Se
             try:
                 found[i] = Completion.from_dict(json.loads(raw))
             except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as exc:
-                raise ValueError(f"{path}: the line at byte {offsets[i]} changed since it was indexed ({exc}); "
-                                 "read the run folder again") from None
+                raise ValueError(
+                    f"{path}: the line at byte {offsets[i]} changed since it was indexed ({exc}); "
+                    "read the run folder again"
+                ) from None
     for i in range(len(offsets)):
         out.append(found[i])
     return out

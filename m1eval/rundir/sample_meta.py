@@ -106,8 +106,14 @@ def _tail_hash(path: Path, covered: int) -> str:
         return hashlib.sha256(handle.read(min(covered, _CHECK_BYTES))).hexdigest()
 
 
-def scan_meta(store: RunStore, builder: MetaBuilder | None = None, state: ScanState | None = None, *,
-              start: int = 0, first_line: int = 1):  # -> Iterator[list[Completion]]
+def scan_meta(
+    store: RunStore,
+    builder: MetaBuilder | None = None,
+    state: ScanState | None = None,
+    *,
+    start: int = 0,
+    first_line: int = 1,
+):  # -> Iterator[list[Completion]]
     """Stream the completions from byte ``start`` while recording their metadata in ``builder``.
 
     Grading iterates this (it needs the texts, a chunk at a time) and then keeps the
@@ -125,8 +131,13 @@ def save_meta(store: RunStore, frame: pd.DataFrame, state: ScanState, signature:
     for name in _JSON_FIELDS:
         stored[name] = [None if v is None else json.dumps(v, sort_keys=False) for v in stored[name]]
     info = {
-        "version": META_VERSION, "size": signature[0], "mtime_ns": signature[1], "covered": state.covered,
-        "lines": state.covered_lines, "truncated_tail": state.truncated_tail, "bad_lines": state.bad_lines,
+        "version": META_VERSION,
+        "size": signature[0],
+        "mtime_ns": signature[1],
+        "covered": state.covered,
+        "lines": state.covered_lines,
+        "truncated_tail": state.truncated_tail,
+        "bad_lines": state.bad_lines,
         "tail_sha256": _tail_hash(path, state.covered) if path.exists() else "",
     }
     import pyarrow as pa
@@ -169,8 +180,9 @@ def _load_cached(store: RunStore) -> tuple[pd.DataFrame, dict[str, Any]] | None:
 
 
 def _report(store: RunStore, frame: pd.DataFrame, state: ScanState) -> ReadReport:
-    report = ReadReport(store.path / SAMPLES, rows=len(frame), truncated_tail=state.truncated_tail,
-                        bad_lines=list(state.bad_lines))
+    report = ReadReport(
+        store.path / SAMPLES, rows=len(frame), truncated_tail=state.truncated_tail, bad_lines=list(state.bad_lines)
+    )
     store.note_repairs(report)
     return report
 
@@ -189,8 +201,9 @@ def read_meta(store: RunStore, *, keep: bool = True) -> SampleMeta:
     if cached is not None:
         frame, info = cached
         if (info["size"], info["mtime_ns"]) == signature:
-            state = ScanState(info["lines"], info["covered"], info["lines"], info["truncated_tail"],
-                              list(info["bad_lines"]))
+            state = ScanState(
+                info["lines"], info["covered"], info["lines"], info["truncated_tail"], list(info["bad_lines"])
+            )
             return SampleMeta(frame, _report(store, frame, state))
         if signature[0] >= info["covered"] and _tail_hash(path, info["covered"]) == info["tail_sha256"]:
             return _extend(store, frame, info, signature, keep)
@@ -200,16 +213,18 @@ def read_meta(store: RunStore, *, keep: bool = True) -> SampleMeta:
     return _built(store, builder.frame(), state, signature, keep)
 
 
-def _built(store: RunStore, frame: pd.DataFrame, state: ScanState, signature: tuple[int, int],
-           keep: bool) -> SampleMeta:
+def _built(
+    store: RunStore, frame: pd.DataFrame, state: ScanState, signature: tuple[int, int], keep: bool
+) -> SampleMeta:
     meta = SampleMeta(frame, _report(store, frame, state), (state, signature))
     if keep:
         meta.keep(store)
     return meta
 
 
-def _extend(store: RunStore, frame: pd.DataFrame, info: dict[str, Any], signature: tuple[int, int],
-            keep: bool) -> SampleMeta:
+def _extend(
+    store: RunStore, frame: pd.DataFrame, info: dict[str, Any], signature: tuple[int, int], keep: bool
+) -> SampleMeta:
     """The file grew past what the view covers: parse only the new lines and add them."""
     builder = MetaBuilder(seen=set(zip(frame["problem_id"], frame["sample_index"].tolist())))
     state = ScanState(bad_lines=list(info["bad_lines"]))
