@@ -246,3 +246,18 @@ def test_one_run_parses_samples_once(model, data_dir, tmp_path, monkeypatch, par
     assert parses == [0], "a resumed run: grading's one parse, none for the finished keys or the summary"
     rows = [json.loads(line) for line in next(tmp_path.rglob("samples.jsonl")).read_text().splitlines()]
     assert len(rows) == 12 and "pass@1" in grown.output
+
+
+def test_torn_tail_check_reads_backwards_to_the_last_line(tmp_path):
+    """The writer's torn-tail check reads the file from its end (a lock on a large run costs its last line);
+    whatever the block size, it finds the line the whole-file rule finds."""
+    from m1eval.rundir.store import _last_line
+
+    rng = random.Random(1)
+    path = tmp_path / "lines"
+    for _ in range(300):
+        data = bytes(rng.choice(b"ab\n") for _ in range(rng.randint(0, 200)))
+        path.write_bytes(data)
+        cut = data.rfind(b"\n") + 1
+        expected = (None, b"") if not data or data.endswith(b"\n") else (cut, data[cut:])
+        assert _last_line(path, block=rng.randint(1, 40)) == expected, data

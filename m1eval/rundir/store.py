@@ -113,6 +113,32 @@ def describe_repair(repair: dict[str, Any]) -> str:
             f"{repair.get('offset')}{whose}); a crashed writer left it, the manifest keeps the evidence")
 
 
+def _last_line(path: Path, block: int = 1 << 16) -> tuple[int | None, bytes]:
+    """(offset, bytes) of the last line when the file does not end in a newline, else (None, b"").
+
+    Reads backwards from the end a block at a time, so checking a large file for a torn tail
+    costs its last line, not the whole file.
+    """
+    with path.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return None, b""
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return None, b""
+        tail = b""
+        end = size
+        while end > 0:
+            start = max(0, end - block)
+            handle.seek(start)
+            piece = handle.read(end - start)
+            newline = piece.rfind(b"\n")
+            if newline >= 0:
+                return start + newline + 1, piece[newline + 1 :] + tail
+            tail, end = piece + tail, start
+        return 0, tail
+
+
 def safe_name(text: str) -> str:
     """A path component from a model id or path: 'org/Model-1.5B' -> 'org--Model-1.5B'."""
     cleaned = re.sub(r"[^A-Za-z0-9._+-]+", "--", text.strip().strip("/"))
@@ -230,11 +256,9 @@ class RunStore:
         """
         if not path.exists():
             return None
-        data = path.read_bytes()
-        if not data or data.endswith(b"\n"):
+        cut, last = _last_line(path)
+        if cut is None:
             return None
-        cut = data.rfind(b"\n") + 1
-        last = data[cut:]
         try:
             json.loads(last)
         except (json.JSONDecodeError, UnicodeDecodeError):
