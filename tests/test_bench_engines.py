@@ -11,11 +11,11 @@ import json
 
 import matplotlib.image as mpimg
 import pytest
-from helpers.tiny_hybrid import build_tiny_hybrid
 from typer.testing import CliRunner
 
 from m1eval.cli.app import app
 from m1eval.models.tiny import build_tiny_llama
+from m1eval.models.tiny_hybrid import build_tiny_hybrid
 from m1eval.throughput.profile import ThroughputProfile
 
 pytestmark = pytest.mark.slow

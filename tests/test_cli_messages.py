@@ -208,17 +208,3 @@ def test_run_and_bench_take_verbose(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     _invoke(["run", "--model", "r1-qwen-1.5b", "--task", "nope", "--out", str(tmp_path), "--verbose"])
     assert os.environ["VLLM_LOGGING_LEVEL"] == "INFO"
     monkeypatch.delenv("VLLM_LOGGING_LEVEL")
-
-
-def test_vllm_names_the_hybrid_architecture_instead_of_memory(tmp_path: Path) -> None:
-    """`bench -e vllm` on an M1 checkpoint blamed memory ("initialization failed ... memory")."""
-    from helpers.tiny_hybrid import build_tiny_hybrid
-
-    folder = build_tiny_hybrid(tmp_path / "tiny-m1", d_model=64, n_layer=2, attn_layers=(1,))
-    code, output, _ = _invoke(["bench", "-m", str(folder), "-e", "vllm", "--batch-sizes", "1", "--no-find-peak",
-                               "--prompt-len", "4", "--gen-len", "4", "--warmup", "0", "--repeats", "1",
-                               "--out", str(tmp_path / "bench")])
-    assert code == 1, output
-    flat = " ".join(output.split())
-    assert "M1 hybrid checkpoint" in flat and "--engine m1" in flat and "attention only at layers [1]" in flat
-    assert "memory" not in flat

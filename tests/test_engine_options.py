@@ -21,7 +21,8 @@ from m1eval.pipeline.runner import RunConfig, plan_run
 
 # engine -> options that can change the texts drawn for the same seeds
 CHANGES_SAMPLES: dict[str, set[str]] = {
-    "vllm": {"dtype", "hf_overrides", "revision", "tokenizer", "kv_cache_dtype", "quantization"},
+    "vllm": {"dtype", "hf_overrides", "revision", "tokenizer", "kv_cache_dtype", "quantization", "mamba_cache_dtype",
+             "mamba_ssm_cache_dtype"},
     "hf": {"dtype", "revision", "attn_implementation"},
     "m1": {"dtype", "kernels", "tokenizer", "revision", "eos"},
     "openai": {"tokenizer", "served_model", "prompt_format"},

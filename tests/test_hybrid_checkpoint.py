@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.tiny_hybrid import build_tiny_hybrid
 from safetensors.torch import load_file, save_file
 
 from m1eval.hybrid import CheckpointError, HybridConfigError, load_config, load_hybrid
 from m1eval.hybrid.config import PUBLISHED_MAMBA_DEFAULTS
+from m1eval.models.tiny_hybrid import build_tiny_hybrid
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from helpers.tiny_hybrid import build_tiny_hybrid
 
 from m1eval.engines import engine_class
 from m1eval.engines.base import EngineError, GenerationRequest, ThroughputEngine
+from m1eval.models.tiny_hybrid import build_tiny_hybrid
 from m1eval.records import SamplingConfig
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers.tiny_hybrid import build_tiny_hybrid
 
 from m1eval.hybrid import load_hybrid
 from m1eval.hybrid.generation import generate
 from m1eval.hybrid.sampling import SamplingParams, filter_logits, uniform_noise
+from m1eval.models.tiny_hybrid import build_tiny_hybrid
 
 PROMPTS = [[5, 6, 7, 8, 9, 10, 11, 12, 13], [20, 21], [30, 31, 32, 33, 34]]
 HOT = SamplingParams(temperature=1.0, top_p=0.95, top_k=50)

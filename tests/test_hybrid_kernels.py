@@ -12,10 +12,10 @@ import warnings
 
 import pytest
 import torch
-from helpers.tiny_hybrid import build_tiny_hybrid
 
 from m1eval.hybrid import kernels, load_hybrid, scan
 from m1eval.hybrid.generation import generate
+from m1eval.models.tiny_hybrid import build_tiny_hybrid
 
 CALLS: list[tuple[str, dict]] = []
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 import torch
-from helpers.tiny_hybrid import build_tiny_hybrid
 from safetensors.torch import load_file, save_file
 
 from m1eval.hybrid import CheckpointError, HybridConfigError, load_config, load_hybrid
+from m1eval.models.tiny_hybrid import build_tiny_hybrid
 
 
 @pytest.fixture(scope="module", params=[64, 128], ids=["d64", "d128"])

@@ -6,7 +6,8 @@ import importlib.util
 import json
 
 import pytest
-from helpers.tiny_hybrid import build_tiny_hybrid
+
+from m1eval.models.tiny_hybrid import build_tiny_hybrid
 
 if importlib.util.find_spec("m1eval.cli.run") is None:  # pragma: no cover
     pytest.skip("m1eval.cli.run (the `run` verb) does not exist yet", allow_module_level=True)

@@ -12,7 +12,6 @@ import dataclasses
 import json
 
 import pytest
-from helpers.tiny_hybrid import build_tiny_hybrid
 from typer.testing import CliRunner
 
 from m1eval.cli.app import app
@@ -21,6 +20,7 @@ from m1eval.engines.base import EngineError
 from m1eval.engines.m1 import _eos_ids
 from m1eval.models.presets import M1_SUFFIX, PRESETS, TaskProtocol, resolve_model
 from m1eval.models.prompts import JOINS, PromptError, load_tokenizer, render, user_message
+from m1eval.models.tiny_hybrid import build_tiny_hybrid
 from m1eval.pipeline.runner import RunConfig, RunError, generate, plan_run
 
 PAPER = {  # task: (max new tokens, join)

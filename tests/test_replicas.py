@@ -28,7 +28,6 @@ from helpers.run_helpers import (
     run_cli,
     tiny_model,
 )
-from helpers.tiny_hybrid import build_tiny_hybrid
 
 from m1eval.engines.base import GenerationRequest
 from m1eval.engines.replicas import (
@@ -42,6 +41,7 @@ from m1eval.engines.replicas import (
     import_ray,
     split_requests,
 )
+from m1eval.models.tiny_hybrid import build_tiny_hybrid
 from m1eval.pipeline.runner import RunConfig, generate, plan_run
 
 LIMIT, K, MAX_TOKENS, TEMPERATURE = 3, 4, 48, 0.9

@@ -25,7 +25,7 @@ def _hide_flag_metavar() -> None:
         return original(self, ctx)
 
     display_type_rich._m1eval_flags = True  # type: ignore[attr-defined]
-    option_class.display_type_rich = display_type_rich
+    setattr(option_class, "display_type_rich", display_type_rich)  # noqa: B010 - patching typer's method
 
 
 _hide_flag_metavar()

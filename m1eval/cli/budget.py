@@ -117,10 +117,10 @@ def budget(
             for run, label in zip(inputs.runs, inputs.labels):
                 with make_progress("lengths", transient=True) as progress:
                     bar = progress.add_task(f"grade cut texts of {run.model}", total=None)
-                    curve = bt.length_curve(run, inputs.profiles, settings, grid, label=label,
-                                            on_step=lambda done, total, bar=bar: progress.update(bar, completed=done, total=total))
-                _print_table(bt.length_table(curve, level=level))
-                length_frames.append(curve.to_frame())
+                    length = bt.length_curve(run, inputs.profiles, settings, grid, label=label,
+                                             on_step=lambda done, total, bar=bar: progress.update(bar, completed=done, total=total))
+                _print_table(bt.length_table(length, level=level))
+                length_frames.append(length.to_frame())
     except CurveError as exc:  # BudgetError is one
         failed = exc
     if out is not None and (results or length_frames):

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import TaskID
 
 from m1eval.cli.common import (
     BatchSizeOption,
@@ -100,9 +101,11 @@ def plot(
                 for run, label in zip(data, inputs.labels):
                     with make_progress("lengths", transient=True) as progress:
                         bar = progress.add_task(f"grade cut texts of {run.model}", total=None)
-                        length_curves.append(bt.length_curve(
-                            run, profs, settings, grid, label=label,
-                            on_step=lambda done, total, bar=bar: progress.update(bar, completed=done, total=total)))
+
+                        def on_step(done: int, total: int, bar: TaskID = bar) -> None:
+                            progress.update(bar, completed=done, total=total)
+
+                        length_curves.append(bt.length_curve(run, profs, settings, grid, label=label, on_step=on_step))
                 fig = plots.figure_length(length_curves)
             else:
                 fig = plots.figure_throughput(profs)

