@@ -32,7 +32,8 @@ def test_load_run_joins_samples_and_grades(runs):
     assert (run.task, run.model, run.run_id, run.n) == ("aime25", "fake-a", "synthetic-s1", 8)
     assert len(run.frame) == 12 * 8 and run.ungraded == 0 and not run.missing_problems
     assert run.problem_ids == [p.id for p in run.problems]
-    assert {"text", "completion_tokens", "finish_reason", "correct", "cluster", "status"} <= set(run.frame.columns)
+    assert {"completion_tokens", "finish_reason", "correct", "cluster", "status"} <= set(run.frame.columns)
+    assert "text" not in run.samples and "text" not in run.frame  # the texts stay on disk (graded_completions)
     grades = RunStore(a).read_grades().set_index(["problem_id", "sample_index"])
     merged = run.frame.set_index(["problem_id", "sample_index"])
     assert (merged["correct"] == grades.loc[merged.index, "correct"]).all()

@@ -20,7 +20,7 @@ Grading a whole run folder is a run-level stage: ``m1eval.pipeline.stages.grade_
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,36 @@ class _Row:
     rule: str | None = None
     norm: str | None = None
     timeout: bool = False
+    group: int | None = None  # the problem whose classes the row joins (None: p_index, one call's problem)
+
+
+@dataclass(frozen=True)
+class _Stub:
+    """What assembling a grade needs of a completion once its text is dropped (``grade_stream``)."""
+
+    problem_id: str
+    sample_index: int
+    finish_reason: str
+
+
+class _ExtractOnly:
+    """Forwards the extraction counts of each chunk's ``grade_many`` steps to one bar of completions."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar, self.extracting = bar, False
+
+    def stage(self, description: str, total: int | None) -> None:
+        self.extracting = description.startswith("grading (extract")
+
+    def describe(self, description: str) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        if self.extracting:
+            self.bar.advance(n)
+
+    def set_total(self, total: int) -> None:
+        pass
 
 
 def _tolerance(meta: dict[str, Any]) -> float | None:
@@ -147,7 +177,47 @@ class Grader:
                    progress: Progress | None = None) -> list[Grade]:
         """Grades of every completion, in item order; ``progress`` hears the two steps (None: silent)."""
         bar = progress or NO_PROGRESS
-        items = list(items)
+        rows, contexts = self._grade_rows(list(items), bar)
+        return self._assemble(rows, contexts)
+
+    def grade_stream(self, problems: Sequence[Problem], chunks: Iterable[list[Completion]],
+                     progress: Progress | None = None, total: int | None = None) -> list[Grade]:
+        """``grade_many`` of completions that arrive in chunks, with the same grades in the same order.
+
+        A problem's samples may be spread over several chunks (a resumed run appends them
+        later). Each chunk is extracted and decided, then its texts are dropped: memory
+        follows the chunk, not the run. Classes are numbered once all chunks are in, per
+        problem in sample order, exactly as one ``grade_many`` call numbers them. Problems
+        come out in ``problems`` order; a completion of a problem not in ``problems`` raises
+        ``KeyError``. ``progress`` gets one stage of ``total`` completions.
+        """
+        bar = progress or NO_PROGRESS
+        bar.stage("grading", total)
+        quiet = _ExtractOnly(bar)
+        order = {p.id: i for i, p in enumerate(problems)}
+        kept: list[_Row] = []
+        contexts: list = []
+        for chunk in chunks:
+            by_problem: dict[str, list[Completion]] = {}
+            for completion in chunk:
+                if completion.problem_id not in order:
+                    raise KeyError(completion.problem_id)
+                by_problem.setdefault(completion.problem_id, []).append(completion)
+            items = [(problems[order[pid]], by_problem[pid]) for pid in sorted(by_problem, key=order.__getitem__)]
+            rows, chunk_contexts = self._grade_rows(items, quiet)
+            for row in rows:
+                c = row.completion
+                row.completion = _Stub(c.problem_id, c.sample_index, c.finish_reason)  # type: ignore[assignment]
+                row.group = order[c.problem_id]
+                row.p_index += len(contexts)
+            contexts.extend(chunk_contexts)
+            kept.extend(rows)
+        bar.set_total(len(kept))  # the lines counted beforehand may include unreadable or repeated ones
+        kept.sort(key=lambda row: (row.group, row.completion.sample_index))
+        return self._assemble(kept, contexts)
+
+    def _grade_rows(self, items: list[tuple[Problem, list[Completion]]], bar: Progress) -> tuple[list[_Row], list]:
+        """Extract and decide every completion of ``items``: the rows and per-item contexts to assemble."""
         total = sum(len(c) for _, c in items)
         rows: list[_Row] = []
         contexts: list[tuple[tuple[str, ...], str | None, float | None]] = []
@@ -189,7 +259,7 @@ class Grader:
             self._get_pool().run(work, on_result=keep)
             self.stats["pool_items"] += len(work)
         self.stats["pairs"] += len(self._seen_pairs) - seen_before
-        return self._assemble(rows, contexts)
+        return rows, contexts
 
     def _extract_all(self, items, rows: list[_Row], contexts: list, advance) -> dict[VerdictKey, None]:  # noqa: ANN001
         """Step 1 in the pool: fill ``rows``/``contexts``; returns the distinct undecided pairs.
@@ -310,7 +380,7 @@ class Grader:
             verdict = self._verdicts[(golds, row.norm, fmt, tol)]
             status = "timeout" if verdict.timeout else ("unparsable" if verdict.unparsable else "ok")
             class_key: Any = ("gold",) if verdict.correct else self._keys.get(row.norm, ("s", row.norm))
-            ids = class_ids.setdefault(row.p_index, {})
+            ids = class_ids.setdefault(row.p_index if row.group is None else row.group, {})
             cluster = ids.setdefault(class_key, len(ids))
             grades.append(Grade(completion.problem_id, completion.sample_index, row.raw, verdict.correct, status,
                                 cluster, GRADER_VERSION, row.rule))

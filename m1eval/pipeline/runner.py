@@ -420,11 +420,17 @@ def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserv
             tokenizer = load_tokenizer(_tokenizer_source(plan), plan.engine_options.get("revision"))
         prompts = {p.id: render(tokenizer, p.question, plan.suffix, plan.join) for p in plan.problems}
         template = template_hash(tokenizer)
-        finished = store.finished() if existed else set()
+        # the metadata view: only lines it lacks are parsed, and it is kept only once nothing refuses the command
+        from m1eval.rundir.sample_meta import read_meta  # pandas: only when there is a folder to read
+
+        meta = read_meta(store, keep=False) if existed else None
+        finished = meta.keys() if meta is not None else set()
         _problem_differences(store, plan, old, prompts, template, finished)
         store.lock()
         old = store.read_manifest() if (plan.path / MANIFEST).exists() else old  # with any tail repair noted
         store.write_manifest(_manifest(plan, old, template, prompts, finished))
+        if meta is not None:
+            meta.keep(store)
         store.write_problems(plan.problems)
         store.begin(RUN_STAGE, expected=expected)
     finally:
@@ -449,7 +455,7 @@ def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserv
             engine_info = {**store.read_manifest().get("engine", {}),
                            "effective_options": public_options(plan.model.engine, engine.options)}
             store.update_manifest(engine=engine_info)
-        generated = _loop(engine, requests, chunk, plan.sampling, store, have, expected, observer)
+        generated = _loop(engine, requests, chunk, plan.sampling, store, have, expected, observer, finished)
         store.end(RUN_STAGE, "done", samples=have + generated)
     except KeyboardInterrupt:
         state, message = "interrupted", "interrupted"
@@ -461,14 +467,14 @@ def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserv
         if own_engine and engine is not None:
             engine.close()
         if state != "done":
-            stored = stored_count(plan.problems, store.finished(), k)
+            stored = stored_count(plan.problems, finished, k)
             try:
                 store.lock()
                 store.end(RUN_STAGE, state, error=message, samples=stored)
             except Exception:  # noqa: BLE001 - the samples are what matters
                 pass
         store.unlock()
-    stored = stored_count(plan.problems, store.finished(), k)
+    stored = stored_count(plan.problems, finished, k)  # kept up to date by _loop: nothing is read again
     if state != "done":
         message = (f"{message}; {stored}/{expected} samples are kept in {plan.path} "
                    "(run the same command again to resume)")
@@ -476,14 +482,18 @@ def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserv
 
 
 def _loop(engine: Engine, requests: Iterable[GenerationRequest], chunk: int, sampling: SamplingConfig,
-          store: RunStore, have: int, expected: int, observer: RunObserver) -> int:
-    """Store every batch the engine yields, the moment it arrives; the observer hears each step."""
+          store: RunStore, have: int, expected: int, observer: RunObserver, finished: set[tuple[str, int]]) -> int:
+    """Store every batch the engine yields, the moment it arrives; the observer hears each step.
+
+    ``finished`` gains the key of every stored sample, so the run knows what it holds
+    without reading samples.jsonl again."""
     generated = tokens = 0
     observer.started(expected, have)
     engine.on_progress, engine.on_wait, engine.on_notice = observer.progress, observer.waiting, observer.notice
     try:
         for result in engine.generate_pending(requests, sampling, chunk):
             store.append_samples(result.completions, result.timing)
+            finished.update(c.key for c in result.completions)
             generated += len(result.completions)
             tokens += result.timing.generated_tokens
             observer.stored(generated, tokens)

@@ -13,12 +13,16 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from m1eval.grading.extract import DEFAULT_POLICY, canonical_policy
 from m1eval.grading.grader import GRADER_VERSION, Grader
-from m1eval.records import Completion, Progress
-from m1eval.rundir.store import GRADE_STAGE, RunStore, StoreError, recorded_extraction
+from m1eval.records import Progress
+from m1eval.rundir.sample_lines import ScanState
+from m1eval.rundir.sample_meta import MetaBuilder, SampleMeta, save_meta, scan_meta
+from m1eval.rundir.store import GRADE_STAGE, SAMPLES, ReadReport, RunStore, StoreError, recorded_extraction
 
 CACHE_FILE = "grade_cache.json"  # verdicts an interrupted grade kept for the next one
 
@@ -45,6 +49,36 @@ def grade_run(run_dir: str | os.PathLike[str], *, workers: int | None = None, ex
     verdicts already computed are saved to ``grade_cache.json`` (used by the next
     ``grade``), the stage is marked ``interrupted`` and ``GradingInterrupted`` is raised.
     """
+    return grade_stage(run_dir, workers=workers, extraction=extraction, progress=progress).grades
+
+
+@dataclass
+class GradedRun:
+    """What one grading pass read and wrote: the grades and the samples' metadata (for the summary)."""
+
+    path: Path
+    grades: Any  # pandas.DataFrame, as written to grades.parquet
+    meta: SampleMeta
+
+
+def _count_lines(path: Path, block: int = 8 * 1024 * 1024) -> int:
+    """Lines in a file, read in blocks (the progress bar's total; no line is parsed)."""
+    if not path.exists():
+        return 0
+    count = 0
+    with path.open("rb") as handle:
+        while data := handle.read(block):
+            count += data.count(b"\n")
+    return count
+
+
+def grade_stage(run_dir: str | os.PathLike[str], *, workers: int | None = None, extraction: str | None = None,
+                progress: Progress | None = None) -> GradedRun:
+    """``grade_run`` that also gives back the samples' metadata it read, so a summary need not read again.
+
+    samples.jsonl is parsed once, in chunks (``m1eval.sample_meta.scan_meta``): each chunk's
+    texts are graded and dropped, its metadata kept; the metadata view is saved with the grades.
+    """
     import pandas as pd
 
     started = time.time()
@@ -52,15 +86,10 @@ def grade_run(run_dir: str | os.PathLike[str], *, workers: int | None = None, ex
         manifest = store.read_manifest()
         policy = canonical_policy(extraction or recorded_extraction(manifest) or DEFAULT_POLICY)
         problems = store.read_problems()
-        samples, report = store.read_samples()
-        by_problem: dict[str, list[Completion]] = {}
-        for completion in samples:
-            by_problem.setdefault(completion.problem_id, []).append(completion)
-        known = {p.id for p in problems}
-        unknown = sorted(set(by_problem) - known)
-        if unknown:
-            raise StoreError(f"{store.path}: samples.jsonl has completions of problems not in problems.jsonl: {unknown[:5]}")
-        items = [(p, by_problem[p.id]) for p in problems if p.id in by_problem]
+        samples_path = Path(store.path) / SAMPLES
+        signature = (samples_path.stat().st_size, samples_path.stat().st_mtime_ns) if samples_path.exists() else None
+        total = _count_lines(samples_path)
+        builder, state = MetaBuilder(), ScanState()
         cache_path = Path(store.path) / CACHE_FILE
         grader = Grader(workers=workers, extraction=policy)
         store.begin(GRADE_STAGE, grader_version=GRADER_VERSION, extraction=policy)
@@ -70,7 +99,11 @@ def grade_run(run_dir: str | os.PathLike[str], *, workers: int | None = None, ex
                     grader.import_cache(json.loads(cache_path.read_text(encoding="utf-8")))
                 except (OSError, ValueError, TypeError):
                     pass  # a damaged cache only costs time
-            grades = grader.grade_many(items, progress=progress)
+            try:
+                grades = grader.grade_stream(problems, scan_meta(store, builder, state), progress=progress, total=total)
+            except KeyError as exc:
+                raise StoreError(f"{store.path}: samples.jsonl has completions of problems not in problems.jsonl: "
+                                 f"[{exc.args[0]!r}]") from None
         except KeyboardInterrupt:
             grader.close(force=True)
             kept = grader.export_cache()
@@ -88,6 +121,9 @@ def grade_run(run_dir: str | os.PathLike[str], *, workers: int | None = None, ex
             raise
         finally:
             grader.close()
+        meta_frame = builder.frame()
+        if signature is not None:
+            save_meta(store, meta_frame, state, signature)
         store.write_grades(grades)
         cache_path.unlink(missing_ok=True)
         seconds = time.time() - started
@@ -99,22 +135,30 @@ def grade_run(run_dir: str | os.PathLike[str], *, workers: int | None = None, ex
                 rules[g.extracted_by] = rules.get(g.extracted_by, 0) + 1
         store.end(GRADE_STAGE, "done", grader_version=GRADER_VERSION, extraction=policy, seconds=round(seconds, 3),
                   completions=len(grades), statuses=statuses, extracted_by=rules,
-                  timeouts=statuses.get("timeout", 0), skipped_lines=len(report.bad_lines),
-                  truncated_tail=report.truncated_tail)
+                  timeouts=statuses.get("timeout", 0), skipped_lines=len(state.bad_lines),
+                  truncated_tail=state.truncated_tail or any(r.get("file") == SAMPLES for r in store.repairs))
         frame = store.read_grades()
-    return frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
+        report = ReadReport(samples_path, rows=len(meta_frame), truncated_tail=state.truncated_tail,
+                            bad_lines=list(state.bad_lines))
+        store.note_repairs(report)
+    frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
+    return GradedRun(Path(run_dir), frame, SampleMeta(meta_frame, report))
 
 
-def summarize(run_dir: str | os.PathLike[str]) -> str:
-    """The report table of one graded run (the last step of ``m1eval run``)."""
+def summarize(run_dir: str | os.PathLike[str], graded: GradedRun | None = None) -> str:
+    """The report table of one graded run (the last step of ``m1eval run``); ``graded``: what
+    grading just read and wrote, used instead of reading the folder again."""
     from m1eval.analysis.report import render_report, summarize_run
-    from m1eval.rundir.rundata import load_run
+    from m1eval.rundir.rundata import assemble_run, load_run
 
-    return render_report([summarize_run(load_run(run_dir))])
+    if graded is None:
+        return render_report([summarize_run(load_run(run_dir))])
+    store = RunStore(run_dir)
+    run = assemble_run(store, store.read_manifest(), graded.meta, graded.grades, with_text=False)
+    return render_report([summarize_run(run)])
 
 
 def grade_and_summarize(run_dir: str | os.PathLike[str], *, extraction: str | None = None,
                         progress: Progress | None = None) -> str:
-    """Grade a freshly generated run and return its report table."""
-    grade_run(run_dir, extraction=extraction, progress=progress)
-    return summarize(run_dir)
+    """Grade a freshly generated run and return its report table (samples.jsonl read once, by grading)."""
+    return summarize(run_dir, grade_stage(run_dir, extraction=extraction, progress=progress))

@@ -17,9 +17,8 @@ say so instead of silently scoring them as wrong.
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
@@ -28,10 +27,13 @@ from typing import Any
 import pandas as pd
 
 from m1eval.records import BatchTiming, Completion, Grade, Problem
+from m1eval.rundir.sample_lines import read_lines
+from m1eval.rundir.sample_meta import LINE_COLUMNS, SampleMeta, read_meta
 from m1eval.rundir.store import SAMPLES, ReadReport, RunStore, StoreError, find_runs
 
 KEYS = ["problem_id", "sample_index"]
-SAMPLE_COLUMNS = [f.name for f in fields(Completion)]
+SAMPLE_COLUMNS = [f.name for f in fields(Completion) if f.name != "text"]  # the texts stay on disk
+TEXT_CHUNK_BYTES = 16 * 1024 * 1024  # texts one step of sequential scaling holds at once
 # Where each sample's line starts in samples.jsonl and how long it is (``load_run(..., text_offsets=True)``).
 OFFSET_COLUMNS = ["line_offset", "line_bytes"]
 GRADE_COLUMNS = [f.name for f in fields(Grade)]
@@ -40,7 +42,12 @@ BATCH_COLUMNS = [f.name for f in fields(BatchTiming)]
 
 @dataclass
 class RunData:
-    """A run folder in memory. ``frame`` holds one row per *graded* sample, in problem order."""
+    """A run folder in memory. ``frame`` holds one row per *graded* sample, in problem order.
+
+    No text is held: ``samples`` and ``frame`` carry every other field of the completions,
+    and ``lines`` where each one's line lies in samples.jsonl, so ``graded_completions`` and
+    ``graded_chunks`` read the texts from disk when an analysis needs them.
+    """
 
     path: Path
     manifest: dict[str, Any]
@@ -50,6 +57,7 @@ class RunData:
     batches: pd.DataFrame
     frame: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    lines: pd.DataFrame | None = None  # problem_id, sample_index, offset, length (None: loaded with_text=False)
 
     @property
     def task(self) -> str:
@@ -105,16 +113,54 @@ class RunData:
         return int(len(self.samples) - len(self.frame))
 
     def graded_completions(self) -> list[Completion]:
-        """The graded samples as ``Completion`` records, in samples.jsonl order (texts needed).
+        """The graded samples as ``Completion`` records, in samples.jsonl order (texts read from disk).
 
         For analyses that re-grade stored texts (sequential scaling cuts them at L tokens):
-        they get the records from here rather than reopening the run folder.
+        they get the records from here rather than reopening the run folder. All texts at
+        once; ``graded_chunks`` gives them a few problems at a time.
         """
-        if "text" not in self.samples:
+        graded = self._graded_lines()
+        return read_lines(self.path / SAMPLES, graded["offset"].tolist(), graded["length"].tolist())
+
+    def graded_chunks(self, max_bytes: int = TEXT_CHUNK_BYTES) -> Iterator[list[Completion]]:
+        """``graded_completions`` a few whole problems at a time (about ``max_bytes`` of lines each),
+        problems in the order they first appear in samples.jsonl, each problem's samples in file order."""
+        graded = self._graded_lines()
+        for rows in self._chunk_rows(graded, max_bytes):
+            yield self._read(graded.loc[rows])
+
+    def graded_chunk_count(self, max_bytes: int = TEXT_CHUNK_BYTES) -> int:
+        """How many chunks ``graded_chunks(max_bytes)`` yields (for a progress total)."""
+        return sum(1 for _ in self._chunk_rows(self._graded_lines(), max_bytes))
+
+    @staticmethod
+    def _chunk_rows(graded: pd.DataFrame, max_bytes: int) -> Iterator[list[int]]:
+        order = {pid: i for i, pid in enumerate(pd.unique(graded["problem_id"]))}
+        position = graded["problem_id"].map(order).to_numpy()
+        chunk: list[int] = []
+        held = 0
+        for p in range(len(order)):
+            rows = list(graded.index[position == p])
+            chunk.extend(rows)
+            held += int(graded.loc[rows, "length"].sum())
+            if held >= max_bytes:
+                yield chunk
+                chunk, held = [], 0
+        if chunk:
+            yield chunk
+
+    def _read(self, rows: pd.DataFrame) -> list[Completion]:
+        try:
+            return read_lines(self.path / SAMPLES, rows["offset"].tolist(), rows["length"].tolist())
+        except (OSError, ValueError) as exc:
+            raise StoreError(str(exc)) from None
+
+    def _graded_lines(self) -> pd.DataFrame:
+        if self.lines is None:
             raise ValueError(f"{self.path}: loaded without completion texts (with_text=False); they are needed here")
         keys = set(zip(self.frame["problem_id"], self.frame["sample_index"]))
-        graded = [key in keys for key in zip(self.samples["problem_id"], self.samples["sample_index"])]
-        return [Completion.from_dict(row) for row in self.samples[graded].to_dict(orient="records")]
+        graded = [key in keys for key in zip(self.lines["problem_id"], self.lines["sample_index"])]
+        return self.lines[graded].reset_index(drop=True)
 
     def scores(self, key: str = "score") -> pd.Series | None:
         """Per-sample score from ``Completion.scores[key]`` aligned with ``frame``, or None if absent."""
@@ -134,60 +180,48 @@ def _problem_order(problems: list[Problem], ids: pd.Series) -> dict[str, int]:
     return order
 
 
-def scan_samples(path: Path) -> tuple[pd.DataFrame, ReadReport]:
-    """samples.jsonl streamed line by line: every column but ``text``, plus each line's byte offset and length.
+def load_run(path: str | os.PathLike[str], *, require_grades: bool = True, with_text: bool = True,
+             text_offsets: bool = False) -> RunData:
+    """Read a run folder (never its texts). Without grades: raise (default) or return an empty ``frame``.
 
-    Reads as ``RunStore.read_samples`` does (a torn last line and unreadable lines are
-    reported and skipped, the first copy of a (problem, sample) wins) but never holds
-    more than one line, so a run of long texts is indexed in bounded memory and a reader
-    of one problem (``m1eval.view``) can seek to its samples' lines.
-    """
-    report = ReadReport(path)
-    rows: list[dict[str, Any]] = []
-    seen: set[tuple[str, int]] = set()
-    if path.exists():
-        with path.open("rb") as handle:
-            offset, number = 0, 0
-            for raw in handle:
-                number += 1
-                start, offset = offset, offset + len(raw)
-                if not raw.strip():
-                    continue
-                try:
-                    completion = Completion.from_dict(json.loads(raw))
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    if not raw.endswith(b"\n"):  # the last line, whose write did not finish
-                        report.truncated_tail = True
-                    else:
-                        report.bad_lines.append(number)
-                    continue
-                except (TypeError, ValueError):
-                    report.bad_lines.append(-1)
-                    continue
-                if completion.key in seen:
-                    continue
-                seen.add(completion.key)
-                row = completion.to_dict()
-                del row["text"]
-                row["line_offset"], row["line_bytes"] = start, len(raw)
-                rows.append(row)
-    report.rows = len(rows)
-    columns = [c for c in SAMPLE_COLUMNS if c != "text"] + OFFSET_COLUMNS
-    return pd.DataFrame(rows, columns=columns), report
-
-
-def load_run(
-    path: str | os.PathLike[str], *, require_grades: bool = True, with_text: bool = True, text_offsets: bool = False
-) -> RunData:
-    """Read a run folder. Without grades: raise (default) or return an empty ``frame``.
-
-    ``with_text=False`` drops the completion texts after reading, for analyses of large
-    runs that need only counts, tokens and grades. ``text_offsets=True`` never reads the
-    texts into memory at all (``scan_samples``): ``samples`` and ``frame`` get each
-    sample's line offset and length in samples.jsonl instead of ``text``.
+    The samples come from the metadata view (``m1eval.rundir.sample_meta``), so the cost does not
+    grow with the texts. ``with_text=False`` also forgets where the texts lie, for callers
+    that must not read them (``graded_completions`` then raises). ``text_offsets=True`` (the
+    read-only viewer) puts each sample's line offset and length in ``samples``
+    (``line_offset``, ``line_bytes``) and writes nothing, not even the metadata view.
     """
     store = RunStore(path)
     manifest = store.read_manifest()
+    grades = store.read_grades() if store.has_grades() else None
+    if grades is None and require_grades:
+        raise StoreError(f"{store.path}: no grades.parquet; run `m1eval grade {store.path}` first")
+    meta = read_meta(store, keep=not text_offsets)
+    run = assemble_run(store, manifest, meta, grades, with_text=with_text)
+    if text_offsets:
+        offsets = meta.frame[[*KEYS, *LINE_COLUMNS]].rename(columns=dict(zip(LINE_COLUMNS, OFFSET_COLUMNS)))
+        offsets["problem_id"] = offsets["problem_id"].astype(str)
+        offsets["sample_index"] = offsets["sample_index"].astype("int64")
+        run.samples = run.samples.merge(offsets, on=KEYS, how="left")
+    return run
+
+
+def scan_samples(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, ReadReport]:
+    """samples.jsonl's metadata without the texts, with each line's offset and length, writing nothing.
+
+    Reads as ``RunStore.read_samples`` does (a torn last line and unreadable lines are reported
+    and skipped, the first copy of a (problem, sample) wins), through the metadata view.
+    """
+    meta = read_meta(RunStore(Path(path).parent), keep=False)
+    frame = meta.frame[[*SAMPLE_COLUMNS, *LINE_COLUMNS]].rename(columns=dict(zip(LINE_COLUMNS, OFFSET_COLUMNS)))
+    frame["problem_id"] = frame["problem_id"].astype(str)
+    frame["sample_index"] = frame["sample_index"].astype("int64")
+    return frame.reset_index(drop=True), meta.report
+
+
+def assemble_run(store: RunStore, manifest: dict[str, Any], meta: SampleMeta, grades: pd.DataFrame | None, *,
+                 with_text: bool = True) -> RunData:
+    """A ``RunData`` from parts already read (grading hands over its grades and metadata, see
+    ``m1eval.pipeline.stages``); problems and batches are read here. ``grades`` None: none yet."""
     warnings: list[str] = []
     try:
         problems = store.read_problems()
@@ -195,25 +229,21 @@ def load_run(
         problems = []
         warnings.append(str(exc))
 
-    if text_offsets:
-        samples, report = scan_samples(store.path / SAMPLES)
-    else:
-        completions, report = store.read_samples()
-        samples = pd.DataFrame([c.to_dict() for c in completions], columns=SAMPLE_COLUMNS)
-        if not with_text:
-            samples = samples.drop(columns=["text"])
+    report = meta.report
     if report.truncated_tail or report.bad_lines:
         warnings.append(report.summary())
+    samples = meta.frame[SAMPLE_COLUMNS].copy()
     samples["problem_id"] = samples["problem_id"].astype(str)
     samples["sample_index"] = samples["sample_index"].astype("int64")
+    lines = meta.frame[[*KEYS, *LINE_COLUMNS]].copy() if with_text else None
 
     timings, batch_report = store.read_batches()
     if batch_report.truncated_tail or batch_report.bad_lines:
         warnings.append(batch_report.summary())
     batches = pd.DataFrame([t.to_dict() for t in timings], columns=BATCH_COLUMNS)
 
-    if store.has_grades():
-        grades = store.read_grades()
+    if grades is not None:
+        grades = grades.copy()
         if "extracted_by" not in grades.columns:  # graded before extraction policies (grader < 1.3)
             grades["extracted_by"] = None
         missing = [c for c in GRADE_COLUMNS if c not in grades.columns]
@@ -226,8 +256,6 @@ def load_run(
         if dupes:
             warnings.append(f"{store.path / 'grades.parquet'}: {dupes} duplicate grade rows ignored (first kept)")
             grades = grades.drop_duplicates(KEYS, keep="first")
-    elif require_grades:
-        raise StoreError(f"{store.path}: no grades.parquet; run `m1eval grade {store.path}` first")
     else:
         grades = pd.DataFrame(columns=GRADE_COLUMNS)
 
@@ -244,7 +272,7 @@ def load_run(
     )
     frame["correct"] = frame["correct"].astype(bool)
     return RunData(
-        path=Path(path),
+        path=Path(store.path),
         manifest=manifest,
         problems=problems,
         samples=samples,
@@ -252,6 +280,7 @@ def load_run(
         batches=batches,
         frame=frame,
         warnings=warnings,
+        lines=lines,
     )
 
 

@@ -7,6 +7,7 @@
 - ``problems.jsonl`` the ``Problem`` records the run used, so later stages need no data set;
 - ``batches.jsonl``  one ``BatchTiming`` per engine batch (the budget analysis reads it);
 - ``grades.parquet`` one ``Grade`` per completion, rewritten whole by each grading pass;
+- ``samples_meta.parquet`` derived from ``samples.jsonl``: every field but the texts (``sample_meta``);
 - ``.lock``          held (``flock``) by the one process that may write.
 
 A stage (generate, grade) marks its start and its end with ``RunStore.begin`` and
@@ -122,6 +123,32 @@ def describe_repair(repair: dict[str, Any]) -> str:
                                                          if "sample_index" in repair else "")
     return (f"cut a torn last line of {repair.get('file')} ({repair.get('bytes')} bytes at byte "
             f"{repair.get('offset')}{whose}); a crashed writer left it, the manifest keeps the evidence")
+
+
+def _last_line(path: Path, block: int = 1 << 16) -> tuple[int | None, bytes]:
+    """(offset, bytes) of the last line when the file does not end in a newline, else (None, b"").
+
+    Reads backwards from the end a block at a time, so checking a large file for a torn tail
+    costs its last line, not the whole file.
+    """
+    with path.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return None, b""
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return None, b""
+        tail = b""
+        end = size
+        while end > 0:
+            start = max(0, end - block)
+            handle.seek(start)
+            piece = handle.read(end - start)
+            newline = piece.rfind(b"\n")
+            if newline >= 0:
+                return start + newline + 1, piece[newline + 1 :] + tail
+            tail, end = piece + tail, start
+        return 0, tail
 
 
 def safe_name(text: str) -> str:
@@ -241,11 +268,9 @@ class RunStore:
         """
         if not path.exists():
             return None
-        data = path.read_bytes()
-        if not data or data.endswith(b"\n"):
+        cut, last = _last_line(path)
+        if cut is None:
             return None
-        cut = data.rfind(b"\n") + 1
-        last = data[cut:]
         try:
             json.loads(last)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -348,34 +373,46 @@ class RunStore:
         return len(lines)
 
     def read_samples(self) -> tuple[list[Completion], ReadReport]:
-        """All stored completions (first copy wins if a pair was ever written twice)."""
-        rows, report = _read_jsonl(self.path / SAMPLES)
+        """All stored completions with their texts (first copy wins if a pair was ever written twice).
+
+        This holds every text in memory: stages that need texts of a large run stream them
+        (``m1eval.rundir.sample_lines.scan_samples``), analyses read the metadata view
+        (``m1eval.rundir.sample_meta``).
+        """
+        from m1eval.rundir.sample_lines import ScanState, scan_samples
+
+        report = ReadReport(self.path / SAMPLES)
+        state = ScanState()
         out: list[Completion] = []
         seen: set[tuple[str, int]] = set()
-        for row in rows:
-            try:
-                completion = Completion.from_dict(row)
-            except (TypeError, ValueError):
-                report.bad_lines.append(-1)
-                continue
-            if completion.key in seen:
-                continue
-            seen.add(completion.key)
-            out.append(completion)
-        report.rows = len(out)
-        report.repairs = [r for r in self.repairs if r.get("file") == SAMPLES]
-        if report.repairs:  # the torn line was cut when this store took the lock: still a skipped line
-            report.truncated_tail = True
+        for chunk in scan_samples(self.path / SAMPLES, state):
+            for line in chunk:
+                if line.completion.key not in seen:
+                    seen.add(line.completion.key)
+                    out.append(line.completion)
+        report.rows, report.truncated_tail, report.bad_lines = len(out), state.truncated_tail, state.bad_lines
+        self.note_repairs(report)
         return out, report
+
+    def note_repairs(self, report: ReadReport) -> None:
+        """Add the torn tails this store cut off samples.jsonl to ``report``: still a skipped line."""
+        report.repairs = [r for r in self.repairs if r.get("file") == SAMPLES]
+        if report.repairs:  # the torn line was cut when this store took the lock
+            report.truncated_tail = True
 
     def read_batches(self) -> tuple[list[BatchTiming], ReadReport]:
         rows, report = _read_jsonl(self.path / BATCHES)
         return [BatchTiming.from_dict(r) for r in rows], report
 
     def finished(self) -> set[tuple[str, int]]:
-        """The (problem_id, sample_index) pairs already stored: what a resumed run skips."""
-        samples, _ = self.read_samples()
-        return {c.key for c in samples}
+        """The (problem_id, sample_index) pairs already stored: what a resumed run skips.
+
+        Read from the metadata view (``m1eval.rundir.sample_meta``): no text is parsed for lines it
+        already indexed.
+        """
+        from m1eval.rundir.sample_meta import read_meta
+
+        return read_meta(self).keys()
 
     # ------------------------------------------------------------------ grades
 

@@ -39,6 +39,7 @@ def make_synthetic_run(
     with_scores: bool = True,
     graded: bool = True,
     concentration: float = 2.0,
+    text_chars: int | None = None,
 ) -> Path:
     """Write a complete run folder and return its path.
 
@@ -49,7 +50,10 @@ def make_synthetic_run(
     - one ``BatchTiming`` per ``batch_size`` samples, wall time ``batch_seconds`` scaled
       by the batch's longest completion (what a real batched engine pays for);
     - ``Completion.scores["score"]`` (if ``with_scores``) is a noisy verifier score,
-      higher on correct samples, for weighted voting and best-of-k.
+      higher on correct samples, for weighted voting and best-of-k;
+    - ``text_chars`` pads every text's reasoning to about that many characters (the answer
+      stays last), for measuring what long completions cost the later stages; every number
+      (tokens, grades, scores) is the same whatever the length.
     """
     if not 0.0 <= accuracy <= 1.0:
         raise ValueError(f"accuracy must be in [0, 1], got {accuracy}")
@@ -90,6 +94,8 @@ def make_synthetic_run(
                 cluster = int(rng.choice(len(wrong_weights), p=wrong_weights)) + 1
                 answer, status = str(gold + cluster), "ok"
             body = f"Let me think step by step about problem {problem.id}. " * 3
+            if text_chars is not None and text_chars > len(body):
+                body = (body * (text_chars // len(body) + 1))[:text_chars]
             text = body + (f"The answer is \\boxed{{{answer}}}." if answer is not None else "I am not sure.")
             prefix = {str(b): int(len(text) * b / tokens) for b in PREFIX_BUDGETS if b < tokens}
             score = float(rng.normal(1.0 if is_correct else 0.0, 0.8)) if with_scores else None

@@ -20,7 +20,7 @@ import pandas as pd
 
 from m1eval.analysis.budget.clock import BudgetError
 from m1eval.records import PREFIX_GRID, Completion
-from m1eval.rundir.rundata import RunData
+from m1eval.rundir.rundata import TEXT_CHUNK_BYTES, RunData
 from m1eval.rundir.store import recorded_extraction
 from m1eval.throughput.profile import ProfileError, ThroughputProfile
 
@@ -42,11 +42,16 @@ def cut_completion(completion: Completion, length: int) -> Completion:
 
 def default_lengths(completions: Sequence[Completion]) -> list[int]:
     """Budgets every completion recorded (powers of two of ``PREFIX_GRID``) plus the longest length."""
-    if not completions:
+    return recorded_lengths([c.prefix_chars for c in completions], [c.completion_tokens for c in completions])
+
+
+def recorded_lengths(prefix_chars: Sequence[dict[str, int] | None], tokens: Sequence[int]) -> list[int]:
+    """``default_lengths`` from the two fields it reads (the metadata table holds them without the texts)."""
+    if not len(tokens):
         return []
     grid = set(PREFIX_GRID)
-    recorded = {int(k) for c in completions for k in (c.prefix_chars or {}) if int(k) in grid}
-    longest = max(c.completion_tokens for c in completions)
+    recorded = {int(k) for prefix in prefix_chars for k in (prefix or {}) if int(k) in grid}
+    longest = int(max(tokens))
     return sorted({L for L in recorded if L < longest} | {longest})  # noqa: SIM300
 
 
@@ -90,6 +95,7 @@ def sequential_curve(
     seed: int = 0,
     label: str | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    chunk_bytes: int = TEXT_CHUNK_BYTES,
 ) -> LengthCurve:
     """Grade every graded sample of ``run`` cut at each L; price L from ``profile`` if given.
 
@@ -97,27 +103,28 @@ def sequential_curve(
     run recorded (``stages.grade.extraction``), and each problem's format, tolerance and meta. So
     at L >= the run's max tokens the curve equals the report's pass@1.
 
-    ``on_step(done, total)`` is called with 0 before the first length and after each length
-    is graded (for a progress bar: the caller draws it).
+    The texts are streamed (``RunData.graded_chunks``): each chunk of whole problems is cut
+    and graded at every L before the next is read. ``on_step(done, total)`` is called with 0
+    first and after each (chunk, length) step (for a progress bar: the caller draws it).
     """
     from m1eval.analysis.intervals import ProblemSet, interval_curve
 
-    try:
-        completions = run.graded_completions()
-    except ValueError as exc:
-        raise BudgetError(str(exc)) from None
-    if not completions:
+    if run.lines is None:
+        raise BudgetError(f"{run.path}: loaded without completion texts (with_text=False); they are needed here")
+    graded = run.frame
+    if not len(graded):
         raise BudgetError(f"{run.path}: no graded samples to cut")
-    if all(not c.prefix_chars for c in completions):
+    if all(not prefix for prefix in graded["prefix_chars"]):
         raise BudgetError(
             f"{run.path}: completions carry no prefix_chars (token offsets), so they cannot be cut at L tokens; "
             "generate with an m1eval engine that records them"
         )
-    grid = sorted(set(lengths)) if lengths else default_lengths(completions)
+    grid = sorted(set(lengths)) if lengths else recorded_lengths(graded["prefix_chars"].tolist(),
+                                                                graded["completion_tokens"].tolist())
     if any(L < 1 for L in grid):
         raise BudgetError(f"lengths must be positive, got {grid}")
     problems = {p.id: p for p in run.problems}
-    missing = sorted({c.problem_id for c in completions} - set(problems))
+    missing = sorted(set(graded["problem_id"]) - set(problems))
     if missing:
         raise BudgetError(f"{run.path}: problems.jsonl lacks {len(missing)} problem(s), e.g. {missing[:3]}")
     own_grader = grader is None
@@ -126,31 +133,40 @@ def sequential_curve(
 
         # the run's own policy: a run graded lenient, cut and read boxed-only, would score 0 at every L
         grader = Grader(extraction=recorded_extraction(run.manifest) or DEFAULT_POLICY)
-    by_problem: dict[str, list[Completion]] = {}
-    for c in completions:
-        by_problem.setdefault(c.problem_id, []).append(c)
-
-    acc, low, high, no_answer = [], [], [], []
+    # The texts are read a few whole problems at a time (each chunk graded at every L), so
+    # memory follows the chunk, not the run; per L the chunks' grades keep the problems' order.
+    per_length: list[list[pd.DataFrame]] = [[] for _ in grid]
+    total = len(grid) * run.graded_chunk_count(chunk_bytes)
+    step = 0
     try:
         if on_step is not None:
-            on_step(0, len(grid))
-        for done, L in enumerate(grid, start=1):
-            batch = [(problems[pid], [cut_completion(c, L) for c in cs]) for pid, cs in by_problem.items()]
-            grades = grader.grade_many(batch, progress=False)
-            frame = pd.DataFrame(
-                {"problem_id": [g.problem_id for g in grades], "correct": [bool(g.correct) for g in grades],
-                 "cluster": pd.array([g.cluster for g in grades], dtype="Int64"), "answer": [g.answer for g in grades]}
-            )
-            ci = interval_curve(ProblemSet.from_frame(frame), [1], "pass", sign_flips=sign_flips, seed=seed, level=level)
-            acc.append(float(ci.point[0]))
-            low.append(float(ci.low[0]))
-            high.append(float(ci.high[0]))
-            no_answer.append(float(frame["answer"].isna().mean()))
-            if on_step is not None:
-                on_step(done, len(grid))
+            on_step(0, total)
+        for completions in run.graded_chunks(chunk_bytes):
+            by_problem: dict[str, list[Completion]] = {}
+            for c in completions:
+                by_problem.setdefault(c.problem_id, []).append(c)
+            for i, L in enumerate(grid):
+                batch = [(problems[pid], [cut_completion(c, L) for c in cs]) for pid, cs in by_problem.items()]
+                grades = grader.grade_many(batch, progress=False)
+                per_length[i].append(pd.DataFrame(
+                    {"problem_id": [g.problem_id for g in grades], "correct": [bool(g.correct) for g in grades],
+                     "cluster": pd.array([g.cluster for g in grades], dtype="Int64"),
+                     "answer": [g.answer for g in grades]}
+                ))
+                step += 1
+                if on_step is not None:
+                    on_step(step, total)
     finally:
         if own_grader:
             grader.close()
+    acc, low, high, no_answer = [], [], [], []
+    for frames in per_length:
+        frame = pd.concat(frames, ignore_index=True)
+        ci = interval_curve(ProblemSet.from_frame(frame), [1], "pass", sign_flips=sign_flips, seed=seed, level=level)
+        acc.append(float(ci.point[0]))
+        low.append(float(ci.low[0]))
+        high.append(float(ci.high[0]))
+        no_answer.append(float(frame["answer"].isna().mean()))
     seconds = None
     if profile is not None:
         try:
