@@ -196,13 +196,7 @@ def load_run(path: str | os.PathLike[str], *, require_grades: bool = True, with_
     if grades is None and require_grades:
         raise StoreError(f"{store.path}: no grades.parquet; run `m1eval grade {store.path}` first")
     meta = read_meta(store, keep=not text_offsets)
-    run = assemble_run(store, manifest, meta, grades, with_text=with_text)
-    if text_offsets:
-        offsets = meta.frame[[*KEYS, *LINE_COLUMNS]].rename(columns=dict(zip(LINE_COLUMNS, OFFSET_COLUMNS)))
-        offsets["problem_id"] = offsets["problem_id"].astype(str)
-        offsets["sample_index"] = offsets["sample_index"].astype("int64")
-        run.samples = run.samples.merge(offsets, on=KEYS, how="left")
-    return run
+    return assemble_run(store, manifest, meta, grades, with_text=with_text, text_offsets=text_offsets)
 
 
 def scan_samples(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, ReadReport]:
@@ -219,7 +213,7 @@ def scan_samples(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, ReadReport
 
 
 def assemble_run(store: RunStore, manifest: dict[str, Any], meta: SampleMeta, grades: pd.DataFrame | None, *,
-                 with_text: bool = True) -> RunData:
+                 with_text: bool = True, text_offsets: bool = False) -> RunData:
     """A ``RunData`` from parts already read (grading hands over its grades and metadata, see
     ``m1eval.pipeline.stages``); problems and batches are read here. ``grades`` None: none yet."""
     warnings: list[str] = []
@@ -232,7 +226,10 @@ def assemble_run(store: RunStore, manifest: dict[str, Any], meta: SampleMeta, gr
     report = meta.report
     if report.truncated_tail or report.bad_lines:
         warnings.append(report.summary())
-    samples = meta.frame[SAMPLE_COLUMNS].copy()
+    if text_offsets:  # each sample's line in samples.jsonl, beside its metadata (the viewer reads one problem's)
+        samples = meta.frame[[*SAMPLE_COLUMNS, *LINE_COLUMNS]].rename(columns=dict(zip(LINE_COLUMNS, OFFSET_COLUMNS)))
+    else:
+        samples = meta.frame[SAMPLE_COLUMNS].copy()
     samples["problem_id"] = samples["problem_id"].astype(str)
     samples["sample_index"] = samples["sample_index"].astype("int64")
     lines = meta.frame[[*KEYS, *LINE_COLUMNS]].copy() if with_text else None
