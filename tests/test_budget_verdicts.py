@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from helpers.budget_runs import write_example, write_run
@@ -43,8 +44,12 @@ def test_equal_accuracies_tie_although_their_float_sums_differ(tmp_path):
     a, b = (load_run(folder / model / "hand") for model in ("A", "B"))
     ca = parallel_curve(a, Clock(37.5, "A"), "pass", sign_flips=100)
     cb = parallel_curve(b, Clock(50.0, "B"), "pass", sign_flips=100)
-    # The premise: both are 2/3 exactly, but the float sums differ (A's by 1e-16 more).
-    assert ca.accuracy[0] != cb.accuracy[0] and ca.accuracy[0] == pytest.approx(2 / 3) == cb.accuracy[0]
+    # Both are 2/3 on paper. Whether two float sums of 2/3 differ depends on the platform's
+    # summation order, so the rounding difference is made here: A's accuracy one ulp above B's.
+    assert ca.accuracy[0] == pytest.approx(2 / 3) == cb.accuracy[0]
+    ca.accuracy = ca.accuracy.copy()
+    ca.accuracy[0] = np.nextafter(cb.accuracy[0], 1.0)
+    assert ca.accuracy[0] > cb.accuracy[0]  # holds by construction on every platform
     verdict = compare_at_budget([ca, cb], 3.0, sign_flips=100)
     assert verdict.winner is None and verdict.tie and verdict.leaders == ["A", "B"]
     assert verdict.difference == 0.0 and verdict.runner_up is None

@@ -30,7 +30,7 @@ CHANGES_SAMPLES: dict[str, set[str]] = {
 # engine -> options that change only speed, memory or where requests go
 SPEED_ONLY: dict[str, set[str]] = {
     "vllm": {"tensor_parallel_size", "pipeline_parallel_size", "gpu_memory_utilization", "max_model_len",
-             "enforce_eager", "max_num_seqs", "max_num_batched_tokens", "trust_remote_code", "enable_prefix_caching",
+             "kv_cache_memory_bytes", "enforce_eager", "max_num_seqs", "max_num_batched_tokens", "trust_remote_code", "enable_prefix_caching",
              "seed", "swap_space", "cpu_offload_gb", "block_size", "disable_log_stats", "enable_chunked_prefill"},
     "hf": {"batch_size", "device", "trust_remote_code"},
     "m1": {"device", "max_batch", "cuda_graph"},

