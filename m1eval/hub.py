@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 PROBE_TIMEOUT_S = 3.0
@@ -75,10 +76,11 @@ def go_offline() -> None:
     for name in OFFLINE_VARS:
         os.environ[name] = "1"
     # Libraries read these variables at import; flip the ones already imported too.
-    hub_constants = sys.modules.get("huggingface_hub.constants")
+    # Any: modules looked up by name at run time, whose attributes mypy cannot know.
+    hub_constants: Any = sys.modules.get("huggingface_hub.constants")
     if hub_constants is not None:
         hub_constants.HF_HUB_OFFLINE = True
-    ds_config = sys.modules.get("datasets.config")
+    ds_config: Any = sys.modules.get("datasets.config")
     if ds_config is not None:
         ds_config.HF_HUB_OFFLINE = True
         ds_config.HF_DATASETS_OFFLINE = True

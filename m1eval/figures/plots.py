@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,7 +21,10 @@ from m1eval.analysis.curves import MetricCurve
 from m1eval.analysis.intervals import ci_label
 from m1eval.analysis.metrics import metric_info, metric_names, powers_of_two
 from m1eval.figures import style as ps
-from m1eval.throughput.profile import ThroughputProfile
+from m1eval.throughput.profile import Measurement, ThroughputProfile
+
+if TYPE_CHECKING:
+    from matplotlib.typing import ColorType
 
 # One figure against k per priced curve metric of the registry ("passk": pass@k), then the others.
 METRIC_FIGURES = {f"{name}k": name for name in metric_names(curves=True)}
@@ -34,7 +38,7 @@ def _by_task(curves: Sequence) -> dict[str, list]:
     return out
 
 
-def _band(ax, x, low, high, color: str, step: str | None = None) -> None:
+def _band(ax, x, low, high, color: ColorType, step: str | None = None) -> None:
     ax.fill_between(x, low, high, color=color, alpha=0.18, linewidth=0, step=step)
 
 
@@ -124,10 +128,11 @@ def _run_colors(group: Sequence[BudgetCurve]) -> dict[str, tuple[float, float, f
     """Label -> colour: the model's fixed colour, darkened by 40% for each further run of it."""
     from matplotlib.colors import to_rgb
 
-    out = {}
+    out: dict[str, tuple[float, float, float]] = {}
     for curve, i in zip(group, _run_index(group)):
         base = np.array(to_rgb(ps.model_color(curve.model or curve.label)))
-        out[curve.label] = tuple(float(x) for x in base * 0.6 ** (i % 3))
+        r, g, b = (float(x) for x in base * 0.6 ** (i % 3))
+        out[curve.label] = (r, g, b)
     return out
 
 
@@ -208,13 +213,22 @@ def _speedups(ax, series: dict[str, dict[int, float]]) -> None:
                 fontsize=7, color="0.35")
     for x in sorted(shared):
         rates = {name: points[x] for name, points in series.items()}
-        fastest = max(rates, key=rates.get)
-        slowest = min(rates, key=rates.get)
+        fastest = max(rates, key=rates.__getitem__)
+        slowest = min(rates, key=rates.__getitem__)
         if rates[slowest] <= 0:
             continue
         ratio = rates[fastest] / rates[slowest]
         ax.annotate(f"×{ratio:.1f}", (x, rates[fastest]), textcoords="offset points", xytext=(0, 7), ha="center",
                     fontsize=8, fontweight="bold", color=ps.model_color(fastest))
+
+
+def _repeat_rates(m: Measurement) -> tuple[float, float]:
+    """Tokens/s of a point's slowest and fastest repeat, the ends of its error bar (the mean's own rate when
+    no repeats were kept); NaN for a point without generated tokens or wall time, as ``tokens_per_second``."""
+    if m.generated_tokens is None or m.wall_seconds is None:
+        return float("nan"), float("nan")
+    seconds = m.repeat_seconds or [m.wall_seconds]
+    return m.generated_tokens / max(seconds), m.generated_tokens / min(seconds)
 
 
 def figure_throughput(profiles: Sequence[ThroughputProfile], *, title: str | None = None):
@@ -231,8 +245,9 @@ def figure_throughput(profiles: Sequence[ThroughputProfile], *, title: str | Non
         if points:
             x = [m.batch_size for m in points]
             y = [m.tokens_per_second for m in points]
-            spread = [[m.tokens_per_second - m.generated_tokens / max(m.repeat_seconds or [m.wall_seconds]) for m in points],
-                      [m.generated_tokens / min(m.repeat_seconds or [m.wall_seconds]) - m.tokens_per_second for m in points]]
+            extremes = [_repeat_rates(m) for m in points]
+            spread = [[m.tokens_per_second - slow for m, (slow, _) in zip(points, extremes)],
+                      [fast - m.tokens_per_second for m, (_, fast) in zip(points, extremes)]]
             bax.errorbar(x, y, yerr=spread, color=color, marker=marker, capsize=2, label=f"{prof.name} ({prof.engine})")
             batch_series[prof.name] = dict(zip(x, y))
             peak = prof.peak

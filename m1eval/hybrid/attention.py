@@ -80,6 +80,8 @@ class Attention(nn.Module):
         seqlen = hidden.shape[1]
         q, k, v = self._qkv(hidden, positions)
         if key_cache is not None:
+            if value_cache is None:
+                raise ValueError("prefill got a key cache without a value cache")
             key_cache[:, :, :seqlen] = k
             value_cache[:, :, :seqlen] = v
         causal = torch.ones(seqlen, seqlen, dtype=torch.bool, device=hidden.device).tril()

@@ -125,7 +125,7 @@ def generate(
                 continue
             tokens[row].append(values[batch_row])
             appended += 1
-            if hit_eos[batch_row] or (check_stop and stop_test(row, tokens[row])):
+            if hit_eos[batch_row] or (check_stop and stop_test is not None and stop_test(row, tokens[row])):
                 reasons[row] = "stop"
                 live[batch_row] = -1
         if on_tokens is not None:

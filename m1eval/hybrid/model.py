@@ -13,7 +13,9 @@ tensor-valued slot and positions so it can be captured in a CUDA graph).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +25,7 @@ from m1eval.hybrid.attention import Attention
 from m1eval.hybrid.config import HybridConfig
 from m1eval.hybrid.mixer import MambaMixer
 
-_ACTIVATIONS = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu}
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"silu": F.silu, "gelu": F.gelu, "relu": F.relu}
 
 
 class RMSNorm(nn.Module):
@@ -238,6 +240,7 @@ class HybridForCausalLM(nn.Module):
         """
         cache.key_valid.index_fill_(1, slot.reshape(1), True)
         hidden = self.model.embed_tokens(tokens)
-        for layer in self.model.layers:
+        # cast: an nn.ModuleList iterates as plain Modules; every entry of this one is a DecoderLayer
+        for layer in cast("Iterable[DecoderLayer]", self.model.layers):
             hidden = layer.step(hidden, positions, slot, cache, kv_len)
         return self.lm_head(self.model.norm(hidden))

@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from m1eval.records import NO_PROGRESS, Progress
 
@@ -134,7 +135,8 @@ def _build_smollm2(out: Path, progress: Progress = NO_PROGRESS) -> dict:
         tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
         progress.advance(1)
         progress.describe(f"convert: {steps[1]}")
-        model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype="float32")
+        # Any: from_pretrained sets hf_quantizer / is_quantized on the instance; the class does not declare them
+        model: Any = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype="float32")
         progress.advance(1)
         progress.describe(f"convert: {steps[2]}")
         # The dequantised weights are plain float32 tensors, but the model still carries

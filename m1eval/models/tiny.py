@@ -74,7 +74,7 @@ def build_tiny_llama(folder: Path, *, hidden_size: int = 128, layers: int = 2, s
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
-        torch_dtype="float32",
+        dtype="float32",
     )
     model = LlamaForCausalLM(config)
     model.save_pretrained(str(folder), safe_serialization=True)
@@ -100,7 +100,7 @@ def build_tiny_qwen2(folder: Path, *, hidden_size: int = 128, layers: int = 2, s
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
-        torch_dtype="float32",
+        dtype="float32",
     )
     model = Qwen2ForCausalLM(config)
     model.save_pretrained(str(folder), safe_serialization=True)

@@ -231,6 +231,7 @@ def run_bench(
     vocab = vocab_size or engine_vocab_size(engine, model)
     bar.stage(progress_description or f"bench {display_name or model}", None)
     runs = 0
+    total = 0  # the bencher's planned runs, set once it exists (below); on_event raises it
 
     def on_event(kind: str, _point: Measurement | None) -> None:
         nonlocal total, runs

@@ -49,16 +49,16 @@ class Measurement:
     @property
     def tokens_per_second(self) -> float:
         """Generated tokens (all rows) per wall second; NaN for failed points."""
-        if not self.ok or not self.generated_tokens:
+        if not self.ok or not self.generated_tokens or self.wall_seconds is None:  # ok implies a wall time
             return float("nan")
-        return self.generated_tokens / self.wall_seconds  # type: ignore[operator]
+        return self.generated_tokens / self.wall_seconds
 
     @property
     def ms_per_token(self) -> float:
         """Decoding latency seen by one sequence: batch wall time over tokens per row."""
-        if not self.ok:
+        if not self.ok or self.wall_seconds is None:  # ok implies a wall time
             return float("nan")
-        return 1000.0 * self.wall_seconds / self.gen_len  # type: ignore[operator]
+        return 1000.0 * self.wall_seconds / self.gen_len
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -150,8 +150,10 @@ class ThroughputProfile:
             raise ProfileError(f"profile of {self.name}: no generation-length sweep; run `m1eval bench` with --gen-lens")
         if gen_len <= 0:
             return 0.0
-        xs = [float(m.gen_len) for m in points]
-        ys = [float(m.wall_seconds) for m in points]  # type: ignore[arg-type]
+        # points() keeps ok ones only, which all have a wall time: the filter only narrows the type
+        measured = [(float(m.gen_len), float(m.wall_seconds)) for m in points if m.wall_seconds is not None]
+        xs = [x for x, _ in measured]
+        ys = [y for _, y in measured]
         if gen_len <= xs[0]:
             return ys[0] * gen_len / xs[0]
         if gen_len >= xs[-1] and len(xs) > 1:

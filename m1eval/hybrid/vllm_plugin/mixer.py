@@ -16,12 +16,17 @@ tokens first and its prefill tokens after them; both halves are computed here wi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import torch
 from torch import nn
 
 from m1eval.hybrid.config import HybridConfig
 from m1eval.hybrid.vllm_plugin.custom_op import OP_NAME
 from m1eval.hybrid.vllm_plugin.ops import MambaOps
+
+if TYPE_CHECKING:
+    from vllm.v1.attention.backends.mamba1_attn import Mamba1AttentionMetadata
 
 
 def repeat_groups(t: torch.Tensor, config: HybridConfig, dim: int = -1) -> torch.Tensor:
@@ -82,8 +87,12 @@ class M1MambaMixer(nn.Module):
         from vllm.forward_context import get_forward_context
 
         c = self.config
-        metadata = get_forward_context().attn_metadata
-        metadata = metadata.get(self.prefix) if isinstance(metadata, dict) else None
+        context_metadata = get_forward_context().attn_metadata
+        # cast: vLLM types each layer's entry as the generic AttentionMetadata; a Mamba-1 layer's is its Mamba-1 kind
+        metadata = (
+            cast("Mamba1AttentionMetadata | None", context_metadata.get(self.prefix))
+            if isinstance(context_metadata, dict) else None
+        )  # fmt: skip
         if metadata is None:  # vLLM's profiling run: shapes only
             output[: hidden.shape[0]] = self.out_proj(self.in_proj(hidden)[..., : c.d_inner])
             return
@@ -143,7 +152,8 @@ def make_vllm_layer_class():
     from vllm.model_executor.layers.mamba.abstract import MambaBase
     from vllm.v1.attention.backends.registry import MambaAttentionBackendEnum
 
-    class M1MambaLayer(M1MambaMixer, MambaBase):
+    # vLLM's MambaBase declares kv_cache a tuple of tensors while its own base, AttentionLayerBase, assigns one tensor
+    class M1MambaLayer(M1MambaMixer, MambaBase):  # type: ignore[misc]
         """M1MambaMixer registered with vLLM's forward context, Mamba-1 state cache and metadata."""
 
         def __init__(self, *args, **kwargs) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -120,7 +120,7 @@ class M1Model(nn.Module):
         layer_class = make_vllm_layer_class()
         attention_config = unscaled_rope_config(model_config.hf_config, config)
         self.embed_tokens = VocabParallelEmbedding(config.vocab_size, config.d_model)
-        layers = []
+        layers: list[nn.Module] = []  # LlamaDecoderLayer (attention) or M1MambaDecoderLayer
         for i in range(config.n_layer):
             layer_prefix = f"{prefix}.layers.{i}"
             if i in config.attn_layers:
@@ -141,7 +141,12 @@ class M1Model(nn.Module):
         intermediate_tensors: IntermediateTensors | None = None,
         inputs_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        hidden_states = inputs_embeds if inputs_embeds is not None else self.embed_input_ids(input_ids)
+        if inputs_embeds is not None:
+            hidden_states = inputs_embeds
+        elif input_ids is not None:
+            hidden_states = self.embed_input_ids(input_ids)
+        else:
+            raise ValueError("m1eval M1 plugin: forward needs input_ids or inputs_embeds")
         residual = None
         for layer in self.layers:
             hidden_states, residual = layer(positions=positions, hidden_states=hidden_states, residual=residual)
@@ -222,7 +227,8 @@ class M1ForCausalLM(nn.Module, HasInnerState, IsHybrid, SupportsMambaPrefixCachi
                 pieces = [tensor]
             for (target, shard), piece in zip(targets, pieces):
                 param = params[target]
-                loader = getattr(param, "weight_loader", default_weight_loader)
+                # the parameter's own loader (fused q|k|v ones take a shard id) or vLLM's two-argument default
+                loader: Callable[..., None] = getattr(param, "weight_loader", default_weight_loader)
                 if shard is None:
                     loader(param, piece)
                 else:
