@@ -116,14 +116,18 @@ def truth_values(pop: Population, metric: str, k: int) -> np.ndarray:
         p = pop.probs[start : start + 100]
         logp = (
             log_coef[None, :]
-            + _xlogy(x[None, :], p[:, :1]) + _xlogy(y[None, :], p[:, 1:2])
-            + _xlogy(z[None, :], p[:, 2:3]) + _xlogy(w[None, :], p[:, 3:4])
+            + _xlogy(x[None, :], p[:, :1])
+            + _xlogy(y[None, :], p[:, 1:2])
+            + _xlogy(z[None, :], p[:, 2:3])
+            + _xlogy(w[None, :], p[:, 3:4])
         )
         out[start : start + 100] = np.exp(logp) @ win
     return out
 
 
-def draw_samples(pop: Population, types: np.ndarray, n: int, rng: np.random.Generator, prefix: str = "p") -> B.ProblemSet:
+def draw_samples(
+    pop: Population, types: np.ndarray, n: int, rng: np.random.Generator, prefix: str = "p"
+) -> B.ProblemSet:
     """n samples of each drawn type: class 0 correct, 1 and 2 wrong, -1 no answer."""
     cum = np.cumsum(pop.probs[types], axis=1)
     u = rng.random((len(types), n))
@@ -167,7 +171,14 @@ def _supports(fn, name: str) -> bool:
 
 
 def run_setting(
-    prior: str, P: int, n: int, reps: int, seed: int, sign_flips: int, paired: bool, metrics: tuple[str, ...] = ("pass", "maj"),
+    prior: str,
+    P: int,
+    n: int,
+    reps: int,
+    seed: int,
+    sign_flips: int,
+    paired: bool,
+    metrics: tuple[str, ...] = ("pass", "maj"),
     shift: float = -0.6,
 ) -> dict[str, Tally]:
     pop = make_population(prior)
@@ -207,7 +218,9 @@ def run_setting(
             c = B.paired_comparison(a, b, metric, k, sign_flips=sign_flips, seed=rep, level=LEVEL)
             t = 0.0 if hyp == "null" else truth[(metric, k)].mean() - truth_alt[(metric, k)].mean()
             label = f"pair  {M.metric_info(metric).label_at(k)} {hyp}"
-            tally(label).add(c.low - 1e-12 <= t <= c.high + 1e-12, c.low - 1e-12 <= c.diff <= c.high + 1e-12, c.high - c.low)
+            tally(label).add(
+                c.low - 1e-12 <= t <= c.high + 1e-12, c.low - 1e-12 <= c.diff <= c.high + 1e-12, c.high - c.low
+            )
             tally(label + " reject").add(c.p_value <= 0.05, True, 0.0)
     return tallies
 
@@ -217,13 +230,18 @@ def _fixed_supported(metric: str) -> bool:
 
 
 def report(setting: str, tallies: dict[str, Tally], seconds: float) -> list[str]:
-    lines = [f"\n## {setting}   ({seconds:.0f} s)", f"{'interval':<28s} {'coverage':>9s} {'95% CI of coverage':>20s} {'est. inside':>11s} {'mean width':>10s}"]
+    lines = [
+        f"\n## {setting}   ({seconds:.0f} s)",
+        f"{'interval':<28s} {'coverage':>9s} {'95% CI of coverage':>20s} {'est. inside':>11s} {'mean width':>10s}",
+    ]
     for label, t in tallies.items():
         lo, hi = wilson(t.hits, t.total)
         rate = t.hits / t.total
         if label.endswith("reject"):
             kind = "size" if "null" in label else "power"
-            lines.append(f"{label:<28s} {100 * rate:8.1f}% [{100 * lo:5.1f}, {100 * hi:5.1f}]%   ({kind} of the test at 0.05)")
+            lines.append(
+                f"{label:<28s} {100 * rate:8.1f}% [{100 * lo:5.1f}, {100 * hi:5.1f}]%   ({kind} of the test at 0.05)"
+            )
             continue
         flag = "  FAIL" if hi < FLOOR else "  <93" if rate < FLOOR else ""
         lines.append(
@@ -234,24 +252,50 @@ def report(setting: str, tallies: dict[str, Tally], seconds: float) -> list[str]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=None, help="simulated benchmarks per setting (default 100, --full 400)")
-    parser.add_argument("--full", action="store_true", help="400 benchmarks per setting, as in issue 17 (an hour or more here)")
-    parser.add_argument("--sign-flips", type=int, default=1000, help="sign flips of the paired p-value (the library default)")
-    parser.add_argument("--settings", nargs="*", default=None, help="prior:P:n triples, e.g. hard:500:8 (default: all 8)")
+    parser.add_argument(
+        "--reps", type=int, default=None, help="simulated benchmarks per setting (default 100, --full 400)"
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="400 benchmarks per setting, as in issue 17 (an hour or more here)"
+    )
+    parser.add_argument(
+        "--sign-flips", type=int, default=1000, help="sign flips of the paired p-value (the library default)"
+    )
+    parser.add_argument(
+        "--settings", nargs="*", default=None, help="prior:P:n triples, e.g. hard:500:8 (default: all 8)"
+    )
     parser.add_argument("--no-paired", action="store_true", help="skip the paired comparisons")
-    parser.add_argument("--metrics", nargs="+", default=["pass", "maj"], choices=["pass", "maj"], help="metrics to check (avg@n comes with pass)")
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        default=["pass", "maj"],
+        choices=["pass", "maj"],
+        help="metrics to check (avg@n comes with pass)",
+    )
     parser.add_argument("--shift", type=float, default=-0.6, help="change of log-odds of run B under the alternative")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     reps = args.reps or (400 if args.full else 100)
     settings = args.settings or [f"{p}:{P}:{n}" for p, P, n in product(("hard", "easy"), (30, 500), (8, 64))]
-    print(f"# m1eval interval coverage: {reps} simulated benchmarks per setting, nominal {LEVEL:.0%}, B={args.sign_flips}")
+    print(
+        f"# m1eval interval coverage: {reps} simulated benchmarks per setting, nominal {LEVEL:.0%}, B={args.sign_flips}"
+    )
     print(f"# library: {B.__file__}; fixed-set target offered: {_supports(B.interval_curve, 'target')}")
     failures = low = 0
     for i, setting in enumerate(settings):
         prior, P, n = setting.split(":")
         start = time.perf_counter()
-        tallies = run_setting(prior, int(P), int(n), reps, args.seed + 1000 * i, args.sign_flips, not args.no_paired, tuple(args.metrics), args.shift)
+        tallies = run_setting(
+            prior,
+            int(P),
+            int(n),
+            reps,
+            args.seed + 1000 * i,
+            args.sign_flips,
+            not args.no_paired,
+            tuple(args.metrics),
+            args.shift,
+        )
         for line in report(f"{prior} prior, P = {P}, n = {n}", tallies, time.perf_counter() - start):
             failures += line.endswith("FAIL")
             low += line.endswith("<93")

@@ -234,8 +234,10 @@ def check_correctness(shape: Shape, device: torch.device, lengths: list[int], de
             tokens_graph = generate(model, prompts, max_new_tokens=graph_tokens, ignore_eos=True,
                                     cuda_graph=True).tokens  # fmt: skip
             out["cuda_graph_vs_eager"]["greedy_tokens"] = _token_agreement(tokens_graph, tokens_eager)
-            log(f"CUDA graph vs eager: rel_l2 {out['cuda_graph_vs_eager']['rel_l2']:.2e}, "
-                f"greedy tokens {out['cuda_graph_vs_eager']['greedy_tokens']}")
+            log(
+                f"CUDA graph vs eager: rel_l2 {out['cuda_graph_vs_eager']['rel_l2']:.2e}, "
+                f"greedy tokens {out['cuda_graph_vs_eager']['greedy_tokens']}"
+            )
         else:
             out["cuda_graph_vs_eager"] = {"skipped": "no CUDA: graphs need a GPU"}
     out["ok"] = all(v["ok"] for v in out["variants"].values()) and out["prefill_decode_vs_full"]["ok"] and \
@@ -246,6 +248,7 @@ def check_correctness(shape: Shape, device: torch.device, lengths: list[int], de
 
 def _kernel_inputs(name: str, device: torch.device, gen: torch.Generator) -> tuple[tuple, dict, list[int]]:
     """Random fp32 inputs in the layout the mixer passes; the last item lists in-place state arguments."""
+
     def r(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=gen, device=device)
 
@@ -407,8 +410,11 @@ def check_speed(shape: Shape, device: torch.device, batches: list[int], prompt_l
             point = _measure(kind, model, batch, prompt_len, gen, warmup, repeats, shape.vocab, device)
             points[kind].append(point)
             rate = point.get("decode_tokens_per_s")
-            log(f"speed {kind} batch {batch} gen {gen}: " + (f"{rate:,.0f} tok/s" if rate else point["status"])
-                + (f", peak {point['peak_memory_gib']:.1f} GiB" if "peak_memory_gib" in point else ""))
+            log(
+                f"speed {kind} batch {batch} gen {gen}: "
+                + (f"{rate:,.0f} tok/s" if rate else point["status"])
+                + (f", peak {point['peak_memory_gib']:.1f} GiB" if "peak_memory_gib" in point else "")
+            )
     ratios = []
     for a, b in zip(points["m1"], points["llama"]):
         if a.get("decode_tokens_per_s") and b.get("decode_tokens_per_s"):
@@ -491,8 +497,12 @@ def check_bench(shape: Shape, device: torch.device, out: Path, batches: list[int
         peak = profile.peak
         profiles[path.name] = {"engine": profile.engine, "points": len(profile.measurements),
                                "peak_batch": peak.batch_size, "peak_tokens_per_s": peak.tokens_per_second}  # fmt: skip
-    return {"ok": len(profiles) == 2, "seconds": seconds, "profiles": profiles,
-            "command": "m1eval " + " ".join(args[:1] + [a if "/" not in a else Path(a).name for a in args[1:]])}
+    return {
+        "ok": len(profiles) == 2,
+        "seconds": seconds,
+        "profiles": profiles,
+        "command": "m1eval " + " ".join(args[:1] + [a if "/" not in a else Path(a).name for a in args[1:]]),
+    }
 
 
 # ---------------------------------------------------------------------------- report
@@ -515,7 +525,9 @@ def environment(device: torch.device) -> dict[str, Any]:
     }  # fmt: skip
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        info.update(gpu=props.name, gpu_memory_gib=props.total_memory / 2**30, capability=f"{props.major}.{props.minor}")
+        info.update(
+            gpu=props.name, gpu_memory_gib=props.total_memory / 2**30, capability=f"{props.major}.{props.minor}"
+        )
     return info
 
 

@@ -75,14 +75,22 @@ def _bump(text: str) -> str | None:
 
 def rewrites(gold_raw: str, rng: random.Random) -> list[tuple[str, str, bool]]:
     """(form, rewritten answer, must be equal) for one gold."""
-    golds = [_strip_dollars(g) for g in re.split(r"\$\s*,\s*\$", gold_raw)] if "$,$" in gold_raw.replace(" ", "") else None
+    golds = (
+        [_strip_dollars(g) for g in re.split(r"\$\s*,\s*\$", gold_raw)] if "$,$" in gold_raw.replace(" ", "") else None
+    )
     g = _strip_dollars(gold_raw) if golds is None else ", ".join(golds)
     out: list[tuple[str, str, bool]] = []
     bumped = _bump(g)
     has_relation = bool(re.search(r"=|<|>|\\le|\\ge|\\in", g))
     items = _split_top(g)
-    is_tuple = (g.startswith(("(", "\\left(")) and g.endswith((")", "\\right)")) and "," in g and "\\cup" not in g
-                and _closes_at_end(g) and "\\infty" not in g)
+    is_tuple = (
+        g.startswith(("(", "\\left("))
+        and g.endswith((")", "\\right)"))
+        and "," in g
+        and "\\cup" not in g
+        and _closes_at_end(g)
+        and "\\infty" not in g
+    )
     thousands = bool(re.fullmatch(r"\\?\$?\d{1,3}(?:,(?:\\!)? ?\d{3})+(?:\.\d+)?", g))
     is_set = g.startswith("\\{") and g.endswith("\\}")
     # equations
@@ -96,22 +104,31 @@ def rewrites(gold_raw: str, rng: random.Random) -> list[tuple[str, str, bool]]:
         if bumped:
             out.append(("equation", bumped, False))
     # several answers
-    if (len(items) > 1 and not is_tuple and not is_set and "\\cup" not in g and not g.startswith(("(", "["))
-            and not thousands and "where" not in g):
+    if (
+        len(items) > 1
+        and not is_tuple
+        and not is_set
+        and "\\cup" not in g
+        and not g.startswith(("(", "["))
+        and not thousands
+        and "where" not in g
+    ):
         shuffled = items[:]
         rng.shuffle(shuffled)
-        out += [("list", ", ".join(shuffled), True), ("list", " and ".join(items), True),
-                ("list", ", ".join(items[:-1]) + " or " + items[-1], True),
-                ("set", "\\{" + ", ".join(shuffled) + "\\}", True),
-                ("list", ", ".join(items[:-1]), False),
-                ("set", "\\{" + ", ".join(items[1:]) + "\\}", False)]
+        out += [
+            ("list", ", ".join(shuffled), True),
+            ("list", " and ".join(items), True),
+            ("list", ", ".join(items[:-1]) + " or " + items[-1], True),
+            ("set", "\\{" + ", ".join(shuffled) + "\\}", True),
+            ("list", ", ".join(items[:-1]), False),
+            ("set", "\\{" + ", ".join(items[1:]) + "\\}", False),
+        ]
     # tuples
     if is_tuple:
         inner = g[g.index("(") + 1 : g.rindex(")")]
         inner = inner.removesuffix("\\right").strip()
         parts = _split_top(inner)
-        out += [("tuple", f"\\left({inner}\\right)", True), ("tuple", f"({inner})", True),
-                ("tuple", inner, True)]
+        out += [("tuple", f"\\left({inner}\\right)", True), ("tuple", f"({inner})", True), ("tuple", inner, True)]
         if len(parts) > 1 and parts[0] != parts[-1]:
             out.append(("tuple", "(" + ", ".join(parts[::-1]) + ")", False))
     # sets
@@ -130,38 +147,66 @@ def rewrites(gold_raw: str, rng: random.Random) -> list[tuple[str, str, bool]]:
     m = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*\\?%", g)
     if m:
         value = float(m.group(1)) / 100
-        out += [("percent", m.group(1), True), ("percent", f"{value:g}", True), ("percent", f"{m.group(1)} percent", True)]
+        out += [
+            ("percent", m.group(1), True),
+            ("percent", f"{value:g}", True),
+            ("percent", f"{m.group(1)} percent", True),
+        ]
     if not has_relation and len(items) == 1 and re.search(r"[a-z]", re.sub(r"\\[A-Za-z]+", "", g)):
         out += [("equation", f"y = {g}", True), ("equation", f"f(x) = {g}", True)]
     if len(items) > 1 and all(_is_number(i) for i in items) and not thousands:
-        out += [("list", ", ".join(f"x = {i}" for i in items), True), ("list", "; ".join(items), True),
-                ("list", ", ".join(f"x = {i}" for i in items[:-1]), False)]
+        out += [
+            ("list", ", ".join(f"x = {i}" for i in items), True),
+            ("list", "; ".join(items), True),
+            ("list", ", ".join(f"x = {i}" for i in items[:-1]), False),
+        ]
         if len(set(items)) > 1:
-            out.append(("list", ", ".join([*items[:-1], str(-float(items[-1]) if "." in items[-1] else -int(items[-1]))]),
-                        items[-1] in ("0", "-0")))
+            out.append(
+                (
+                    "list",
+                    ", ".join([*items[:-1], str(-float(items[-1]) if "." in items[-1] else -int(items[-1]))]),
+                    items[-1] in ("0", "-0"),
+                )
+            )
     if _is_number(g) and "." not in g and 0 < abs(int(g)) < 10_000:
         out += [("percent", f"{int(g)}.0\\%", True), ("percent", f"{int(g) / 100:g}", False)]
     # delimiters
     if _is_number(g):
-        out += [("delimiter", f"\\text{{{g}}}", True), ("delimiter", f"\\mathbf{{{g}}}", True),
-                ("delimiter", f"\\boxed{{{g}}}", True)]
+        out += [
+            ("delimiter", f"\\text{{{g}}}", True),
+            ("delimiter", f"\\mathbf{{{g}}}", True),
+            ("delimiter", f"\\boxed{{{g}}}", True),
+        ]
     out += [("delimiter", f"\\displaystyle {g}", True), ("delimiter", f"\\( \\displaystyle {g} \\)", True)]
-    out += [("delimiter", f"${g}$", True), ("delimiter", f"\\({g}\\)", True), ("delimiter", f"\\[{g}\\]", True),
-            ("delimiter", f"$${g}$$", True)]
+    out += [
+        ("delimiter", f"${g}$", True),
+        ("delimiter", f"\\({g}\\)", True),
+        ("delimiter", f"\\[{g}\\]", True),
+        ("delimiter", f"$${g}$$", True),
+    ]
     if re.fullmatch(r"[A-Za-z ]+", g):
         out.append(("delimiter", f"\\text{{{g}}}", True))
     if bumped:
         out.append(("delimiter", f"${bumped}$", False))
     # prose wrappers
-    out += [("prose", f"Answer: ${g}$", True), ("prose", f"The answer is ${g}$.", True),
-            ("prose", f"The final answer is {g}", True), ("prose", f"**Answer:** ${g}$", True),
-            ("prose", f"So the answer is \\({g}\\).", True)]
-    out += [("prose", f"Final Answer: The final answer is ${g}$. I hope it is correct.", True),
-            ("prose", f"Therefore, the answer is $\\boxed{{{g}}}$.", True), ("prose", f"The answer is: {g}", True),
-            ("prose", f"Thus, the answer is ${g}$", True)]
+    out += [
+        ("prose", f"Answer: ${g}$", True),
+        ("prose", f"The answer is ${g}$.", True),
+        ("prose", f"The final answer is {g}", True),
+        ("prose", f"**Answer:** ${g}$", True),
+        ("prose", f"So the answer is \\({g}\\).", True),
+    ]
+    out += [
+        ("prose", f"Final Answer: The final answer is ${g}$. I hope it is correct.", True),
+        ("prose", f"Therefore, the answer is $\\boxed{{{g}}}$.", True),
+        ("prose", f"The answer is: {g}", True),
+        ("prose", f"Thus, the answer is ${g}$", True),
+    ]
     if bumped:
-        out += [("prose", f"The final answer is ${bumped}$.", False),
-                ("prose", f"Final Answer: The final answer is ${bumped}$. I hope it is correct.", False)]
+        out += [
+            ("prose", f"The final answer is ${bumped}$.", False),
+            ("prose", f"Final Answer: The final answer is ${bumped}$. I hope it is correct.", False),
+        ]
     return out
 
 
@@ -179,9 +224,18 @@ def load_pairs(per_form: int, seed: int = 0, data: Path = DATA) -> list[dict]:
                 if (gold, answer) in seen or (tolerance and not expected):
                     continue  # a perturbation may lie within the problem's tolerance
                 seen.add((gold, answer))
-                by_form[form].append({"task": task, "id": problem.id, "gold": gold, "answer": answer, "form": form,
-                                      "expected": expected, "format": problem.answer_format,
-                                      "meta": {k: v for k, v in (problem.meta or {}).items() if k in ("unit", "tolerance")}})
+                by_form[form].append(
+                    {
+                        "task": task,
+                        "id": problem.id,
+                        "gold": gold,
+                        "answer": answer,
+                        "form": form,
+                        "expected": expected,
+                        "format": problem.answer_format,
+                        "meta": {k: v for k, v in (problem.meta or {}).items() if k in ("unit", "tolerance")},
+                    }
+                )
     pairs = []
     for form in FORMS:
         items = by_form.get(form, [])
@@ -245,8 +299,16 @@ def main() -> None:
             row["disagreements"] += 1
             row["math-verify right in disagreement"] += pair["math_verify"] == pair["expected"]
             disagreements.append(pair)
-    header = ["form", "pairs", "disagreements", "math-verify right in disagreement", "m1eval right",
-              "math-verify right", "m1eval false positives", "math-verify false positives"]
+    header = [
+        "form",
+        "pairs",
+        "disagreements",
+        "math-verify right in disagreement",
+        "m1eval right",
+        "math-verify right",
+        "m1eval false positives",
+        "math-verify false positives",
+    ]
     print(" | ".join(header))
     total = defaultdict(int)
     for form in FORMS:
@@ -258,9 +320,11 @@ def main() -> None:
         print(" | ".join([form] + [str(row[k]) for k in header[1:]]))
     print(" | ".join(["all"] + [str(total[k]) for k in header[1:]]))
     n = max(1, total["pairs"])
-    print(f"agreement with the construction: m1eval {total['m1eval right'] / n:.1%}, math-verify "
-          f"{total['math-verify right'] / n:.1%}; m1eval {ours_seconds:.1f} s, math-verify {mv_seconds:.1f} s "
-          f"(uncached part)")
+    print(
+        f"agreement with the construction: m1eval {total['m1eval right'] / n:.1%}, math-verify "
+        f"{total['math-verify right'] / n:.1%}; m1eval {ours_seconds:.1f} s, math-verify {mv_seconds:.1f} s "
+        f"(uncached part)"
+    )
     args.out.write_text(json.dumps(disagreements, indent=1, ensure_ascii=False))
     print(f"wrote {len(disagreements)} disagreements to {args.out}")
 

@@ -139,10 +139,14 @@ def main() -> None:
     for g in grades:
         statuses[g.status] = statuses.get(g.status, 0) + 1
     accuracy = sum(g.correct for g in grades) / len(grades)
-    print(f"m1eval grader: {total} completions ({len(run)} problems x {args.samples}) in {ours:.2f} s "
-          f"with {args.workers} workers = {total / ours:,.0f} completions/s")
-    print(f"  distinct pairs {grader.stats['pairs']}, sent to pool {grader.stats['pool_items']}, "
-          f"timeouts {grader.stats['timeouts']}; statuses {statuses}; accuracy {accuracy:.3f}")
+    print(
+        f"m1eval grader: {total} completions ({len(run)} problems x {args.samples}) in {ours:.2f} s "
+        f"with {args.workers} workers = {total / ours:,.0f} completions/s"
+    )
+    print(
+        f"  distinct pairs {grader.stats['pairs']}, sent to pool {grader.stats['pool_items']}, "
+        f"timeouts {grader.stats['timeouts']}; statuses {statuses}; accuracy {accuracy:.3f}"
+    )
     print(f"  target: < 20 s for 32,000 on 2 cores -> {'PASS' if ours < 20 * total / 32000 else 'FAIL'}")
 
     if args.mv_pairs:
@@ -159,10 +163,15 @@ def main() -> None:
                 fresh.grade_many([(p, [c]) for p, c in pairs], progress=False)
             subset_seconds = time.perf_counter() - start
             mv_rate = len(pairs) / mv_seconds
-            print(f"math-verify ({label}): {len(pairs)} pairs in {mv_seconds:.2f} s = {mv_rate:,.0f} completions/s "
-                  f"(1 process); m1eval on the same pairs {len(pairs) / subset_seconds:,.0f} completions/s")
-            print(f"  ratio m1eval / math-verify: whole run {our_rate / mv_rate:.1f}x, same pairs "
-                  f"{(len(pairs) / subset_seconds) / mv_rate:.1f}x (target >= 5x; m1eval uses {args.workers} workers)")
+            print(
+                f"math-verify ({label}): {len(pairs)} pairs in {mv_seconds:.2f} s = {mv_rate:,.0f} completions/s "
+                f"(1 process); m1eval on the same pairs {len(pairs) / subset_seconds:,.0f} completions/s"
+            )
+            print(
+                f"  ratio m1eval / math-verify: whole run {our_rate / mv_rate:.1f}x, same pairs "
+                f"{(len(pairs) / subset_seconds) / mv_rate:.1f}x (target >= 5x; m1eval uses {args.workers} workers)"
+            )
+
 
 if __name__ == "__main__":
     main()

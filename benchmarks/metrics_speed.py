@@ -64,10 +64,18 @@ def main() -> None:
     exact = ("pass", "maj", "maj_first", "best")
     total_point = 0.0
     for metric in exact:
-        _, s = timed(f"point, {M.metric_info(metric).label} every k", None, lambda m=metric: B.per_problem(problems, every_k, m))
+        _, s = timed(
+            f"point, {M.metric_info(metric).label} every k", None, lambda m=metric: B.per_problem(problems, every_k, m)
+        )
         total_point += s
-    print(f"{'point estimates, exact metrics, every k (sum)':<58s} {total_point:8.3f} s  ({total_point / 1.0:.2f} x target 1 s)")
-    timed("point, weighted maj@k every k (Monte Carlo, 200 orders)", None, lambda: B.per_problem(problems, every_k, "wmaj"))
+    print(
+        f"{'point estimates, exact metrics, every k (sum)':<58s} {total_point:8.3f} s  ({total_point / 1.0:.2f} x target 1 s)"
+    )
+    timed(
+        "point, weighted maj@k every k (Monte Carlo, 200 orders)",
+        None,
+        lambda: B.per_problem(problems, every_k, "wmaj"),
+    )
 
     total_boot = 0.0
     for metric in exact:
@@ -77,7 +85,9 @@ def main() -> None:
             lambda m=metric: B.interval_curve(problems, pow2, m, sign_flips=args.sign_flips, seed=args.seed),
         )
         total_boot += s
-    print(f"{'intervals, exact metrics, powers of two (sum)':<58s} {total_boot:8.3f} s  ({total_boot / 10.0:.2f} x target 10 s)")
+    print(
+        f"{'intervals, exact metrics, powers of two (sum)':<58s} {total_boot:8.3f} s  ({total_boot / 10.0:.2f} x target 10 s)"
+    )
     total_every = 0.0
     for metric in ("pass", "maj"):
         _, s = timed(
@@ -86,7 +96,9 @@ def main() -> None:
             lambda m=metric: B.interval_curve(problems, every_k, m, sign_flips=args.sign_flips, seed=args.seed),
         )
         total_every += s
-    print(f"{'intervals, pass@k + maj@k, every k (sum)':<58s} {total_every:8.3f} s  ({total_every / 10.0:.2f} x target 10 s)")
+    print(
+        f"{'intervals, pass@k + maj@k, every k (sum)':<58s} {total_every:8.3f} s  ({total_every / 10.0:.2f} x target 10 s)"
+    )
     timed(
         f"intervals (flips={args.sign_flips}), weighted maj@k (Monte Carlo), powers of 2",
         None,

@@ -45,8 +45,10 @@ def _median_pair(first: Callable[[], int], second: Callable[[], int], repeats: i
 
 
 def _row(engine: str, batch: int, m_wall: float, b_wall: float, m_tok: int, b_tok: int) -> str:
-    return (f"{engine:<5} {batch:>5} {m_tok / m_wall:>12.1f} {b_tok / b_wall:>12.1f} {m_wall:>9.2f} {b_wall:>9.2f} "
-            f"{m_wall / b_wall:>7.3f}{'' if m_tok == b_tok else f'  (tokens {m_tok} vs {b_tok})'}")
+    return (
+        f"{engine:<5} {batch:>5} {m_tok / m_wall:>12.1f} {b_tok / b_wall:>12.1f} {m_wall:>9.2f} {b_wall:>9.2f} "
+        f"{m_wall / b_wall:>7.3f}{'' if m_tok == b_tok else f'  (tokens {m_tok} vs {b_tok})'}"
+    )
 
 
 def main() -> None:
@@ -79,11 +81,13 @@ def main() -> None:
         def make(batch: int) -> Callable[[], int]:
             reqs = requests(batch)
             return lambda: sum(c.completion_tokens for r in engine.generate(reqs, sampling) for c in r.completions)
+
         return make
 
     lines = []
-    header = (f"{'eng':<5} {'batch':>5} {'m1eval tok/s':>12} {'bare tok/s':>12} {'m1eval s':>9} {'bare s':>9} "
-              f"{'ratio':>7}")
+    header = (
+        f"{'eng':<5} {'batch':>5} {'m1eval tok/s':>12} {'bare tok/s':>12} {'m1eval s':>9} {'bare s':>9} {'ratio':>7}"
+    )
     if "vllm" in args.engines:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
@@ -91,14 +95,24 @@ def main() -> None:
         from m1eval.engines.vllm import VLLMEngine
 
         t0 = time.perf_counter()
-        engine = VLLMEngine(folder, options={"dtype": "float32", "enforce_eager": True, "max_model_len": 2048,
-                                             "max_num_seqs": max(args.batches), "gpu_memory_utilization": 0.1})
+        engine = VLLMEngine(
+            folder,
+            options={
+                "dtype": "float32",
+                "enforce_eager": True,
+                "max_model_len": 2048,
+                "max_num_seqs": max(args.batches),
+                "gpu_memory_utilization": 0.1,
+            },
+        )
         print(f"vllm load {time.perf_counter() - t0:.1f} s (excluded)", flush=True)
         make = m1eval_side(engine)
         for batch in args.batches:
             prompts = [TokensPrompt(prompt_token_ids=ids) for ids in rendered[:batch]]
-            params = [SamplingParams(n=1, temperature=0.0, top_p=1.0, max_tokens=args.max_tokens, seed=i)
-                      for i in range(batch)]
+            params = [
+                SamplingParams(n=1, temperature=0.0, top_p=1.0, max_tokens=args.max_tokens, seed=i)
+                for i in range(batch)
+            ]
 
             def bare(prompts=prompts, params=params) -> int:
                 outs = engine.llm.generate(prompts, params, use_tqdm=False)
@@ -126,10 +140,17 @@ def main() -> None:
 
             def bare(ids=ids, mask=mask) -> int:
                 with torch.inference_mode():
-                    out = engine.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                                                max_new_tokens=args.max_tokens, pad_token_id=pad,
-                                                temperature=None, top_p=None, top_k=None)
-                new = out[:, ids.shape[1]:]
+                    out = engine.model.generate(
+                        input_ids=ids,
+                        attention_mask=mask,
+                        do_sample=False,
+                        max_new_tokens=args.max_tokens,
+                        pad_token_id=pad,
+                        temperature=None,
+                        top_p=None,
+                        top_k=None,
+                    )
+                new = out[:, ids.shape[1] :]
                 tokenizer.batch_decode(new, skip_special_tokens=True)
                 eos = engine.eos_ids
                 total = 0
@@ -142,8 +163,10 @@ def main() -> None:
             lines.append(_row("hf", batch, *_median_pair(make(batch), bare, args.repeats)))
             print(lines[-1], flush=True)
         engine.close()
-    print(f"\nSmolLM2-135M-Instruct float32, greedy, <= {args.max_tokens} new tokens, median of {args.repeats}; "
-          "ratio = m1eval wall / bare wall (target <= 1.10)")
+    print(
+        f"\nSmolLM2-135M-Instruct float32, greedy, <= {args.max_tokens} new tokens, median of {args.repeats}; "
+        "ratio = m1eval wall / bare wall (target <= 1.10)"
+    )
     print(header)
     print("\n".join(lines))
 

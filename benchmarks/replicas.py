@@ -50,8 +50,12 @@ def main() -> None:
     parser.add_argument("--cpus-per-replica", type=float, default=1.0)
     parser.add_argument("--chunk-size", type=int, default=None, help="samples per chunk (default: the pool's)")
     parser.add_argument("--overhead-chunks", type=int, default=40)
-    parser.add_argument("--process-threads", type=int, default=None,
-                        help="torch threads of the in-process run (default: --cpus-per-replica, as each replica gets)")
+    parser.add_argument(
+        "--process-threads",
+        type=int,
+        default=None,
+        help="torch threads of the in-process run (default: --cpus-per-replica, as each replica gets)",
+    )
     parser.add_argument("-o", "--option", action="append", default=[], help="engine option key=value (JSON value)")
     args = parser.parse_args()
 
@@ -80,8 +84,9 @@ def main() -> None:
                          temperature=0.8, data_dir=Path(args.data_dir), out=work / name, engine_options=dict(options),
                          chunk_size=chunk)  # fmt: skip
 
-    def timed_run(name: str, engine, k=args.k, problems=args.problems, max_tokens=args.max_tokens, chunk=None,
-                  task=args.task):
+    def timed_run(
+        name: str, engine, k=args.k, problems=args.problems, max_tokens=args.max_tokens, chunk=None, task=args.task
+    ):
         plan = plan_run(config(name, k, problems, max_tokens, chunk, task))
         t0 = time.perf_counter()
         outcome = generate(plan, engine=engine, observer=view)
@@ -124,7 +129,9 @@ def main() -> None:
             walls[n], texts = timed_run(f"replicas-{n}", pool, chunk=args.chunk_size)
             if n == 1:
                 pool.chunk_size = 1
-                overhead_pool, _ = timed_run("overhead-pool", pool, k=1, problems=c, max_tokens=1, chunk=1, task="math500")
+                overhead_pool, _ = timed_run(
+                    "overhead-pool", pool, k=1, problems=c, max_tokens=1, chunk=1, task="math500"
+                )
         finally:
             pool.close()
         if texts != reference:
@@ -145,10 +152,14 @@ def main() -> None:
         print(f"{name:<14}{start:>12.1f}{wall:>12.2f}{samples / wall:>11.2f}{process_wall / wall:>11.2f}x"
               f"{walls[1] / wall:>13.2f}x  {thr}")  # fmt: skip
     print(f"local Ray start: {ray_start:.1f} s (once per run)")
-    print(f"{n} replicas vs 1 replica: {walls[1] / walls[n]:.2f}x faster generation "
-          f"(ideal {min(n, cores / args.cpus_per_replica):.0f}x on {cores} CPUs)")
-    print(f"Ray overhead per chunk: {(overhead_pool - overhead_local) / c * 1000:.1f} ms "
-          f"({c} one-sample, one-token chunks: {overhead_pool:.2f} s on 1 replica vs {overhead_local:.2f} s in process)")
+    print(
+        f"{n} replicas vs 1 replica: {walls[1] / walls[n]:.2f}x faster generation "
+        f"(ideal {min(n, cores / args.cpus_per_replica):.0f}x on {cores} CPUs)"
+    )
+    print(
+        f"Ray overhead per chunk: {(overhead_pool - overhead_local) / c * 1000:.1f} ms "
+        f"({c} one-sample, one-token chunks: {overhead_pool:.2f} s on 1 replica vs {overhead_local:.2f} s in process)"
+    )
 
 
 if __name__ == "__main__":

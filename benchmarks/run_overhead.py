@@ -54,10 +54,25 @@ def main() -> None:
         from m1eval.models.tiny import build_tiny_qwen2
 
         model = str(build_tiny_qwen2(work / "tiny-qwen2", hidden_size=256, layers=4))
-    options = {"max_model_len": args.max_model_len, "dtype": "float32", "enforce_eager": True,
-               "gpu_memory_utilization": args.gpu_memory_utilization, "max_num_seqs": 256}
-    config = {"model": model, "engine": "vllm", "task": args.task, "k": args.k, "limit": args.problems, "data_dir": Path(args.data_dir),
-                  "max_tokens": args.max_tokens, "temperature": 0.6, "top_p": 0.95, "engine_options": options}
+    options = {
+        "max_model_len": args.max_model_len,
+        "dtype": "float32",
+        "enforce_eager": True,
+        "gpu_memory_utilization": args.gpu_memory_utilization,
+        "max_num_seqs": 256,
+    }
+    config = {
+        "model": model,
+        "engine": "vllm",
+        "task": args.task,
+        "k": args.k,
+        "limit": args.problems,
+        "data_dir": Path(args.data_dir),
+        "max_tokens": args.max_tokens,
+        "temperature": 0.6,
+        "top_p": 0.95,
+        "engine_options": options,
+    }
 
     t0 = time.perf_counter()
     engine = VLLMEngine(model, options=options)
@@ -70,21 +85,29 @@ def main() -> None:
         for problem, ids in zip(plan.problems, rendered):
             for i in range(args.k):
                 prompts.append(TokensPrompt(prompt_token_ids=ids))
-                params.append(SamplingParams(temperature=0.6, top_p=0.95, max_tokens=args.max_tokens,
-                                             seed=sample_seed(0, problem.id, i)))
+                params.append(
+                    SamplingParams(
+                        temperature=0.6, top_p=0.95, max_tokens=args.max_tokens, seed=sample_seed(0, problem.id, i)
+                    )
+                )
         outputs = engine.llm.generate(prompts, params, use_tqdm=False)
         return sum(len(o.outputs[0].token_ids) for o in outputs)
 
     def bare_n() -> int:
         prompts = [TokensPrompt(prompt_token_ids=ids) for ids in rendered]
-        params = [SamplingParams(n=args.k, temperature=0.6, top_p=0.95, max_tokens=args.max_tokens,
-                                 seed=sample_seed(0, p.id, 0)) for p in plan.problems]
+        params = [
+            SamplingParams(
+                n=args.k, temperature=0.6, top_p=0.95, max_tokens=args.max_tokens, seed=sample_seed(0, p.id, 0)
+            )
+            for p in plan.problems
+        ]
         outputs = engine.llm.generate(prompts, params, use_tqdm=False)
         return sum(len(s.token_ids) for o in outputs for s in o.outputs)
 
     def m1eval_path(rep: int) -> int:
-        outcome = generate(plan_run(RunConfig(**config, out=work / f"rep{rep}")), engine=engine,
-                           observer=RunProgress())  # the bar is part of the measured path
+        outcome = generate(
+            plan_run(RunConfig(**config, out=work / f"rep{rep}")), engine=engine, observer=RunProgress()
+        )  # the bar is part of the measured path
         assert outcome.state == "done", outcome.message
         from m1eval.rundir.store import RunStore
 
@@ -95,22 +118,29 @@ def main() -> None:
     times: dict[str, list[float]] = {"bare LLM.generate": [], "m1eval run (vllm engine)": [], "bare n=k": []}
     tokens: dict[str, int] = {}
     for rep in range(args.repeats):
-        for name, fn in (("bare LLM.generate", bare), ("m1eval run (vllm engine)", lambda rep=rep: m1eval_path(rep)),
-                         ("bare n=k", bare_n)):
+        for name, fn in (
+            ("bare LLM.generate", bare),
+            ("m1eval run (vllm engine)", lambda rep=rep: m1eval_path(rep)),
+            ("bare n=k", bare_n),
+        ):
             start = time.perf_counter()
             tokens[name] = fn()
             times[name].append(time.perf_counter() - start)
     engine.close()
 
-    print(f"\n{args.problems} problems x k={args.k}, max {args.max_tokens} new tokens, {args.repeats} repeats, model {model}")
+    print(
+        f"\n{args.problems} problems x k={args.k}, max {args.max_tokens} new tokens, {args.repeats} repeats, model {model}"
+    )
     print(f"{'path':28s} {'median s':>9s} {'min s':>7s} {'tokens':>7s} {'tok/s':>8s}")
     for name, values in times.items():
         med = statistics.median(values)
         print(f"{name:28s} {med:9.3f} {min(values):7.3f} {tokens[name]:7d} {tokens[name] / med:8.0f}")
     ratio = statistics.median(times["m1eval run (vllm engine)"]) / statistics.median(times["bare LLM.generate"])
     same = tokens["m1eval run (vllm engine)"] == tokens["bare LLM.generate"]
-    print(f"\nwall-time ratio m1eval / bare = {ratio:.3f} (target <= 1.10: {'PASS' if ratio <= 1.10 else 'FAIL'}); "
-          f"identical token counts: {same}")
+    print(
+        f"\nwall-time ratio m1eval / bare = {ratio:.3f} (target <= 1.10: {'PASS' if ratio <= 1.10 else 'FAIL'}); "
+        f"identical token counts: {same}"
+    )
     n_ratio = statistics.median(times["bare LLM.generate"]) / statistics.median(times["bare n=k"])
     print(f"per-sample seeded requests / n=k requests = {n_ratio:.3f}")
 

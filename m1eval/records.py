@@ -21,7 +21,7 @@ GRADE_STATUSES: tuple[str, ...] = ("ok", "no_answer", "truncated", "timeout", "u
 
 # Token budgets L at which each completion records how many characters it had produced
 # (``Completion.prefix_chars``): engines record them, the sequential-scaling analysis cuts at them.
-PREFIX_GRID: tuple[int, ...] = (*tuple(2 ** i for i in range(4, 16)), 32768, 65536, 131072)
+PREFIX_GRID: tuple[int, ...] = (*tuple(2**i for i in range(4, 16)), 32768, 65536, 131072)
 
 
 class _Record:
@@ -68,7 +68,6 @@ class SamplingConfig(_Record):
     top_k: int = -1
     seed: int = 0
     stop: list[str] = field(default_factory=list)
-
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SamplingConfig:

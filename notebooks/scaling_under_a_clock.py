@@ -43,7 +43,9 @@ from m1eval.figures import plots
 from m1eval.throughput.bench import profile_rows
 
 RUNS = [p for p in os.environ.get("M1EVAL_NB_RUNS", "results").split(os.pathsep) if p]
-PROFILES = [p for p in os.environ.get("M1EVAL_NB_PROFILES", "").split(os.pathsep) if p] or sorted(glob("results/bench/*.json"))
+PROFILES = [p for p in os.environ.get("M1EVAL_NB_PROFILES", "").split(os.pathsep) if p] or sorted(
+    glob("results/bench/*.json")
+)
 OUT = Path(os.environ.get("M1EVAL_NB_OUT", "figures"))
 RESAMPLES = int(os.environ.get("M1EVAL_NB_RESAMPLES", "1000"))
 BUDGETS = [float(b) for b in os.environ.get("M1EVAL_NB_BUDGETS", "").split(os.pathsep) if b]
@@ -102,11 +104,23 @@ display(overview)
 # bands are 95% score intervals over problems (closed-form; docs/statistics.md).
 
 # %%
-curves = {m: [metric_curve(run, m, sign_flips=RESAMPLES, label=label) for run, label in zip(runs, labels)] for m in ("pass", "maj")}
+curves = {
+    m: [metric_curve(run, m, sign_flips=RESAMPLES, label=label) for run, label in zip(runs, labels)]
+    for m in ("pass", "maj")
+}
 table = pd.concat(
     [
-        pd.DataFrame({"task": c.task, "model": c.label, "metric": f"{m}@k", "k": c.ks, "accuracy %": 100 * c.accuracy,
-                      "ci low": 100 * c.low, "ci high": 100 * c.high})
+        pd.DataFrame(
+            {
+                "task": c.task,
+                "model": c.label,
+                "metric": f"{m}@k",
+                "k": c.ks,
+                "accuracy %": 100 * c.accuracy,
+                "ci low": 100 * c.low,
+                "ci high": 100 * c.high,
+            }
+        )
         for m, cs in curves.items()
         for c in cs
     ]

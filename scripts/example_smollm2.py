@@ -36,8 +36,13 @@ def main() -> None:
     args = parser.parse_args()
 
     config = RunConfig(
-        model="smollm2-135m", task="math500", k=args.k, max_tokens=args.max_tokens, data_dir=args.data_dir,
-        out=args.out, chunk_size=args.chunk_size,
+        model="smollm2-135m",
+        task="math500",
+        k=args.k,
+        max_tokens=args.max_tokens,
+        data_dir=args.data_dir,
+        out=args.out,
+        chunk_size=args.chunk_size,
         # float32 and eager are the preset's vllm defaults; stated here so the run id stays put.
         engine_options={"dtype": "float32", "enforce_eager": True},
         # Not derived from --problems: a larger --problems extends the same run folder.
@@ -51,11 +56,14 @@ def main() -> None:
     plan.problems = subset
     outcome = generate(plan, observer=RunProgress())
     with RunStore(plan.path) as store:
-        store.update_manifest(subset={
-            "rule": f"first {args.problems} MATH500 problems in published order with level in {list(LEVELS)}",
-            "problems": len(subset), "subset_hash": content_hash(subset),
-            "produced_by": "scripts/example_smollm2.py",
-        })
+        store.update_manifest(
+            subset={
+                "rule": f"first {args.problems} MATH500 problems in published order with level in {list(LEVELS)}",
+                "problems": len(subset),
+                "subset_hash": content_hash(subset),
+                "produced_by": "scripts/example_smollm2.py",
+            }
+        )
     print(f"{outcome.state}: {outcome.stored}/{outcome.expected} samples in {outcome.path} {outcome.message}")
     if outcome.state == "done" and not args.no_grade:
         from m1eval.cli.progress import Bars

@@ -38,16 +38,22 @@ def make_inputs(folder: Path, example: Path | None = None) -> None:
     from m1eval.models.tiny import shared_tiny_qwen2
 
     runs = folder / "runs"
-    write_analysis_inputs(runs, shared_tiny_qwen2(folder / "models"), REPO.parent / "shared" / "data",
-                          folder / "profile.json")
+    write_analysis_inputs(
+        runs, shared_tiny_qwen2(folder / "models"), REPO.parent / "shared" / "data", folder / "profile.json"
+    )
     example = example or REPO / "results" / "math500"
     if example.exists():
         shutil.copytree(example, runs / "math500")
 
 
 def _cli(out: Path, name: str, *args: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "m1eval", *args], capture_output=True, text=True, cwd=REPO,
-                            env={**os.environ, "COLUMNS": "200"})
+    result = subprocess.run(
+        [sys.executable, "-m", "m1eval", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     (out / f"{name}.stdout").write_text(result.stdout)
     if result.returncode:
         (out / f"{name}.stderr").write_text(result.stderr)
@@ -61,19 +67,49 @@ def snapshot(inputs: Path, out: Path) -> None:
         for fmt in ("table", "markdown", "latex", "csv", "json"):
             _cli(out, f"report-{task}-{fmt}", "report", str(runs / task), "--format", fmt, "--bootstrap", RESAMPLES)
     _cli(out, "report-synth-every-k", "report", str(runs / "synth"), "--format", "csv", "--every-k", "--level", "0.9")
-    _cli(out, "budget", "budget", str(runs), "--profile", str(profile), "--sign-flips", RESAMPLES, "--sequential",
-         "--out", str(out / "budget"))
-    _cli(out, "budget-pass", "budget", str(runs / "synth"), "--metric", "pass", "--sign-flips", RESAMPLES,
-         "--tokens-per-sample", "100", "--out", str(out / "budget-pass"))
-    _cli(out, "plot", "plot", str(runs), "--profile", str(profile), "--sign-flips", RESAMPLES, "--out", str(out / "plot"))
+    _cli(
+        out,
+        "budget",
+        "budget",
+        str(runs),
+        "--profile",
+        str(profile),
+        "--sign-flips",
+        RESAMPLES,
+        "--sequential",
+        "--out",
+        str(out / "budget"),
+    )
+    _cli(
+        out,
+        "budget-pass",
+        "budget",
+        str(runs / "synth"),
+        "--metric",
+        "pass",
+        "--sign-flips",
+        RESAMPLES,
+        "--tokens-per-sample",
+        "100",
+        "--out",
+        str(out / "budget-pass"),
+    )
+    _cli(
+        out, "plot", "plot", str(runs), "--profile", str(profile), "--sign-flips", RESAMPLES, "--out", str(out / "plot")
+    )
     sys.path.insert(0, str(REPO / "notebooks"))
     from execute import execute
 
-    os.environ.update(M1EVAL_NB_RUNS=str(runs), M1EVAL_NB_PROFILES=str(profile), M1EVAL_NB_OUT=str(out / "notebook"),
-                      M1EVAL_NB_RESAMPLES=RESAMPLES)
+    os.environ.update(
+        M1EVAL_NB_RUNS=str(runs),
+        M1EVAL_NB_PROFILES=str(profile),
+        M1EVAL_NB_OUT=str(out / "notebook"),
+        M1EVAL_NB_RESAMPLES=RESAMPLES,
+    )
     notebook = execute(REPO / "notebooks" / "scaling_under_a_clock.py", workdir=out, timeout=300)
-    printed = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
-                      for o in cell.get("outputs", []))
+    printed = "".join(
+        o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
+    )
     (out / "notebook.stdout").write_text(printed)
 
 
@@ -93,8 +129,10 @@ def _normalised(text: str, root: Path) -> str:
 
 
 def compare(before: Path, after: Path) -> int:
-    names = sorted({p.relative_to(before) for p in before.rglob("*") if p.is_file()}
-                   | {p.relative_to(after) for p in after.rglob("*") if p.is_file()})
+    names = sorted(
+        {p.relative_to(before) for p in before.rglob("*") if p.is_file()}
+        | {p.relative_to(after) for p in after.rglob("*") if p.is_file()}
+    )
     differ = []
     for name in names:
         a, b = before / name, after / name

@@ -138,7 +138,15 @@ def test_profile_load_errors_name_the_file(tmp_path):
     with pytest.raises(ProfileError, match="bad.json"):
         ThroughputProfile.load(bad)
     wrong = tmp_path / "wrong.json"
-    wrong.write_text(json.dumps({"model": "m", "engine": "e", "measurements": [{"sweep": "sideways", "batch_size": 1, "prompt_len": 1, "gen_len": 1}]}))
+    wrong.write_text(
+        json.dumps(
+            {
+                "model": "m",
+                "engine": "e",
+                "measurements": [{"sweep": "sideways", "batch_size": 1, "prompt_len": 1, "gen_len": 1}],
+            }
+        )
+    )
     with pytest.raises(ProfileError, match="wrong.json: measurement 0"):
         ThroughputProfile.load(wrong)
     with pytest.raises(ProfileError, match="no such profile"):
@@ -148,8 +156,14 @@ def test_profile_load_errors_name_the_file(tmp_path):
 def test_engine_options_can_be_scoped_to_one_engine():
     from m1eval.cli.common import parse_engine_options
 
-    parsed = parse_engine_options(["dtype=bfloat16", "vllm:max_num_seqs=512", "vllm:enforce_eager=true", "m1:max-batch=64"])
-    assert parsed == {None: {"dtype": "bfloat16"}, "vllm": {"max_num_seqs": 512, "enforce_eager": True}, "m1": {"max_batch": 64}}
+    parsed = parse_engine_options(
+        ["dtype=bfloat16", "vllm:max_num_seqs=512", "vllm:enforce_eager=true", "m1:max-batch=64"]
+    )
+    assert parsed == {
+        None: {"dtype": "bfloat16"},
+        "vllm": {"max_num_seqs": 512, "enforce_eager": True},
+        "m1": {"max_batch": 64},
+    }
 
 
 def test_interrupt_keeps_finished_points(tmp_path):

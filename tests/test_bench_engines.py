@@ -33,9 +33,33 @@ def bench_out(models, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench-out")
     result = CliRunner().invoke(
         app,
-        ["bench", "-m", str(llama), "-e", "hf", "-m", str(hybrid), "-e", "m1", "--batch-sizes", "1,2",
-         "--prompt-len", "8", "--gen-len", "8", "--gen-lens", "4,8", "--warmup", "1", "--repeats", "2",
-         "--max-batch", "4", "--out", str(out)],
+        [
+            "bench",
+            "-m",
+            str(llama),
+            "-e",
+            "hf",
+            "-m",
+            str(hybrid),
+            "-e",
+            "m1",
+            "--batch-sizes",
+            "1,2",
+            "--prompt-len",
+            "8",
+            "--gen-len",
+            "8",
+            "--gen-lens",
+            "4,8",
+            "--warmup",
+            "1",
+            "--repeats",
+            "2",
+            "--max-batch",
+            "4",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     return out, " ".join(result.output.split())

@@ -170,12 +170,30 @@ def test_budget_cli_tables_and_csv(runs, tmp_path):
 
     fast, slow = runs
     prof = ThroughputProfile(
-        model="org/fast", engine="fake", display_name="fast",
+        model="org/fast",
+        engine="fake",
+        display_name="fast",
         measurements=[Measurement("batch", 4, 8, 64, wall_seconds=2.56, generated_tokens=256)],  # 100 tok/s
     ).save(tmp_path / "fast.json")
     result = CliRunner().invoke(
-        app, ["budget", str(fast.path), str(slow.path), "--profile", str(prof), "--metric", "pass",
-              "--budget", "2", "--budget", "16", "--sign-flips", "200", "--out", str(tmp_path / "tables")],
+        app,
+        [
+            "budget",
+            str(fast.path),
+            str(slow.path),
+            "--profile",
+            str(prof),
+            "--metric",
+            "pass",
+            "--budget",
+            "2",
+            "--budget",
+            "16",
+            "--sign-flips",
+            "200",
+            "--out",
+            str(tmp_path / "tables"),
+        ],
     )
     text = " ".join(result.output.split())
     assert result.exit_code == 0, result.output

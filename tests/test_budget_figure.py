@@ -60,7 +60,14 @@ def test_every_k_is_a_step_but_only_powers_of_two_are_labelled(tmp_path):
     curves = _curves(tmp_path, "kflip")
     ax = plots.figure_budget(curves).axes[0]
     assert [c.ks for c in curves] == [[1, 2, 3, 4], [1, 2, 3, 4]]
-    assert sorted(t.get_text() for t in ax.texts if t.get_text().startswith("k=")) == ["k=1", "k=1", "k=2", "k=2", "k=4", "k=4"]
+    assert sorted(t.get_text() for t in ax.texts if t.get_text().startswith("k=")) == [
+        "k=1",
+        "k=1",
+        "k=2",
+        "k=2",
+        "k=4",
+        "k=4",
+    ]
 
 
 def test_fixed_length_pricing_is_named_in_the_legend(tmp_path):
@@ -75,8 +82,23 @@ def test_plot_command_budget_figure_uses_shared_problems_and_fixed_pricing(tmp_p
     from m1eval.cli.app import app
 
     folder, _ = write_example(tmp_path, "shared")
-    result = CliRunner().invoke(app, ["plot", str(folder), "--figure", "budget", "--metric", "pass", "--sign-flips", "0",
-                                      "--tokens-per-sample", "100", "--out", str(tmp_path / "fig")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "plot",
+            str(folder),
+            "--figure",
+            "budget",
+            "--metric",
+            "pass",
+            "--sign-flips",
+            "0",
+            "--tokens-per-sample",
+            "100",
+            "--out",
+            str(tmp_path / "fig"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "the runs scored different problems (A: 6, B: 3)" in " ".join(result.output.split())
     assert (tmp_path / "fig" / "budget.png").exists()

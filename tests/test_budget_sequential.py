@@ -25,12 +25,14 @@ from m1eval.rundir.rundata import load_run
 from m1eval.throughput.profile import Measurement, ThroughputProfile
 
 TEXTS = [["x" * 40 + "\\boxed{1}", "\\boxed{1}" + "z" * 40, "\\boxed{1}", "y" * 40 + "\\boxed{7}"]]
-PREFIX = [[
-    {"16": 8, "32": 16, "64": 32, "100": 49},
-    {"16": 12, "32": 20, "64": 35, "100": 49},
-    {"16": 5, "20": 9},
-    {"16": 8, "32": 16, "64": 32, "100": 49},
-]]
+PREFIX = [
+    [
+        {"16": 8, "32": 16, "64": 32, "100": 49},
+        {"16": 12, "32": 20, "64": 35, "100": 49},
+        {"16": 5, "20": 9},
+        {"16": 8, "32": 16, "64": 32, "100": 49},
+    ]
+]
 TOKENS = [[100, 100, 20, 100]]
 
 
@@ -43,8 +45,13 @@ def grader():
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     path = write_run(
-        tmp_path_factory.mktemp("seq"), "cutter", [[True, True, True, False]],
-        clusters=[[0, 0, 0, 1]], texts=TEXTS, prefix_chars=PREFIX, completion_tokens=TOKENS,
+        tmp_path_factory.mktemp("seq"),
+        "cutter",
+        [[True, True, True, False]],
+        clusters=[[0, 0, 0, 1]],
+        texts=TEXTS,
+        prefix_chars=PREFIX,
+        completion_tokens=TOKENS,
     )
     return load_run(path)
 
@@ -67,9 +74,12 @@ def test_default_lengths_are_recorded_budgets_plus_the_longest(run):
 
 def test_accuracy_and_no_answer_by_length(run, grader):
     prof = ThroughputProfile(
-        model="cutter", engine="fake",
-        measurements=[Measurement("length", 8, 4, 100, wall_seconds=1.0, generated_tokens=800),
-                      Measurement("length", 8, 4, 200, wall_seconds=3.0, generated_tokens=1600)],
+        model="cutter",
+        engine="fake",
+        measurements=[
+            Measurement("length", 8, 4, 100, wall_seconds=1.0, generated_tokens=800),
+            Measurement("length", 8, 4, 200, wall_seconds=3.0, generated_tokens=1600),
+        ],
     )
     curve = sequential_curve(run, grader=grader, profile=prof, sign_flips=200)
     assert curve.lengths == [16, 32, 64, 100]

@@ -26,7 +26,9 @@ def _budget(tmp_path, example: str, *extra: str):
     """Run ``m1eval budget`` on an example; return (flattened output, verdict table, curve table, JSON)."""
     folder, options = write_example(tmp_path / "runs", example)
     out = tmp_path / "tables"
-    result = CliRunner().invoke(app, ["budget", str(folder), *options, *extra, "--sign-flips", "200", "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["budget", str(folder), *options, *extra, "--sign-flips", "200", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     verdicts = pd.read_csv(out / "budget_verdicts.csv") if (out / "budget_verdicts.csv").exists() else None
@@ -107,8 +109,10 @@ def test_one_folder_named_twice_is_one_run(tmp_path):
 def test_runs_on_different_problems_are_compared_on_the_shared_ones(tmp_path):
     text, verdicts, curves, report = _budget(tmp_path, "shared")
     assert (verdicts["difference"] >= 0).all()  # the winner's lead is never negative
-    assert ("note: the runs scored different problems (A: 6, B: 3); every run is priced, ranked and compared "
-            "on the 3 problems all of them scored") in text
+    assert (
+        "note: the runs scored different problems (A: 6, B: 3); every run is priced, ranked and compared "
+        "on the 3 problems all of them scored"
+    ) in text
     # On p0..p2, A round costs 150 tok / 100 tok/s = 1.5 s: 3 s buy A k=2 (pass@2 = 2/3), B k=1 (1/2).
     row = verdicts.iloc[0]
     assert (row["k[A]"], row["k[B]"], row["problems"]) == (2, 1, 3)
@@ -142,7 +146,9 @@ def test_every_change_of_leader_among_three_runs(tmp_path):
     assert "crossover: from 4 s on, C is more accurate" in text
     assert "leader among A, B, C from the cheapest price (0.25 s): A is more accurate" in text
     assert report["tasks"][0]["leader_changes"] == [
-        {"from_seconds": 0.25, "leaders": ["A"]}, {"from_seconds": 1.0, "leaders": ["B"]}, {"from_seconds": 4.0, "leaders": ["C"]},
+        {"from_seconds": 0.25, "leaders": ["A"]},
+        {"from_seconds": 1.0, "leaders": ["B"]},
+        {"from_seconds": 4.0, "leaders": ["C"]},
     ]
     assert verdicts["winner"].tolist() == ["B", "C"] and verdicts["runner_up"].tolist() == ["A", "B"]
     # The notes behind the cells are printed: C cannot afford a sample at 1 s; A is out of samples at 4 s.
@@ -213,22 +219,39 @@ def test_fixed_tokens_per_sample_library_and_default_pricing(tmp_path):
 def test_batch_size_at_or_above_the_oom_batch_warns(tmp_path):
     prof = _profile(tmp_path, "X", oom=16)
     text, _, _, report = _budget(tmp_path, "kflip", "--profile", str(prof), "--batch-size", "32")
-    assert ("warning: X: --batch-size 32 is at or above batch 16, which ran out of memory in profile X; "
-            "priced at the largest batch that ran, 8 (1,000.0 tok/s)") in text
+    assert (
+        "warning: X: --batch-size 32 is at or above batch 16, which ran out of memory in profile X; "
+        "priced at the largest batch that ran, 8 (1,000.0 tok/s)"
+    ) in text
     assert "warning: Y: --batch-size 32 does not apply to Y" in text
     assert report["tasks"][0]["warnings"][0].startswith("X: --batch-size 32 is at or above batch 16")
-    quiet = CliRunner().invoke(app, ["budget", str(tmp_path / "runs" / "kflip" / "kflip"), "--profile", str(prof),
-                                     "--batch-size", "6", "--sign-flips", "100"])
+    quiet = CliRunner().invoke(
+        app,
+        [
+            "budget",
+            str(tmp_path / "runs" / "kflip" / "kflip"),
+            "--profile",
+            str(prof),
+            "--batch-size",
+            "6",
+            "--sign-flips",
+            "100",
+        ],
+    )
     assert "out of memory" not in quiet.output and "above the largest" not in quiet.output
 
 
 def test_batch_size_warnings_outside_the_sweep():
     from m1eval.analysis.budget import batch_size_warnings, clock_from_profile
 
-    prof = ThroughputProfile(model="org/t", engine="fake", measurements=[
-        Measurement("batch", 4, 8, 64, wall_seconds=0.512, generated_tokens=256),
-        Measurement("batch", 8, 8, 64, wall_seconds=0.512, generated_tokens=512),
-    ])
+    prof = ThroughputProfile(
+        model="org/t",
+        engine="fake",
+        measurements=[
+            Measurement("batch", 4, 8, 64, wall_seconds=0.512, generated_tokens=256),
+            Measurement("batch", 8, 8, 64, wall_seconds=0.512, generated_tokens=512),
+        ],
+    )
     assert batch_size_warnings(prof, 6) == [] and clock_from_profile(prof, 6).warnings == ()
     assert "above the largest batch profile t measured (8)" in batch_size_warnings(prof, 64)[0]
     assert "below the smallest batch profile t measured (4)" in batch_size_warnings(prof, 1)[0]
@@ -274,10 +297,26 @@ def test_an_error_in_one_task_keeps_the_tables_of_the_tasks_before_it(tmp_path):
     write_run(bad, "A", [[True]], task="zz", problem_ids=["p0"])
     write_run(bad, "B", [[True]], task="zz", problem_ids=["p1"])
     out = tmp_path / "tables"
-    result = CliRunner().invoke(app, ["budget", str(folder), str(bad), "--metric", "pass", "--budget", "3",
-                                      "--sign-flips", "100", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "budget",
+            str(folder),
+            str(bad),
+            "--metric",
+            "pass",
+            "--budget",
+            "3",
+            "--sign-flips",
+            "100",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 2
-    assert "error: task zz: the runs share no scored problem (A: 1, B: 1); nothing to compare" in " ".join(result.output.split())
+    assert "error: task zz: the runs share no scored problem (A: 1, B: 1); nothing to compare" in " ".join(
+        result.output.split()
+    )
     assert pd.read_csv(out / "budget_verdicts.csv")["task"].tolist() == ["kflip"]
     assert [t["task"] for t in json.loads((out / "budget.json").read_text())["tasks"]] == ["kflip"]
 
@@ -292,13 +331,14 @@ def test_the_verb_prints_the_library_tables(tmp_path):
     folder, _ = write_example(tmp_path / "runs", "twins")
     inputs = bt.load_inputs([folder, folder], [])  # a folder named twice is one set of runs
     assert len(inputs.runs) == 2 and inputs.labels == ["m1/large", "m1/small"]
-    (task, group, labels), = inputs.groups()
+    ((task, group, labels),) = inputs.groups()
     assert task == "twins"
     settings = bt.BudgetSettings(metric="pass", sign_flips=200)
     result = bt.task_budget(group, inputs.profiles, settings, [0.5, 4.0], labels=labels)
     tables = [bt.curve_table(curve, bt.used_ks(result, curve)) for curve in result.curves] + [bt.verdict_table(result)]
-    cli = CliRunner().invoke(app, ["budget", str(folder), "--metric", "pass", "--budget", "0.5", "--budget", "4",
-                                   "--sign-flips", "200"])
+    cli = CliRunner().invoke(
+        app, ["budget", str(folder), "--metric", "pass", "--budget", "0.5", "--budget", "4", "--sign-flips", "200"]
+    )
     assert cli.exit_code == 0, cli.output
     lines = cli.output.splitlines()
     for table in tables:

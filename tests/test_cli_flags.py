@@ -14,8 +14,22 @@ import typer.main
 from m1eval.cli.app import app
 
 # Flags whose help must agree wherever they appear (after the verb-specific prefix).
-SAME_HELP = ("--profile", "--clock", "--batch-size", "--tokens-per-sample", "--metric", "--length-aware", "--lengths",
-             "--sign-flips", "--engine-option", "--data-dir", "--allow-unpinned", "--verbose", "--extraction", "--level")
+SAME_HELP = (
+    "--profile",
+    "--clock",
+    "--batch-size",
+    "--tokens-per-sample",
+    "--metric",
+    "--length-aware",
+    "--lengths",
+    "--sign-flips",
+    "--engine-option",
+    "--data-dir",
+    "--allow-unpinned",
+    "--verbose",
+    "--extraction",
+    "--level",
+)
 
 
 def _options_by_flag() -> dict[str, list[tuple[str, object]]]:
@@ -50,7 +64,10 @@ def test_shared_flags_mean_the_same_everywhere() -> None:
     for flag in SAME_HELP:
         uses = found.get(flag, [])
         assert uses, f"{flag} is on no verb"
-        kinds = {(param.multiple, param.is_flag, (param.help or '').split(' Default:')[0], param.min, param.max) for _, param in uses}
+        kinds = {
+            (param.multiple, param.is_flag, (param.help or "").split(" Default:")[0], param.min, param.max)
+            for _, param in uses
+        }
         assert len(kinds) == 1, f"{flag} has types {kinds} across {[verb for verb, _ in uses]}"
 
 
@@ -67,8 +84,9 @@ def test_no_verb_imports_another() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module:
                 parts = node.module.split(".")
-                assert not (parts[:2] == ["m1eval", "commands"] and len(parts) > 2 and parts[2] in verbs), \
+                assert not (parts[:2] == ["m1eval", "commands"] and len(parts) > 2 and parts[2] in verbs), (
                     f"{path.name} imports the verb module {node.module}"
+                )
 
 
 def test_level_means_the_confidence_level_in_every_verb_that_has_it(tmp_path) -> None:
@@ -80,13 +98,21 @@ def test_level_means_the_confidence_level_in_every_verb_that_has_it(tmp_path) ->
     from m1eval.rundir.synthetic import make_synthetic_run
 
     found = _options_by_flag()
-    assert {verb for verb, _ in found["--level"]} == {"report", "budget", "plot", "view"}  # view: tests/test_view_data.py
+    assert {verb for verb, _ in found["--level"]} == {
+        "report",
+        "budget",
+        "plot",
+        "view",
+    }  # view: tests/test_view_data.py
     run = make_synthetic_run(tmp_path / "runs", n_problems=12, n_samples=4, seed=5)
     widths = {}
     for level in ("0.8", "0.95"):
         out = tmp_path / f"budget-{level}"
-        result = CliRunner().invoke(app, ["budget", str(run), "--level", level, "--sign-flips", "200", "--out", str(out)],
-                                    env={"COLUMNS": "200"})
+        result = CliRunner().invoke(
+            app,
+            ["budget", str(run), "--level", level, "--sign-flips", "200", "--out", str(out)],
+            env={"COLUMNS": "200"},
+        )
         assert result.exit_code == 0, result.output
         assert f"{float(level) * 100:.3g}% CI" in result.output
         saved = json.loads((out / "budget.json").read_text())
@@ -96,8 +122,11 @@ def test_level_means_the_confidence_level_in_every_verb_that_has_it(tmp_path) ->
         curves = pd.read_csv(out / "budget_curves.csv")
         widths[level] = float((curves["ci_high"] - curves["ci_low"]).mean())
     assert widths["0.8"] < widths["0.95"]
-    result = CliRunner().invoke(app, ["plot", str(run), "--figure", "passk", "--level", "0.8", "--sign-flips", "50",
-                                      "--out", str(tmp_path / "fig")], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(
+        app,
+        ["plot", str(run), "--figure", "passk", "--level", "0.8", "--sign-flips", "50", "--out", str(tmp_path / "fig")],
+        env={"COLUMNS": "200"},
+    )
     assert result.exit_code == 0, result.output
     from m1eval.analysis.curves import metric_curve
     from m1eval.figures import plots

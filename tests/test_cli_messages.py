@@ -68,16 +68,55 @@ def test_bench_refuses_an_output_file_before_measuring(a_file: Path, monkeypatch
     CountingBenchEngine.built = 0
     model = a_file.parent / "some-model"
     model.mkdir()
-    code, output, _ = _invoke(["bench", "-m", str(model), "-e", "counting", "--batch-sizes", "1",
-                               "--no-find-peak", "--prompt-len", "4", "--gen-len", "4", "--warmup", "0",
-                               "--repeats", "1", "--out", str(a_file)])
+    code, output, _ = _invoke(
+        [
+            "bench",
+            "-m",
+            str(model),
+            "-e",
+            "counting",
+            "--batch-sizes",
+            "1",
+            "--no-find-peak",
+            "--prompt-len",
+            "4",
+            "--gen-len",
+            "4",
+            "--warmup",
+            "0",
+            "--repeats",
+            "1",
+            "--out",
+            str(a_file),
+        ]
+    )
     assert code == 2, output
     _one_line_error(output, "--out", str(a_file), "not a folder")
     assert CountingBenchEngine.built == 0  # refused before the engine (and an hour of measuring) started
     # the same command with a usable folder measures and writes
-    code, output, _ = _invoke(["bench", "-m", str(model), "-e", "counting", "--batch-sizes", "1",
-                               "--no-find-peak", "--prompt-len", "4", "--gen-len", "4", "--warmup", "0",
-                               "--repeats", "1", "--no-figure", "--out", str(a_file.parent / "bench")])
+    code, output, _ = _invoke(
+        [
+            "bench",
+            "-m",
+            str(model),
+            "-e",
+            "counting",
+            "--batch-sizes",
+            "1",
+            "--no-find-peak",
+            "--prompt-len",
+            "4",
+            "--gen-len",
+            "4",
+            "--warmup",
+            "0",
+            "--repeats",
+            "1",
+            "--no-figure",
+            "--out",
+            str(a_file.parent / "bench"),
+        ]
+    )
     assert code == 0, output
     assert (a_file.parent / "bench" / "some-model-counting.json").is_file()
 
@@ -103,16 +142,46 @@ def test_report_refuses_an_output_it_cannot_write(run_dir: Path, tmp_path: Path,
 
 
 def test_run_refuses_an_output_file_before_anything(a_file: Path, data_dir: Path, tmp_path: Path) -> None:
-    code, output, exc = _invoke(["run", "--model", "r1-qwen-1.5b", "--task", "aime25", "--k", "1", "--limit", "1",
-                                 "--data-dir", str(data_dir), "--out", str(a_file)])
+    code, output, exc = _invoke(
+        [
+            "run",
+            "--model",
+            "r1-qwen-1.5b",
+            "--task",
+            "aime25",
+            "--k",
+            "1",
+            "--limit",
+            "1",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(a_file),
+        ]
+    )
     assert code == 2, (output, exc)
     _one_line_error(output, "--out", str(a_file))
     # a file where the run's task folder would go is caught too, before any folder is made
     out = tmp_path / "results"
     out.mkdir()
     (out / "aime25").write_text("")
-    code, output, exc = _invoke(["run", "--model", "r1-qwen-1.5b", "--task", "aime25", "--k", "1", "--limit", "1",
-                                 "--data-dir", str(data_dir), "--out", str(out)])
+    code, output, exc = _invoke(
+        [
+            "run",
+            "--model",
+            "r1-qwen-1.5b",
+            "--task",
+            "aime25",
+            "--k",
+            "1",
+            "--limit",
+            "1",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 2, (output, exc)
     _one_line_error(output, "--out", "aime25")
     assert sorted(p.name for p in out.iterdir()) == ["aime25"]
@@ -121,11 +190,14 @@ def test_run_refuses_an_output_file_before_anything(a_file: Path, data_dir: Path
 # ------------------------------------------------------------------ point 14: arguments and help
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--budget", "-5"], "--budget must be a positive number of seconds, got -5"),
-    (["--budget", "0"], "--budget must be a positive number of seconds, got 0"),
-    (["--batch-size", "0"], "--batch-size must be positive, got 0"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--budget", "-5"], "--budget must be a positive number of seconds, got -5"),
+        (["--budget", "0"], "--budget must be a positive number of seconds, got 0"),
+        (["--batch-size", "0"], "--batch-size must be positive, got 0"),
+    ],
+)
 def test_budget_refuses_non_positive_budgets_and_batches(args: list[str], needle: str, run_dir: Path) -> None:
     code, output, _ = _invoke(["budget", str(run_dir), *args])
     assert code == 2 and needle in " ".join(output.replace("│", " ").split()), output
@@ -146,8 +218,9 @@ def test_every_run_option_has_help() -> None:
     assert missing == []
 
 
-@pytest.mark.parametrize("verb", [None, "tasks", "models", "engines", "run", "grade", "check", "report", "bench",
-                                  "budget", "plot"])
+@pytest.mark.parametrize(
+    "verb", [None, "tasks", "models", "engines", "run", "grade", "check", "report", "bench", "budget", "plot"]
+)
 def test_help_shows_no_bool_metavar(verb: str | None) -> None:
     code, output, _ = _invoke([verb, "--help"] if verb else ["--help"])
     assert code == 0, output
@@ -192,8 +265,9 @@ def test_vllm_info_log_is_quiet_unless_verbose() -> None:
         "log.info('verbose detail')\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "VLLM_LOGGING_LEVEL"}
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, check=True
+    )
     logs = result.stdout + result.stderr
     assert "a warning" in logs and "verbose detail" in logs
     assert "quiet detail" not in logs

@@ -38,7 +38,9 @@ def test_tasks_table_flags_a_mismatch(data_dir: Path, tmp_path: Path) -> None:
 
 
 def test_tasks_show(data_dir: Path) -> None:
-    result = runner.invoke(app, ["tasks", "show", "aime25", "--limit", "2", "--data-dir", str(data_dir)], env={"COLUMNS": "200"})
+    result = runner.invoke(
+        app, ["tasks", "show", "aime25", "--limit", "2", "--data-dir", str(data_dir)], env={"COLUMNS": "200"}
+    )
     assert result.exit_code == 0, result.output
     assert "2025-I-1" in result.stdout and "2025-I-2" in result.stdout and "2025-I-3" not in result.stdout
     assert "70" in result.stdout
@@ -50,9 +52,7 @@ def test_tasks_show_unknown_task_is_a_clear_error(data_dir: Path) -> None:
 
 
 def test_python_dash_m_matches_the_script(data_dir: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "m1eval", "--version"], capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([sys.executable, "-m", "m1eval", "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == f"m1eval {__version__}"
     script = Path(sys.executable).parent / "m1eval"
     if script.exists():

@@ -21,17 +21,40 @@ from m1eval.pipeline.runner import RunConfig, plan_run
 
 # engine -> options that can change the texts drawn for the same seeds
 CHANGES_SAMPLES: dict[str, set[str]] = {
-    "vllm": {"dtype", "hf_overrides", "revision", "tokenizer", "kv_cache_dtype", "quantization", "mamba_cache_dtype",
-             "mamba_ssm_cache_dtype"},
+    "vllm": {
+        "dtype",
+        "hf_overrides",
+        "revision",
+        "tokenizer",
+        "kv_cache_dtype",
+        "quantization",
+        "mamba_cache_dtype",
+        "mamba_ssm_cache_dtype",
+    },
     "hf": {"dtype", "revision", "attn_implementation"},
     "m1": {"dtype", "kernels", "tokenizer", "revision", "eos"},
     "openai": {"tokenizer", "served_model", "prompt_format"},
 }
 # engine -> options that change only speed, memory or where requests go
 SPEED_ONLY: dict[str, set[str]] = {
-    "vllm": {"tensor_parallel_size", "pipeline_parallel_size", "gpu_memory_utilization", "max_model_len",
-             "kv_cache_memory_bytes", "enforce_eager", "max_num_seqs", "max_num_batched_tokens", "trust_remote_code", "enable_prefix_caching",
-             "seed", "swap_space", "cpu_offload_gb", "block_size", "disable_log_stats", "enable_chunked_prefill"},
+    "vllm": {
+        "tensor_parallel_size",
+        "pipeline_parallel_size",
+        "gpu_memory_utilization",
+        "max_model_len",
+        "kv_cache_memory_bytes",
+        "enforce_eager",
+        "max_num_seqs",
+        "max_num_batched_tokens",
+        "trust_remote_code",
+        "enable_prefix_caching",
+        "seed",
+        "swap_space",
+        "cpu_offload_gb",
+        "block_size",
+        "disable_log_stats",
+        "enable_chunked_prefill",
+    },
     "hf": {"batch_size", "device", "trust_remote_code"},
     "m1": {"device", "max_batch", "cuda_graph"},
     "openai": {"endpoints", "concurrency", "max_retries", "timeout", "backoff", "api_key"},
@@ -44,14 +67,28 @@ def _two_values(spec: OptionSpec) -> tuple[Any, Any]:
     if spec.choices:
         return spec.choices[0], spec.choices[1]
     low = (spec.minimum or 0) + 1
-    return {"int": (int(low), int(low) + 1), "float": (low + 0.5, low + 1.5), "bool": (True, False),
-            "str": ("value-a", "value-b"), "list": (["http://a:1"], ["http://b:2"]),
-            "dict": ({"a": 1}, {"a": 2})}[spec.kind]
+    return {
+        "int": (int(low), int(low) + 1),
+        "float": (low + 0.5, low + 1.5),
+        "bool": (True, False),
+        "str": ("value-a", "value-b"),
+        "list": (["http://a:1"], ["http://b:2"]),
+        "dict": ({"a": 1}, {"a": 2}),
+    }[spec.kind]
 
 
 def _run_id(data_dir: Path, tmp_path: Path, engine: str, options: dict[str, Any]) -> str:
-    config = RunConfig(model="r1-qwen-1.5b", task="aime25", k=2, limit=2, engine=engine, data_dir=data_dir,
-                       out=tmp_path, max_tokens=16, engine_options=options)
+    config = RunConfig(
+        model="r1-qwen-1.5b",
+        task="aime25",
+        k=2,
+        limit=2,
+        engine=engine,
+        data_dir=data_dir,
+        out=tmp_path,
+        max_tokens=16,
+        engine_options=options,
+    )
     return plan_run(config).run_id
 
 
@@ -95,17 +132,28 @@ def test_two_models_behind_one_endpoint_get_two_folders(data_dir, tmp_path, monk
 
 def test_the_committed_example_keeps_its_identity_under_the_declarations():
     """The example run's stored identity carries only dtype: the declarations give the same options."""
-    manifest = json.loads(next(Path(__file__).resolve().parent.parent.glob(
-        "results/math500/smollm2-135m/*/manifest.json")).read_text(encoding="utf-8"))
+    manifest = json.loads(
+        next(Path(__file__).resolve().parent.parent.glob("results/math500/smollm2-135m/*/manifest.json")).read_text(
+            encoding="utf-8"
+        )
+    )
     options = manifest["engine"]["options"]
     assert identity_options(manifest["engine"]["name"], options) == manifest["identity"]["options"]
 
 
 def test_a_secret_option_never_reaches_the_manifest(data_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "resolve_model", _offline_resolve)
-    config = RunConfig(model="r1-qwen-1.5b", task="aime25", k=2, limit=2, engine="openai", data_dir=data_dir,
-                       out=tmp_path, max_tokens=16,
-                       engine_options={"endpoints": ["http://localhost:1"], "api_key": "sk-SECRET-123"})
+    config = RunConfig(
+        model="r1-qwen-1.5b",
+        task="aime25",
+        k=2,
+        limit=2,
+        engine="openai",
+        data_dir=data_dir,
+        out=tmp_path,
+        max_tokens=16,
+        engine_options={"endpoints": ["http://localhost:1"], "api_key": "sk-SECRET-123"},
+    )
     plan = plan_run(config)
     manifest = runner._manifest(plan, {}, "template-hash", {}, set())
     assert "sk-SECRET-123" not in json.dumps(manifest, default=str)

@@ -33,8 +33,11 @@ class Echo(EngineBase):
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> Iterator[BatchResult]:
         self.calls.append(sum(len(r.sample_indices) for r in requests))
-        completions = [Completion(r.problem_id, i, s, "x", 1, 2, "stop", "") for r in requests
-                       for i, s in zip(r.sample_indices, r.seeds)]
+        completions = [
+            Completion(r.problem_id, i, s, "x", 1, 2, "stop", "")
+            for r in requests
+            for i, s in zip(r.sample_indices, r.seeds)
+        ]
         yield batch_result(self.name, completions, BatchClock())
 
 
@@ -56,8 +59,13 @@ def test_every_registered_engine_keeps_the_contract() -> None:
 
 def test_generate_pending_chunks_whole_requests_and_batches_get_one_id_each() -> None:
     engine = Echo()
-    results = list(engine.generate_pending(iter([_request("a", 3), _request("b", 3), _request("c", 1)]),
-                                           SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=16), samples_per_chunk=4))
+    results = list(
+        engine.generate_pending(
+            iter([_request("a", 3), _request("b", 3), _request("c", 1)]),
+            SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=16),
+            samples_per_chunk=4,
+        )
+    )
     assert engine.calls == [3, 4]  # a | b + c: requests are never split
     assert [len(r.completions) for r in results] == [3, 4]
     for result in results:
@@ -73,13 +81,18 @@ def test_batch_clock_keeps_a_stopped_wall_time() -> None:
     assert batch_result("e", [], clock).timing.wall_seconds == 1.5
 
 
-@pytest.mark.parametrize("exc, oom", [
-    (EngineOutOfMemory("x"), True), (MemoryError(), True),
-    (type("OutOfMemoryError", (RuntimeError,), {})("CUDA"), True),
-    (ValueError("No available memory for the cache blocks. Try increasing `gpu_memory_utilization`"), True),
-    (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
-    (ValueError("bad prompt"), False), (EngineError("unknown option"), False),
-])
+@pytest.mark.parametrize(
+    "exc, oom",
+    [
+        (EngineOutOfMemory("x"), True),
+        (MemoryError(), True),
+        (type("OutOfMemoryError", (RuntimeError,), {})("CUDA"), True),
+        (ValueError("No available memory for the cache blocks. Try increasing `gpu_memory_utilization`"), True),
+        (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+        (ValueError("bad prompt"), False),
+        (EngineError("unknown option"), False),
+    ],
+)
 def test_one_place_recognises_out_of_memory(exc: BaseException, oom: bool) -> None:
     assert is_out_of_memory(exc) is oom
 
@@ -88,8 +101,11 @@ def test_grading_imports_nothing_of_m1eval_but_records() -> None:
     """grading/ could be published on its own: run folders and progress bars are the stages' business."""
     for path in sorted((REPO / "m1eval" / "grading").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
-                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else ([a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            )
             for name in names:
                 if name.startswith("m1eval"):
                     assert name == "m1eval.records" or name.startswith("m1eval.grading"), (path.name, name)

@@ -26,7 +26,6 @@ def _requests():
     ]
 
 
-
 def test_same_seed_same_text_whatever_the_batch(engine):
     sampling = SamplingConfig(temperature=0.8, top_p=0.95, max_tokens=24)
     engine.batch_size = 4

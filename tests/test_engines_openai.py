@@ -53,7 +53,6 @@ def _requests():
     ]
 
 
-
 def test_seeded_completions(server, model):
     engine = OpenAIEngine(str(model), options={"endpoints": [server.url], "concurrency": 4})
     try:
@@ -71,8 +70,9 @@ def test_seeded_completions(server, model):
 
 
 def test_retries_move_to_a_healthy_endpoint(server, model, failing):
-    engine = OpenAIEngine(str(model), options={"endpoints": [failing.url, server.url], "backoff": 0.01,
-                                              "max_retries": 3})
+    engine = OpenAIEngine(
+        str(model), options={"endpoints": [failing.url, server.url], "backoff": 0.01, "max_retries": 3}
+    )
     try:
         got = collect_completions(engine, _requests(), SamplingConfig(temperature=0.7, top_p=0.95, max_tokens=8))
     finally:
@@ -94,7 +94,9 @@ def test_refused_request_is_not_retried(server, model):
     engine = OpenAIEngine(str(model), options={"endpoints": [server.url], "max_retries": 5})
     try:
         with pytest.raises(ServerError, match="HTTP 400"):
-            collect_completions(engine, _requests()[:1], SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=100_000))
+            collect_completions(
+                engine, _requests()[:1], SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=100_000)
+            )
     finally:
         engine.close()
 
@@ -112,8 +114,23 @@ def test_wrong_model_name(server, model):
 
 
 def test_run_end_to_end_then_server_errors_keep_samples(server, model, failing, data_dir, tmp_path):
-    common = ["run", "--model", str(model), "--engine", "openai", "--task", "aime25", "--limit", "3",
-              "--max-tokens", "32", "--data-dir", str(data_dir), "--out", str(tmp_path)]
+    common = [
+        "run",
+        "--model",
+        str(model),
+        "--engine",
+        "openai",
+        "--task",
+        "aime25",
+        "--limit",
+        "3",
+        "--max-tokens",
+        "32",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(tmp_path),
+    ]
     result = run_cli(*common, "--k", "4", "--endpoint", server.url)
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = only_run_dir(tmp_path)
@@ -133,7 +150,21 @@ def test_run_end_to_end_then_server_errors_keep_samples(server, model, failing, 
 
 
 def test_run_without_endpoint_is_a_clear_error(model, data_dir, tmp_path):
-    result = run_cli("run", "--model", str(model), "--engine", "openai", "--task", "aime25", "--limit", "1",
-                     "--data-dir", str(data_dir), "--out", str(tmp_path), "--no-grade")
+    result = run_cli(
+        "run",
+        "--model",
+        str(model),
+        "--engine",
+        "openai",
+        "--task",
+        "aime25",
+        "--limit",
+        "1",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(tmp_path),
+        "--no-grade",
+    )
     assert result.returncode != 0
     assert "no endpoint; pass --endpoint" in " ".join(result.stderr.split())

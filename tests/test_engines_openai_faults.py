@@ -55,8 +55,10 @@ class ScriptedServer:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def answer(self, handler, seed: int) -> None:
-        ok = {"choices": [{"index": 0, "text": f" so \\boxed{{{seed % 7}}}", "finish_reason": "stop"}],
-              "usage": {"prompt_tokens": 5, "completion_tokens": 6}}
+        ok = {
+            "choices": [{"index": 0, "text": f" so \\boxed{{{seed % 7}}}", "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 6},
+        }
         if seed == HANG:
             self.stop_event.wait(120)
         elif seed == NO_TEXT:
@@ -131,7 +133,9 @@ def _consume(engine, requests, sampling, seconds: float):
 @pytest.mark.parametrize("seed", [NO_TEXT, NULL_TEXT])
 def test_choice_without_text_is_a_malformed_response(model, server, seed):
     engine = OpenAIEngine(str(model), options={"endpoints": [server.url], "max_retries": 0})
-    batches, error, _ = _consume(engine, _requests(seed), SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=16), 30)
+    batches, error, _ = _consume(
+        engine, _requests(seed), SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=16), 30
+    )
     assert isinstance(error, ServerError), error
     assert "malformed response (no choices[0].text)" in str(error)
     assert batches == []  # nothing stored as an empty completion
@@ -144,7 +148,9 @@ def test_finished_samples_are_yielded_while_another_request_hangs(model, server)
     engine = OpenAIEngine(str(model), options={"endpoints": [server.url], "max_retries": 0, "timeout": 10})
     waits: list[tuple[int, float]] = []
     engine.on_wait = lambda n, age: waits.append((n, age))
-    batches, error, seconds = _consume(engine, _requests(1, 2, HANG, 3), SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=16), 40)
+    batches, error, seconds = _consume(
+        engine, _requests(1, 2, HANG, 3), SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=16), 40
+    )
     first_at, first = batches[0]
     assert first_at < 6, f"first batch only after {first_at:.1f} s"  # before the hung request's deadline
     assert sorted(c.sample_index for c in first.completions) == [0, 1, 3]
@@ -167,11 +173,31 @@ def test_interrupted_run_keeps_every_finished_sample(model, server, data_dir, tm
     hang_seed = sample_seed(0, problems[1], 1)
     original = server.answer
     server.answer = lambda handler, seed: original(handler, HANG if seed == hang_seed else seed)
-    args = ["run", "--model", str(model), "--engine", "openai", "--endpoint", server.url, "--task", "aime25",
-            "--limit", "2", "--k", "2", "--max-tokens", "16", "--data-dir", str(data_dir), "--out", str(tmp_path),
-            "--no-grade"]
-    process = subprocess.Popen(m1eval_cmd(*args), cwd=REPO, env=cli_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    args = [
+        "run",
+        "--model",
+        str(model),
+        "--engine",
+        "openai",
+        "--endpoint",
+        server.url,
+        "--task",
+        "aime25",
+        "--limit",
+        "2",
+        "--k",
+        "2",
+        "--max-tokens",
+        "16",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(tmp_path),
+        "--no-grade",
+    ]
+    process = subprocess.Popen(
+        m1eval_cmd(*args), cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 120
         lines = 0
@@ -191,7 +217,10 @@ def test_interrupted_run_keeps_every_finished_sample(model, server, data_dir, tm
     assert "3/4 samples are kept" in " ".join(stderr.split())
     rows = raw_sample_lines(only_run_dir(tmp_path))
     assert sorted((r["problem_id"], r["sample_index"]) for r in rows) == [
-        (problems[0], 0), (problems[0], 1), (problems[1], 0)]
+        (problems[0], 0),
+        (problems[0], 1),
+        (problems[1], 0),
+    ]
 
 
 # ---------------------------------------------------------------------------- 7. total deadline, honest waiting
@@ -200,7 +229,9 @@ def test_interrupted_run_keeps_every_finished_sample(model, server, data_dir, tm
 @pytest.mark.parametrize("seed", [TRICKLE_BODY, TRICKLE_HEADERS])
 def test_trickling_server_hits_the_total_deadline(model, server, seed):
     engine = OpenAIEngine(str(model), options={"endpoints": [server.url], "max_retries": 0, "timeout": 2})
-    batches, error, seconds = _consume(engine, _requests(1, seed), SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=16), 30)
+    batches, error, seconds = _consume(
+        engine, _requests(1, seed), SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=16), 30
+    )
     assert isinstance(error, EngineError) and "within 2 s (total per request, retries included)" in str(error)
     assert seconds < 8  # a byte every 0.3 s reset the old between-bytes timeout forever
     assert [c.sample_index for _, b in batches for c in b.completions] == [0]
@@ -213,7 +244,9 @@ def test_default_deadline_scales_with_max_tokens(model, server, monkeypatch):
     monkeypatch.setattr(openai_engine, "BASE_DEADLINE", 1.0)
     monkeypatch.setattr(openai_engine, "MIN_TOKENS_PER_SECOND", 16.0)
     engine = OpenAIEngine(str(model), options={"endpoints": [server.url], "max_retries": 0})
-    _, error, seconds = _consume(engine, _requests(TRICKLE_BODY), SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=16), 30)
+    _, error, seconds = _consume(
+        engine, _requests(TRICKLE_BODY), SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=16), 30
+    )
     assert isinstance(error, EngineError) and "within 2 s" in str(error) and seconds < 8
 
 
@@ -221,7 +254,9 @@ def test_retries_are_said_at_once(model, server):
     engine = OpenAIEngine(str(model), options={"endpoints": [server.url], "max_retries": 2, "backoff": 0.01})
     notices: list[str] = []
     engine.on_notice = notices.append
-    batches, error, _ = _consume(engine, _requests(FAIL_ONCE, 1), SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=16), 30)
+    batches, error, _ = _consume(
+        engine, _requests(FAIL_ONCE, 1), SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=16), 30
+    )
     assert error is None and sum(len(b.completions) for _, b in batches) == 2
     assert notices and "1 request(s) retried" in notices[0] and "HTTP 503: warming up" in notices[0]
 

@@ -13,8 +13,13 @@ from m1eval.records import SamplingConfig
 
 pytestmark = pytest.mark.slow
 
-OPTIONS = {"max_model_len": 2048, "dtype": "float32", "enforce_eager": True, "max_num_seqs": 32,
-           "gpu_memory_utilization": 0.2}
+OPTIONS = {
+    "max_model_len": 2048,
+    "dtype": "float32",
+    "enforce_eager": True,
+    "max_num_seqs": 32,
+    "gpu_memory_utilization": 0.2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +37,6 @@ def _requests():
         GenerationRequest("b", "circle radius area", [0, 1, 2, 3], [11, 22, 23, 24]),
         GenerationRequest("c", "find number of ways", [4, 7], [31, 32]),
     ]
-
 
 
 def test_same_seed_same_text_whatever_the_chunking(engine):
@@ -135,8 +139,10 @@ def test_seeded_long_prompts_survive_on_cpu(engine):
     import torch
 
     rng = random.Random(0)
-    requests = [GenerationRequest(f"p{i}", "", [0], [i], prompt_token_ids=[rng.randrange(10, 500) for _ in range(1300)])
-                for i in range(6)]
+    requests = [
+        GenerationRequest(f"p{i}", "", [0], [i], prompt_token_ids=[rng.randrange(10, 500) for _ in range(1300)])
+        for i in range(6)
+    ]
     got = collect_completions(engine, requests, SamplingConfig(temperature=0.7, top_p=0.95, max_tokens=4))
     assert len(got) == 6
     if not torch.cuda.is_available():

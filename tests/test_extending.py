@@ -47,10 +47,12 @@ def toy_benchmark(tmp_path, monkeypatch) -> Path:
     shutil.copytree(task_lib.tasks_dir(), specs)
     monkeypatch.setenv(task_lib.TASKS_DIR_ENV, str(specs))
     spec = specs / "toy.toml"
-    text = ('name = "toy"\ndescription = "doubling"\nanswer_format = "integer"\nexpected_rows = 4\n'
-            'content_hash = "{hash}"\nnormalizer = "aime25"\n\n'
-            '[hub]\nid = "example/toy"\nsplit = "test"\nrevision = "0123abc"\n\n'
-            '[fields]\nid = "id"\nquestion = "problem"\nanswers = "answer"\nmeta = []\n')
+    text = (
+        'name = "toy"\ndescription = "doubling"\nanswer_format = "integer"\nexpected_rows = 4\n'
+        'content_hash = "{hash}"\nnormalizer = "aime25"\n\n'
+        '[hub]\nid = "example/toy"\nsplit = "test"\nrevision = "0123abc"\n\n'
+        '[fields]\nid = "id"\nquestion = "problem"\nanswers = "answer"\nmeta = []\n'
+    )
     spec.write_text(text.format(hash=""))
     problems = task_lib.load_task("toy", data, allow_unpinned=True)  # step 4: the hash to pin
     spec.write_text(text.format(hash=task_lib.content_hash(problems)))
@@ -89,8 +91,18 @@ class AdderEngine(EngineBase):
             completions = []
             for index, seed in zip(request.sample_indices, request.seeds):
                 answer = right + 1 if random.Random(seed).random() < self.wrong_rate else right
-                completions.append(Completion(request.problem_id, index, seed, f"so \\boxed{{{answer}}}",
-                                              len(request.prompt_token_ids or []), 4, "stop", ""))
+                completions.append(
+                    Completion(
+                        request.problem_id,
+                        index,
+                        seed,
+                        f"so \\boxed{{{answer}}}",
+                        len(request.prompt_token_ids or []),
+                        4,
+                        "stop",
+                        "",
+                    )
+                )
             self.report_progress(len(completions), 4 * len(completions))
             yield batch_result(self.name, completions, clock)
 
@@ -103,15 +115,29 @@ def adder_registered(monkeypatch) -> None:
 def test_an_engine_is_one_class_and_one_registry_line(toy_benchmark, adder_registered, tmp_path_factory, tmp_path):
     model = tiny_model(tmp_path_factory)  # its tokenizer renders the prompts
     out = tmp_path / "results"
-    common = ["run", "-m", str(model), "-e", "adder", "-t", "toy", "--data-dir", str(toy_benchmark), "--out", str(out),
-              "--max-tokens", "8"]
+    common = [
+        "run",
+        "-m",
+        str(model),
+        "-e",
+        "adder",
+        "-t",
+        "toy",
+        "--data-dir",
+        str(toy_benchmark),
+        "--out",
+        str(out),
+        "--max-tokens",
+        "8",
+    ]
     assert "adder" in _invoke("engines")
     _invoke(*common, "-k", "2", "-o", "wrong_rate=0.5", "--no-grade")
     run_dir = only_run_dir(out)
     _invoke(*common, "-k", "6", "-o", "wrong_rate=0.5")  # resumes the same run: 4 more samples per problem
     samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
     assert sorted((s["problem_id"], s["sample_index"]) for s in samples) == sorted(
-        (f"toy-{i}", j) for i in range(1, 5) for j in range(6))
+        (f"toy-{i}", j) for i in range(1, 5) for j in range(6)
+    )
     report = json.loads(_invoke("report", str(run_dir), "-f", "json", "-B", "0"))
     run = report["runs"][0]
     assert (run["n"], run["n_problems"], run["samples"]) == (6, 4, 24)

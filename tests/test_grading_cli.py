@@ -71,8 +71,15 @@ def _one_problem_run(run: Path, gold: str, answer_format: str, texts: list[str])
 
 def test_check_mirrors_grade_on_the_same_texts(tmp_path):
     """The verdict and status of `check` equal those `grade` writes, text for text."""
-    texts = ["\\boxed{5}", "\\boxed{5", "The answer is 5.", "\\boxed{x}", "<think>\\boxed{5}", "\\boxed{\\frac{10}{2}}",
-             "\\boxed{5 abcdefghijklmnopqrstuvwxyzabcd!}"]
+    texts = [
+        "\\boxed{5}",
+        "\\boxed{5",
+        "The answer is 5.",
+        "\\boxed{x}",
+        "<think>\\boxed{5}",
+        "\\boxed{\\frac{10}{2}}",
+        "\\boxed{5 abcdefghijklmnopqrstuvwxyzabcd!}",
+    ]
     run = _one_problem_run(tmp_path / "run", "5", "integer", texts)
     assert CliRunner().invoke(app, ["grade", str(run), "-w", "1"]).exit_code == 0
     frame = RunStore(run).read_grades()
@@ -94,8 +101,13 @@ def test_interrupted_grade_prints_one_line_and_keeps_verdicts(tmp_path):
     run = _slow_run(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "m1eval", "grade", str(run), "--workers", "1"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [sys.executable, "-m", "m1eval", "grade", str(run), "--workers", "1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509 - as a shell's `&` does
     )
     manifest = run / "manifest.json"
@@ -157,8 +169,9 @@ def test_interrupted_grade_run_keeps_symbolic_verdicts_for_the_next_grade(tmp_pa
 
 def _children(pid: int) -> str:
     try:
-        out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True, timeout=10,
-                             check=False)
+        out = subprocess.run(
+            ["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return ""
     return "worker" if out.stdout.strip() else ""

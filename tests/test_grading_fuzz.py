@@ -117,8 +117,10 @@ def test_adversarial_inputs_take_linear_time():
     try:
         for case_id in expected:
             if not parent.poll(HANG_S):
-                pytest.fail(f"{case_id}: extraction + normalisation did not finish within {HANG_S:g} s "
-                            f"(after {len(timings)} cases)")
+                pytest.fail(
+                    f"{case_id}: extraction + normalisation did not finish within {HANG_S:g} s "
+                    f"(after {len(timings)} cases)"
+                )
             message = parent.recv()
             assert message is not None and message[0] == case_id
             timings[case_id] = message[1]

@@ -24,15 +24,15 @@ def grader():
 def test_statuses_and_classes(grader):
     problem = Problem("t", "p1", "q", ["\\frac{1}{2}"], "expression")
     texts = [
-        "\\boxed{0.5}",            # 0 correct
+        "\\boxed{0.5}",  # 0 correct
         "\\boxed{\\dfrac{1}{2}}",  # 1 correct
-        "\\boxed{\\frac{2}{4}}",   # 2 correct
-        "\\boxed{3}",              # 3 wrong
-        "\\boxed{\\sqrt{9}}",      # 4 wrong, same class as 3
-        "no box",                  # 5 no answer
-        "<think>long",             # 6 truncated
-        "\\boxed{x+1}",            # 7 wrong, own class
-        "\\boxed{1+x}",            # 8 same class as 7
+        "\\boxed{\\frac{2}{4}}",  # 2 correct
+        "\\boxed{3}",  # 3 wrong
+        "\\boxed{\\sqrt{9}}",  # 4 wrong, same class as 3
+        "no box",  # 5 no answer
+        "<think>long",  # 6 truncated
+        "\\boxed{x+1}",  # 7 wrong, own class
+        "\\boxed{1+x}",  # 8 same class as 7
     ]
     finishes = ["stop"] * 6 + ["length", "stop", "stop"]
     grades = grader.grade(problem, [_c("p1", i, t, f) for i, (t, f) in enumerate(zip(texts, finishes))])
@@ -89,8 +89,14 @@ def _make_run(tmp_path):
     store = RunStore.create(run, {"task": "t"})
     problems = [Problem("t", "a", "q", ["5"], "integer"), Problem("t", "b", "q", ["(1,2]"], "interval")]
     store.write_problems(problems)
-    store.append_samples([_c("a", 0, "\\boxed{5}"), _c("a", 1, "\\boxed{6}"), _c("b", 0, "\\boxed{1 < x \\le 2}"),
-                          _c("b", 1, "cut", "length")])
+    store.append_samples(
+        [
+            _c("a", 0, "\\boxed{5}"),
+            _c("a", 1, "\\boxed{6}"),
+            _c("b", 0, "\\boxed{1 < x \\le 2}"),
+            _c("b", 1, "cut", "length"),
+        ]
+    )
     store.unlock()
     return run
 

@@ -49,8 +49,13 @@ def test_policy_strings():
 
 def test_grader_records_the_rule():
     problem = Problem("t", "p", "q", ["12"], "integer")
-    completions = [_c("p", 0, "\\boxed{12}"), _c("p", 1, "So the answer is 12."), _c("p", 2, "it is 12"),
-                   _c("p", 3, "nothing"), _c("p", 4, "<think>12", "length")]
+    completions = [
+        _c("p", 0, "\\boxed{12}"),
+        _c("p", 1, "So the answer is 12."),
+        _c("p", 2, "it is 12"),
+        _c("p", 3, "nothing"),
+        _c("p", 4, "<think>12", "length"),
+    ]
     with Grader(workers=1) as boxed:
         grades = boxed.grade(problem, completions)
     assert [g.extracted_by for g in grades] == ["boxed", None, None, None, None]

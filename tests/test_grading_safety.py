@@ -17,8 +17,18 @@ PAYLOADS = [
     "x=__import__('os').system('touch {marker}')",
     "\\text{__import__('os').system('touch {marker}')}",
 ]
-TOWERS = ["10^{10^{10}}", "2^{2^{2^{2^{2}}}}", "9^{9^{9}}", "(x+1)^{100000}", "99999999!", "10^{100000000}",
-          "\\binom{10^{9}}{5000}", "\\frac{1}{0}", "0^{0}", "\\sqrt{-1}^{10^{10}}"]
+TOWERS = [
+    "10^{10^{10}}",
+    "2^{2^{2^{2^{2}}}}",
+    "9^{9^{9}}",
+    "(x+1)^{100000}",
+    "99999999!",
+    "10^{100000000}",
+    "\\binom{10^{9}}{5000}",
+    "\\frac{1}{0}",
+    "0^{0}",
+    "\\sqrt{-1}^{10^{10}}",
+]
 BOUND_S = 8.0  # soft limits are 1 s per sympy step; nothing may take long
 
 
@@ -72,7 +82,23 @@ def test_refused_but_legit_large_values_still_work():
 
 hostile_text = st.one_of(
     st.text(max_size=300),
-    st.lists(st.sampled_from([*list("{}()[]^_\\$,=<>+-*/!0123456789xyz"), "\\frac", "\\sqrt", "\\boxed", "\\left", "\\pm", "\\infty", "\\cup", "^{", "10^{"]), max_size=120).map("".join),
+    st.lists(
+        st.sampled_from(
+            [
+                *list("{}()[]^_\\$,=<>+-*/!0123456789xyz"),
+                "\\frac",
+                "\\sqrt",
+                "\\boxed",
+                "\\left",
+                "\\pm",
+                "\\infty",
+                "\\cup",
+                "^{",
+                "10^{",
+            ]
+        ),
+        max_size=120,
+    ).map("".join),
     st.sampled_from(PAYLOADS + TOWERS).map(lambda s: s.replace("{marker}", "/tmp/m1eval-never")),
     st.binary(max_size=200).map(lambda b: b.decode("utf-8", "surrogateescape")),
 )
@@ -88,7 +114,7 @@ def test_property_no_exception_and_bounded_time(gold, answer):
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.integers(min_value=-10**12, max_value=10**12))
+@given(st.integers(min_value=-(10**12), max_value=10**12))
 def test_property_integers_leading_zeros_and_separators(n):
     assert is_equivalent(str(n), str(n))
     assert is_equivalent(str(n), f"{n:,}".replace(",", ",\\!"))

@@ -143,6 +143,7 @@ def _quirk_folder(source: Path, folder: Path, edit) -> Path:
 
 def test_published_dict_dump_with_null_vocab_and_d_inner_loads(source, reference, tmp_path):
     """The file the published class writes: every field, vocab_size and d_inner null."""
+
     def published(data):
         ssm = {"expand": 1, "d_state": 16, "d_conv": 4}  # the distillation recipe's ssm_cfg
         data.clear()
@@ -192,13 +193,19 @@ def test_null_vocab_with_no_vocab_in_config_json_names_config_json(source, tmp_p
 
 def test_config_errors_name_file_key_and_default(source, tmp_path):
     folder = _quirk_folder(source, tmp_path / "noxb", lambda data: data.pop("d_xb"))
-    with pytest.raises(HybridConfigError, match=r"mamba_config.json: d_inner=64 is not a multiple of d_xb=2560 "
-                                                r"\(absent keys took the published MambaConfig defaults: d_xb\)"):
+    with pytest.raises(
+        HybridConfigError,
+        match=r"mamba_config.json: d_inner=64 is not a multiple of d_xb=2560 "
+        r"\(absent keys took the published MambaConfig defaults: d_xb\)",
+    ):
         load_config(folder)
 
     folder = _quirk_folder(source, tmp_path / "nomlp", lambda data: data.pop("intermediate_size"))
-    with pytest.raises(HybridConfigError, match=r"mamba_config.json: intermediate_size=10240 \(absent: the published "
-                                                r"MambaConfig default\) but .*config.json intermediate_size=128"):
+    with pytest.raises(
+        HybridConfigError,
+        match=r"mamba_config.json: intermediate_size=10240 \(absent: the published "
+        r"MambaConfig default\) but .*config.json intermediate_size=128",
+    ):
         load_config(folder)
 
     folder = _quirk_folder(source, tmp_path / "layers", lambda data: data.update(n_layer=6))

@@ -52,7 +52,9 @@ def test_stop_strings_cut_the_text(engine):
     full = next(engine.generate([request], SamplingConfig(temperature=0.0, top_p=0.95, max_tokens=16))).completions[0]
     assert len(full.text) > 4
     stop = full.text[2:4]
-    cut = next(engine.generate([request], SamplingConfig(temperature=0.0, top_p=0.95, max_tokens=16, stop=[stop]))).completions[0]
+    cut = next(
+        engine.generate([request], SamplingConfig(temperature=0.0, top_p=0.95, max_tokens=16, stop=[stop]))
+    ).completions[0]
     assert cut.text == full.text[: full.text.find(stop)] and cut.finish_reason == "stop"
     assert cut.completion_tokens <= full.completion_tokens
 

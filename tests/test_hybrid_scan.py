@@ -30,8 +30,16 @@ def _inputs(batch=2, dim=32, groups=4, dstate=16, seqlen=37, seed=0):
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)
     A = -torch.exp(r(dim, dstate) * 0.5 + 0.5)
-    return {"u": r(batch, dim, seqlen), "delta": r(batch, dim, seqlen) - 1, "A": A, "B": r(batch, groups, dstate, seqlen),
-                "C": r(batch, groups, dstate, seqlen), "D": r(dim), "z": r(batch, dim, seqlen), "delta_bias": r(dim) * 0.1}
+    return {
+        "u": r(batch, dim, seqlen),
+        "delta": r(batch, dim, seqlen) - 1,
+        "A": A,
+        "B": r(batch, groups, dstate, seqlen),
+        "C": r(batch, groups, dstate, seqlen),
+        "D": r(dim),
+        "z": r(batch, dim, seqlen),
+        "delta_bias": r(dim) * 0.1,
+    }
 
 
 @pytest.mark.parametrize("chunk", [1, 5, 16, 64])

@@ -125,7 +125,9 @@ def test_estimate_inside_its_interval_at_k_equal_n():
 
 def test_every_problem_solved_still_has_an_interval():
     """All 30 problems solved at k = n: the truth may be below 1; [1, 1] would claim it is not."""
-    problems = B.ProblemSet([f"p{i}" for i in range(30)], [np.zeros(8, int)] * 30, [np.r_[True, np.zeros(7, bool)]] * 30)
+    problems = B.ProblemSet(
+        [f"p{i}" for i in range(30)], [np.zeros(8, int)] * 30, [np.r_[True, np.zeros(7, bool)]] * 30
+    )
     curve = B.interval_curve(problems, [1, 8], "pass")
     assert curve.point[1] == 1.0 and curve.high[1] == 1.0
     assert 0.85 < curve.low[1] < 0.95  # Clopper-Pearson-like bound for 30 of 30: about 0.88
@@ -141,7 +143,9 @@ def test_fixed_set_interval_covers_the_mean_over_these_problems():
     trials, covered, narrower = 60, np.zeros(3), 0
     for _t in range(trials):
         hits = rng.binomial(8, rates)
-        problems = B.ProblemSet([f"p{i}" for i in range(200)], [np.zeros(8, int)] * 200, [np.arange(8) < h for h in hits])
+        problems = B.ProblemSet(
+            [f"p{i}" for i in range(200)], [np.zeros(8, int)] * 200, [np.arange(8) < h for h in hits]
+        )
         fixed = B.interval_curve(problems, ks, "pass", target="fixed")
         pop = B.interval_curve(problems, ks, "pass")
         covered += (fixed.low <= truth) & (truth <= fixed.high)
@@ -156,7 +160,9 @@ def test_posterior_variance_matches_numerical_integration():
     grid = (np.arange(20000) + 0.5) / 20000
     counts = np.arange(n + 1)
     log_choose = np.array([math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) for j in counts])
-    pmf = np.exp(log_choose[None, :] + counts[None, :] * np.log(grid[:, None]) + (n - counts)[None, :] * np.log1p(-grid[:, None]))
+    pmf = np.exp(
+        log_choose[None, :] + counts[None, :] * np.log(grid[:, None]) + (n - counts)[None, :] * np.log1p(-grid[:, None])
+    )
     for k in (1, 3, 8):
         est = np.array([M.pass_at_k(n, c, k) for c in counts])
         var_q = pmf @ est**2 - (pmf @ est) ** 2

@@ -102,8 +102,16 @@ def test_the_root_holds_only_shared_records_and_packages():
 @pytest.mark.parametrize(
     ("where", "source", "expected"),
     [
-        ("analysis/bad.py", "from m1eval.cli.progress import make_progress\n", "analysis imports the higher m1eval.cli"),
-        ("rundir/bad.py", "def f():\n    from m1eval.pipeline import runner\n", "rundir imports the higher m1eval.pipeline"),
+        (
+            "analysis/bad.py",
+            "from m1eval.cli.progress import make_progress\n",
+            "analysis imports the higher m1eval.cli",
+        ),
+        (
+            "rundir/bad.py",
+            "def f():\n    from m1eval.pipeline import runner\n",
+            "rundir imports the higher m1eval.pipeline",
+        ),
         ("grading/bad.py", "import m1eval.figures.plots\n", "grading imports the higher m1eval.figures"),
         ("records.py", "from m1eval import analysis\n", "records imports the higher m1eval.analysis"),
     ],
@@ -123,5 +131,6 @@ def test_a_lazy_import_under_type_checking_is_allowed(tmp_path: Path):
     fake = tmp_path / "m1eval"
     (fake / "engines").mkdir(parents=True)
     (fake / "engines" / "base.py").write_text(
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from m1eval.cli import app\n")
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from m1eval.cli import app\n"
+    )
     assert layer_violations(fake) == []

@@ -104,7 +104,9 @@ def test_pass_at_k_rejects_bad_input(args):
 @given(vote_cases())
 def test_majority_matches_enumeration(case):
     clusters, correct, k = case
-    assert M.majority_at_k(clusters, correct, k) == pytest.approx(float(brute_majority(clusters, correct, k)), abs=1e-12)
+    assert M.majority_at_k(clusters, correct, k) == pytest.approx(
+        float(brute_majority(clusters, correct, k)), abs=1e-12
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -177,11 +179,15 @@ def test_majority_first_k():
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.integers(1, 8).flatmap(lambda n: st.tuples(
-    st.lists(st.booleans(), min_size=n, max_size=n),
-    st.lists(st.integers(0, 3), min_size=n, max_size=n),  # few values: many score ties
-    st.integers(1, n),
-)))
+@given(
+    st.integers(1, 8).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.booleans(), min_size=n, max_size=n),
+            st.lists(st.integers(0, 3), min_size=n, max_size=n),  # few values: many score ties
+            st.integers(1, n),
+        )
+    )
+)
 def test_best_of_matches_enumeration(case):
     correct, scores, k = case
     assert M.best_of_k(correct, scores, k) == pytest.approx(float(brute_best(correct, scores, k)), abs=1e-12)

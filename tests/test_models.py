@@ -14,7 +14,12 @@ from m1eval.models.tiny import build_tokenizer
 def test_presets_carry_paper_settings():
     m1 = PRESETS["m1"]
     assert (m1.hub_id, m1.engine, m1.temperature, m1.top_p, m1.suffix) == (
-        "togethercomputer/M1-3B", "m1", 0.7, 1.0, M1_SUFFIX)
+        "togethercomputer/M1-3B",
+        "m1",
+        0.7,
+        1.0,
+        M1_SUFFIX,
+    )
     for name, hub in [("r1-qwen-1.5b", "Qwen-1.5B"), ("r1-qwen-7b", "Qwen-7B"), ("r1-llama-8b", "Llama-8B")]:
         preset = PRESETS[name]
         assert preset.hub_id == f"deepseek-ai/DeepSeek-R1-Distill-{hub}"

@@ -25,8 +25,9 @@ NOTEBOOK = REPO / "notebooks" / "scaling_under_a_clock.py"
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp("nb-runs")
-    profile = write_analysis_inputs(root, tiny_model(tmp_path_factory), data_dir,
-                                    tmp_path_factory.mktemp("nb-prof") / "tiny.json")
+    profile = write_analysis_inputs(
+        root, tiny_model(tmp_path_factory), data_dir, tmp_path_factory.mktemp("nb-prof") / "tiny.json"
+    )
     return root, profile
 
 
@@ -61,21 +62,30 @@ def test_notebook_rebuilds_every_figure_and_table(inputs, tmp_path, monkeypatch)
     # Default budgets for "tie" are 2 s to 8 s log-spaced; at 3.48 s both runs afford k = 1 (2/3 each): a tie.
     tie = verdicts[(verdicts["task"] == "tie") & verdicts["tie"]]
     assert len(tie) >= 1 and tie["winner"].isna().all() and set(tie["leaders"]) == {"A | B"}
-    printed = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", []))
+    printed = "".join(
+        o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
+    )
     assert "tie: crossover" in printed and "A and B tie" in printed and "None is more accurate" not in printed
     synth_labels = ", ".join(runs.loc[runs["task"] == "synth", "label"])  # every change of leader among all three
     assert f"synth: leader among {synth_labels}" in printed or f"synth: no crossover among {synth_labels}" in printed
 
     # The same runs through `m1eval budget --out` give the same tables and JSON.
     cli_out = tmp_path / "cli"
-    result = run_cli("budget", str(root), "-p", str(profile), "--sign-flips", "100", "--sequential", "--out", str(cli_out))
+    result = run_cli(
+        "budget", str(root), "-p", str(profile), "--sign-flips", "100", "--sequential", "--out", str(cli_out)
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("budget_curves.csv", "budget_verdicts.csv", "length_curves.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(out / name), pd.read_csv(cli_out / name), obj=name)
     assert json.loads((out / "budget.json").read_text()) == json.loads((cli_out / "budget.json").read_text())
     # The notebook shows the verb's tables (the same budget_tables functions made both): their titles match.
-    shown = [o["data"]["text/markdown"].strip("*") for cell in notebook.cells if cell.cell_type == "code"
-             for o in cell.get("outputs", []) if "text/markdown" in o.get("data", {})]
+    shown = [
+        o["data"]["text/markdown"].strip("*")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
+        if "text/markdown" in o.get("data", {})
+    ]
     flat = " ".join(result.stdout.split())
     assert any("most accurate run within each time budget" in title for title in shown)
     assert shown and all(title in flat for title in shown)
@@ -85,5 +95,11 @@ def test_notebook_rebuilds_every_figure_and_table(inputs, tmp_path, monkeypatch)
     speed = pd.read_csv(out / "throughput.csv")
     assert set(speed["sweep"]) == {"batch", "length"} and (speed["status"] == "ok").all()
     # Outputs of the executed notebook include the rendered figures.
-    images = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+    images = [
+        o
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
+        if "image/png" in o.get("data", {})
+    ]
     assert len(images) == 5

@@ -92,8 +92,10 @@ def test_unreachable_hub_switches_the_process_offline(monkeypatch: pytest.Monkey
 
     for name in hub.OFFLINE_VARS:
         monkeypatch.delenv(name, raising=False)
-    for module, names in (("huggingface_hub.constants", ["HF_HUB_OFFLINE"]),
-                          ("datasets.config", ["HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"])):
+    for module, names in (
+        ("huggingface_hub.constants", ["HF_HUB_OFFLINE"]),
+        ("datasets.config", ["HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"]),
+    ):
         if module in sys.modules:  # go_offline() flips these; put them back afterwards
             for name in names:
                 monkeypatch.setattr(sys.modules[module], name, getattr(sys.modules[module], name))
@@ -117,8 +119,15 @@ def _offline_env(tmp_path: Path, endpoint: str) -> dict[str, str]:
 def _m1eval(tmp_path: Path, endpoint: str, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
     try:
-        result = subprocess.run([sys.executable, "-m", "m1eval", *args], cwd=REPO, env=_offline_env(tmp_path, endpoint),
-                                capture_output=True, text=True, timeout=DEADLINE_S, check=False)
+        result = subprocess.run(
+            [sys.executable, "-m", "m1eval", *args],
+            cwd=REPO,
+            env=_offline_env(tmp_path, endpoint),
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE_S,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"m1eval {' '.join(args)} was still waiting for the hub after {DEADLINE_S} s")
     return result, time.monotonic() - started
@@ -143,24 +152,64 @@ def test_tasks_without_data_or_hub_fail_fast(kind, silent_endpoint, tmp_path: Pa
 
 
 def test_quickstart_run_without_data_or_hub_fails_fast(tmp_path: Path) -> None:
-    result, _ = _m1eval(tmp_path, f"http://127.0.0.1:{_closed_port()}", "run", "--model", "r1-qwen-1.5b",
-                        "--task", "aime25", "--k", "1", "--out", str(tmp_path / "results"))
+    result, _ = _m1eval(
+        tmp_path,
+        f"http://127.0.0.1:{_closed_port()}",
+        "run",
+        "--model",
+        "r1-qwen-1.5b",
+        "--task",
+        "aime25",
+        "--k",
+        "1",
+        "--out",
+        str(tmp_path / "results"),
+    )
     assert result.returncode == 2
     _one_error_line(result, "task 'aime25'", "unreachable", "--data-dir", "M1EVAL_DATA_DIR")
 
 
 def test_uncached_model_without_hub_fails_fast(tmp_path: Path, data_dir: Path) -> None:
     """`--model m1`: the tokenizer of togethercomputer/M1-3B was looked up on the hub with retries."""
-    result, _ = _m1eval(tmp_path, f"http://127.0.0.1:{_closed_port()}", "run", "--model", "m1", "--task", "aime25",
-                        "--k", "1", "--data-dir", str(data_dir), "--out", str(tmp_path / "results"))
+    result, _ = _m1eval(
+        tmp_path,
+        f"http://127.0.0.1:{_closed_port()}",
+        "run",
+        "--model",
+        "m1",
+        "--task",
+        "aime25",
+        "--k",
+        "1",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(tmp_path / "results"),
+    )
     assert result.returncode == 2
     _one_error_line(result, "togethercomputer/M1-3B", "unreachable", "not in the local cache", "local model folder")
 
 
 def test_bench_of_an_uncached_hub_model_without_hub_fails_fast(tmp_path: Path) -> None:
-    result, _ = _m1eval(tmp_path, f"http://127.0.0.1:{_closed_port()}", "bench", "-m", "r1-qwen-1.5b", "-e", "hf",
-                        "--batch-sizes", "1", "--no-find-peak", "--gen-len", "4", "--prompt-len", "4",
-                        "--out", str(tmp_path / "bench"))
+    result, _ = _m1eval(
+        tmp_path,
+        f"http://127.0.0.1:{_closed_port()}",
+        "bench",
+        "-m",
+        "r1-qwen-1.5b",
+        "-e",
+        "hf",
+        "--batch-sizes",
+        "1",
+        "--no-find-peak",
+        "--gen-len",
+        "4",
+        "--prompt-len",
+        "4",
+        "--out",
+        str(tmp_path / "bench"),
+    )
     assert result.returncode == 1
-    _one_error_line(result, "r1-qwen-1.5b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "unreachable",
-                    "not in the local cache")
+    _one_error_line(
+        result, "r1-qwen-1.5b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "unreachable", "not in the local cache"
+    )

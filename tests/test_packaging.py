@@ -32,9 +32,23 @@ def installed(tmp_path_factory) -> Path:
     shutil.copytree(REPO / "m1eval", source / "m1eval", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     target = root / "site"
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), str(source)],
-        capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return target
@@ -43,14 +57,27 @@ def installed(tmp_path_factory) -> Path:
 def _installed_m1eval(target: Path, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k not in (task_lib.TASKS_DIR_ENV, task_lib.DATA_DIR_ENV)}
     environment.update(PYTHONPATH=str(target), COLUMNS="200", **env)
-    return subprocess.run([sys.executable, "-m", "m1eval", *args], cwd=cwd, env=environment, capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "m1eval", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 @pytest.mark.slow
 def test_installed_package_lists_and_loads_every_task(installed: Path, data_dir: Path, tmp_path: Path) -> None:
-    where = subprocess.run([sys.executable, "-c", "import m1eval; print(m1eval.__file__)"], cwd=tmp_path,
-                           env={**os.environ, "PYTHONPATH": str(installed)}, capture_output=True, text=True, check=True)
+    where = subprocess.run(
+        [sys.executable, "-c", "import m1eval; print(m1eval.__file__)"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(installed)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert Path(where.stdout.strip()).is_relative_to(installed), "the test must run the installed copy"
 
     listed = _installed_m1eval(installed, tmp_path, "tasks", "--data-dir", str(data_dir))
@@ -59,7 +86,9 @@ def test_installed_package_lists_and_loads_every_task(installed: Path, data_dir:
         line = next((line for line in listed.stdout.splitlines() if f" {name} " in line), "")
         assert f" {rows} " in line and "verified" in line
 
-    shown = _installed_m1eval(installed, tmp_path, "tasks", "show", "aime25", "--limit", "1", "--data-dir", str(data_dir))
+    shown = _installed_m1eval(
+        installed, tmp_path, "tasks", "show", "aime25", "--limit", "1", "--data-dir", str(data_dir)
+    )
     assert shown.returncode == 0 and "2025-I-1" in shown.stdout, shown.stdout + shown.stderr
     assert sorted(p.name for p in (installed / "m1eval" / "tasks").glob("*.toml")) == [f"{t}.toml" for t in TASKS]
 

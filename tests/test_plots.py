@@ -33,19 +33,38 @@ def _profile(name: str, per_seq: float, cap: int, oom: int | None = None) -> Thr
             break
         tps = per_seq * min(b, cap)
         wall = b * 64 / tps
-        ms.append(Measurement("batch", b, 16, 64, wall_seconds=wall, repeat_seconds=[wall * 0.95, wall * 1.05], generated_tokens=b * 64))
+        ms.append(
+            Measurement(
+                "batch",
+                b,
+                16,
+                64,
+                wall_seconds=wall,
+                repeat_seconds=[wall * 0.95, wall * 1.05],
+                generated_tokens=b * 64,
+            )
+        )
     for g in (16, 32, 64):
         wall = 4 * g / (per_seq * 4) * (1 + g / 256)
         ms.append(Measurement("length", 4, 16, g, wall_seconds=wall, generated_tokens=4 * g))
-    return ThroughputProfile(model=f"org/{name}", engine="fake", display_name=name, measurements=ms,
-                             settings={"prompt_len": 16, "gen_len": 64})
+    return ThroughputProfile(
+        model=f"org/{name}",
+        engine="fake",
+        display_name=name,
+        measurements=ms,
+        settings={"prompt_len": 16, "gen_len": 64},
+    )
 
 
 @pytest.fixture(scope="module")
 def run_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("plots")
-    fast = make_synthetic_run(root, model="m1", accuracy=0.35, n_problems=12, n_samples=8, seed=1, tokens_per_sample=1500)
-    slow = make_synthetic_run(root, model="r1-qwen-1.5b", accuracy=0.5, n_problems=12, n_samples=8, seed=2, tokens_per_sample=1500)
+    fast = make_synthetic_run(
+        root, model="m1", accuracy=0.35, n_problems=12, n_samples=8, seed=1, tokens_per_sample=1500
+    )
+    slow = make_synthetic_run(
+        root, model="r1-qwen-1.5b", accuracy=0.5, n_problems=12, n_samples=8, seed=2, tokens_per_sample=1500
+    )
     other = make_synthetic_run(root, task="math500", model="m1", accuracy=0.6, n_problems=10, n_samples=4, seed=3)
     return root, fast, slow, other
 
@@ -89,8 +108,10 @@ def test_metric_figure(runs, tmp_path, metric, label):
 
 def test_budget_figure_marks_crossover(runs, tmp_path):
     fast, slow = runs
-    curves = [parallel_curve(fast, Clock(4000.0, "t"), "maj", sign_flips=RESAMPLES),
-              parallel_curve(slow, Clock(500.0, "t"), "maj", sign_flips=RESAMPLES)]
+    curves = [
+        parallel_curve(fast, Clock(4000.0, "t"), "maj", sign_flips=RESAMPLES),
+        parallel_curve(slow, Clock(500.0, "t"), "maj", sign_flips=RESAMPLES),
+    ]
     fig = plots.figure_budget(curves)
     ax = fig.axes[0]
     assert ax.get_xlabel() == "wall-clock time for k samples of every problem (s)"
@@ -121,7 +142,9 @@ def test_budget_figure_marks_crossover(runs, tmp_path):
 
 def test_length_figure_with_and_without_timing(runs, tmp_path):
     with Grader(workers=1) as grader:
-        timed = sequential_curve(runs[0], grader=grader, profile=_profile("m1", 200, 16), sign_flips=RESAMPLES, lengths=[256, 1024, 4096])
+        timed = sequential_curve(
+            runs[0], grader=grader, profile=_profile("m1", 200, 16), sign_flips=RESAMPLES, lengths=[256, 1024, 4096]
+        )
         plain = sequential_curve(runs[1], grader=grader, sign_flips=RESAMPLES, lengths=[256, 1024, 4096])
     fig = plots.figure_length([timed, plain])
     assert len(fig.axes) == 2
@@ -142,7 +165,9 @@ def test_length_figure_says_why_a_task_has_no_time_panel(runs, tmp_path):
     import warnings
 
     with Grader(workers=1) as grader:
-        timed = sequential_curve(runs[0], grader=grader, profile=_profile("m1", 200, 16), sign_flips=RESAMPLES, lengths=[256, 1024])
+        timed = sequential_curve(
+            runs[0], grader=grader, profile=_profile("m1", 200, 16), sign_flips=RESAMPLES, lengths=[256, 1024]
+        )
         plain = sequential_curve(runs[1], grader=grader, sign_flips=RESAMPLES, lengths=[256, 1024])
     other_task = dataclasses.replace(plain, task="other")
     with warnings.catch_warnings():
@@ -187,8 +212,23 @@ def test_plot_cli_writes_every_figure(run_dirs, tmp_path):
     prof2 = _profile("r1-qwen-1.5b", 100, 8).save(tmp_path / "r1.json")
     out = tmp_path / "figs"
     result = CliRunner().invoke(
-        app, ["plot", str(root / "aime25"), "--figure", "all", "--profile", str(prof), "--profile", str(prof2),
-              "--out", str(out), "--sign-flips", "100", "--lengths", "512,2048"],
+        app,
+        [
+            "plot",
+            str(root / "aime25"),
+            "--figure",
+            "all",
+            "--profile",
+            str(prof),
+            "--profile",
+            str(prof2),
+            "--out",
+            str(out),
+            "--sign-flips",
+            "100",
+            "--lengths",
+            "512,2048",
+        ],
     )
     assert result.exit_code == 0, result.output
     for name in plots.FIGURES:
@@ -228,8 +268,10 @@ def test_all_zero_curve_is_drawn_on_an_axis_from_zero(zero_run, runs):
     curve = metric_curve(zero_run, "maj", sign_flips=RESAMPLES)
     # every estimate is 0; the interval for new problems still reaches above 0 (a score interval)
     assert max(curve.accuracy) == 0.0 and min(curve.low) == 0.0
-    for fig in (plots.figure_metric([curve]),
-                plots.figure_budget([parallel_curve(zero_run, Clock(1000.0, "t"), "maj", sign_flips=RESAMPLES)])):
+    for fig in (
+        plots.figure_metric([curve]),
+        plots.figure_budget([parallel_curve(zero_run, Clock(1000.0, "t"), "maj", sign_flips=RESAMPLES)]),
+    ):
         low, high = fig.axes[0].get_ylim()
         assert low == 0.0 and high > 0.0
     # a curve that is not flat keeps its own (non-negative) range
@@ -241,14 +283,20 @@ def _tick_labels(fig, ax, axis="x"):
     fig.canvas.draw()
     ticks = ax.get_xticklabels() if axis == "x" else ax.get_yticklabels()
     lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
-    return [t.get_text() for t in ticks if t.get_text() and lo <= (t.get_position()[0] if axis == "x" else t.get_position()[1]) <= hi]
+    return [
+        t.get_text()
+        for t in ticks
+        if t.get_text() and lo <= (t.get_position()[0] if axis == "x" else t.get_position()[1]) <= hi
+    ]
 
 
 def test_time_axes_use_plain_seconds(runs):
     """Log time axes were labelled 10^1, 10^2 (mathtext); a reader wants 10, 100, 1,000 seconds."""
     fast, slow = runs
-    curves = [parallel_curve(fast, Clock(4000.0, "t"), "maj", sign_flips=RESAMPLES),
-              parallel_curve(slow, Clock(500.0, "t"), "maj", sign_flips=RESAMPLES)]
+    curves = [
+        parallel_curve(fast, Clock(4000.0, "t"), "maj", sign_flips=RESAMPLES),
+        parallel_curve(slow, Clock(500.0, "t"), "maj", sign_flips=RESAMPLES),
+    ]
     fig = plots.figure_budget(curves)
     labels = _tick_labels(fig, fig.axes[0])
     assert len(labels) >= 2, labels
@@ -256,8 +304,9 @@ def test_time_axes_use_plain_seconds(runs):
         assert "$" not in label and "^" not in label, labels
         float(label.replace(",", ""))  # a plain number of seconds
     with Grader(workers=1) as grader:
-        timed = sequential_curve(fast, grader=grader, profile=_profile("m1", 200, 16), sign_flips=RESAMPLES,
-                                 lengths=[256, 1024, 4096])
+        timed = sequential_curve(
+            fast, grader=grader, profile=_profile("m1", 200, 16), sign_flips=RESAMPLES, lengths=[256, 1024, 4096]
+        )
     fig = plots.figure_length([timed])
     tax = fig.axes[1]
     assert tax.get_xlabel() == "time to decode L tokens (s)"

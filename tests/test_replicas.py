@@ -129,6 +129,7 @@ def test_cli_bad_ray_address_errors_fast(data_dir, tmp_path_factory, tmp_path):
 
 # ---------------------------------------------------------------------------- real Ray
 
+
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     return tiny_model(tmp_path_factory)
@@ -138,8 +139,18 @@ def model(tmp_path_factory):
 def reference(model, data_dir, tmp_path_factory):
     """The same run in one process, no Ray: what every replica run must reproduce."""
     out = tmp_path_factory.mktemp("reference")
-    config = RunConfig(model=str(model), task="aime25", k=K, engine="hf", limit=LIMIT, max_tokens=MAX_TOKENS,
-                       temperature=TEMPERATURE, data_dir=data_dir, out=out, engine_options={"batch_size": 4})
+    config = RunConfig(
+        model=str(model),
+        task="aime25",
+        k=K,
+        engine="hf",
+        limit=LIMIT,
+        max_tokens=MAX_TOKENS,
+        temperature=TEMPERATURE,
+        data_dir=data_dir,
+        out=out,
+        engine_options={"batch_size": 4},
+    )
     outcome = generate(plan_run(config))
     assert outcome.state == "done", outcome.message
     return _texts(outcome.path)
@@ -176,8 +187,18 @@ def test_two_m1_replicas_equal_one_process(data_dir, tmp_path, local_ray):
     hybrid = build_tiny_hybrid(tmp_path / "tiny-m1", d_model=64)
 
     def run(out, engine=None):
-        config = RunConfig(model=str(hybrid), task="aime25", k=3, engine="m1", limit=LIMIT, max_tokens=16,
-                           temperature=0.8, data_dir=data_dir, out=out, engine_options={"max_batch": 2})
+        config = RunConfig(
+            model=str(hybrid),
+            task="aime25",
+            k=3,
+            engine="m1",
+            limit=LIMIT,
+            max_tokens=16,
+            temperature=0.8,
+            data_dir=data_dir,
+            out=out,
+            engine_options={"max_batch": 2},
+        )
         outcome = generate(plan_run(config), engine=engine)
         assert outcome.state == "done", outcome.message
         return _texts(outcome.path)
@@ -210,8 +231,18 @@ def test_actor_killed_mid_chunk_loses_and_duplicates_nothing(model, data_dir, re
 
     watcher = threading.Thread(target=kill_mid_chunk, daemon=True)
     watcher.start()
-    config = RunConfig(model=str(model), task="aime25", k=K, engine="hf", limit=LIMIT, max_tokens=MAX_TOKENS,
-                       temperature=TEMPERATURE, data_dir=data_dir, out=tmp_path, engine_options={"batch_size": 1})
+    config = RunConfig(
+        model=str(model),
+        task="aime25",
+        k=K,
+        engine="hf",
+        limit=LIMIT,
+        max_tokens=MAX_TOKENS,
+        temperature=TEMPERATURE,
+        data_dir=data_dir,
+        out=tmp_path,
+        engine_options={"batch_size": 1},
+    )
     try:
         outcome = generate(plan_run(config), engine=pool)
     finally:
@@ -220,8 +251,10 @@ def test_actor_killed_mid_chunk_loses_and_duplicates_nothing(model, data_dir, re
     assert killed, "no chunk was caught half-done: nothing was killed"
     assert outcome.state == "done", outcome.message
     stats = pool.stats
-    print(f"fault test: killed replica {killed['index']} (pid {killed['pid']}) with {killed['received']}/"
-          f"{killed['samples']} samples of its chunk back; {stats}")
+    print(
+        f"fault test: killed replica {killed['index']} (pid {killed['pid']}) with {killed['received']}/"
+        f"{killed['samples']} samples of its chunk back; {stats}"
+    )
     assert stats.actors_died == 1 and stats.chunks_requeued == 1
     # at most the dead actor's chunk is drawn again, and never what it had already sent back
     assert 1 <= stats.samples_requeued <= killed["samples"] - killed["received"]

@@ -56,7 +56,9 @@ def test_graded_completions_are_the_stored_records(runs, tmp_path):
 
         kept = grades[grades.sample_index != 1].to_dict("records")
         store.write_grades([Grade(**{k: (None if pd.isna(v) else v) for k, v in row.items()}) for row in kept])
-    assert [c.key for c in load_run(path).graded_completions()] == [c.key for c in store.read_samples()[0] if c.sample_index != 1]
+    assert [c.key for c in load_run(path).graded_completions()] == [
+        c.key for c in store.read_samples()[0] if c.sample_index != 1
+    ]
 
 
 def test_load_run_incomplete_and_ungraded(tmp_path):
@@ -68,7 +70,12 @@ def test_load_run_incomplete_and_ungraded(tmp_path):
     with store:
         from m1eval.records import Grade
 
-        store.write_grades([Grade(**{k: (None if pd.isna(v) else v) for k, v in row.items()}) for row in grades[keep].to_dict("records")])
+        store.write_grades(
+            [
+                Grade(**{k: (None if pd.isna(v) else v) for k, v in row.items()})
+                for row in grades[keep].to_dict("records")
+            ]
+        )
     run = load_run(path)
     assert run.n == 4
     assert run.missing_problems == ["aime25-0003"]

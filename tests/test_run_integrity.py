@@ -42,8 +42,11 @@ class InstantEngine(EngineBase):
         type(self).calls += 1
         if self.interrupt_after is not None and type(self).calls > self.interrupt_after:
             raise KeyboardInterrupt
-        completions = [Completion(r.problem_id, i, s, "so \\boxed{1}", len(r.prompt_token_ids or []), 3, "stop", "b")
-                       for r in requests for i, s in zip(r.sample_indices, r.seeds)]
+        completions = [
+            Completion(r.problem_id, i, s, "so \\boxed{1}", len(r.prompt_token_ids or []), 3, "stop", "b")
+            for r in requests
+            for i, s in zip(r.sample_indices, r.seeds)
+        ]
         yield BatchResult(completions, BatchTiming("b", self.name, len(completions), 0.01, 3 * len(completions)))
 
     def close(self) -> None:
@@ -63,14 +66,24 @@ def instant_engine(monkeypatch):
 
 
 def _config(model, data_dir, out, **changes) -> RunConfig:
-    base = {"model": str(model), "task": "aime25", "k": 2, "engine": ENGINE, "limit": 3, "data_dir": data_dir,
-            "out": out, "max_tokens": 16}
+    base = {
+        "model": str(model),
+        "task": "aime25",
+        "k": 2,
+        "engine": ENGINE,
+        "limit": 3,
+        "data_dir": data_dir,
+        "out": out,
+        "max_tokens": 16,
+    }
     base.update(changes)
     return RunConfig(**base)
 
 
 def _folder_state(root) -> dict:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"
+    }
 
 
 def _changed_data(data_dir, tmp_path, row: int = 1):
@@ -182,13 +195,32 @@ def test_bad_engine_options_fail_in_planning(model, data_dir, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("option, message", [
-    ("bogus=1", "unknown engine option(s) ['bogus']"),
-    ("width=abc", "engine option width: expected an integer >= 1, got 'abc'"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("bogus=1", "unknown engine option(s) ['bogus']"),
+        ("width=abc", "engine option width: expected an integer >= 1, got 'abc'"),
+    ],
+)
 def test_cli_bad_option_touches_no_folder(model, data_dir, tmp_path, option, message):
-    args = ["run", "--model", str(model), "--engine", ENGINE, "--task", "aime25", "--limit", "2", "--k", "1",
-            "--data-dir", str(data_dir), "--out", str(tmp_path), "--no-grade"]
+    args = [
+        "run",
+        "--model",
+        str(model),
+        "--engine",
+        ENGINE,
+        "--task",
+        "aime25",
+        "--limit",
+        "2",
+        "--k",
+        "1",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(tmp_path),
+        "--no-grade",
+    ]
     fresh = CliRunner().invoke(app, [*args, "-o", option], env={"COLUMNS": "300"})
     assert fresh.exit_code == 2 and message in fresh.output, fresh.output
     assert "Traceback" not in fresh.output and not any(tmp_path.iterdir())  # no folder left behind
@@ -238,9 +270,27 @@ def test_huge_k_is_refused_at_once(model, data_dir, tmp_path):
     with pytest.raises(RunError, match="--k 1,000,000,000 is above the limit of 100,000"):
         plan_run(_config(model, data_dir, tmp_path, k=1_000_000_000, limit=1))
     assert time.perf_counter() - t0 < 30  # before: 10 GB of request lists and no output
-    result = CliRunner().invoke(app, ["run", "--model", str(model), "--engine", ENGINE, "--task", "aime25",
-                                      "--limit", "1", "--k", "1000000000", "--data-dir", str(data_dir),
-                                      "--out", str(tmp_path)], env={"COLUMNS": "300"})
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--model",
+            str(model),
+            "--engine",
+            ENGINE,
+            "--task",
+            "aime25",
+            "--limit",
+            "1",
+            "--k",
+            "1000000000",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(tmp_path),
+        ],
+        env={"COLUMNS": "300"},
+    )
     assert result.exit_code == 2 and "above the limit" in result.output
     assert not any(tmp_path.iterdir())
 
@@ -296,8 +346,14 @@ def test_runner_reports_to_its_observer_and_prints_nothing(model, data_dir, tmp_
     recorder = Recorder()
     outcome = generate(plan_run(_config(model, data_dir, tmp_path, k=2, chunk_size=2)), observer=recorder)
     assert outcome.state == "done" and outcome.generated == 6
-    assert recorder.events == [("planned", 0, 6), ("started", 6, 0), ("stored", 2, 6), ("stored", 4, 12),
-                               ("stored", 6, 18), ("finished",)]
+    assert recorder.events == [
+        ("planned", 0, 6),
+        ("started", 6, 0),
+        ("stored", 2, 6),
+        ("stored", 4, 12),
+        ("stored", 6, 18),
+        ("finished",),
+    ]
     out, err = capfd.readouterr()
     assert out == "" and err == ""
     again = Recorder()

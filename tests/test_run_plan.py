@@ -19,7 +19,15 @@ from m1eval.tasks.loader import TaskError, load_task
 
 
 def _config(data_dir: Path, tmp_path: Path, **changes) -> RunConfig:
-    base = {"model": "r1-qwen-1.5b", "task": "aime25", "k": 4, "limit": 3, "data_dir": data_dir, "out": tmp_path, "max_tokens": 32}
+    base = {
+        "model": "r1-qwen-1.5b",
+        "task": "aime25",
+        "k": 4,
+        "limit": 3,
+        "data_dir": data_dir,
+        "out": tmp_path,
+        "max_tokens": 32,
+    }
     base.update(changes)
     return RunConfig(**base)
 
@@ -49,11 +57,23 @@ def test_stored_run_keeps_its_identity_now_that_k_is_the_plans(data_dir, tmp_pat
     k = manifest["sampling"]["n"]
     assert SamplingConfig.from_dict(manifest["sampling"]).to_dict() == manifest["identity"]["sampling"]
     monkeypatch.setattr(runner, "resolve_model", lambda name, engine=None: resolve_model(name, engine, build=False))
-    plan = plan_run(RunConfig(model="smollm2-135m", task="math500", k=k, temperature=0.7, top_p=1.0, max_tokens=320,
-                              data_dir=data_dir, out=tmp_path))
+    plan = plan_run(
+        RunConfig(
+            model="smollm2-135m",
+            task="math500",
+            k=k,
+            temperature=0.7,
+            top_p=1.0,
+            max_tokens=320,
+            data_dir=data_dir,
+            out=tmp_path,
+        )
+    )
     assert plan.k == k and "n" not in plan.sampling.to_dict()
-    assert identity(plan.model, "math500", None, plan.sampling, plan.suffix, plan.engine_options,
-                    plan.join) == manifest["identity"]
+    assert (
+        identity(plan.model, "math500", None, plan.sampling, plan.suffix, plan.engine_options, plan.join)
+        == manifest["identity"]
+    )
     assert plan.run_id == derive_run_id(manifest["identity"])
 
 
@@ -98,8 +118,9 @@ def test_bad_input_fails_before_loading_anything(data_dir, tmp_path):
     ],
 )
 def test_cli_bad_input_messages(args, message, data_dir, tmp_path):
-    result = CliRunner().invoke(app, ["run", *args, "--data-dir", str(data_dir), "--out", str(tmp_path)],
-                                env={"COLUMNS": "250"})
+    result = CliRunner().invoke(
+        app, ["run", *args, "--data-dir", str(data_dir), "--out", str(tmp_path)], env={"COLUMNS": "250"}
+    )
     assert result.exit_code != 0
     assert message in " ".join(result.output.split()), result.output
     assert not any(tmp_path.rglob("samples.jsonl"))

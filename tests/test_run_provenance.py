@@ -22,8 +22,15 @@ from m1eval.tasks import loader as task_lib
 
 
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "m1eval", *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "m1eval", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -48,8 +55,24 @@ def _changed_copy(data_dir: Path, root: Path) -> Path:
 def test_unpinned_run_records_the_hash_it_read_and_report_says_so(tmp_path_factory, data_dir, tmp_path):
     model = tiny_model(tmp_path_factory)
     edited = _changed_copy(data_dir, tmp_path / "edited-data")
-    common = ["--model", str(model), "--engine", "hf", "--task", "aime25", "--limit", "2", "--k", "2",
-              "--max-tokens", "8", "-o", "batch_size=4", "--out", str(tmp_path / "results")]
+    common = [
+        "--model",
+        str(model),
+        "--engine",
+        "hf",
+        "--task",
+        "aime25",
+        "--limit",
+        "2",
+        "--k",
+        "2",
+        "--max-tokens",
+        "8",
+        "-o",
+        "batch_size=4",
+        "--out",
+        str(tmp_path / "results"),
+    ]
     result = _run("run", *common, "--data-dir", str(edited), "--allow-unpinned", env=_env())
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = only_run_dir(tmp_path / "results")
@@ -72,9 +95,25 @@ def test_unpinned_run_records_the_hash_it_read_and_report_says_so(tmp_path_facto
 @pytest.mark.slow
 def test_pinned_run_records_the_folder_from_the_environment(tmp_path_factory, data_dir, tmp_path):
     model = tiny_model(tmp_path_factory)
-    result = _run("run", "--model", str(model), "--engine", "hf", "--task", "aime25", "--limit", "1", "--k", "1",
-                  "--max-tokens", "4", "--out", str(tmp_path / "results"), "--no-grade",
-                  env=_env(**{task_lib.DATA_DIR_ENV: str(data_dir)}))
+    result = _run(
+        "run",
+        "--model",
+        str(model),
+        "--engine",
+        "hf",
+        "--task",
+        "aime25",
+        "--limit",
+        "1",
+        "--k",
+        "1",
+        "--max-tokens",
+        "4",
+        "--out",
+        str(tmp_path / "results"),
+        "--no-grade",
+        env=_env(**{task_lib.DATA_DIR_ENV: str(data_dir)}),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     task = json.loads((only_run_dir(tmp_path / "results") / "manifest.json").read_text())["task"]
     assert task["data_dir"] == str(Path(data_dir).resolve())

@@ -24,14 +24,43 @@ pytestmark = pytest.mark.slow
 
 
 def _args(model, data_dir, out, k):
-    return ["run", "--model", str(model), "--engine", "hf", "--task", "aime25", "--limit", "3", "--k", str(k),
-            "--max-tokens", "48", "--temperature", "0.9", "--data-dir", str(data_dir), "--out", str(out),
-            "-o", "batch_size=1", "--chunk-size", "1", "--no-grade"]
+    return [
+        "run",
+        "--model",
+        str(model),
+        "--engine",
+        "hf",
+        "--task",
+        "aime25",
+        "--limit",
+        "3",
+        "--k",
+        str(k),
+        "--max-tokens",
+        "48",
+        "--temperature",
+        "0.9",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "-o",
+        "batch_size=1",
+        "--chunk-size",
+        "1",
+        "--no-grade",
+    ]
 
 
 def _start_and_stop(model, data_dir, out, sig, at_least=2):
-    process = subprocess.Popen(m1eval_cmd(*_args(model, data_dir, out, 4)), cwd=REPO, env=cli_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        m1eval_cmd(*_args(model, data_dir, out, 4)),
+        cwd=REPO,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
         samples = list(out.rglob("samples.jsonl"))
@@ -53,8 +82,18 @@ def model(tmp_path_factory):
 def reference(model, data_dir, tmp_path_factory):
     """An uninterrupted run of the same settings (in-process): what the resumed run must reproduce."""
     out = tmp_path_factory.mktemp("reference")
-    config = RunConfig(model=str(model), task="aime25", k=4, engine="hf", limit=3, max_tokens=48, temperature=0.9,
-                       data_dir=data_dir, out=out, engine_options={"batch_size": 4})
+    config = RunConfig(
+        model=str(model),
+        task="aime25",
+        k=4,
+        engine="hf",
+        limit=3,
+        max_tokens=48,
+        temperature=0.9,
+        data_dir=data_dir,
+        out=out,
+        engine_options={"batch_size": 4},
+    )
     outcome = generate(plan_run(config))
     assert outcome.state == "done", outcome.message
     return {(r["problem_id"], r["sample_index"]): r["text"] for r in raw_sample_lines(outcome.path)}
@@ -111,8 +150,11 @@ class OutOfMemoryAfterOneBatch(EngineBase):
         type(self).calls += 1
         if type(self).calls > 1:
             raise EngineOutOfMemory("CUDA out of memory. Tried to allocate 2.00 GiB")
-        completions = [Completion(r.problem_id, i, s, "x \\boxed{1}", 5, 4, "stop", "b1")
-                       for r in requests for i, s in zip(r.sample_indices, r.seeds)]
+        completions = [
+            Completion(r.problem_id, i, s, "x \\boxed{1}", 5, 4, "stop", "b1")
+            for r in requests
+            for i, s in zip(r.sample_indices, r.seeds)
+        ]
         yield BatchResult(completions, BatchTiming("b1", self.name, len(completions), 0.1, 4 * len(completions)))
 
     def close(self) -> None:
@@ -121,8 +163,17 @@ class OutOfMemoryAfterOneBatch(EngineBase):
 
 def test_engine_oom_keeps_finished_samples(model, data_dir, tmp_path, monkeypatch):
     monkeypatch.setitem(ENGINES, "oom-test", f"{__name__}:OutOfMemoryAfterOneBatch")
-    config = RunConfig(model=str(model), task="aime25", k=2, engine="oom-test", limit=3, data_dir=data_dir,
-                       out=tmp_path, max_tokens=16, chunk_size=2)
+    config = RunConfig(
+        model=str(model),
+        task="aime25",
+        k=2,
+        engine="oom-test",
+        limit=3,
+        data_dir=data_dir,
+        out=tmp_path,
+        max_tokens=16,
+        chunk_size=2,
+    )
     outcome = generate(plan_run(config))
     assert outcome.state == "failed"
     assert "out of memory" in outcome.message and "2/6 samples are kept" in outcome.message

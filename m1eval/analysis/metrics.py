@@ -430,7 +430,9 @@ class Metric:
     label: str  # in tables and figure axes: "pass@k"
     curve: ProblemCurve
     needs_scores: bool = False  # uses per-sample verifier scores (Completion.metrics["score"]); skipped without them
-    fixed_set: bool = False  # has an interval for new samples of the same problems (m1eval.analysis.intervals, target "fixed")
+    fixed_set: bool = (
+        False  # has an interval for new samples of the same problems (m1eval.analysis.intervals, target "fixed")
+    )
     curves: bool = False  # exact for every k and needs only grades: priced by m1eval budget, drawn by m1eval plot
     many: ManyCurves | None = None  # fast path for the intervals: every problem at ks at once
 
@@ -462,7 +464,8 @@ def metric_names(*, scores: bool = True, fixed_set: bool = False, curves: bool =
     """Registered metric names, in registration order: those a run with(out) ``scores`` supports,
     only those with a fixed-set interval, or only the priced/drawn curves."""
     return [
-        m.name for m in REGISTRY.values()
+        m.name
+        for m in REGISTRY.values()
         if (scores or not m.needs_scores) and (m.fixed_set or not fixed_set) and (m.curves or not curves)
     ]
 

@@ -65,11 +65,18 @@ def unpinned_note(manifest: dict) -> str | None:
     if not isinstance(task, dict):
         return None
     if task.get("unpinned"):
-        return (f"generated on unpinned rows of {task.get('name')} (sha256 {str(task.get('content_hash'))[:12]}…, "
-                f"pin {str(task.get('pinned_hash'))[:12]}…): not comparable with pinned results")
+        return (
+            f"generated on unpinned rows of {task.get('name')} (sha256 {str(task.get('content_hash'))[:12]}…, "
+            f"pin {str(task.get('pinned_hash'))[:12]}…): not comparable with pinned results"
+        )
     full_run = task.get("limit") is None and task.get("problems") == task.get("rows")  # not a chosen subset
-    if "unpinned" not in task and full_run and task.get("subset_hash") and task.get("content_hash") \
-            and task["subset_hash"] != task["content_hash"]:
+    if (
+        "unpinned" not in task
+        and full_run
+        and task.get("subset_hash")
+        and task.get("content_hash")
+        and task["subset_hash"] != task["content_hash"]
+    ):
         return f"generated on rows of {task.get('name')} whose hash differs from the pin: not comparable with pinned results"
     return None
 
@@ -96,19 +103,25 @@ def summarize_run(
     no_fixed = sorted({m for m in metrics if not metric_info(m).fixed_set})
     if target == "fixed" and no_fixed:
         fixed = " and ".join(metric_info(m).label for m in metric_names(fixed_set=True))
-        raise ValueError(f"a fixed-set interval exists for {fixed} and avg@n only, not {no_fixed}; use target 'population'")
+        raise ValueError(
+            f"a fixed-set interval exists for {fixed} and avg@n only, not {no_fixed}; use target 'population'"
+        )
     problems = BS.ProblemSet.from_frame(run.frame, run.scores())
     if len(problems) == 0:
         raise ValueError(f"{run.path}: no graded samples to summarise")
     ks = k_grid(problems.n, every_k)
     curves: dict[str, BS.CurveCI] = {}
     for metric in BS.available_metrics(problems, metrics):
-        curves[metric] = BS.interval_curve(problems, ks, metric, sign_flips=sign_flips, seed=seed, level=level, target=target)
+        curves[metric] = BS.interval_curve(
+            problems, ks, metric, sign_flips=sign_flips, seed=seed, level=level, target=target
+        )
         if on_step:
             on_step(metric)
     accuracy = np.array([c.mean() for c in problems.correct])
     mean, se = avg_at_n(accuracy)
-    pass_curve = curves.get("pass") or BS.interval_curve(problems, [1], "pass", sign_flips=sign_flips, seed=seed, level=level, target=target)
+    pass_curve = curves.get("pass") or BS.interval_curve(
+        problems, [1], "pass", sign_flips=sign_flips, seed=seed, level=level, target=target
+    )
     tokens = run.samples["completion_tokens"].to_numpy(dtype=float)
     answered = run.frame["cluster"].notna() & run.frame["answer"].notna()
     unpinned = unpinned_note(run.manifest)
@@ -173,7 +186,14 @@ def compare_runs(
         for metric, k in pairs:
             out.append(
                 BS.paired_comparison(
-                    other, base_set, metric, k, names=(run.label, base.label), sign_flips=sign_flips, seed=seed, level=level
+                    other,
+                    base_set,
+                    metric,
+                    k,
+                    names=(run.label, base.label),
+                    sign_flips=sign_flips,
+                    seed=seed,
+                    level=level,
                 )
             )
             if on_step:
@@ -203,10 +223,13 @@ def runs_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
                 "model": s.model,
                 "run": s.run_id,
                 "n": s.n,
-                "problems": s.n_problems if not s.missing_problems else f"{s.n_problems} (+{s.missing_problems} missing)",
+                "problems": s.n_problems
+                if not s.missing_problems
+                else f"{s.n_problems} (+{s.missing_problems} missing)",
                 "pass@1 % [95% CI]": _ci(s.pass1, s.pass1_low, s.pass1_high) + f" ±{_pct(s.pass1_se)} se",
                 "no answer %": _pct(s.no_answer_rate),
-                "answer found by %": ", ".join(f"{rule} {_pct(share)}" for rule, share in s.extracted_by.items()) or "-",
+                "answer found by %": ", ".join(f"{rule} {_pct(share)}" for rule, share in s.extracted_by.items())
+                or "-",
                 "truncated %": _pct(s.truncation_rate),
                 "mean tokens": f"{s.mean_tokens:.0f}",
                 "p95 tokens": f"{s.p95_tokens:.0f}",
@@ -270,8 +293,19 @@ def long_frame(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Compari
         parts.append(
             pd.DataFrame(
                 [
-                    {"task": s.task, "model": s.model, "run": s.run_id, "metric": name, "k": s.n, "value": v,
-                     "ci_low": lo, "ci_high": hi, "se": se, "n": s.n, "problems": s.n_problems}
+                    {
+                        "task": s.task,
+                        "model": s.model,
+                        "run": s.run_id,
+                        "metric": name,
+                        "k": s.n,
+                        "value": v,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "se": se,
+                        "n": s.n,
+                        "problems": s.n_problems,
+                    }
                     for name, (v, lo, hi, se) in extra.items()
                 ]
             )
@@ -279,8 +313,21 @@ def long_frame(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Compari
     for c in comparisons:
         parts.append(
             pd.DataFrame(
-                [{"task": "", "model": c.a, "run": f"vs {c.b}", "metric": f"diff_{c.metric}", "k": c.k, "value": c.diff,
-                  "ci_low": c.low, "ci_high": c.high, "se": math.nan, "p_value": c.p_value, "problems": c.n_problems}]
+                [
+                    {
+                        "task": "",
+                        "model": c.a,
+                        "run": f"vs {c.b}",
+                        "metric": f"diff_{c.metric}",
+                        "k": c.k,
+                        "value": c.diff,
+                        "ci_low": c.low,
+                        "ci_high": c.high,
+                        "se": math.nan,
+                        "p_value": c.p_value,
+                        "problems": c.n_problems,
+                    }
+                ]
             )
         )
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -297,7 +344,18 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "\\": r"\textbackslash{}"}
+_LATEX_SPECIAL = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\^{}",
+    "\\": r"\textbackslash{}",
+}
 
 
 def _tex(text: object) -> str:
@@ -305,7 +363,13 @@ def _tex(text: object) -> str:
 
 
 def _latex(frame: pd.DataFrame, caption: str) -> str:
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{" + "l" * len(frame.columns) + "}", r"\toprule"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        r"\begin{tabular}{" + "l" * len(frame.columns) + "}",
+        r"\toprule",
+    ]
     lines.append(" & ".join(_tex(c) for c in frame.columns) + r" \\")
     lines.append(r"\midrule")
     for row in frame.itertuples(index=False):
@@ -334,13 +398,23 @@ def _sections(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparis
     fixed = any(c.target == "fixed" for s in summaries for c in s.curves.values())
     what = "new samples of these problems (fixed set)" if fixed else "new problems (score interval)"
     note = f"{int(level * 100)}% CI for {what}, {sign_flips} sign flips" if sign_flips else "no intervals"
-    sections = [(f"Runs (accuracy in %, {note})", runs_frame(summaries)), (f"Curves (% [{note}])", curves_frame(summaries))]
+    sections = [
+        (f"Runs (accuracy in %, {note})", runs_frame(summaries)),
+        (f"Curves (% [{note}])", curves_frame(summaries)),
+    ]
     if comparisons:
-        sections.append(("Paired comparison against the baseline (problems matched by id; CI for new problems; sign-flip p-value)", comparisons_frame(comparisons)))
+        sections.append(
+            (
+                "Paired comparison against the baseline (problems matched by id; CI for new problems; sign-flip p-value)",
+                comparisons_frame(comparisons),
+            )
+        )
     return sections
 
 
-def render_report(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparison] = (), fmt: str = "table") -> str:
+def render_report(
+    summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparison] = (), fmt: str = "table"
+) -> str:
     """The report as text in one of ``FORMATS``."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -366,8 +440,16 @@ def render_report(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comp
 def _summary_dict(s: RunSummary) -> dict:
     data = asdict(s)
     data["curves"] = {
-        m: {"ks": c.ks.tolist(), "value": c.point.tolist(), "ci_low": c.low.tolist(), "ci_high": c.high.tolist(),
-            "se": c.se.tolist(), "level": c.level, "sign_flips": c.sign_flips, "target": c.target}
+        m: {
+            "ks": c.ks.tolist(),
+            "value": c.point.tolist(),
+            "ci_low": c.low.tolist(),
+            "ci_high": c.high.tolist(),
+            "se": c.se.tolist(),
+            "level": c.level,
+            "sign_flips": c.sign_flips,
+            "target": c.target,
+        }
         for m, c in s.curves.items()
     }
     return data

@@ -40,12 +40,17 @@ def print_profiles(profiles) -> None:
 
     table = Table(title="throughput profiles (mean of repeats after warm-up)")
     for column in ("model", "engine", "sweep", "batch", "gen", "tok/s", "latency s", "ms/tok", "status"):
-        table.add_column(column, justify="right" if column not in ("model", "engine", "sweep", "status") else "left",
-                         no_wrap=True)
+        table.add_column(
+            column, justify="right" if column not in ("model", "engine", "sweep", "status") else "left", no_wrap=True
+        )
     for row in profile_rows(profiles):
         ok = row["status"] == "ok"
         table.add_row(
-            row["model"], row["engine"], row["sweep"], str(row["batch_size"]), str(row["gen_len"]),
+            row["model"],
+            row["engine"],
+            row["sweep"],
+            str(row["batch_size"]),
+            str(row["gen_len"]),
             f"{row['tokens_per_second']:,.0f}" if ok else "-",
             f"{row['wall_seconds']:.3f}" if ok else "-",
             f"{row['ms_per_token']:.2f}" if ok else "-",
@@ -61,23 +66,43 @@ def print_profiles(profiles) -> None:
 
 
 def bench(
-    model: Annotated[list[str], typer.Option("--model", "-m", help="Preset, hub id or local folder; repeat for several.")],
+    model: Annotated[
+        list[str], typer.Option("--model", "-m", help="Preset, hub id or local folder; repeat for several.")
+    ],
     engine: Annotated[
-        list[str] | None, typer.Option("--engine", "-e", help=f"Engine per model ({', '.join(PROFILABLE_ENGINES)}), in --model order; one applies to all.")
+        list[str] | None,
+        typer.Option(
+            "--engine",
+            "-e",
+            help=f"Engine per model ({', '.join(PROFILABLE_ENGINES)}), in --model order; one applies to all.",
+        ),
     ] = None,
     option: EngineOptionOption = None,
-    batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Batch sizes to time, comma-separated.")] = "1,8,32,128,512",
+    batch_sizes: Annotated[
+        str, typer.Option("--batch-sizes", help="Batch sizes to time, comma-separated.")
+    ] = "1,8,32,128,512",
     prompt_len: Annotated[int, typer.Option("--prompt-len", min=1, help="Random prompt length (tokens).")] = 256,
     gen_len: Annotated[int, typer.Option("--gen-len", min=1, help="Tokens generated per row (EOS ignored).")] = 4096,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs before each point.")] = 2,
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs averaged per point.")] = 3,
-    gen_lens: Annotated[str | None, typer.Option("--gen-lens", help="Length sweep (default gen-len/8 .. gen-len).")] = None,
-    length_batch: Annotated[int | None, typer.Option("--length-batch", min=1, help="Batch of the length sweep (default: peak batch).")] = None,
-    find_peak: Annotated[bool, typer.Option("--find-peak/--no-find-peak", help="Double the batch past the list while throughput rises.")] = True,
+    gen_lens: Annotated[
+        str | None, typer.Option("--gen-lens", help="Length sweep (default gen-len/8 .. gen-len).")
+    ] = None,
+    length_batch: Annotated[
+        int | None, typer.Option("--length-batch", min=1, help="Batch of the length sweep (default: peak batch).")
+    ] = None,
+    find_peak: Annotated[
+        bool, typer.Option("--find-peak/--no-find-peak", help="Double the batch past the list while throughput rises.")
+    ] = True,
     max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Largest batch the peak search tries.")] = 4096,
-    vocab_size: Annotated[int | None, typer.Option("--vocab-size", min=2, help="Vocabulary for random prompts (default: the tokenizer's).")] = None,
+    vocab_size: Annotated[
+        int | None,
+        typer.Option("--vocab-size", min=2, help="Vocabulary for random prompts (default: the tokenizer's)."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random prompts.")] = 0,
-    out: Annotated[Path, typer.Option("--out", help="Folder for <model>-<engine>.json profiles and the figure.")] = Path("results/bench"),
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for <model>-<engine>.json profiles and the figure.")
+    ] = Path("results/bench"),
     figure: Annotated[bool, typer.Option("--figure/--no-figure", help="Also draw throughput.<format>.")] = True,
     fmt: FigureFormatOption = "png",
     verbose: VerboseOption = False,
@@ -98,11 +123,20 @@ def bench(
         raise typer.BadParameter(f"--format must be png, pdf or svg, got {fmt!r}")
     engines = list(engine or [])
     if engines and len(engines) not in (1, len(model)):
-        raise typer.BadParameter(f"--engine given {len(engines)} times for {len(model)} models: give one, or one per model")
+        raise typer.BadParameter(
+            f"--engine given {len(engines)} times for {len(model)} models: give one, or one per model"
+        )
     settings = BenchSettings(
         batch_sizes=parse_int_list(batch_sizes, "--batch-sizes") or [],
-        prompt_len=prompt_len, gen_len=gen_len, warmup=warmup, repeats=repeats, find_peak=find_peak,
-        max_batch=max_batch, gen_lens=parse_int_list(gen_lens, "--gen-lens"), length_batch=length_batch, seed=seed,
+        prompt_len=prompt_len,
+        gen_len=gen_len,
+        warmup=warmup,
+        repeats=repeats,
+        find_peak=find_peak,
+        max_batch=max_batch,
+        gen_lens=parse_int_list(gen_lens, "--gen-lens"),
+        length_batch=length_batch,
+        seed=seed,
     )
     try:
         settings.validate()
@@ -127,8 +161,14 @@ def bench(
         try:
             with Bars("runs") as bars:
                 prof = run_bench(
-                    instance, settings, model=resolved.path, engine_name=resolved.engine, display_name=resolved.name,
-                    engine_options=options, vocab_size=vocab_size, progress=bars,
+                    instance,
+                    settings,
+                    model=resolved.path,
+                    engine_name=resolved.engine,
+                    display_name=resolved.name,
+                    engine_options=options,
+                    vocab_size=vocab_size,
+                    progress=bars,
                 )
         except BenchError as exc:
             error_line(console, f"{name}: {exc}")

@@ -59,8 +59,13 @@ def budget(
     tokens_per_sample: TokensPerSampleOption = None,
     metric: MetricOption = "maj",
     length_aware: LengthAwareOption = False,
-    budgets: Annotated[list[float] | None, typer.Option("--budget", help="Time budget in seconds to compare at; repeat (default: 6 log-spaced).")] = None,
-    sequential: Annotated[bool, typer.Option("--sequential/--no-sequential", help="Also grade completions cut at L tokens.")] = False,
+    budgets: Annotated[
+        list[float] | None,
+        typer.Option("--budget", help="Time budget in seconds to compare at; repeat (default: 6 log-spaced)."),
+    ] = None,
+    sequential: Annotated[
+        bool, typer.Option("--sequential/--no-sequential", help="Also grade completions cut at L tokens.")
+    ] = False,
     lengths: LengthsOption = None,
     sign_flips: SignFlipsOption = 1000,
     old_sign_flips: OldSignFlipsOption = None,
@@ -68,7 +73,10 @@ def budget(
     level: LevelOption = 0.95,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Also write budget_curves.csv, budget_verdicts.csv, length_curves.csv and all of it as budget.json here."),
+        typer.Option(
+            "--out",
+            help="Also write budget_curves.csv, budget_verdicts.csv, length_curves.csv and all of it as budget.json here.",
+        ),
     ] = None,
 ) -> None:
     """Which run is more accurate for the same wall-clock time (and token budget), with intervals."""
@@ -87,10 +95,17 @@ def budget(
         raise typer.BadParameter(f"--metric must be {' or '.join(sorted(CURVE_METRICS))}, got {metric!r}")
     sign_flips = sign_flips_of(sign_flips, old_sign_flips)
     if sign_flips < 100:  # the smallest p-value of n flips is 1/(n+1): fewer than 100 cannot show p < 0.01
-        raise typer.BadParameter(f"--sign-flips: a budget verdict needs a p-value from at least 100 sign flips, got {sign_flips}")
+        raise typer.BadParameter(
+            f"--sign-flips: a budget verdict needs a p-value from at least 100 sign flips, got {sign_flips}"
+        )
     bad = [b for b in budgets or [] if not (b > 0 and math.isfinite(b))]
-    problem = (f"--batch-size must be positive, got {batch_size:g}" if batch_size is not None and not batch_size > 0
-               else f"--budget must be a positive number of seconds, got {bad[0]:g}" if bad else None)
+    problem = (
+        f"--batch-size must be positive, got {batch_size:g}"
+        if batch_size is not None and not batch_size > 0
+        else f"--budget must be a positive number of seconds, got {bad[0]:g}"
+        if bad
+        else None
+    )
     if problem:
         console.print(f"[red]error:[/red] {problem}")
         raise typer.Exit(2)
@@ -102,16 +117,25 @@ def budget(
         raise typer.Exit(2) from None
     for warning in inputs.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
-    settings = bt.BudgetSettings(metric=metric, clock=clock, batch_size=batch_size, tokens_per_sample=tokens_per_sample,
-                                 length_aware=length_aware, sign_flips=sign_flips, seed=seed, level=level)
+    settings = bt.BudgetSettings(
+        metric=metric,
+        clock=clock,
+        batch_size=batch_size,
+        tokens_per_sample=tokens_per_sample,
+        length_aware=length_aware,
+        sign_flips=sign_flips,
+        seed=seed,
+        level=level,
+    )
     results, length_frames = [], []
     failed = None
     try:
         for task, group, labels in inputs.groups():
             with make_progress("steps", transient=True) as progress:
                 bar = progress.add_task(f"{task}: price runs, compare at budgets", total=bt.task_steps(group, budgets))
-                result = bt.task_budget(group, inputs.profiles, settings, budgets, labels=labels,
-                                        on_step=partial(progress.advance, bar))
+                result = bt.task_budget(
+                    group, inputs.profiles, settings, budgets, labels=labels, on_step=partial(progress.advance, bar)
+                )
             for warning in result.warnings:
                 console.print(f"[yellow]warning:[/yellow] {warning}")
             results.append(result)
@@ -126,8 +150,9 @@ def budget(
             for run, label in zip(inputs.runs, inputs.labels):
                 with make_progress("lengths", transient=True) as progress:
                     bar = progress.add_task(f"grade cut texts of {run.model}", total=None)
-                    length = bt.length_curve(run, inputs.profiles, settings, grid, label=label,
-                                             on_step=partial(_show_step, progress, bar))
+                    length = bt.length_curve(
+                        run, inputs.profiles, settings, grid, label=label, on_step=partial(_show_step, progress, bar)
+                    )
                 _print_table(bt.length_table(length, level=level))
                 length_frames.append(length.to_frame())
     except CurveError as exc:  # BudgetError is one

@@ -125,42 +125,78 @@ def parse_engine_options(pairs: list[str]) -> dict[str | None, dict[str, Any]]:
 #   --level               confidence level of intervals and bands (report, budget, plot)
 #   --seed                the seed of the verb's randomness (run: sampling; bench: prompts; analysis: sign flips)
 
-EXTRACTION_HELP = ("Answer extraction policy: boxed (default; the paper's protocol), lenient, or a comma list of "
-                   "boxed, answer-phrase, last-math, last-number.")
+EXTRACTION_HELP = (
+    "Answer extraction policy: boxed (default; the paper's protocol), lenient, or a comma list of "
+    "boxed, answer-phrase, last-math, last-number."
+)
 RunsArgument = Annotated[list[Path], typer.Argument(help="Run folders, or folders containing run folders.")]
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="Preset (see `m1eval models`), hub id or local folder.")]
+ModelOption = Annotated[
+    str, typer.Option("--model", "-m", help="Preset (see `m1eval models`), hub id or local folder.")
+]
 EngineOptionOption = Annotated[
     list[str] | None,
-    typer.Option("--engine-option", "-o", help="Engine option key=value, or engine:key=value for one engine "
-                                               "(repeatable; values read as JSON). Each engine's options: `m1eval engines`."),
+    typer.Option(
+        "--engine-option",
+        "-o",
+        help="Engine option key=value, or engine:key=value for one engine "
+        "(repeatable; values read as JSON). Each engine's options: `m1eval engines`.",
+    ),
 ]
 DataDirOption = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Local folder laid out as <task>/test.jsonl (default: $M1EVAL_DATA_DIR, else the hub)."),
+    typer.Option(
+        "--data-dir", help="Local folder laid out as <task>/test.jsonl (default: $M1EVAL_DATA_DIR, else the hub)."
+    ),
 ]
 AllowUnpinnedOption = Annotated[
-    bool, typer.Option("--allow-unpinned", help="Use rows that fail the task's pinned hash (a run is recorded as unpinned).")
+    bool,
+    typer.Option("--allow-unpinned", help="Use rows that fail the task's pinned hash (a run is recorded as unpinned)."),
 ]
-VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show the engines' INFO logs (vLLM's are quiet otherwise).")]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show the engines' INFO logs (vLLM's are quiet otherwise).")
+]
 FigureFormatOption = Annotated[str, typer.Option("--format", "-f", help="Figure format: png, pdf or svg.")]
-ProfileOption = Annotated[list[Path] | None, typer.Option("--profile", "-p", help="Throughput profile JSON from `m1eval bench`; repeat.")]
-ClockOption = Annotated[
-    str, typer.Option("--clock", help="What prices a sample: auto (a matching profile, else the run's own batches), profile or batches.")
+ProfileOption = Annotated[
+    list[Path] | None, typer.Option("--profile", "-p", help="Throughput profile JSON from `m1eval bench`; repeat.")
 ]
-BatchSizeOption = Annotated[float | None, typer.Option("--batch-size", help="Operating batch size read from the profile (default: its peak).")]
+ClockOption = Annotated[
+    str,
+    typer.Option(
+        "--clock",
+        help="What prices a sample: auto (a matching profile, else the run's own batches), profile or batches.",
+    ),
+]
+BatchSizeOption = Annotated[
+    float | None, typer.Option("--batch-size", help="Operating batch size read from the profile (default: its peak).")
+]
 TokensPerSampleOption = Annotated[
     float | None,
-    typer.Option("--tokens-per-sample", min=1, help="Price every sample at N tokens (the M1 paper: 8192 at peak throughput) "
-                                                   "instead of each run's mean completion length."),
+    typer.Option(
+        "--tokens-per-sample",
+        min=1,
+        help="Price every sample at N tokens (the M1 paper: 8192 at peak throughput) "
+        "instead of each run's mean completion length.",
+    ),
 ]
 MetricOption = Annotated[str, typer.Option("--metric", help="maj (majority vote) or pass (pass@k).")]
 LengthAwareOption = Annotated[
-    bool, typer.Option("--length-aware/--no-length-aware", help="Rescale profile throughput to the run's mean completion length (length sweep).")
+    bool,
+    typer.Option(
+        "--length-aware/--no-length-aware",
+        help="Rescale profile throughput to the run's mean completion length (length sweep).",
+    ),
 ]
-LengthsOption = Annotated[str | None, typer.Option("--lengths", help="Token budgets L to cut completions at, e.g. 1024,2048,4096.")]
-SignFlipsOption = Annotated[int, typer.Option(
-    "--sign-flips", min=0,
-    help="Sign flips of the paired test's p-value; the intervals are closed-form (0: no intervals, no p-values).")]
+LengthsOption = Annotated[
+    str | None, typer.Option("--lengths", help="Token budgets L to cut completions at, e.g. 1024,2048,4096.")
+]
+SignFlipsOption = Annotated[
+    int,
+    typer.Option(
+        "--sign-flips",
+        min=0,
+        help="Sign flips of the paired test's p-value; the intervals are closed-form (0: no intervals, no p-values).",
+    ),
+]
 # The flag's names before it said what it is (there has been no bootstrap since issue 17); hidden.
 OldSignFlipsOption = Annotated[int | None, typer.Option("--resamples", "--bootstrap", "-B", min=0, hidden=True)]
 
@@ -168,6 +204,8 @@ OldSignFlipsOption = Annotated[int | None, typer.Option("--resamples", "--bootst
 def sign_flips_of(value: int, old_spelling: int | None) -> int:
     """``--sign-flips``, or the old ``--resamples``/``--bootstrap`` when only that was given."""
     return value if old_spelling is None else old_spelling
+
+
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the sign flips.")]
 LevelOption = Annotated[float, typer.Option("--level", min=0.5, max=0.999, help="Confidence level of the intervals.")]
 

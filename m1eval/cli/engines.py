@@ -22,6 +22,7 @@ ENGINE_SUMMARY = {
     "m1": "the native PyTorch M1 hybrid (Mamba + attention); checkpoint from a folder or the local HF cache",
 }
 
+
 def option_names(engine: str) -> list[str]:
     """The options an engine validates ``-o`` against (its declared ``option_specs``)."""
     return list(option_specs(engine))
@@ -49,8 +50,10 @@ def list_engines(
         for option in option_names(engine):
             table.add_row(option, describe(engine, option))
         console.print(table)
-    console.print("values are read as JSON when they parse (numbers, true/false, objects), else as text; "
-                  "e.g. -o max_num_seqs=64 -o enforce_eager=true. bench also takes engine:key=value.")
+    console.print(
+        "values are read as JSON when they parse (numbers, true/false, objects), else as text; "
+        "e.g. -o max_num_seqs=64 -o enforce_eager=true. bench also takes engine:key=value."
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -26,12 +26,10 @@ _ESCAPES = re.compile(r"\x1b\[[0-?]{0,32}[ -/]{0,8}[@-~]|\x1b\][^\x07\x1b]{0,512
 _COMPLETION_MARKERS = ("\\boxed", "\\fbox", "\\framebox", "<think>", "</think>", "\n")
 
 
-
 def printable(text: str, limit: int = MAX_ECHO_CHARS) -> str:
     """Model text made safe to echo: terminal escape sequences and control characters shown, not run."""
     text = _ESCAPES.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
-    text = "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
-                   for ch in text)
+    text = "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
@@ -41,9 +39,17 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 def grade(
     run_dir: Annotated[Path, typer.Argument(help="Run folder holding problems.jsonl and samples.jsonl.")],
-    workers: Annotated[int | None, typer.Option("--workers", "-w", min=1, help="Worker processes for symbolic checks.")] = None,
-    extraction: Annotated[str | None, typer.Option("--extraction", help=EXTRACTION_HELP + " Default: the policy recorded "
-                                                      "in the run's manifest, else boxed; the one used is recorded.")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", min=1, help="Worker processes for symbolic checks.")
+    ] = None,
+    extraction: Annotated[
+        str | None,
+        typer.Option(
+            "--extraction",
+            help=EXTRACTION_HELP + " Default: the policy recorded "
+            "in the run's manifest, else boxed; the one used is recorded.",
+        ),
+    ] = None,
 ) -> None:
     """Grade (or re-grade) every completion of a run and write grades.parquet.
 
@@ -91,9 +97,11 @@ def grade(
     correct = int(frame["correct"].sum()) if n else 0
     counts = frame["status"].value_counts().to_dict() if n else {}
     rules = frame["extracted_by"].value_counts().to_dict() if n and "extracted_by" in frame else {}
-    console.print(f"graded {n} completions of {frame['problem_id'].nunique() if n else 0} problems "
-                  f"({GRADER_VERSION}): {correct} correct ({(correct / n if n else 0):.1%}); statuses {counts}; "
-                  f"answers found by {rules or 'no rule'}")
+    console.print(
+        f"graded {n} completions of {frame['problem_id'].nunique() if n else 0} problems "
+        f"({GRADER_VERSION}): {correct} correct ({(correct / n if n else 0):.1%}); statuses {counts}; "
+        f"answers found by {rules or 'no rule'}"
+    )
     console.print(f"wrote {run_dir / 'grades.parquet'}")
 
 
@@ -117,16 +125,29 @@ def _read_answer(answer: str | None, answer_file: Path | None) -> str:
 
 def check(
     gold: Annotated[str, typer.Argument(help="Gold answer (LaTeX).")],
-    answer: Annotated[str | None, typer.Argument(
-        help="A bare answer, or a whole completion (read like `grade` reads it); '-' reads stdin.")] = None,
-    answer_file: Annotated[Path | None, typer.Option("--file", "-F", help="Read the answer/completion from a file.")] = None,
+    answer: Annotated[
+        str | None,
+        typer.Argument(help="A bare answer, or a whole completion (read like `grade` reads it); '-' reads stdin."),
+    ] = None,
+    answer_file: Annotated[
+        Path | None, typer.Option("--file", "-F", help="Read the answer/completion from a file.")
+    ] = None,
     extraction: Annotated[str, typer.Option("--extraction", help=EXTRACTION_HELP)] = "boxed",
-    mode: Annotated[str, typer.Option(
-        "--mode", help="completion: extract as `grade` does; bare: the text is the answer; auto: completion when "
-        "the text has a box command, a think tag or a line break.")] = "auto",
-    answer_format: Annotated[str | None, typer.Option("--answer-format", help="integer|number|expression|interval|tuple|set|text")] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="completion: extract as `grade` does; bare: the text is the answer; auto: completion when "
+            "the text has a box command, a think tag or a line break.",
+        ),
+    ] = "auto",
+    answer_format: Annotated[
+        str | None, typer.Option("--answer-format", help="integer|number|expression|interval|tuple|set|text")
+    ] = None,
     tolerance: Annotated[float | None, typer.Option("--tolerance", min=0.0, help="Absolute numeric tolerance.")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.01, help="Hard deadline in seconds (as in `grade`).")] = 5.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.01, help="Hard deadline in seconds (as in `grade`).")
+    ] = 5.0,
 ) -> None:
     """Print the verdict, its status and both normalised forms.
 
@@ -152,8 +173,14 @@ def check(
         raise typer.Exit(EXIT_USAGE) from None
     text = _read_answer(answer, answer_file)
     completion = mode == "completion" or (mode == "auto" and any(m in text for m in _COMPLETION_MARKERS))
-    result = check_answer(gold, text, policy=policy if completion else None, answer_format=answer_format,
-                          tolerance=tolerance, timeout=timeout)
+    result = check_answer(
+        gold,
+        text,
+        policy=policy if completion else None,
+        answer_format=answer_format,
+        tolerance=tolerance,
+        timeout=timeout,
+    )
     echo = {"markup": False, "highlight": False}
     console.print(f"gold:   {printable(result.gold_normalized or gold)}", **echo)
     if completion:

@@ -81,17 +81,33 @@ def plot(
         raise typer.BadParameter(f"--figure {needs_runs[0]} needs run folders")
     if "throughput" in wanted and not profs:
         raise typer.BadParameter("--figure throughput needs --profile files from `m1eval bench`")
-    settings = bt.BudgetSettings(metric=metric, clock=clock, batch_size=batch_size, tokens_per_sample=tokens_per_sample,
-                                 length_aware=length_aware, sign_flips=sign_flips, seed=seed, level=level)
+    settings = bt.BudgetSettings(
+        metric=metric,
+        clock=clock,
+        batch_size=batch_size,
+        tokens_per_sample=tokens_per_sample,
+        length_aware=length_aware,
+        sign_flips=sign_flips,
+        seed=seed,
+        level=level,
+    )
     written = []
     try:
         for name in wanted:
             if name in plots.METRIC_FIGURES:
-                fig = plots.figure_metric([metric_curve(run, plots.METRIC_FIGURES[name], sign_flips=sign_flips, seed=seed,
-                                                        level=level, label=label)
-                                           for run, label in zip(data, inputs.labels)], level=level)
+                fig = plots.figure_metric(
+                    [
+                        metric_curve(
+                            run, plots.METRIC_FIGURES[name], sign_flips=sign_flips, seed=seed, level=level, label=label
+                        )
+                        for run, label in zip(data, inputs.labels)
+                    ],
+                    level=level,
+                )
             elif name == "budget":
-                prepared = [bt.priced_curves(group, profs, settings, labels=labels) for _, group, labels in inputs.groups()]
+                prepared = [
+                    bt.priced_curves(group, profs, settings, labels=labels) for _, group, labels in inputs.groups()
+                ]
                 for message in [*(w for t in prepared for w in t.warnings), *(n for t in prepared for n in t.notes)]:
                     console.print(f"[yellow]note:[/yellow] {message}")
                 fig = plots.figure_budget([curve for t in prepared for curve in t.curves])

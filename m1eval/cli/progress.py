@@ -57,8 +57,14 @@ class HonestETAColumn(ProgressColumn):
         return Text(f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}", style="progress.remaining")
 
 
-def make_progress(unit: str = "it", *, extra: list[ProgressColumn] | None = None, transient: bool = False,
-                  eta: ProgressColumn | None = None, out: Console | None = None) -> Progress:
+def make_progress(
+    unit: str = "it",
+    *,
+    extra: list[ProgressColumn] | None = None,
+    transient: bool = False,
+    eta: ProgressColumn | None = None,
+    out: Console | None = None,
+) -> Progress:
     """A rich Progress with rate and ETA; ``extra`` columns (e.g. tokens/s) go before the timers.
 
     ``eta`` replaces rich's time-remaining column (the runner's averages over the whole run);
@@ -150,14 +156,17 @@ class RunProgress:
             self._status.update(text)
 
     def started(self, expected: int, stored: int) -> None:
-        extra: list[ProgressColumn] = [TextColumn("[cyan]{task.fields[tokens_rate]}"),
-                                       TextColumn("[yellow]{task.fields[waiting]}")]
+        extra: list[ProgressColumn] = [
+            TextColumn("[cyan]{task.fields[tokens_rate]}"),
+            TextColumn("[yellow]{task.fields[waiting]}"),
+        ]
         self._progress = make_progress("completions", extra=extra, eta=HonestETAColumn(), out=self.console)
         self._progress.start()
         self._t0 = time.perf_counter()
         self._tokens = 0
-        self._bar = self._progress.add_task("generate", total=expected, completed=stored, tokens_rate="- tok/s",
-                                            waiting="", start_completed=stored)
+        self._bar = self._progress.add_task(
+            "generate", total=expected, completed=stored, tokens_rate="- tok/s", waiting="", start_completed=stored
+        )
 
     def _rate(self) -> str:
         return f"{self._tokens / max(time.perf_counter() - self._t0, 1e-9):,.0f} tok/s"

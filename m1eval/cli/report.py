@@ -52,11 +52,16 @@ def report(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sign flips.")] = 0,
     baseline: Annotated[
         str | None,
-        typer.Option("--baseline", help="Run to compare the others against: its folder, run id or model name (default: the first)."),
+        typer.Option(
+            "--baseline",
+            help="Run to compare the others against: its folder, run id or model name (default: the first).",
+        ),
     ] = None,
     every_k: Annotated[bool, typer.Option("--every-k", help="Curves at every k, not only powers of two.")] = False,
     level: LevelOption = 0.95,
-    output: Annotated[Path | None, typer.Option("--out", "--output", help="Write the report to this file instead of stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", "--output", help="Write the report to this file instead of stdout.")
+    ] = None,
 ) -> None:
     """Per run: pass@1 with CI, pass@k and maj@k at k = 1, 2, 4 ..., no-answer and truncation
     rates, completion tokens. With several runs, each is compared with the baseline on the
@@ -89,12 +94,24 @@ def report(
                 progress.update(task, description=f"intervals {run.label}")
                 summaries.append(
                     report_lib.summarize_run(
-                        run, sign_flips=sign_flips, seed=seed, level=level, every_k=every_k, on_step=advance,
-                        target=ci_target.value, **({"metrics": metric_names(fixed_set=True)} if fixed else {}),
+                        run,
+                        sign_flips=sign_flips,
+                        seed=seed,
+                        level=level,
+                        every_k=every_k,
+                        on_step=advance,
+                        target=ci_target.value,
+                        **({"metrics": metric_names(fixed_set=True)} if fixed else {}),
                     )
                 )
             progress.update(task, description="paired comparisons")
-            comparisons = report_lib.compare_runs(runs, baseline=base, sign_flips=sign_flips, seed=seed, level=level, on_step=advance) if len(runs) > 1 else []
+            comparisons = (
+                report_lib.compare_runs(
+                    runs, baseline=base, sign_flips=sign_flips, seed=seed, level=level, on_step=advance
+                )
+                if len(runs) > 1
+                else []
+            )
         except ValueError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None

@@ -35,14 +35,18 @@ from m1eval.tasks.loader import TaskError
 console = Console(stderr=True)
 
 
-def collect_options(pairs: list[str], explicit: dict[str, Any], endpoints: list[str], engine: str | None) -> dict[str, Any]:
+def collect_options(
+    pairs: list[str], explicit: dict[str, Any], endpoints: list[str], engine: str | None
+) -> dict[str, Any]:
     """The engine options of one run: ``-o key=value`` and ``-o ENGINE:key=value`` for this run's
     ``--engine``, then the dedicated flags (``--dtype`` ...), then ``--endpoint``."""
     scoped = parse_engine_options(pairs)
     other = sorted(scope for scope in scoped if scope is not None and scope != engine)
     if other:
-        raise typer.BadParameter(f"--engine-option {other[0]}:...: this run's engine is {engine or 'the preset default'}; "
-                                 "scope an option to an engine only together with --engine")
+        raise typer.BadParameter(
+            f"--engine-option {other[0]}:...: this run's engine is {engine or 'the preset default'}; "
+            "scope an option to an engine only together with --engine"
+        )
     options = {**scoped.get(None, {}), **scoped.get(engine, {})}
     options.update({k: v for k, v in explicit.items() if v is not None})
     if endpoints:
@@ -81,49 +85,128 @@ def resolve_extraction(option: str | None, preset: str | None) -> str:
 def run(
     model: ModelOption,
     task: Annotated[str, typer.Option("--task", "-t", help="Benchmark name (see `m1eval tasks`).")],
-    k: Annotated[int, typer.Option("--k", "-k", min=1, help="Samples drawn per problem (the report's n; its pass@k and maj@k use subsets of k <= n of them).")] = 1,
-    engine: Annotated[str | None, typer.Option("--engine", "-e", help=f"{' | '.join(ENGINES)} (default: the preset's; options: `m1eval engines`).")] = None,
-    temperature: Annotated[float | None, typer.Option(min=0.0, help="Sampling temperature (default: the preset's).")] = None,
-    top_p: Annotated[float | None, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass (default: the preset's).")] = None,
+    k: Annotated[
+        int,
+        typer.Option(
+            "--k",
+            "-k",
+            min=1,
+            help="Samples drawn per problem (the report's n; its pass@k and maj@k use subsets of k <= n of them).",
+        ),
+    ] = 1,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine", "-e", help=f"{' | '.join(ENGINES)} (default: the preset's; options: `m1eval engines`)."
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option(min=0.0, help="Sampling temperature (default: the preset's).")
+    ] = None,
+    top_p: Annotated[
+        float | None, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass (default: the preset's).")
+    ] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Sample among the k likeliest tokens; -1 disables.")] = -1,
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Max new tokens (default: the preset's protocol for the task, else 32768).")] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--max-tokens", min=1, help="Max new tokens (default: the preset's protocol for the task, else 32768)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Run seed; sample i of problem p uses a seed derived from it.")] = 0,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Only the first N problems (deterministic).")] = None,
-    out: Annotated[Path, typer.Option(help="Results root; runs go to <out>/<task>/<model>/<run-id>.")] = Path("results"),
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=1, help="Only the first N problems (deterministic).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Results root; runs go to <out>/<task>/<model>/<run-id>.")] = Path(
+        "results"
+    ),
     run_id: Annotated[str | None, typer.Option("--run-id", help="Override the config-derived run id.")] = None,
     data_dir: DataDirOption = None,
     suffix: Annotated[str | None, typer.Option(help="Instruction after the question (default: the preset's).")] = None,
-    join: Annotated[str | None, typer.Option(help="Question/instruction join: newline | space | blank_line (default: the preset's protocol for the task).")] = None,
+    join: Annotated[
+        str | None,
+        typer.Option(
+            help="Question/instruction join: newline | space | blank_line (default: the preset's protocol for the task)."
+        ),
+    ] = None,
     stop: Annotated[list[str] | None, typer.Option(help="Stop string (repeatable).")] = None,
     endpoint: Annotated[list[str] | None, typer.Option(help="OpenAI-compatible server URL (repeatable).")] = None,
     engine_option: EngineOptionOption = None,
     tensor_parallel_size: Annotated[int | None, typer.Option(min=1, help="vLLM: GPUs to shard the model over.")] = None,
-    gpu_memory_utilization: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="vLLM; on CPU the share of RAM (~0.2-0.3).")] = None,
-    max_model_len: Annotated[int | None, typer.Option(min=1, help="vLLM: context length (prompt + completion) to reserve memory for.")] = None,
-    dtype: Annotated[str | None, typer.Option(help="Weights dtype, e.g. bfloat16, float16, float32 (default: the engine's).")] = None,
-    enforce_eager: Annotated[bool | None, typer.Option("--enforce-eager/--no-enforce-eager", help="vLLM: no CUDA graphs (less memory, slower).")] = None,
+    gpu_memory_utilization: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="vLLM; on CPU the share of RAM (~0.2-0.3).")
+    ] = None,
+    max_model_len: Annotated[
+        int | None, typer.Option(min=1, help="vLLM: context length (prompt + completion) to reserve memory for.")
+    ] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="Weights dtype, e.g. bfloat16, float16, float32 (default: the engine's).")
+    ] = None,
+    enforce_eager: Annotated[
+        bool | None,
+        typer.Option("--enforce-eager/--no-enforce-eager", help="vLLM: no CUDA graphs (less memory, slower)."),
+    ] = None,
     max_num_seqs: Annotated[int | None, typer.Option(min=1, help="vLLM: most sequences decoded at once.")] = None,
     chunk_size: Annotated[int | None, typer.Option(min=1, help="Samples per engine call (resume granularity).")] = None,
-    grade: Annotated[bool, typer.Option("--grade/--no-grade", help="Grade and print the report after generating.")] = True,
+    grade: Annotated[
+        bool, typer.Option("--grade/--no-grade", help="Grade and print the report after generating.")
+    ] = True,
     allow_unpinned: AllowUnpinnedOption = False,
     verbose: VerboseOption = False,
-    extraction: Annotated[str | None, typer.Option("--extraction", help=EXTRACTION_HELP + " Default: the preset's.")] = None,
-    replicas: Annotated[int | None, typer.Option(min=1, help=f"Run the engine as N Ray actors ({', '.join(REPLICA_ENGINES)}).")] = None,
-    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Join this Ray cluster (HOST:PORT, ray://HOST:PORT or auto); default: a local Ray.")] = None,
-    gpus_per_replica: Annotated[float | None, typer.Option("--gpus-per-replica", min=0.0, help="GPUs per replica (default: 1 when the cluster has GPUs, else 0).")] = None,
-    cpus_per_replica: Annotated[float, typer.Option("--cpus-per-replica", min=0.01, help="CPUs Ray reserves per replica.")] = 1.0,
+    extraction: Annotated[
+        str | None, typer.Option("--extraction", help=EXTRACTION_HELP + " Default: the preset's.")
+    ] = None,
+    replicas: Annotated[
+        int | None, typer.Option(min=1, help=f"Run the engine as N Ray actors ({', '.join(REPLICA_ENGINES)}).")
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address", help="Join this Ray cluster (HOST:PORT, ray://HOST:PORT or auto); default: a local Ray."
+        ),
+    ] = None,
+    gpus_per_replica: Annotated[
+        float | None,
+        typer.Option(
+            "--gpus-per-replica", min=0.0, help="GPUs per replica (default: 1 when the cluster has GPUs, else 0)."
+        ),
+    ] = None,
+    cpus_per_replica: Annotated[
+        float, typer.Option("--cpus-per-replica", min=0.01, help="CPUs Ray reserves per replica.")
+    ] = 1.0,
 ) -> None:
     """Generate k samples per problem, store them (resumable), then grade and report."""
     set_log_level(verbose)
     check_output_dir(out, "--out")
     policy = resolve_extraction(extraction, model)
-    explicit = {"tensor_parallel_size": tensor_parallel_size, "gpu_memory_utilization": gpu_memory_utilization,
-                "max_model_len": max_model_len, "dtype": dtype, "enforce_eager": enforce_eager, "max_num_seqs": max_num_seqs}
+    explicit = {
+        "tensor_parallel_size": tensor_parallel_size,
+        "gpu_memory_utilization": gpu_memory_utilization,
+        "max_model_len": max_model_len,
+        "dtype": dtype,
+        "enforce_eager": enforce_eager,
+        "max_num_seqs": max_num_seqs,
+    }
     config = RunConfig(
-        model=model, task=task, k=k, engine=engine, temperature=temperature, top_p=top_p, top_k=top_k,
-        max_tokens=max_tokens, seed=seed, stop=list(stop or []), suffix=suffix, join=join, limit=limit, data_dir=data_dir,
-        out=out, run_id=run_id, engine_options=collect_options(list(engine_option or []), explicit, list(endpoint or []), engine),
-        chunk_size=chunk_size, allow_unpinned=allow_unpinned,
+        model=model,
+        task=task,
+        k=k,
+        engine=engine,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        max_tokens=max_tokens,
+        seed=seed,
+        stop=list(stop or []),
+        suffix=suffix,
+        join=join,
+        limit=limit,
+        data_dir=data_dir,
+        out=out,
+        run_id=run_id,
+        engine_options=collect_options(list(engine_option or []), explicit, list(endpoint or []), engine),
+        chunk_size=chunk_size,
+        allow_unpinned=allow_unpinned,
     )
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -143,8 +226,10 @@ def run(
     if outcome.state == "failed":
         console.print(f"[red]error:[/red] {outcome.message}")
         raise typer.Exit(1)
-    console.print(f"[green]generated {outcome.generated} samples[/green]; {outcome.stored}/{outcome.expected} "
-                  f"stored in {outcome.path}")
+    console.print(
+        f"[green]generated {outcome.generated} samples[/green]; {outcome.stored}/{outcome.expected} "
+        f"stored in {outcome.path}"
+    )
     from m1eval.pipeline.stages import GradingInterrupted, grade_and_summarize, record_extraction
 
     if grade:

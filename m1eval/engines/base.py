@@ -51,7 +51,9 @@ class GenerationRequest:
 
     def __post_init__(self) -> None:
         if len(self.sample_indices) != len(self.seeds):
-            raise ValueError(f"{self.problem_id}: {len(self.sample_indices)} sample indices but {len(self.seeds)} seeds")
+            raise ValueError(
+                f"{self.problem_id}: {len(self.sample_indices)} sample indices but {len(self.seeds)} seeds"
+            )
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Engine(Protocol):
     # The model's tokenizer when the engine holds one (the runner then renders prompts with
     # it instead of loading its own); None otherwise.
     tokenizer: Any
+
     # The options in effect after the engine's own defaults (recorded in the manifest); None: not known.
     # Read-only here (callers only read it), so an engine may declare it never None.
     @property
@@ -90,8 +93,9 @@ class Engine(Protocol):
         """Yield batches as they finish; every requested (problem, sample) appears exactly once."""
         ...
 
-    def generate_pending(self, requests: Iterable[GenerationRequest], sampling: SamplingConfig,
-                         samples_per_chunk: int) -> Iterator[BatchResult]:
+    def generate_pending(
+        self, requests: Iterable[GenerationRequest], sampling: SamplingConfig, samples_per_chunk: int
+    ) -> Iterator[BatchResult]:
         """Every pending request of a run (a lazy stream), in as many ``generate`` calls as the engine likes."""
         ...
 
@@ -129,8 +133,9 @@ class EngineBase:
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> Iterator[BatchResult]:
         raise NotImplementedError
 
-    def generate_pending(self, requests: Iterable[GenerationRequest], sampling: SamplingConfig,
-                         samples_per_chunk: int) -> Iterator[BatchResult]:
+    def generate_pending(
+        self, requests: Iterable[GenerationRequest], sampling: SamplingConfig, samples_per_chunk: int
+    ) -> Iterator[BatchResult]:
         """Chunks of about ``samples_per_chunk`` samples (whole requests), one ``generate`` call each:
         memory stays bounded by one chunk, and a chunk is the unit an interrupt can lose."""
         for chunk in chunk_requests(requests, samples_per_chunk):
@@ -167,15 +172,17 @@ def new_batch_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def batch_result(engine: str, completions: Sequence[Completion], clock: BatchClock,
-                 extra: dict[str, Any] | None = None) -> BatchResult:
+def batch_result(
+    engine: str, completions: Sequence[Completion], clock: BatchClock, extra: dict[str, Any] | None = None
+) -> BatchResult:
     """One finished batch: its completions get a fresh batch id, its timing sums their tokens."""
     batch_id = new_batch_id()
     for completion in completions:
         completion.batch_id = batch_id
     wall = clock.wall if clock.wall is not None else time.perf_counter() - clock.t0
-    return BatchResult(list(completions), batch_timing(batch_id, engine, completions, wall, clock.started),
-                       dict(extra or {}))
+    return BatchResult(
+        list(completions), batch_timing(batch_id, engine, completions, wall, clock.started), dict(extra or {})
+    )
 
 
 def free_accelerator() -> None:

@@ -74,9 +74,7 @@ class _SeededSampler:
         for warper in self.warpers:
             scores = warper(input_ids, scores)
         probs = torch.softmax(scores, dim=-1)
-        picks = torch.stack(
-            [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(self.generators)]
-        )
+        picks = torch.stack([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(self.generators)])
         out = torch.full_like(scores, float("-inf"))
         out.scatter_(1, picks, 0.0)
         return out
@@ -107,7 +105,9 @@ class HFEngine(EngineBase):
                 raise EngineError(f"hf: unknown dtype {dtype_name!r} (float32, bfloat16, float16, auto)")
         extra = {k: options[k] for k in ("revision", "trust_remote_code", "attn_implementation") if k in options}
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model, **{k: v for k, v in extra.items() if k != "attn_implementation"})
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                model, **{k: v for k, v in extra.items() if k != "attn_implementation"}
+            )
             # transformers decorates PreTrainedModel.to with functools.wraps(nn.Module.to), whose typeshed type does
             # not bind self, so mypy takes the device for the model
             self.model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, **extra).to(self.device)  # type: ignore[arg-type]
@@ -138,8 +138,8 @@ class HFEngine(EngineBase):
         input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, row in enumerate(rows):
-            input_ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
-            mask[i, width - len(row):] = 1
+            input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            mask[i, width - len(row) :] = 1
         return input_ids.to(self.device), mask.to(self.device)
 
     def _cut(self, generated: list[int], max_tokens: int, stopped_by_string: bool) -> tuple[list[int], str]:
@@ -170,14 +170,16 @@ class HFEngine(EngineBase):
             "pad_token_id": self.tokenizer.pad_token_id,
         }
         if sampling.temperature > 0:
-            kwargs["logits_processor"] = LogitsProcessorList([_SeededSampler([r.seed for r in rows], sampling, self.device)])
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [_SeededSampler([r.seed for r in rows], sampling, self.device)]
+            )
             # Silence the warpers generate() would otherwise take from generation_config.
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if sampling.stop:
             kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
         with torch.inference_mode():
             out = self.model.generate(**kwargs)
-        return out[:, input_ids.shape[1]:].tolist()
+        return out[:, input_ids.shape[1] :].tolist()
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> Iterator[BatchResult]:
         """Rows (one per sample) in batches of ``batch_size``; each batch is yielded when done."""
@@ -204,8 +206,9 @@ class HFEngine(EngineBase):
             start += len(batch)
             yield self._result(batch, outputs, sampling, clock)
 
-    def _result(self, batch: list[_Row], outputs: list[list[int]], sampling: SamplingConfig,
-                clock: BatchClock) -> BatchResult:
+    def _result(
+        self, batch: list[_Row], outputs: list[list[int]], sampling: SamplingConfig, clock: BatchClock
+    ) -> BatchResult:
         completions = []
         for row, generated in zip(batch, outputs):
             ids, reason = self._cut(generated, sampling.max_tokens, bool(sampling.stop))
@@ -232,8 +235,15 @@ class HFEngine(EngineBase):
         torch = self.torch
         input_ids, mask = self._pad(prompt_token_ids)
         kwargs = {
-            "input_ids": input_ids, "attention_mask": mask, "do_sample": False, "max_new_tokens": gen_len,
-            "min_new_tokens": gen_len, "pad_token_id": self.tokenizer.pad_token_id, "temperature": None, "top_p": None, "top_k": None,
+            "input_ids": input_ids,
+            "attention_mask": mask,
+            "do_sample": False,
+            "max_new_tokens": gen_len,
+            "min_new_tokens": gen_len,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "temperature": None,
+            "top_p": None,
+            "top_k": None,
         }
         try:
             with torch.inference_mode():
@@ -249,8 +259,11 @@ class HFEngine(EngineBase):
             raise EngineOutOfMemory(f"hf: out of memory at batch {len(prompt_token_ids)}: {exc}") from exc
         generated = int(out.shape[1] - input_ids.shape[1]) * int(out.shape[0])
         return TimedGeneration(
-            batch_size=len(prompt_token_ids), prompt_len=int(input_ids.shape[1]), gen_len=gen_len,
-            wall_seconds=wall, generated_tokens=generated,
+            batch_size=len(prompt_token_ids),
+            prompt_len=int(input_ids.shape[1]),
+            gen_len=gen_len,
+            wall_seconds=wall,
+            generated_tokens=generated,
         )
 
     def _sync(self) -> None:

@@ -41,14 +41,24 @@ OPTION_SPECS: dict[str, OptionSpec] = {
     "device": OptionSpec("str", help="cpu, cuda, cuda:1 (default: cuda when available)"),
     "dtype": OptionSpec("str", changes_samples=True, help="weights dtype: bfloat16, float16, float32"),
     "max_batch": OptionSpec("int", 1, help="sample rows per decode batch (default 32 on CPU, 256 on CUDA)"),
-    "cuda_graph": OptionSpec("bool", nullable=True, help="capture the decode step as a CUDA graph (true/false; default: on CUDA)"),
+    "cuda_graph": OptionSpec(
+        "bool", nullable=True, help="capture the decode step as a CUDA graph (true/false; default: on CUDA)"
+    ),
     # the fused kernels and the PyTorch scan differ in summation order: other numerics, other samples
-    "kernels": OptionSpec("str", choices=("auto", "torch", "kernels"), changes_samples=True,
-                          help="auto, torch or kernels (mamba_ssm / causal_conv1d)"),
+    "kernels": OptionSpec(
+        "str",
+        choices=("auto", "torch", "kernels"),
+        changes_samples=True,
+        help="auto, torch or kernels (mamba_ssm / causal_conv1d)",
+    ),
     "tokenizer": OptionSpec("str", changes_samples=True, help="tokenizer folder or hub id, when it is not the model's"),
     "revision": OptionSpec("str", changes_samples=True, help="hub revision (branch, tag or commit) of the model"),
-    "eos": OptionSpec("str", choices=("all", "tokenizer"), changes_samples=True,
-                      help="stop at every EOS id of the generation config (all) or the tokenizer's one"),
+    "eos": OptionSpec(
+        "str",
+        choices=("all", "tokenizer"),
+        changes_samples=True,
+        help="stop at every EOS id of the generation config (all) or the tokenizer's one",
+    ),
 }
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
            "float16": "float16", "fp16": "float16"}  # fmt: skip

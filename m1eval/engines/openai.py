@@ -45,17 +45,26 @@ from m1eval.engines.textcut import text_prefix_chars
 from m1eval.records import Completion, SamplingConfig
 
 OPTION_SPECS: dict[str, OptionSpec] = {
-    "endpoints": OptionSpec("list", help="server URLs, comma-separated (or repeat --endpoint); requests go round-robin"),
+    "endpoints": OptionSpec(
+        "list", help="server URLs, comma-separated (or repeat --endpoint); requests go round-robin"
+    ),
     "tokenizer": OptionSpec("str", changes_samples=True, help="tokenizer folder or hub id, when it is not the model's"),
     "concurrency": OptionSpec("int", 1, help="requests in flight at once (default 32)"),
-    "max_retries": OptionSpec("int", 0, help="retries of a failed request (transport errors, 429, 5xx) on the next endpoint"),
+    "max_retries": OptionSpec(
+        "int", 0, help="retries of a failed request (transport errors, 429, 5xx) on the next endpoint"
+    ),
     "timeout": OptionSpec("float", 0, above=True, help="seconds a request may wait for the server"),
     "backoff": OptionSpec("float", 0, help="seconds before the first retry, doubled each time"),
-    "api_key": OptionSpec("str", secret=True, help="bearer token (default: $OPENAI_API_KEY); never written to the manifest"),
+    "api_key": OptionSpec(
+        "str", secret=True, help="bearer token (default: $OPENAI_API_KEY); never written to the manifest"
+    ),
     # two models behind one endpoint: the name is what tells their samples apart
-    "served_model": OptionSpec("str", changes_samples=True, help="model name the server serves, when it is not --model"),
-    "prompt_format": OptionSpec("str", choices=("tokens", "text"), changes_samples=True,
-                                help="tokens (send token ids, default) or text"),
+    "served_model": OptionSpec(
+        "str", changes_samples=True, help="model name the server serves, when it is not --model"
+    ),
+    "prompt_format": OptionSpec(
+        "str", choices=("tokens", "text"), changes_samples=True, help="tokens (send token ids, default) or text"
+    ),
 }
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 DEFAULT_MAX_RETRIES = 4
@@ -135,7 +144,9 @@ class OpenAIEngine(EngineBase):
         self.options.setdefault("max_retries", self.max_retries)
         self.options.setdefault("concurrency", self.concurrency)
         self.options.setdefault("timeout", "default: 60 s + max_tokens / 20 tokens/s")
-        self._headers = {"Authorization": f"Bearer {options.get('api_key') or os.environ.get('OPENAI_API_KEY') or 'EMPTY'}"}
+        self._headers = {
+            "Authorization": f"Bearer {options.get('api_key') or os.environ.get('OPENAI_API_KEY') or 'EMPTY'}"
+        }
         self._check_endpoints()
         from m1eval.models.prompts import load_tokenizer
 
@@ -149,17 +160,21 @@ class OpenAIEngine(EngineBase):
                 try:
                     response = client.get(f"{url}/v1/models")
                 except httpx.HTTPError as exc:
-                    raise EngineError(f"openai: cannot reach endpoint {url} ({type(exc).__name__}: {exc}); "
-                                      "is the server up?") from exc
+                    raise EngineError(
+                        f"openai: cannot reach endpoint {url} ({type(exc).__name__}: {exc}); is the server up?"
+                    ) from exc
                 if response.status_code != 200:
-                    raise EngineError(f"openai: endpoint {url} answered /v1/models with {response.status_code}: "
-                                      f"{_message(response)}")
+                    raise EngineError(
+                        f"openai: endpoint {url} answered /v1/models with {response.status_code}: {_message(response)}"
+                    )
                 try:
                     served = [m.get("id") for m in response.json().get("data", []) if isinstance(m, dict)]
                 except (ValueError, AttributeError) as exc:
                     raise EngineError(f"openai: endpoint {url} answered /v1/models with no model list") from exc
                 if served and self.served_model not in served:
-                    raise EngineError(f"openai: endpoint {url} does not serve {self.served_model!r}; it serves {served}")
+                    raise EngineError(
+                        f"openai: endpoint {url} does not serve {self.served_model!r}; it serves {served}"
+                    )
 
     # ------------------------------------------------------------------ one request (event-loop thread)
 
@@ -184,8 +199,7 @@ class OpenAIEngine(EngineBase):
             body["stop"] = list(sampling.stop)
         return body
 
-    async def _post(self, client: Any, slot: int, body: dict[str, Any], run: _Run,
-                    errors: list[str]) -> dict[str, Any]:
+    async def _post(self, client: Any, slot: int, body: dict[str, Any], run: _Run, errors: list[str]) -> dict[str, Any]:
         import httpx
 
         last = ""
@@ -200,8 +214,9 @@ class OpenAIEngine(EngineBase):
                     try:
                         return response.json()
                     except ValueError as exc:
-                        raise ServerError(f"openai: malformed response (not JSON) from {url}: "
-                                          f"{response.text[:300]!r}") from exc
+                        raise ServerError(
+                            f"openai: malformed response (not JSON) from {url}: {response.text[:300]!r}"
+                        ) from exc
                 last = f"{url}: HTTP {response.status_code}: {_message(response)}"
                 if response.status_code not in RETRYABLE_STATUS:
                     raise ServerError(f"openai: server refused the request ({last})")
@@ -212,8 +227,16 @@ class OpenAIEngine(EngineBase):
                 await asyncio.sleep(delay)
         raise EngineError(f"openai: request failed after {self.max_retries + 1} attempts; last error: {last}")
 
-    async def _one(self, client: Any, slot: int, request: GenerationRequest, index: int, seed: int,
-                   sampling: SamplingConfig, run: _Run) -> Completion | None:
+    async def _one(
+        self,
+        client: Any,
+        slot: int,
+        request: GenerationRequest,
+        index: int,
+        seed: int,
+        sampling: SamplingConfig,
+        run: _Run,
+    ) -> Completion | None:
         async with run.slots:
             if run.stopping:
                 return None  # a request failed: send no more, let the ones in flight finish
@@ -259,8 +282,10 @@ class OpenAIEngine(EngineBase):
         timeout = httpx.Timeout(None, connect=CONNECT_TIMEOUT)  # the total deadline is asyncio's
         limits = httpx.Limits(max_connections=self.concurrency + 4)
         async with httpx.AsyncClient(timeout=timeout, headers=self._headers, limits=limits) as client:
-            tasks = [asyncio.ensure_future(self._one(client, slot, r, i, s, sampling, run))
-                     for slot, (r, i, s) in enumerate(jobs)]
+            tasks = [
+                asyncio.ensure_future(self._one(client, slot, r, i, s, sampling, run))
+                for slot, (r, i, s) in enumerate(jobs)
+            ]
             try:
                 for next_done in asyncio.as_completed(tasks):
                     try:

@@ -67,8 +67,14 @@ class OptionSpec:
     def describe(self) -> str:
         if self.choices:
             return "one of " + "|".join(self.choices)
-        text = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-                "list": "a list of strings", "dict": "a JSON object"}[self.kind]
+        text = {
+            "int": "an integer",
+            "float": "a number",
+            "bool": "true or false",
+            "str": "a string",
+            "list": "a list of strings",
+            "dict": "a JSON object",
+        }[self.kind]
         if self.minimum is not None:
             text += f" {'>' if self.above else '>='} {self.minimum:g}"
         return text

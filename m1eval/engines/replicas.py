@@ -90,7 +90,7 @@ def import_ray() -> Any:
         import ray
     except ImportError as exc:
         raise ReplicaError(
-            f"--replicas needs Ray ({exc}); install it with `pip install \"m1eval[ray]\"` "
+            f'--replicas needs Ray ({exc}); install it with `pip install "m1eval[ray]"` '
             "(or `pip install ray`) on the driver and on every node"
         ) from exc
     return ray
@@ -103,7 +103,7 @@ def _host_port(address: str) -> tuple[str, int] | None:
         return None
     default_port = 6379
     if text.startswith("ray://"):
-        text, default_port = text[len("ray://"):], 10001
+        text, default_port = text[len("ray://") :], 10001
     elif "://" in text:
         raise ReplicaError(f"--ray-address {address!r}: expected HOST[:PORT], ray://HOST[:PORT] or auto")
     text = text.split("/", 1)[0]
@@ -155,7 +155,9 @@ def _remaining(chunk: Sequence[GenerationRequest], received: set[tuple[str, int]
     """The requests of ``chunk`` cut to the samples that have not come back, with their own seeds."""
     out = []
     for request in chunk:
-        kept = [(i, s) for i, s in zip(request.sample_indices, request.seeds) if (request.problem_id, i) not in received]
+        kept = [
+            (i, s) for i, s in zip(request.sample_indices, request.seeds) if (request.problem_id, i) not in received
+        ]
         if kept:
             out.append(GenerationRequest(
                 problem_id=request.problem_id, prompt=request.prompt, sample_indices=[i for i, _ in kept],
@@ -287,8 +289,7 @@ class ReplicaPool(EngineBase):
         if ray.is_initialized():  # a caller (notebook, benchmark) already connected; leave it to them
             return
         address = self.settings.ray_address
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                  "logging_level": logging.WARNING}
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
         try:
             if address:
                 check_ray_address(address)
@@ -301,8 +302,10 @@ class ReplicaPool(EngineBase):
             where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
             hint = ""
             if address and os.environ.get("RAY_AUTH_MODE", "") != "token":
-                hint = ("; if the cluster uses token authentication (`ray start --head` turns it on when the head "
-                        "has ~/.ray/auth_token), export RAY_AUTH_MODE=token and copy that file here")
+                hint = (
+                    "; if the cluster uses token authentication (`ray start --head` turns it on when the head "
+                    "has ~/.ray/auth_token), export RAY_AUTH_MODE=token and copy that file here"
+                )
             raise ReplicaError(f"cannot connect to {where}: {type(exc).__name__}: {_first_line(exc)}{hint}") from None
         self._started_ray = True
 
@@ -327,7 +330,10 @@ class ReplicaPool(EngineBase):
         index = self.stats.actors_started
         self.stats.actors_started += 1
         actor = self._actor_class.options(
-            num_cpus=self.settings.cpus_per_replica, num_gpus=self._gpus, max_restarts=0, max_task_retries=0,
+            num_cpus=self.settings.cpus_per_replica,
+            num_gpus=self._gpus,
+            max_restarts=0,
+            max_task_retries=0,
             name=None,
         ).remote(self.name, self._model, self._engine_options)
         slot = _Slot(index, actor)
@@ -390,8 +396,9 @@ class ReplicaPool(EngineBase):
 
     # ------------------------------------------------------------------ generation
 
-    def generate_pending(self, requests: Iterable[GenerationRequest], sampling: SamplingConfig,
-                         samples_per_chunk: int) -> Iterator[BatchResult]:
+    def generate_pending(
+        self, requests: Iterable[GenerationRequest], sampling: SamplingConfig, samples_per_chunk: int
+    ) -> Iterator[BatchResult]:
         """The run's pending requests all at once: the pool chunks and spreads them itself
         (``chunk_size`` given to the pool, else its own default, not ``samples_per_chunk``)."""
         return self.generate(list(requests), sampling)

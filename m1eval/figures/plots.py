@@ -155,7 +155,9 @@ def _mark_leaders(ax, group: Sequence[BudgetCurve], *, left: float, right: float
         ax.axvspan(start, stop, ymin=0.975, ymax=1.0, color=color, alpha=0.8, linewidth=0)
     for change in segments[1:]:
         ax.axvline(change.seconds, color="0.4", linestyle=":", linewidth=1)
-    ax.annotate("leader at each budget (grey: tie)", (0.01, 0.955), xycoords="axes fraction", fontsize=7, color="0.3", va="top")
+    ax.annotate(
+        "leader at each budget (grey: tie)", (0.01, 0.955), xycoords="axes fraction", fontsize=7, color="0.3", va="top"
+    )
 
 
 def figure_length(curves: Sequence[LengthCurve], *, title: str | None = None):
@@ -181,8 +183,16 @@ def figure_length(curves: Sequence[LengthCurve], *, title: str | None = None):
         if timed:
             tax = axes[i * 2 + 1]
             if all(curve.seconds is None for curve in group):  # no profile prices this task's models
-                tax.text(0.5, 0.5, f"{task}: no throughput profile for these models,\nso no decoding time",
-                         ha="center", va="center", transform=tax.transAxes, fontsize=9, color="0.3")
+                tax.text(
+                    0.5,
+                    0.5,
+                    f"{task}: no throughput profile for these models,\nso no decoding time",
+                    ha="center",
+                    va="center",
+                    transform=tax.transAxes,
+                    fontsize=9,
+                    color="0.3",
+                )
                 tax.set_axis_off()
                 continue
             for curve in group:
@@ -209,8 +219,16 @@ def _speedups(ax, series: dict[str, dict[int, float]]) -> None:
         return
     shared = set.intersection(*(set(points) for points in series.values()))
     if shared:
-        ax.text(0.99, 0.01, "speed-up ×r = fastest / slowest model", transform=ax.transAxes, ha="right", va="bottom",
-                fontsize=7, color="0.35")
+        ax.text(
+            0.99,
+            0.01,
+            "speed-up ×r = fastest / slowest model",
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="0.35",
+        )
     for x in sorted(shared):
         rates = {name: points[x] for name, points in series.items()}
         fastest = max(rates, key=rates.__getitem__)
@@ -218,8 +236,16 @@ def _speedups(ax, series: dict[str, dict[int, float]]) -> None:
         if rates[slowest] <= 0:
             continue
         ratio = rates[fastest] / rates[slowest]
-        ax.annotate(f"×{ratio:.1f}", (x, rates[fastest]), textcoords="offset points", xytext=(0, 7), ha="center",
-                    fontsize=8, fontweight="bold", color=ps.model_color(fastest))
+        ax.annotate(
+            f"×{ratio:.1f}",
+            (x, rates[fastest]),
+            textcoords="offset points",
+            xytext=(0, 7),
+            ha="center",
+            fontsize=8,
+            fontweight="bold",
+            color=ps.model_color(fastest),
+        )
 
 
 def _repeat_rates(m: Measurement) -> tuple[float, float]:
@@ -246,18 +272,33 @@ def figure_throughput(profiles: Sequence[ThroughputProfile], *, title: str | Non
             x = [m.batch_size for m in points]
             y = [m.tokens_per_second for m in points]
             extremes = [_repeat_rates(m) for m in points]
-            spread = [[m.tokens_per_second - slow for m, (slow, _) in zip(points, extremes)],
-                      [fast - m.tokens_per_second for m, (_, fast) in zip(points, extremes)]]
+            spread = [
+                [m.tokens_per_second - slow for m, (slow, _) in zip(points, extremes)],
+                [fast - m.tokens_per_second for m, (_, fast) in zip(points, extremes)],
+            ]
             bax.errorbar(x, y, yerr=spread, color=color, marker=marker, capsize=2, label=f"{prof.name} ({prof.engine})")
             batch_series[prof.name] = dict(zip(x, y))
             peak = prof.peak
-            bax.annotate("peak", (peak.batch_size, peak.tokens_per_second), textcoords="offset points", xytext=(4, -10),
-                         fontsize=7, color=color)
+            bax.annotate(
+                "peak",
+                (peak.batch_size, peak.tokens_per_second),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=7,
+                color=color,
+            )
         oom = prof.oom_batch_size
         if oom is not None:
             bax.axvline(oom, color=color, linestyle="--", linewidth=1, alpha=0.7)
-            bax.annotate(f"{prof.name}: out of memory", (oom, 0.5), xycoords=("data", "axes fraction"), rotation=90,
-                         fontsize=7, color=color, ha="right")
+            bax.annotate(
+                f"{prof.name}: out of memory",
+                (oom, 0.5),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                fontsize=7,
+                color=color,
+                ha="right",
+            )
         lpoints = prof.points("length")
         if lpoints:
             x = [m.gen_len for m in lpoints]
@@ -270,7 +311,9 @@ def figure_throughput(profiles: Sequence[ThroughputProfile], *, title: str | Non
     if len(length_batches) == 1:
         _speedups(lax, length_series)
     settings = profiles[0].settings
-    bax.set_title(f"throughput vs batch (prompt {settings.get('prompt_len', '?')}, gen {settings.get('gen_len', '?')} tokens)")
+    bax.set_title(
+        f"throughput vs batch (prompt {settings.get('prompt_len', '?')}, gen {settings.get('gen_len', '?')} tokens)"
+    )
     lax.set_title("throughput vs generation length" + (" (same batch)" if len(length_batches) == 1 else ""))
     for ax, xlabel in ((bax, "batch size (sequences)"), (lax, "generation length (tokens)")):
         ps.log2_axis(ax, "x")

@@ -27,7 +27,18 @@ KNOWN_COLORS = {
     "llama-3.2-3b": "#ff7f0e",
 }
 # For other names; fixed colours above are excluded so a new model never looks like M1.
-FALLBACK_COLORS = ["#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#393b79", "#637939", "#843c39", "#7b4173", "#3182bd"]
+FALLBACK_COLORS = [
+    "#17becf",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#393b79",
+    "#637939",
+    "#843c39",
+    "#7b4173",
+    "#3182bd",
+]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
 
 RC = {

@@ -13,5 +13,18 @@ from m1eval.grading.grader import GRADER_VERSION, Grader
 from m1eval.grading.guard import GradingTimeout
 from m1eval.grading.normalize import normalize_answer
 
-__all__ = ["DEFAULT_POLICY", "GRADER_VERSION", "RULES", "CheckResult", "Grader", "GradingTimeout", "PolicyError",
-           "canonical_policy", "check_answer", "extract_answer", "is_equivalent", "normalize_answer", "parse_policy"]
+__all__ = [
+    "DEFAULT_POLICY",
+    "GRADER_VERSION",
+    "RULES",
+    "CheckResult",
+    "Grader",
+    "GradingTimeout",
+    "PolicyError",
+    "canonical_policy",
+    "check_answer",
+    "extract_answer",
+    "is_equivalent",
+    "normalize_answer",
+    "parse_policy",
+]

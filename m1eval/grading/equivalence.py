@@ -23,7 +23,9 @@ _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?$")
 _CHOICE_PREFIX = re.compile(r"^\(([A-E])\)")
 _BASE = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
 _COMMANDS = re.compile(r"\\[A-Za-z]+")
-_SIMPLE_LHS = re.compile(r"^(?:[A-Za-z](?:_\{?[A-Za-z0-9\\]+\}?)?'*|[A-Z]{2,3}|[A-Za-z]+\([A-Za-z0-9,]*\)|\\[A-Za-z][A-Za-z0-9_{}]*|[A-Za-z]_\{\\max\}|[A-Za-z]_\{\\min\})$")
+_SIMPLE_LHS = re.compile(
+    r"^(?:[A-Za-z](?:_\{?[A-Za-z0-9\\]+\}?)?'*|[A-Z]{2,3}|[A-Za-z]+\([A-Za-z0-9,]*\)|\\[A-Za-z][A-Za-z0-9_{}]*|[A-Za-z]_\{\\max\}|[A-Za-z]_\{\\min\})$"
+)
 _INF = {"\\infty", "+\\infty", "-\\infty", "oo", "-oo"}
 
 
@@ -79,8 +81,14 @@ def compare_leaves(g: str, a: str, ctx: Context) -> bool | None:
         return False  # a variable in the answer cannot equal a pure number
     if an is not None and _has_letters(g) and not _has_letters(a):
         return False
-    rounded = gn is not None and gn.is_decimal and not gn.percent and forms.significant_digits(g) >= 3 \
-        and forms.is_irrational_looking(a) and not _has_letters(a)
+    rounded = (
+        gn is not None
+        and gn.is_decimal
+        and not gn.percent
+        and forms.significant_digits(g) >= 3
+        and forms.is_irrational_looking(a)
+        and not _has_letters(a)
+    )
     if not ctx.symbolic:
         return None
     try:
@@ -118,7 +126,9 @@ def _relation_to_interval(rel: Relation) -> Node | None:
     ineq = {"<", ">", "\\le", "\\ge"}
     if not all(op in ineq for op in ops):
         return None
-    var_positions = [i for i, p in enumerate(parts) if _simple_lhs(p) and not _is_numeric_looking(getattr(p, "text", ""))]
+    var_positions = [
+        i for i, p in enumerate(parts) if _simple_lhs(p) and not _is_numeric_looking(getattr(p, "text", ""))
+    ]
     if len(parts) == 2 and len(var_positions) >= 1:
         vi = var_positions[0] if len(var_positions) == 1 else 0
         other = parts[1 - vi]
@@ -156,9 +166,7 @@ def _disjunction_as_union(node: Node) -> Node:
     their intervals. Only used against a union, where "or" is the only sensible reading."""
     if not (isinstance(node, Seq) and node.open == "" and len(node.items) > 1):
         return node
-    intervals = [
-        _relation_to_interval(item) if isinstance(item, Relation) else None for item in node.items
-    ]
+    intervals = [_relation_to_interval(item) if isinstance(item, Relation) else None for item in node.items]
     if any(interval is None for interval in intervals):
         return node
     return Union(tuple(intervals))
@@ -207,8 +215,12 @@ def _all_ordered(gs, as_, ctx: Context) -> bool | None:  # noqa: ANN001
 
 
 def _is_interval_like(node: Node) -> bool:
-    return isinstance(node, Seq) and len(node.items) == 2 and node.open in "([" and node.open != "" and (
-        node.open != "(" or node.close != ")" or any(isinstance(i, Leaf) and i.text in _INF for i in node.items)
+    return (
+        isinstance(node, Seq)
+        and len(node.items) == 2
+        and node.open in "(["
+        and node.open != ""
+        and (node.open != "(" or node.close != ")" or any(isinstance(i, Leaf) and i.text in _INF for i in node.items))
     )
 
 
@@ -216,7 +228,12 @@ def compare(g: Node, a: Node, ctx: Context) -> bool | None:
     """Tri-state comparison of two answer trees (True / False / None = needs sympy)."""
     if g == a:
         return True
-    if isinstance(g, Relation) and g.ops == ("\\approx",) and not _simple_lhs(g.parts[0]) and not isinstance(a, Relation):
+    if (
+        isinstance(g, Relation)
+        and g.ops == ("\\approx",)
+        and not _simple_lhs(g.parts[0])
+        and not isinstance(a, Relation)
+    ):
         # an approximate gold: its exact part is the answer, and so is the approximation it states
         exact = compare(g.parts[0], a, ctx)
         if exact is True:
@@ -332,7 +349,11 @@ def _compare_seq(g: Node, a: Node, ctx: Context) -> bool | None:
         verdicts = [compare(g, _as_value(item), ctx) for item in as_.items]
         if all(v is True for v in verdicts):
             return True
-    if _is_interval_like(gs) or _is_interval_like(as_) or (ctx.answer_format == "interval" and len(gs.items) == 2 and gs.open):
+    if (
+        _is_interval_like(gs)
+        or _is_interval_like(as_)
+        or (ctx.answer_format == "interval" and len(gs.items) == 2 and gs.open)
+    ):
         if (gs.open, gs.close) != (as_.open, as_.close) or len(gs.items) != len(as_.items):
             return False
         return _all_ordered(list(gs.items), list(as_.items), ctx)
@@ -411,9 +432,15 @@ class CheckResult:
     answer_normalized: str | None = None
 
 
-def check_inline(gold: str, response: str, rules: tuple[str, ...] | None, answer_format: str | None = None,
-                 tolerance: float | None = None, meta: dict[str, Any] | None = None,
-                 symbolic_ok: bool = True) -> CheckResult:
+def check_inline(
+    gold: str,
+    response: str,
+    rules: tuple[str, ...] | None,
+    answer_format: str | None = None,
+    tolerance: float | None = None,
+    meta: dict[str, Any] | None = None,
+    symbolic_ok: bool = True,
+) -> CheckResult:
     """``check_answer`` without the guard (what the guarded worker runs).
 
     With ``symbolic_ok=False`` a comparison that needs sympy gets ``status="pending"``.
@@ -431,8 +458,15 @@ def check_inline(gold: str, response: str, rules: tuple[str, ...] | None, answer
     answer_norm = prepare(answer, meta)
     if not answer_norm:
         return CheckResult("no_answer", False, answer, rule, gold_norm, answer_norm)
-    result, unparsable = verdict(gold_norm, answer_norm, answer_format=answer_format, tolerance=tolerance,
-                                 meta=meta, normalized=True, symbolic_ok=symbolic_ok)
+    result, unparsable = verdict(
+        gold_norm,
+        answer_norm,
+        answer_format=answer_format,
+        tolerance=tolerance,
+        meta=meta,
+        normalized=True,
+        symbolic_ok=symbolic_ok,
+    )
     if result is None:
         return CheckResult("pending", False, answer, rule, gold_norm, answer_norm)
     status = "unparsable" if unparsable and not result else "ok"

@@ -73,7 +73,9 @@ _PHRASE = re.compile(
 )
 _SENTENCE_END = re.compile(r"(?<![\d\\])\.(?:\s|$)|\.$|[。！]")
 # Where a stated answer stops and the explanation of it starts: "12, which is ...", "$5$ because".
-_AFTERTHOUGHT = re.compile(r",? (?:which|because|since|as|where|so that|that is|i\.e\.)\b| \((?=[^()]{0,80}[A-Za-z]{3})")
+_AFTERTHOUGHT = re.compile(
+    r",? (?:which|because|since|as|where|so that|that is|i\.e\.)\b| \((?=[^()]{0,80}[A-Za-z]{3})"
+)
 _NUMBER = re.compile(
     r"(?<![\w.,])-?\d{1,100},\d{1,2}[ \t]?(?:€|£|%|EUR\b|euros?\b)"  # a decimal comma: "3,75 €"
     r"|(?<![\w.])-?\d{1,100}(?:,\d{3}){0,10}(?:\.\d{1,100})?(?:/\d{1,100})?(?![\w])"
@@ -104,8 +106,10 @@ def parse_policy(policy: str | None) -> tuple[str, ...]:
     if policy is None:
         policy = DEFAULT_POLICY
     if not isinstance(policy, str) or not policy.strip():
-        raise PolicyError(f"extraction policy {policy!r}: empty; use a comma-separated list of {', '.join(RULES)} "
-                          f"or one of {', '.join(ALIASES)}")
+        raise PolicyError(
+            f"extraction policy {policy!r}: empty; use a comma-separated list of {', '.join(RULES)} "
+            f"or one of {', '.join(ALIASES)}"
+        )
     text = ALIASES.get(policy.strip(), policy)
     rules: list[str] = []
     for part in text.split(","):
@@ -114,8 +118,10 @@ def parse_policy(policy: str | None) -> tuple[str, ...]:
             rules.extend(r for r in parse_policy(name) if r not in rules)
             continue
         if name not in RULES:
-            raise PolicyError(f"extraction policy {policy!r}: unknown rule {name!r} "
-                              f"(known: {', '.join(RULES)}; aliases: {', '.join(ALIASES)})")
+            raise PolicyError(
+                f"extraction policy {policy!r}: unknown rule {name!r} "
+                f"(known: {', '.join(RULES)}; aliases: {', '.join(ALIASES)})"
+            )
         if name not in rules:
             rules.append(name)
     return tuple(rules)
@@ -225,8 +231,10 @@ def boxed_answers(text: str) -> list[str]:
     return found[::-1]
 
 
-_BOX_JOINER = re.compile(r"(?i)[\s$,;&]*(?:(?:and|or|et|und|y|或|和)?[\s$,;&]*(?:\\text\{[^{}]{0,12}\})?)"
-                         r"[\s$,;]*(?:[A-Za-z](?:_\{?\w{1,3}\}?)?[ \t]*=[ \t]*)?[\s$]*")
+_BOX_JOINER = re.compile(
+    r"(?i)[\s$,;&]*(?:(?:and|or|et|und|y|或|和)?[\s$,;&]*(?:\\text\{[^{}]{0,12}\})?)"
+    r"[\s$,;]*(?:[A-Za-z](?:_\{?\w{1,3}\}?)?[ \t]*=[ \t]*)?[\s$]*"
+)
 
 
 def _last_box(text: str) -> tuple[str, int, int] | None:
@@ -407,8 +415,23 @@ def _phrase_answer(candidate: str) -> str | None:
 # The words every answer phrase starts with. A regular expression with a dozen alternatives
 # tries each at every position (50 ms on 100,000 characters); ``str.find`` of each word on
 # the lower-cased text finds the few places worth matching at C speed.
-_PHRASE_WORDS = ("answer", "final answer", "####", "答案", "答え", "réponse", "reponse", "respuesta", "resposta",
-                 "risposta", "antwort", "ответ", "الإجابة", "الاجابة", "الجواب")
+_PHRASE_WORDS = (
+    "answer",
+    "final answer",
+    "####",
+    "答案",
+    "答え",
+    "réponse",
+    "reponse",
+    "respuesta",
+    "resposta",
+    "risposta",
+    "antwort",
+    "ответ",
+    "الإجابة",
+    "الاجابة",
+    "الجواب",
+)
 
 
 # "**Final Answer**", "## Final answer:" alone on its line: the answer is on the next line.
@@ -538,8 +561,13 @@ def question_expressions(question: str | None) -> frozenset[str]:
     return frozenset(found)
 
 
-def extract(text: str, policy: str | tuple[str, ...] | None = DEFAULT_POLICY, *,
-            truncated: bool = False, restated: frozenset[str] = frozenset()) -> Extraction:
+def extract(
+    text: str,
+    policy: str | tuple[str, ...] | None = DEFAULT_POLICY,
+    *,
+    truncated: bool = False,
+    restated: frozenset[str] = frozenset(),
+) -> Extraction:
     """The final answer of a completion and the rule that found it, in-process (no deadline).
 
     Only the last ``MAX_SCAN_CHARS`` characters are searched and an answer longer than
@@ -574,8 +602,11 @@ def extract(text: str, policy: str | tuple[str, ...] | None = DEFAULT_POLICY, *,
             pair_rules, position = pair
             done.update(pair_rules)
             source = positional_text if pair_rules[0] in POSITIONAL_RULES else visible
-            found = [(f, r) for r in pair_rules
-                     if (f := _FINDERS[r](source)) is not None and f[0] and (r == "boxed" or not _restates(f[0], restated))]
+            found = [
+                (f, r)
+                for r in pair_rules
+                if (f := _FINDERS[r](source)) is not None and f[0] and (r == "boxed" or not _restates(f[0], restated))
+            ]
             if found:
                 (answer, *_), chosen = max(found, key=lambda item: item[0][position])
                 return Extraction(answer[:MAX_ANSWER_CHARS], chosen)
@@ -586,8 +617,15 @@ def extract(text: str, policy: str | tuple[str, ...] | None = DEFAULT_POLICY, *,
     return Extraction(None, None)
 
 
-def extract_answer(text: str, *, policy: str | None = None, fallbacks: bool = False,
-                   timeout: float | None = None, truncated: bool = False, question: str | None = None) -> str | None:
+def extract_answer(
+    text: str,
+    *,
+    policy: str | None = None,
+    fallbacks: bool = False,
+    timeout: float | None = None,
+    truncated: bool = False,
+    question: str | None = None,
+) -> str | None:
     """The final answer of a completion, or None when it gave none.
 
     ``policy`` defaults to ``boxed`` (``fallbacks=True`` is the older spelling of

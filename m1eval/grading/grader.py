@@ -113,8 +113,14 @@ def default_workers() -> int:
 class Grader:
     """Grades completions against problems; use as a context manager so workers are stopped."""
 
-    def __init__(self, workers: int | None = None, timeout: float = 5.0, memory_mb: int = 1024,
-                 fallbacks: bool = False, extraction: str | None = None) -> None:
+    def __init__(
+        self,
+        workers: int | None = None,
+        timeout: float = 5.0,
+        memory_mb: int = 1024,
+        fallbacks: bool = False,
+        extraction: str | None = None,
+    ) -> None:
         self.workers = workers if workers is not None else default_workers()
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1 (got {self.workers})")
@@ -122,8 +128,9 @@ class Grader:
             raise ValueError(f"timeout must be > 0 seconds (got {timeout})")
         self.timeout = timeout
         self.memory_mb = memory_mb
-        self.extraction = canonical_policy(extraction if extraction is not None else
-                                           ("lenient" if fallbacks else DEFAULT_POLICY))
+        self.extraction = canonical_policy(
+            extraction if extraction is not None else ("lenient" if fallbacks else DEFAULT_POLICY)
+        )
         self.rules = parse_policy(self.extraction)
         self._pool: WorkerPool | None = None
         self._verdicts: dict[VerdictKey, _Verdict] = {}
@@ -146,8 +153,9 @@ class Grader:
     # ------------------------------------------------------------------ memo on disk
     def export_cache(self) -> dict[str, Any]:
         """The memoised verdicts and class keys, JSON-ready (what an interrupted grade keeps)."""
-        verdicts = [[list(k[0]), k[1], k[2], k[3], v.correct, v.unparsable]
-                    for k, v in self._verdicts.items() if not v.timeout]
+        verdicts = [
+            [list(k[0]), k[1], k[2], k[3], v.correct, v.unparsable] for k, v in self._verdicts.items() if not v.timeout
+        ]
         keys = [[n, list(k)] for n, k in self._keys.items() if k != ("pending",)]
         return {"grader_version": GRADER_VERSION, "verdicts": verdicts, "keys": keys}
 
@@ -173,15 +181,21 @@ class Grader:
     def grade(self, problem: Problem, completions: list[Completion]) -> list[Grade]:
         return self.grade_many([(problem, completions)])
 
-    def grade_many(self, items: Iterable[tuple[Problem, list[Completion]]],
-                   progress: Progress | None = None) -> list[Grade]:
+    def grade_many(
+        self, items: Iterable[tuple[Problem, list[Completion]]], progress: Progress | None = None
+    ) -> list[Grade]:
         """Grades of every completion, in item order; ``progress`` hears the two steps (None: silent)."""
         bar = progress or NO_PROGRESS
         rows, contexts = self._grade_rows(list(items), bar)
         return self._assemble(rows, contexts)
 
-    def grade_stream(self, problems: Sequence[Problem], chunks: Iterable[list[Completion]],
-                     progress: Progress | None = None, total: int | None = None) -> list[Grade]:
+    def grade_stream(
+        self,
+        problems: Sequence[Problem],
+        chunks: Iterable[list[Completion]],
+        progress: Progress | None = None,
+        total: int | None = None,
+    ) -> list[Grade]:
         """``grade_many`` of completions that arrive in chunks, with the same grades in the same order.
 
         A problem's samples may be spread over several chunks (a resumed run appends them
@@ -369,19 +383,49 @@ class Grader:
             completion = row.completion
             golds, fmt, tol = contexts[row.p_index]
             if row.timeout:
-                grades.append(Grade(completion.problem_id, completion.sample_index, None, False, "timeout", None,
-                                    GRADER_VERSION, None))
+                grades.append(
+                    Grade(
+                        completion.problem_id,
+                        completion.sample_index,
+                        None,
+                        False,
+                        "timeout",
+                        None,
+                        GRADER_VERSION,
+                        None,
+                    )
+                )
                 continue
             if row.raw is None or not row.norm:
                 status = "truncated" if completion.finish_reason == "length" else "no_answer"
-                grades.append(Grade(completion.problem_id, completion.sample_index, row.raw, False, status, None,
-                                    GRADER_VERSION, row.rule if row.raw is not None else None))
+                grades.append(
+                    Grade(
+                        completion.problem_id,
+                        completion.sample_index,
+                        row.raw,
+                        False,
+                        status,
+                        None,
+                        GRADER_VERSION,
+                        row.rule if row.raw is not None else None,
+                    )
+                )
                 continue
             verdict = self._verdicts[(golds, row.norm, fmt, tol)]
             status = "timeout" if verdict.timeout else ("unparsable" if verdict.unparsable else "ok")
             class_key: Any = ("gold",) if verdict.correct else self._keys.get(row.norm, ("s", row.norm))
             ids = class_ids.setdefault(row.p_index if row.group is None else row.group, {})
             cluster = ids.setdefault(class_key, len(ids))
-            grades.append(Grade(completion.problem_id, completion.sample_index, row.raw, verdict.correct, status,
-                                cluster, GRADER_VERSION, row.rule))
+            grades.append(
+                Grade(
+                    completion.problem_id,
+                    completion.sample_index,
+                    row.raw,
+                    verdict.correct,
+                    status,
+                    cluster,
+                    GRADER_VERSION,
+                    row.rule,
+                )
+            )
         return grades

@@ -13,14 +13,16 @@ from m1eval.grading import clusters, equivalence
 from m1eval.grading.extract import POSITIONAL_RULES, extract, question_expressions
 
 
-def verdict_any(golds: tuple[str, ...], answer: str, answer_format: str | None, tolerance: float | None,
-                symbolic_ok: bool) -> tuple[bool | None, bool]:
+def verdict_any(
+    golds: tuple[str, ...], answer: str, answer_format: str | None, tolerance: float | None, symbolic_ok: bool
+) -> tuple[bool | None, bool]:
     """(correct against any gold or None if undecided, answer unparsable) for normalised strings."""
     undecided = False
     unparsable = True
     for gold in golds:
-        result, bad = equivalence.verdict(gold, answer, answer_format=answer_format, tolerance=tolerance,
-                                          symbolic_ok=symbolic_ok, normalized=True)
+        result, bad = equivalence.verdict(
+            gold, answer, answer_format=answer_format, tolerance=tolerance, symbolic_ok=symbolic_ok, normalized=True
+        )
         if result is True:
             return True, False
         if result is None:
@@ -30,8 +32,9 @@ def verdict_any(golds: tuple[str, ...], answer: str, answer_format: str | None, 
 
 
 @lru_cache(maxsize=65_536)
-def _fast_verdict(golds: tuple[str, ...], norm: str, answer_format: str | None,
-                  tolerance: float | None) -> tuple[bool | None, bool]:
+def _fast_verdict(
+    golds: tuple[str, ...], norm: str, answer_format: str | None, tolerance: float | None
+) -> tuple[bool | None, bool]:
     return verdict_any(golds, norm, answer_format, tolerance, False)
 
 
@@ -52,8 +55,7 @@ def _restated(question: str | None) -> frozenset[str]:
 
 
 @lru_cache(maxsize=16_384)
-def _extract_normalize(text: str, rules: tuple[str, ...], unit: str | None,
-                       restated: frozenset[str] = frozenset()):  # noqa: ANN202
+def _extract_normalize(text: str, rules: tuple[str, ...], unit: str | None, restated: frozenset[str] = frozenset()):  # noqa: ANN202
     """(extraction, normalised answer); memoised for short texts (repeated answers are common)."""
     found = extract(text, rules, restated=restated)
     if found.answer is None:
@@ -61,9 +63,16 @@ def _extract_normalize(text: str, rules: tuple[str, ...], unit: str | None,
     return found, equivalence.prepare(found.answer, {"unit": unit} if unit is not None else None)
 
 
-def prepare_items(golds_raw: tuple[str, ...], unit: str | None, answer_format: str | None,
-                  tolerance: float | None, rules: tuple[str, ...], texts: list[str],
-                  truncated: list[bool] | None = None, question: str | None = None) -> tuple[tuple[str, ...], list]:
+def prepare_items(
+    golds_raw: tuple[str, ...],
+    unit: str | None,
+    answer_format: str | None,
+    tolerance: float | None,
+    rules: tuple[str, ...],
+    texts: list[str],
+    truncated: list[bool] | None = None,
+    question: str | None = None,
+) -> tuple[tuple[str, ...], list]:
     """One problem's chunk of completions: extract, normalise, decide what the fast tiers can.
 
     Returns the normalised golds and, per text, ``(answer, rule, normalised, fast verdict,
@@ -79,8 +88,11 @@ def prepare_items(golds_raw: tuple[str, ...], unit: str | None, answer_format: s
     out = []
     for i, text in enumerate(texts):
         these = cut_rules if truncated is not None and truncated[i] else rules
-        found, norm = _extract_normalize(text, these, unit, restated) if len(text) <= 10_000 else \
-            _extract_normalize.__wrapped__(text, these, unit, restated)
+        found, norm = (
+            _extract_normalize(text, these, unit, restated)
+            if len(text) <= 10_000
+            else _extract_normalize.__wrapped__(text, these, unit, restated)
+        )
         if found.answer is None:
             out.append((None, None, None, None, None))
             continue
@@ -96,7 +108,9 @@ def prepare_items(golds_raw: tuple[str, ...], unit: str | None, answer_format: s
 def run_task(kind: str, payload: Any) -> Any:
     if kind == "prepare-many":
         rules, groups = payload
-        return [prepare_items(golds, unit, fmt, tol, rules, texts, *rest) for golds, unit, fmt, tol, texts, *rest in groups]
+        return [
+            prepare_items(golds, unit, fmt, tol, rules, texts, *rest) for golds, unit, fmt, tol, texts, *rest in groups
+        ]
     if kind == "prepare":
         return prepare_items(*payload)
     if kind == "verdict":

@@ -15,10 +15,26 @@ import unicodedata
 MAX_NORMALIZE_CHARS = 4_000
 
 _UNICODE = {
-    "\u2212": "-", "\u2013": "-", "\u2014": "-", "\u00d7": "\\times ", "\u22c5": "\\cdot ", "\u00b7": "\\cdot ",
-    "\u00f7": "\\div ", "\u221a": "\\sqrt", "\u03c0": "\\pi ", "\u00b0": "^\\circ", "\u2264": "\\le ",
-    "\u2265": "\\ge ", "\u2260": "\\ne ", "\u221e": "\\infty ", "\u222a": "\\cup ", "\u2229": "\\cap ",
-    "\u00b1": "\\pm ", "\u2208": "\\in ", "\u2032": "'", "\u00bd": "\\frac{1}{2}",
+    "\u2212": "-",
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u00d7": "\\times ",
+    "\u22c5": "\\cdot ",
+    "\u00b7": "\\cdot ",
+    "\u00f7": "\\div ",
+    "\u221a": "\\sqrt",
+    "\u03c0": "\\pi ",
+    "\u00b0": "^\\circ",
+    "\u2264": "\\le ",
+    "\u2265": "\\ge ",
+    "\u2260": "\\ne ",
+    "\u221e": "\\infty ",
+    "\u222a": "\\cup ",
+    "\u2229": "\\cap ",
+    "\u00b1": "\\pm ",
+    "\u2208": "\\in ",
+    "\u2032": "'",
+    "\u00bd": "\\frac{1}{2}",
 }
 
 _DROP_COMMANDS = re.compile(
@@ -65,10 +81,22 @@ CHAT_RESIDUE = re.compile(r"<\|(?:im_end|im_start|endoftext|end_of_text|eot_id|e
 _HTML_SUP = re.compile(r"<sup>([^<>]{0,40})</sup>", re.IGNORECASE)
 _HTML_SUB = re.compile(r"<sub>([^<>]{0,40})</sub>", re.IGNORECASE)
 _HTML_TAG = re.compile(r"</?(?:b|i|em|strong|br|span|p|code|math|sup|sub|div|font)\b[^<>]{0,60}/?>", re.IGNORECASE)
-_HTML_ENTITIES = {"&lt;": "<", "&gt;": ">", "&le;": "\\le ", "&ge;": "\\ge ", "&minus;": "-", "&times;": "\\times ",
-                  "&nbsp;": " ", "&pi;": "\\pi ", "&amp;": "&", "&deg;": "^\\circ"}
+_HTML_ENTITIES = {
+    "&lt;": "<",
+    "&gt;": ">",
+    "&le;": "\\le ",
+    "&ge;": "\\ge ",
+    "&minus;": "-",
+    "&times;": "\\times ",
+    "&nbsp;": " ",
+    "&pi;": "\\pi ",
+    "&amp;": "&",
+    "&deg;": "^\\circ",
+}
 _HTML_ENTITY = re.compile("|".join(map(re.escape, _HTML_ENTITIES)))
-_ORDINAL = re.compile(r"(?<=\d) ?(\^)? ?(\{)? ?(\\(?:text|mathrm|textrm|mbox)\{)? ?(?:st|nd|rd|th)(?![A-Za-z]) ?(\})? ?(\})?")
+_ORDINAL = re.compile(
+    r"(?<=\d) ?(\^)? ?(\{)? ?(\\(?:text|mathrm|textrm|mbox)\{)? ?(?:st|nd|rd|th)(?![A-Za-z]) ?(\})? ?(\})?"
+)
 
 
 def _drop_ordinal(match: re.Match) -> str:
@@ -94,18 +122,104 @@ def _html_to_latex(text: str) -> str:
     text = _HTML_SUB.sub(r"_{\1}", text)
     text = _HTML_TAG.sub(" ", text)
     return _HTML_ENTITY.sub(lambda m: _HTML_ENTITIES[m.group(0)], text)
+
+
 _THOUSANDS = re.compile(r"^([+-]?)(\d{1,3}(?:,\d{3})+)(\.\d+)?$")
 _SPACE_THOUSANDS = re.compile(r"^([+-]?)(\d{1,3}(?: \d{3})+)(\.\d+)?$")
 
 # Words that follow a number as a unit and carry no mathematical content.
 UNIT_WORDS = (
-    "degrees", "degree", "deg", "radians", "radian", "rad", "cm", "mm", "km", "m", "meters", "meter", "metres",
-    "inches", "inch", "in", "feet", "foot", "ft", "yards", "yard", "yd", "miles", "mile", "mi", "units", "unit",
-    "square", "sq", "cubic", "cents", "cent", "dollars", "dollar", "hours", "hour", "hrs", "hr", "h", "minutes",
-    "minute", "min", "mins", "seconds", "second", "sec", "s", "days", "day", "weeks", "week", "years", "year",
-    "months", "month", "mph", "kmh", "kg", "g", "grams", "gram", "pounds", "pound", "lb", "lbs", "ounces", "oz",
-    "liters", "liter", "l", "ml", "gallons", "gallon", "people", "students", "ways", "points", "coins", "times",
-    "per", "steps", "sides", "marbles", "boxes", "cookies", "apples", "eggs", "pages", "books", "games", "tiles",
+    "degrees",
+    "degree",
+    "deg",
+    "radians",
+    "radian",
+    "rad",
+    "cm",
+    "mm",
+    "km",
+    "m",
+    "meters",
+    "meter",
+    "metres",
+    "inches",
+    "inch",
+    "in",
+    "feet",
+    "foot",
+    "ft",
+    "yards",
+    "yard",
+    "yd",
+    "miles",
+    "mile",
+    "mi",
+    "units",
+    "unit",
+    "square",
+    "sq",
+    "cubic",
+    "cents",
+    "cent",
+    "dollars",
+    "dollar",
+    "hours",
+    "hour",
+    "hrs",
+    "hr",
+    "h",
+    "minutes",
+    "minute",
+    "min",
+    "mins",
+    "seconds",
+    "second",
+    "sec",
+    "s",
+    "days",
+    "day",
+    "weeks",
+    "week",
+    "years",
+    "year",
+    "months",
+    "month",
+    "mph",
+    "kmh",
+    "kg",
+    "g",
+    "grams",
+    "gram",
+    "pounds",
+    "pound",
+    "lb",
+    "lbs",
+    "ounces",
+    "oz",
+    "liters",
+    "liter",
+    "l",
+    "ml",
+    "gallons",
+    "gallon",
+    "people",
+    "students",
+    "ways",
+    "points",
+    "coins",
+    "times",
+    "per",
+    "steps",
+    "sides",
+    "marbles",
+    "boxes",
+    "cookies",
+    "apples",
+    "eggs",
+    "pages",
+    "books",
+    "games",
+    "tiles",
 )
 _UNIT_SET = frozenset(UNIT_WORDS)
 _WHITESPACE = re.compile(r"\s+")
@@ -292,7 +406,9 @@ def _strip_outer_delimiters(text: str) -> str:
 
 
 # Starts with its literal space, so the engine skips to spaces instead of trying every position.
-_WORD_SPACE = re.compile(r" (?:(?<=[A-Za-z]{2} )(?=[A-Za-z]{2})|(?<=[A-Za-z]{3} )(?=[A-Za-z])|(?<=[A-Za-z] )(?=[A-Za-z]{3}))")
+_WORD_SPACE = re.compile(
+    r" (?:(?<=[A-Za-z]{2} )(?=[A-Za-z]{2})|(?<=[A-Za-z]{3} )(?=[A-Za-z])|(?<=[A-Za-z] )(?=[A-Za-z]{3}))"
+)
 
 
 def _collapse_spaces(text: str) -> str:

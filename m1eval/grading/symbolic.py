@@ -72,8 +72,12 @@ def _converter():
     from latex2sympy2_extended import latex2sympy
     from latex2sympy2_extended.latex2sympy2 import ConversionConfig
 
-    config = ConversionConfig(interpret_as_mixed_fractions=True, interpret_simple_eq_as_assignment=False,
-                              interpret_contains_as_eq=False, lowercase_symbols=False)
+    config = ConversionConfig(
+        interpret_as_mixed_fractions=True,
+        interpret_simple_eq_as_assignment=False,
+        interpret_contains_as_eq=False,
+        lowercase_symbols=False,
+    )
     return latex2sympy, config
 
 
@@ -114,7 +118,11 @@ def _log2_magnitude(node, budget: list[int]) -> float | None:  # noqa: ANN001
                 raise SymbolicError("power too large")
             return estimate
         return None
-    if isinstance(node, (sp.factorial, sp.factorial2, sp.subfactorial)) or node.func.__name__ in ("gamma", "RisingFactorial", "FallingFactorial"):
+    if isinstance(node, (sp.factorial, sp.factorial2, sp.subfactorial)) or node.func.__name__ in (
+        "gamma",
+        "RisingFactorial",
+        "FallingFactorial",
+    ):
         arg = node.args[0]
         if arg.is_Number and abs(float(arg)) > MAX_FACTORIAL:
             raise SymbolicError("factorial too large")
@@ -253,8 +261,6 @@ def _precise_difference(g, a) -> float | None:  # noqa: ANN001
 
 def _close(x: complex, y: complex, rel: float = 1e-10) -> bool:
     return abs(x - y) <= rel * max(1.0, abs(x), abs(y))
-
-
 
 
 def sym_equal(gold_latex: str, answer_latex: str, tolerance: float | None = None) -> bool:

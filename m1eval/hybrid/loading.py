@@ -115,7 +115,9 @@ def build_hybrid(config: HybridConfig, state: dict[str, torch.Tensor], device, d
     return model.eval()
 
 
-def load_hybrid(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> HybridForCausalLM:
+def load_hybrid(
+    path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> HybridForCausalLM:
     """Build the model from ``path``'s config.json + mamba_config.json and load its weights.
 
     ``dtype`` defaults to bfloat16 on CUDA and float32 on CPU. Raises ``CheckpointError``

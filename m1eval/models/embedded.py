@@ -121,8 +121,9 @@ def _build_smollm2(out: Path, progress: Progress = NO_PROGRESS) -> dict:
         import accelerate  # noqa: F401 - transformers' GGUF loader needs both
         import gguf  # noqa: F401
     except ImportError as exc:
-        raise ConversionError(f"converting {source.name} needs the gguf and accelerate packages ({exc}): "
-                              f"{INSTALL_HINT}") from exc
+        raise ConversionError(
+            f"converting {source.name} needs the gguf and accelerate packages ({exc}): {INSTALL_HINT}"
+        ) from exc
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 

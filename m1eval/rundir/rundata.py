@@ -180,8 +180,9 @@ def _problem_order(problems: list[Problem], ids: pd.Series) -> dict[str, int]:
     return order
 
 
-def load_run(path: str | os.PathLike[str], *, require_grades: bool = True, with_text: bool = True,
-             text_offsets: bool = False) -> RunData:
+def load_run(
+    path: str | os.PathLike[str], *, require_grades: bool = True, with_text: bool = True, text_offsets: bool = False
+) -> RunData:
     """Read a run folder (never its texts). Without grades: raise (default) or return an empty ``frame``.
 
     The samples come from the metadata view (``m1eval.rundir.sample_meta``), so the cost does not
@@ -212,8 +213,15 @@ def scan_samples(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, ReadReport
     return frame.reset_index(drop=True), meta.report
 
 
-def assemble_run(store: RunStore, manifest: dict[str, Any], meta: SampleMeta, grades: pd.DataFrame | None, *,
-                 with_text: bool = True, text_offsets: bool = False) -> RunData:
+def assemble_run(
+    store: RunStore,
+    manifest: dict[str, Any],
+    meta: SampleMeta,
+    grades: pd.DataFrame | None,
+    *,
+    with_text: bool = True,
+    text_offsets: bool = False,
+) -> RunData:
     """A ``RunData`` from parts already read (grading hands over its grades and metadata, see
     ``m1eval.pipeline.stages``); problems and batches are read here. ``grades`` None: none yet."""
     warnings: list[str] = []

@@ -94,7 +94,10 @@ def hardware_info() -> dict[str, Any]:
         if torch.cuda.is_available():
             info["accelerator"] = "cuda"
             info["gpus"] = [
-                {"name": torch.cuda.get_device_name(i), "memory_gib": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1)}
+                {
+                    "name": torch.cuda.get_device_name(i),
+                    "memory_gib": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1),
+                }
                 for i in range(torch.cuda.device_count())
             ]
         else:

@@ -102,7 +102,10 @@ TORN_PREVIEW_CHARS = 200
 def torn_evidence(path: Path, offset: int, cut: bytes) -> dict[str, Any]:
     """What a repair cut off ``path``: where, how much, a hash and preview, and whose record it began."""
     evidence: dict[str, Any] = {
-        "file": path.name, "at": time.time(), "offset": offset, "bytes": len(cut),
+        "file": path.name,
+        "at": time.time(),
+        "offset": offset,
+        "bytes": len(cut),
         "sha256": hashlib.sha256(cut).hexdigest(),
         "preview": cut[:TORN_PREVIEW_CHARS].decode("utf-8", errors="replace"),
     }
@@ -119,10 +122,13 @@ def describe_repair(repair: dict[str, Any]) -> str:
     """One line for a user: 'cut a torn last line of samples.jsonl (812 bytes at 40960: problem x, sample 3)'."""
     whose = ""
     if "problem_id" in repair:
-        whose = f": problem {repair['problem_id']!r}" + (f", sample {repair['sample_index']}"
-                                                         if "sample_index" in repair else "")
-    return (f"cut a torn last line of {repair.get('file')} ({repair.get('bytes')} bytes at byte "
-            f"{repair.get('offset')}{whose}); a crashed writer left it, the manifest keeps the evidence")
+        whose = f": problem {repair['problem_id']!r}" + (
+            f", sample {repair['sample_index']}" if "sample_index" in repair else ""
+        )
+    return (
+        f"cut a torn last line of {repair.get('file')} ({repair.get('bytes')} bytes at byte "
+        f"{repair.get('offset')}{whose}); a crashed writer left it, the manifest keeps the evidence"
+    )
 
 
 def _last_line(path: Path, block: int = 1 << 16) -> tuple[int | None, bytes]:

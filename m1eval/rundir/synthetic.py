@@ -63,7 +63,13 @@ def make_synthetic_run(
     sampling = SamplingConfig(temperature=0.6, top_p=0.95, max_tokens=max_tokens, seed=seed)
 
     problems = [
-        Problem(task=task, id=f"{task}-{i:04d}", question=f"Synthetic question {i}?", answers=[str(100 + i)], answer_format="integer")
+        Problem(
+            task=task,
+            id=f"{task}-{i:04d}",
+            question=f"Synthetic question {i}?",
+            answers=[str(100 + i)],
+            answer_format="integer",
+        )
         for i in range(n_problems)
     ]
     eps = 1e-3

@@ -327,8 +327,7 @@ def load_hub(spec: TaskSpec, hub: HubSource | None = None) -> list[Problem]:
     except Exception as exc:  # datasets raises many types; the message is what matters
         if offline:
             raise TaskError(
-                f"task {spec.name!r}: {offline}, and dataset {hub.id!r} is not in the local cache; "
-                f"{hub_lib.DATA_HINT}"
+                f"task {spec.name!r}: {offline}, and dataset {hub.id!r} is not in the local cache; {hub_lib.DATA_HINT}"
             ) from exc
         raise TaskError(
             f"task {spec.name!r}: cannot load hub dataset {hub.id!r} ({hub.config}, {hub.split}): {exc}; "

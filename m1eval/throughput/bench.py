@@ -189,7 +189,11 @@ class Bencher:
         points = []
         for gen_len in s.length_grid():
             done = next(
-                (m for m in self.measurements if m.sweep == "batch" and m.ok and m.batch_size == batch_size and m.gen_len == gen_len),
+                (
+                    m
+                    for m in self.measurements
+                    if m.sweep == "batch" and m.ok and m.batch_size == batch_size and m.gen_len == gen_len
+                ),
                 None,
             )
             if done is not None:

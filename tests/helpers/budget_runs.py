@@ -48,8 +48,17 @@ def write_run(
                 text = texts[i][j] if texts else f"reasoning \\boxed{{{answer}}}"
                 n_tokens = completion_tokens[i][j] if completion_tokens else tokens
                 batch.append(
-                    Completion(pid, j, j, text, 10, n_tokens, "stop", f"b{i}",
-                               prefix_chars=prefix_chars[i][j] if prefix_chars else None)
+                    Completion(
+                        pid,
+                        j,
+                        j,
+                        text,
+                        10,
+                        n_tokens,
+                        "stop",
+                        f"b{i}",
+                        prefix_chars=prefix_chars[i][j] if prefix_chars else None,
+                    )
                 )
                 grades.append(Grade(pid, j, answer, bool(ok), "ok" if answer else "no_answer", cluster, "hand"))
             timing = BatchTiming(f"b{i}", "hand", len(batch), batch_seconds, sum(c.completion_tokens for c in batch))
@@ -72,40 +81,52 @@ EXAMPLES: dict[str, tuple[list[dict], list[str]]] = {
     # and B (2/3, 2/3), but the float sums differ by 1e-16. A round of samples costs A
     # 2.67 s and B 2 s, so at 3 s both are at k = 1 and tie; from 4 s B is ahead at k = 2.
     "tie": (
-        [{"model": "A", "correct": [[T, T, T], [T, F, F]], "batch_seconds": 4.0},
-         {"model": "B", "correct": [[T, T, F], [T, T, F]], "batch_seconds": 3.0}],
+        [
+            {"model": "A", "correct": [[T, T, T], [T, F, F]], "batch_seconds": 4.0},
+            {"model": "B", "correct": [[T, T, F], [T, T, F]], "batch_seconds": 3.0},
+        ],
         ["--metric", "pass", "--budget", "3"],
     ),
     # The literal pair (A: 3/3, 0/3; B: 1/3, 2/3; pass@1 = 1/2 for both), same clocks.
     "tie_literal": (
-        [{"model": "A", "correct": [[T, T, T], [F, F, F]], "batch_seconds": 4.0},
-         {"model": "B", "correct": [[T, F, F], [T, T, F]], "batch_seconds": 3.0}],
+        [
+            {"model": "A", "correct": [[T, T, T], [F, F, F]], "batch_seconds": 4.0},
+            {"model": "B", "correct": [[T, F, F], [T, T, F]], "batch_seconds": 3.0},
+        ],
         ["--metric", "pass", "--budget", "3"],
     ),
     # Two runs of one model: a weak cheap one (0.5 s a round) and a strong dear one (4 s).
     "twins": (
-        [{"model": "m1", "run_id": "small", "correct": [[T, F, F, F], [F, F, F, F]], "batch_seconds": 1.0},
-         {"model": "m1", "run_id": "large", "correct": [[T, T, T, T], [T, T, F, F]], "batch_seconds": 8.0}],
+        [
+            {"model": "m1", "run_id": "small", "correct": [[T, F, F, F], [F, F, F, F]], "batch_seconds": 1.0},
+            {"model": "m1", "run_id": "large", "correct": [[T, T, T, T], [T, T, F, F]], "batch_seconds": 8.0},
+        ],
         ["--metric", "pass", "--budget", "2", "--budget", "16"],
     ),
     # A scored six problems, B only the first three; on those three B is better.
     "shared": (
-        [{"model": "A", "correct": [[F, F], [T, F], [T, F], [T, T], [T, T], [T, T]], "batch_seconds": 1.0},
-         {"model": "B", "correct": [[T, F], [T, F], [T, F]], "batch_seconds": 2.0}],
+        [
+            {"model": "A", "correct": [[F, F], [T, F], [T, F], [T, T], [T, T], [T, T]], "batch_seconds": 1.0},
+            {"model": "B", "correct": [[T, F], [T, F], [T, F]], "batch_seconds": 2.0},
+        ],
         ["--metric", "pass", "--budget", "3"],
     ),
     # Three models: A (0.25 s a round) leads, then B (1 s) from 1 s, then C (4 s) from 4 s.
     "three": (
-        [{"model": "A", "correct": [[T, F, F, F], [F, F, F, F], [F, F, F, F]], "batch_seconds": 1 / 3},
-         {"model": "B", "correct": [[T, T, T, F], [T, T, F, F], [F, F, F, F]], "batch_seconds": 4 / 3},
-         {"model": "C", "correct": [[T, T, T, T], [T, T, T, T], [T, T, T, F]], "batch_seconds": 16 / 3}],
+        [
+            {"model": "A", "correct": [[T, F, F, F], [F, F, F, F], [F, F, F, F]], "batch_seconds": 1 / 3},
+            {"model": "B", "correct": [[T, T, T, F], [T, T, F, F], [F, F, F, F]], "batch_seconds": 4 / 3},
+            {"model": "C", "correct": [[T, T, T, T], [T, T, T, T], [T, T, T, F]], "batch_seconds": 16 / 3},
+        ],
         ["--metric", "pass", "--budget", "1", "--budget", "4"],
     ),
     # X: 1 of 4 right on each of 5 problems, 1 s a round (pass@2 = 0.5, pass@3 = 0.75);
     # Y: 3 problems always, 2 never, 2.5 s a round (pass@1 = 0.6). 3 s buy X three samples.
     "kflip": (
-        [{"model": "X", "correct": [[T, F, F, F]] * 5, "batch_seconds": 0.8},
-         {"model": "Y", "correct": [[T, T, T, T]] * 3 + [[F, F, F, F]] * 2, "batch_seconds": 2.0}],
+        [
+            {"model": "X", "correct": [[T, F, F, F]] * 5, "batch_seconds": 0.8},
+            {"model": "Y", "correct": [[T, T, T, T]] * 3 + [[F, F, F, F]] * 2, "batch_seconds": 2.0},
+        ],
         ["--metric", "pass", "--budget", "3"],
     ),
 }

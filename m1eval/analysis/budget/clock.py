@@ -36,7 +36,9 @@ class Clock:
         return float(tokens) / self.tokens_per_second
 
 
-def clock_from_profile(profile: ThroughputProfile, batch_size: float | None = None, gen_len: float | None = None) -> Clock:
+def clock_from_profile(
+    profile: ThroughputProfile, batch_size: float | None = None, gen_len: float | None = None
+) -> Clock:
     """Throughput at ``batch_size`` (default: the profile's peak batch).
 
     With ``gen_len`` (the run's mean completion length) the rate is rescaled by the
@@ -68,14 +70,20 @@ def batch_size_warnings(profile: ThroughputProfile, batch_size: float) -> list[s
     oom = profile.oom_batch_size
     asked = f"--batch-size {batch_size:g}"
     if oom is not None and batch_size >= oom:
-        message = (f"{asked} is at or above batch {oom}, which ran out of memory in profile {profile.name}; priced at "
-                   f"the largest batch that ran, {largest.batch_size} ({largest.tokens_per_second:,.1f} tok/s)")
+        message = (
+            f"{asked} is at or above batch {oom}, which ran out of memory in profile {profile.name}; priced at "
+            f"the largest batch that ran, {largest.batch_size} ({largest.tokens_per_second:,.1f} tok/s)"
+        )
     elif batch_size > largest.batch_size:
-        message = (f"{asked} is above the largest batch profile {profile.name} measured ({largest.batch_size}); "
-                   f"priced at that batch's {largest.tokens_per_second:,.1f} tok/s, not extrapolated")
+        message = (
+            f"{asked} is above the largest batch profile {profile.name} measured ({largest.batch_size}); "
+            f"priced at that batch's {largest.tokens_per_second:,.1f} tok/s, not extrapolated"
+        )
     elif batch_size < smallest.batch_size:
-        message = (f"{asked} is below the smallest batch profile {profile.name} measured ({smallest.batch_size}); "
-                   f"priced at that batch's {smallest.tokens_per_second:,.1f} tok/s")
+        message = (
+            f"{asked} is below the smallest batch profile {profile.name} measured ({smallest.batch_size}); "
+            f"priced at that batch's {smallest.tokens_per_second:,.1f} tok/s"
+        )
     else:
         return []
     return [message]
@@ -127,7 +135,11 @@ def clock_for(
     if prof is not None:
         gen_len = None
         if length_aware:
-            gen_len = float(tokens_per_sample) if tokens_per_sample is not None else float(run.frame["completion_tokens"].mean())
+            gen_len = (
+                float(tokens_per_sample)
+                if tokens_per_sample is not None
+                else float(run.frame["completion_tokens"].mean())
+            )
         try:
             return clock_from_profile(prof, batch_size, gen_len)
         except ProfileError as exc:
@@ -137,7 +149,9 @@ def clock_for(
         raise BudgetError(f"{run.path}: no --profile matches model {run.model!r} (profiles: {have})")
     clock = clock_from_batches(run)
     if batch_size is not None:
-        note = (f"--batch-size {batch_size:g} does not apply to {run.model}: no profile prices it, so its own measured "
-                f"batches do (mean batch {clock.batch_size:g})")
+        note = (
+            f"--batch-size {batch_size:g} does not apply to {run.model}: no profile prices it, so its own measured "
+            f"batches do (mean batch {clock.batch_size:g})"
+        )
         clock = Clock(clock.tokens_per_second, clock.source, clock.batch_size, (note,))
     return clock

@@ -29,6 +29,7 @@ Estimators (pass@k, expected maj@k), intervals and the paired test come from
 ``m1eval.analysis.metrics`` / ``m1eval.analysis.intervals``, the curves from ``m1eval.analysis.curves``; this module
 only prices and compares.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

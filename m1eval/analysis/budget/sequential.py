@@ -119,8 +119,11 @@ def sequential_curve(
             f"{run.path}: completions carry no prefix_chars (token offsets), so they cannot be cut at L tokens; "
             "generate with an m1eval engine that records them"
         )
-    grid = sorted(set(lengths)) if lengths else recorded_lengths(graded["prefix_chars"].tolist(),
-                                                                graded["completion_tokens"].tolist())
+    grid = (
+        sorted(set(lengths))
+        if lengths
+        else recorded_lengths(graded["prefix_chars"].tolist(), graded["completion_tokens"].tolist())
+    )
     if any(L < 1 for L in grid):
         raise BudgetError(f"lengths must be positive, got {grid}")
     problems = {p.id: p for p in run.problems}
@@ -148,11 +151,16 @@ def sequential_curve(
             for i, L in enumerate(grid):
                 batch = [(problems[pid], [cut_completion(c, L) for c in cs]) for pid, cs in by_problem.items()]
                 grades = grader.grade_many(batch, progress=False)
-                per_length[i].append(pd.DataFrame(
-                    {"problem_id": [g.problem_id for g in grades], "correct": [bool(g.correct) for g in grades],
-                     "cluster": pd.array([g.cluster for g in grades], dtype="Int64"),
-                     "answer": [g.answer for g in grades]}
-                ))
+                per_length[i].append(
+                    pd.DataFrame(
+                        {
+                            "problem_id": [g.problem_id for g in grades],
+                            "correct": [bool(g.correct) for g in grades],
+                            "cluster": pd.array([g.cluster for g in grades], dtype="Int64"),
+                            "answer": [g.answer for g in grades],
+                        }
+                    )
+                )
                 step += 1
                 if on_step is not None:
                     on_step(step, total)

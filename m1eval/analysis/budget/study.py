@@ -80,8 +80,10 @@ class ProblemCoverage:
         if not self.differs:
             return None
         each = ", ".join(f"{label}: {count}" for label, count in self.scored.items())
-        return (f"the runs scored different problems ({each}); every run is priced, ranked and compared "
-                f"on the {len(self.shared)} problems all of them scored")
+        return (
+            f"the runs scored different problems ({each}); every run is priced, ranked and compared "
+            f"on the {len(self.shared)} problems all of them scored"
+        )
 
 
 def on_shared_problems(runs: Sequence[RunData], labels: Sequence[str]) -> tuple[list[RunData], ProblemCoverage]:
@@ -140,11 +142,27 @@ def task_curves(
     cut, coverage = on_shared_problems(runs, labels)
     curves, warnings = [], []
     for run, label in zip(cut, labels):
-        clock = clock_for(run, profiles, batch_size=batch_size, source=source, length_aware=length_aware,
-                          tokens_per_sample=tokens_per_sample)
+        clock = clock_for(
+            run,
+            profiles,
+            batch_size=batch_size,
+            source=source,
+            length_aware=length_aware,
+            tokens_per_sample=tokens_per_sample,
+        )
         warnings += [f"{label}: {w}" for w in clock.warnings]
-        curves.append(parallel_curve(run, clock, metric, level=level, sign_flips=sign_flips, seed=seed, label=label,
-                                     tokens_per_sample=tokens_per_sample))
+        curves.append(
+            parallel_curve(
+                run,
+                clock,
+                metric,
+                level=level,
+                sign_flips=sign_flips,
+                seed=seed,
+                label=label,
+                tokens_per_sample=tokens_per_sample,
+            )
+        )
         if on_step is not None:
             on_step()
     return TaskCurves(runs[0].task, curves, coverage, warnings)
@@ -180,41 +198,76 @@ class TaskBudget:
         """One row per budget; per-run columns are ``k[label]`` and ``acc[label]`` (labels are unique)."""
         rows = []
         for v in self.verdicts:
-            rows.append({
-                "task": self.task, "budget_seconds": v.budget_seconds, "metric": metric_info(v.metric).label,
-                "winner": v.winner, "tie": v.tie, "leaders": " | ".join(v.leaders), "runner_up": v.runner_up,
-                "difference": v.difference, "ci_low": v.diff_low, "ci_high": v.diff_high, "p_value": v.p_value,
-                "problems": v.problems,
-                **{f"k[{m.label}]": m.k for m in v.models}, **{f"acc[{m.label}]": m.accuracy for m in v.models},
-                "notes": "; ".join(v.notes),
-            })
+            rows.append(
+                {
+                    "task": self.task,
+                    "budget_seconds": v.budget_seconds,
+                    "metric": metric_info(v.metric).label,
+                    "winner": v.winner,
+                    "tie": v.tie,
+                    "leaders": " | ".join(v.leaders),
+                    "runner_up": v.runner_up,
+                    "difference": v.difference,
+                    "ci_low": v.diff_low,
+                    "ci_high": v.diff_high,
+                    "p_value": v.p_value,
+                    "problems": v.problems,
+                    **{f"k[{m.label}]": m.k for m in v.models},
+                    **{f"acc[{m.label}]": m.accuracy for m in v.models},
+                    "notes": "; ".join(v.notes),
+                }
+            )
         return rows
 
     def to_dict(self) -> dict[str, Any]:
         """Everything the tables show, as plain JSON-ready values (NaN becomes None)."""
-        return json_ready({
-            "task": self.task,
-            "problems": len(self.coverage.shared),
-            "problems_scored": self.coverage.scored,
-            "notes": self.notes,
-            "warnings": self.warnings,
-            "curves": [
-                {"label": c.label, "model": c.model, "run": c.run, "metric": metric_info(c.metric).label, "clock": c.clock.source,
-                 "tokens_per_second": c.clock.tokens_per_second, "batch_size": c.clock.batch_size,
-                 "tokens_per_sample": c.tokens_per_sample, "pricing": c.pricing, "fixed_tokens_per_sample": c.fixed_tokens,
-                 "k": list(c.ks), "seconds": list(c.seconds), "accuracy": list(c.accuracy),
-                 "ci_low": list(c.low), "ci_high": list(c.high)}
-                for c in self.curves
-            ],
-            "verdicts": [
-                {"budget_seconds": v.budget_seconds, "winner": v.winner, "tie": v.tie, "leaders": v.leaders,
-                 "runner_up": v.runner_up, "difference": v.difference, "ci_low": v.diff_low, "ci_high": v.diff_high,
-                 "p_value": v.p_value, "problems": v.problems, "notes": v.notes,
-                 "models": [dataclasses.asdict(m) for m in v.models]}
-                for v in self.verdicts
-            ],
-            "leader_changes": [{"from_seconds": c.seconds, "leaders": list(c.leaders)} for c in self.changes],
-        })
+        return json_ready(
+            {
+                "task": self.task,
+                "problems": len(self.coverage.shared),
+                "problems_scored": self.coverage.scored,
+                "notes": self.notes,
+                "warnings": self.warnings,
+                "curves": [
+                    {
+                        "label": c.label,
+                        "model": c.model,
+                        "run": c.run,
+                        "metric": metric_info(c.metric).label,
+                        "clock": c.clock.source,
+                        "tokens_per_second": c.clock.tokens_per_second,
+                        "batch_size": c.clock.batch_size,
+                        "tokens_per_sample": c.tokens_per_sample,
+                        "pricing": c.pricing,
+                        "fixed_tokens_per_sample": c.fixed_tokens,
+                        "k": list(c.ks),
+                        "seconds": list(c.seconds),
+                        "accuracy": list(c.accuracy),
+                        "ci_low": list(c.low),
+                        "ci_high": list(c.high),
+                    }
+                    for c in self.curves
+                ],
+                "verdicts": [
+                    {
+                        "budget_seconds": v.budget_seconds,
+                        "winner": v.winner,
+                        "tie": v.tie,
+                        "leaders": v.leaders,
+                        "runner_up": v.runner_up,
+                        "difference": v.difference,
+                        "ci_low": v.diff_low,
+                        "ci_high": v.diff_high,
+                        "p_value": v.p_value,
+                        "problems": v.problems,
+                        "notes": v.notes,
+                        "models": [dataclasses.asdict(m) for m in v.models],
+                    }
+                    for v in self.verdicts
+                ],
+                "leader_changes": [{"from_seconds": c.seconds, "leaders": list(c.leaders)} for c in self.changes],
+            }
+        )
 
 
 def analyse_task(
@@ -241,7 +294,9 @@ def analyse_task(
         verdicts.append(compare_at_budget(curves, seconds, level=level, sign_flips=sign_flips, seed=seed))
         if on_step is not None:
             on_step()
-    return TaskBudget(prepared.task, curves, prepared.coverage, verdicts, leader_segments(curves), list(prepared.warnings))
+    return TaskBudget(
+        prepared.task, curves, prepared.coverage, verdicts, leader_segments(curves), list(prepared.warnings)
+    )
 
 
 def leader_lines(result: TaskBudget, format_seconds: Callable[[float], str] = "{:.3g} s".format) -> list[str]:
@@ -261,11 +316,13 @@ def budget_report(
     results: Sequence[TaskBudget], settings: dict[str, Any], length_frames: Sequence[pd.DataFrame] = ()
 ) -> dict[str, Any]:
     """The content of ``budget.json``: the settings, every task's analysis, the length curves."""
-    return json_ready({
-        "settings": dict(settings),
-        "tasks": [result.to_dict() for result in results],
-        "length_curves": [frame.to_dict(orient="list") for frame in length_frames],
-    })
+    return json_ready(
+        {
+            "settings": dict(settings),
+            "tasks": [result.to_dict() for result in results],
+            "length_curves": [frame.to_dict(orient="list") for frame in length_frames],
+        }
+    )
 
 
 def write_budget_tables(
@@ -281,9 +338,11 @@ def write_budget_tables(
     written = []
     curve_frames = [curve.to_frame() for result in results for curve in result.curves]
     verdict_rows = [row for result in results for row in result.verdict_rows()]
-    tables = {"budget_curves": pd.concat(curve_frames) if curve_frames else None,
-              "budget_verdicts": pd.DataFrame(verdict_rows) if verdict_rows else None,
-              "length_curves": pd.concat(length_frames) if length_frames else None}
+    tables = {
+        "budget_curves": pd.concat(curve_frames) if curve_frames else None,
+        "budget_verdicts": pd.DataFrame(verdict_rows) if verdict_rows else None,
+        "length_curves": pd.concat(length_frames) if length_frames else None,
+    }
     for name, frame in tables.items():
         if frame is not None:
             frame.to_csv(out / f"{name}.csv", index=False)

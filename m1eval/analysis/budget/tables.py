@@ -91,10 +91,20 @@ def priced_curves(
     on_step: Callable[[], None] | None = None,
 ) -> TaskCurves:
     """One task's runs priced as ``settings`` say (``m1eval.analysis.budget.study.task_curves``); ``on_step`` after each run."""
-    return task_curves(runs, profiles, metric=settings.metric, source=settings.clock, batch_size=settings.batch_size,
-                       length_aware=settings.length_aware, tokens_per_sample=settings.tokens_per_sample,
-                       sign_flips=settings.sign_flips, seed=settings.seed, level=settings.level, labels=labels,
-                       on_step=on_step)
+    return task_curves(
+        runs,
+        profiles,
+        metric=settings.metric,
+        source=settings.clock,
+        batch_size=settings.batch_size,
+        length_aware=settings.length_aware,
+        tokens_per_sample=settings.tokens_per_sample,
+        sign_flips=settings.sign_flips,
+        seed=settings.seed,
+        level=settings.level,
+        labels=labels,
+        on_step=on_step,
+    )
 
 
 def task_steps(runs: Sequence[RunData], budgets: Sequence[float] | None) -> int:
@@ -113,8 +123,9 @@ def task_budget(
 ) -> TaskBudget:
     """One task's curves, verdicts at ``budgets`` (default: log-spaced) and leader changes."""
     prepared = priced_curves(runs, profiles, settings, labels=labels, on_step=on_step)
-    return analyse_task(prepared, budgets, sign_flips=settings.sign_flips, seed=settings.seed, level=settings.level,
-                        on_step=on_step)
+    return analyse_task(
+        prepared, budgets, sign_flips=settings.sign_flips, seed=settings.seed, level=settings.level, on_step=on_step
+    )
 
 
 def length_curve(
@@ -127,8 +138,16 @@ def length_curve(
     on_step: Callable[[int, int], None] | None = None,
 ) -> LengthCurve:
     """Sequential scaling of one run (``m1eval.analysis.budget.sequential``), L priced by its model's profile if any."""
-    return sequential_curve(run, lengths=lengths, profile=match_profile(run, profiles), sign_flips=settings.sign_flips,
-                            seed=settings.seed, level=settings.level, label=label, on_step=on_step)
+    return sequential_curve(
+        run,
+        lengths=lengths,
+        profile=match_profile(run, profiles),
+        sign_flips=settings.sign_flips,
+        seed=settings.seed,
+        level=settings.level,
+        label=label,
+        on_step=on_step,
+    )
 
 
 # ---------------------------------------------------------------------------- tables
@@ -169,25 +188,45 @@ def used_ks(result: TaskBudget, curve: BudgetCurve) -> set[int]:
 def curve_table(curve: BudgetCurve, extra_ks: Collection[int] = (), *, level: float = 0.95) -> TextTable:
     """The run's curve at k = 1, 2, 4, ..., n and at ``extra_ks`` (the k verdicts used); every k is in the CSV/JSON."""
     metric = metric_info(curve.metric).label
-    title = (f"{curve.task} · {curve.label}: {metric} against time ({curve.clock.source}, "
-             f"{curve.clock.tokens_per_second:,.1f} tok/s, {curve.pricing}, {len(curve.values)} problems)")
+    title = (
+        f"{curve.task} · {curve.label}: {metric} against time ({curve.clock.source}, "
+        f"{curve.clock.tokens_per_second:,.1f} tok/s, {curve.pricing}, {len(curve.values)} problems)"
+    )
     shown = set(powers_of_two(curve.ks[-1])) | set(extra_ks)
-    rows = [[str(k), nice_seconds(s), _pct(a), f"[{_pct(lo)}, {_pct(hi)}]"]
-            for k, s, a, lo, hi in zip(curve.ks, curve.seconds, curve.accuracy, curve.low, curve.high) if k in shown]
+    rows = [
+        [str(k), nice_seconds(s), _pct(a), f"[{_pct(lo)}, {_pct(hi)}]"]
+        for k, s, a, lo, hi in zip(curve.ks, curve.seconds, curve.accuracy, curve.low, curve.high)
+        if k in shown
+    ]
     return TextTable(title, ["k", "time for k samples of every problem", f"{metric} %", ci_label(level)], rows)
 
 
 def verdict_table(result: TaskBudget, *, level: float = 0.95) -> TextTable:
     """The most accurate run at each budget: each run's k and accuracy, the winner, its lead and p."""
     metric = metric_info(result.curves[0].metric).label
-    title = f"{result.task}: most accurate run within each time budget ({metric}, {len(result.coverage.shared)} problems)"
-    columns = ["budget", *(f"{curve.label} k: %" for curve in result.curves), "winner", f"lead, pts [{ci_label(level)}]", "p"]
+    title = (
+        f"{result.task}: most accurate run within each time budget ({metric}, {len(result.coverage.shared)} problems)"
+    )
+    columns = [
+        "budget",
+        *(f"{curve.label} k: %" for curve in result.curves),
+        "winner",
+        f"lead, pts [{ci_label(level)}]",
+        "p",
+    ]
     rows = []
     for v in result.verdicts:
         cells = [f"{m.k}: {_pct(m.accuracy)}" + ("*" if m.saturated else "") if m.k else "none fits" for m in v.models]
         winner = v.winner or "tie: " + " = ".join(v.leaders)
-        rows.append([nice_seconds(v.budget_seconds), *cells, winner,
-                     f"{_pct(v.difference)} [{_pct(v.diff_low)}, {_pct(v.diff_high)}]", f"{v.p_value:.2g}"])
+        rows.append(
+            [
+                nice_seconds(v.budget_seconds),
+                *cells,
+                winner,
+                f"{_pct(v.difference)} [{_pct(v.diff_low)}, {_pct(v.diff_high)}]",
+                f"{v.p_value:.2g}",
+            ]
+        )
     return TextTable(title, columns, rows)
 
 
@@ -205,7 +244,17 @@ def length_table(curve: LengthCurve, *, level: float = 0.95) -> TextTable:
     rows = []
     for i, L in enumerate(curve.lengths):
         secs = nice_seconds(curve.seconds[i]) if curve.seconds is not None else "-"
-        rows.append([str(L), _pct(curve.accuracy[i]), f"[{_pct(curve.low[i])}, {_pct(curve.high[i])}]",
-                     _pct(curve.no_answer[i]), secs])
-    return TextTable(f"{curve.task} · {curve.label}: accuracy with completions cut at L tokens",
-                     ["L (tokens)", "pass@1 %", ci_label(level), "no answer %", "decode time"], rows)
+        rows.append(
+            [
+                str(L),
+                _pct(curve.accuracy[i]),
+                f"[{_pct(curve.low[i])}, {_pct(curve.high[i])}]",
+                _pct(curve.no_answer[i]),
+                secs,
+            ]
+        )
+    return TextTable(
+        f"{curve.task} · {curve.label}: accuracy with completions cut at L tokens",
+        ["L (tokens)", "pass@1 %", ci_label(level), "no answer %", "decode time"],
+        rows,
+    )

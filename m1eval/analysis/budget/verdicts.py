@@ -84,7 +84,14 @@ def _model_at(curve: BudgetCurve, budget_seconds: float) -> ModelAtBudget:
     if k == 0:
         return ModelAtBudget(curve.label, 0, 0.0, 0.0, 0.0, False)
     i = curve.ks.index(k)
-    return ModelAtBudget(curve.label, k, float(curve.accuracy[i]), float(curve.low[i]), float(curve.high[i]), curve.saturated(budget_seconds))
+    return ModelAtBudget(
+        curve.label,
+        k,
+        float(curve.accuracy[i]),
+        float(curve.low[i]),
+        float(curve.high[i]),
+        curve.saturated(budget_seconds),
+    )
 
 
 def compare_at_budget(
@@ -105,7 +112,9 @@ def compare_at_budget(
         raise BudgetError(f"a time budget must be positive, got {budget_seconds:g} s")
     labels = [c.label for c in curves]
     if len(set(labels)) < len(labels):
-        raise BudgetError(f"curve labels must be unique to tell the runs apart, got {labels} (m1eval.analysis.budget.study.run_labels)")
+        raise BudgetError(
+            f"curve labels must be unique to tell the runs apart, got {labels} (m1eval.analysis.budget.study.run_labels)"
+        )
     shared = check_same_problems(curves)
     metric = curves[0].metric
     models = [_model_at(curve, budget_seconds) for curve in curves]
@@ -114,16 +123,24 @@ def compare_at_budget(
         for m, c in zip(models, curves)
         if m.k == 0
     ]
-    notes += [f"{m.label}: the budget buys more than the run's n={m.k} samples; accuracy held at k={m.k}" for m in models if m.saturated]
+    notes += [
+        f"{m.label}: the budget buys more than the run's n={m.k} samples; accuracy held at k={m.k}"
+        for m in models
+        if m.saturated
+    ]
     top = max(m.accuracy for m in models)
     leaders = [m.label for m in models if same_accuracy(m.accuracy, top)]  # in input order
-    verdict = BudgetVerdict(budget_seconds, metric, models, None, 0.0, notes=notes, leaders=leaders, problems=len(shared))
+    verdict = BudgetVerdict(
+        budget_seconds, metric, models, None, 0.0, notes=notes, leaders=leaders, problems=len(shared)
+    )
     if len(models) < 2:
         verdict.winner = models[0].label
         return verdict
     # The pair to compare: the first two tied leaders, or the winner and the best of the rest.
     # (Stable sort, leaders first: runs within the tolerance are not ordered by rounding error.)
-    ranked = sorted(zip(models, curves), key=lambda mc: (0.0, 0.0) if mc[0].label in leaders else (1.0, -mc[0].accuracy))
+    ranked = sorted(
+        zip(models, curves), key=lambda mc: (0.0, 0.0) if mc[0].label in leaders else (1.0, -mc[0].accuracy)
+    )
     (best, best_curve), (second, second_curve) = ranked[0], ranked[1]
     verdict.winner = None if verdict.tie else best.label
     verdict.runner_up = None if verdict.tie else second.label
@@ -132,8 +149,14 @@ def compare_at_budget(
         verdict.notes.append("curves carry no samples: no paired interval")
         return verdict
     paired = paired_difference(
-        best_curve.problems.subset(shared), second_curve.problems.subset(shared), metric, best.k, second.k,
-        level=level, sign_flips=sign_flips, seed=seed,
+        best_curve.problems.subset(shared),
+        second_curve.problems.subset(shared),
+        metric,
+        best.k,
+        second.k,
+        level=level,
+        sign_flips=sign_flips,
+        seed=seed,
     )
     verdict.difference = 0.0 if verdict.tie else paired.diff
     verdict.diff_low, verdict.diff_high, verdict.p_value = paired.low, paired.high, paired.p_value
