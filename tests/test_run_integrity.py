@@ -21,7 +21,7 @@ from m1eval.cli.app import app
 from m1eval.engines import ENGINES, validate_options
 from m1eval.engines.base import BatchResult, EngineBase, EngineError, GenerationRequest
 from m1eval.engines.options import OptionSpec
-from m1eval.pipeline.runner import MAX_K, RunConfig, RunError, RunObserver, generate, iter_pending, plan_run
+from m1eval.pipeline.runner import MAX_K, RunConfig, RunError, SilentObserver, generate, iter_pending, plan_run
 from m1eval.records import BatchTiming, Completion, SamplingConfig
 
 ENGINE = "instant-test"
@@ -322,7 +322,7 @@ def test_smaller_k_after_an_unfinished_larger_k_leaves_no_large_n(model, data_di
     assert json.loads((only_run_dir(tmp_path) / "manifest.json").read_text())["sampling"]["n"] == 8
 
 
-class Recorder(RunObserver):
+class Recorder(SilentObserver):
     """Keeps what the runner reports, in order."""
 
     def __init__(self) -> None:

@@ -181,16 +181,15 @@ def check(
         tolerance=tolerance,
         timeout=timeout,
     )
-    echo = {"markup": False, "highlight": False}
-    console.print(f"gold:   {printable(result.gold_normalized or gold)}", **echo)
+    console.print(f"gold:   {printable(result.gold_normalized or gold)}", markup=False, highlight=False)
     if completion:
         found = f"found by {result.extracted_by}" if result.extracted_by else "no answer found"
         how = f"   (completion, extraction {policy}: {found})"
     else:
         how = "   (bare answer)"
     shown = result.answer_normalized if result.answer_normalized is not None else (result.answer or "-")
-    console.print(f"answer: {printable(shown)}{how}", **echo)
-    console.print(f"status: {result.status}", **echo)
+    console.print(f"answer: {printable(shown)}{how}", markup=False, highlight=False)
+    console.print(f"status: {result.status}", markup=False, highlight=False)
     if result.status == "ok":
         console.print("[green]EQUIVALENT[/green]" if result.correct else "[red]NOT EQUIVALENT[/red]")
         raise typer.Exit(EXIT_EQUIVALENT if result.correct else EXIT_NOT_EQUIVALENT)

@@ -95,7 +95,9 @@ def compare_leaves(g: str, a: str, ctx: Context) -> bool | None:
         if symbolic.sym_equal(g, a, ctx.tolerance):
             return True
         # a gold rounded to d decimals against the exact value it rounds ("1.62" for the golden ratio)
-        return rounded and symbolic.rounds_to(a, gn.value, gn.decimals)
+        if not rounded or gn is None or gn.decimals is None:  # rounded implies both are set
+            return False
+        return symbolic.rounds_to(a, gn.value, gn.decimals)
     except symbolic.SymbolicError:
         ctx.unparsable = True
         return False
@@ -187,7 +189,8 @@ def _match_unordered(gs: list[Node], as_: list[Node], ctx: Context) -> bool | No
                 if j in seen or not allowed(table[i][j]):
                     continue
                 seen.add(j)
-                if match_of[j] is None or augment(match_of[j], seen):
+                holder = match_of[j]
+                if holder is None or augment(holder, seen):
                     match_of[j] = i
                     return True
             return False
@@ -267,9 +270,13 @@ def compare(g: Node, a: Node, ctx: Context) -> bool | None:
         gw, aw = _words(gt), _words(at)
         if gw == aw or forms.sentence_names(gw.split(), aw.split()):
             return True
-        gv, av = forms.number_word(gw), forms.number_word(aw)  # "four" = 4
-        if (gv is not None or av is not None) and (gv is not None or gw.isdigit()) and (av is not None or aw.isdigit()):
-            return (gv if gv is not None else int(gw)) == (av if av is not None else int(aw))
+        gword, aword = forms.number_word(gw), forms.number_word(aw)  # "four" = 4
+        if (
+            (gword is not None or aword is not None)
+            and (gword is not None or gw.isdigit())
+            and (aword is not None or aw.isdigit())
+        ):
+            return (gword if gword is not None else int(gw)) == (aword if aword is not None else int(aw))
         return False
     if isinstance(g, Union) or isinstance(a, Union):
         g, a = _disjunction_as_union(g), _disjunction_as_union(a)
@@ -439,6 +446,7 @@ def check_inline(
     answer_format: str | None = None,
     tolerance: float | None = None,
     meta: dict[str, Any] | None = None,
+    *,
     symbolic_ok: bool = True,
 ) -> CheckResult:
     """``check_answer`` without the guard (what the guarded worker runs).

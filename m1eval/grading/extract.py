@@ -203,10 +203,10 @@ def _box_span(text: str, pos: int, braces: _BraceMatcher) -> tuple[str, int] | N
     while j < len(text) and text[j] in " \t":
         j += 1
     if j < len(text) and text[j] == "{":
-        close = braces.close_of(j)
-        if close is None or close - j > MAX_GROUP_CHARS:
+        end = braces.close_of(j)
+        if end is None or end - j > MAX_GROUP_CHARS:
             return None  # unbalanced (usually a truncated completion) or too long to be an answer
-        return text[j + 1 : close], close + 1
+        return text[j + 1 : end], end + 1
     if j == i:  # "\boxed5" is not a box command
         return None
     token = _BOX_TOKEN.match(text, j)
@@ -277,7 +277,8 @@ def _join_answers(parts: list[str]) -> str:
 
     norms = [normalize_answer(p) for p in parts]
     values = [parse_number(n) for n in norms]
-    if len(set(norms)) == 1 or (all(v is not None for v in values) and len({v.value for v in values}) == 1):
+    numbers = [v for v in values if v is not None]
+    if len(set(norms)) == 1 or (len(numbers) == len(values) and len({v.value for v in numbers}) == 1):
         return parts[-1]
     return ", ".join(parts)
 

@@ -251,7 +251,8 @@ class Grader:
                 continue
             if norm not in key_items:
                 key_items.append(norm)
-        work = [("verdict", (k[0], k[1], k[2], k[3])) for k in symbolic_items] + [("key", (n,)) for n in key_items]
+        work: list[tuple[str, tuple[Any, ...]]] = [("verdict", (k[0], k[1], k[2], k[3])) for k in symbolic_items]
+        work += [("key", (n,)) for n in key_items]
         if work:
             bar.stage("grading (symbolic, pool)", len(work))
 

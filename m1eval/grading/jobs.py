@@ -85,7 +85,7 @@ def prepare_items(
     cut_rules = tuple(r for r in rules if r not in POSITIONAL_RULES)
     # the question's own expressions, less any that is the gold ("Which is larger, $2^{10}$ or $10^3$?")
     restated = _restated(question) - frozenset(golds) if any(r != "boxed" for r in rules) else frozenset()
-    out = []
+    out: list[tuple[Any, ...]] = []
     for i, text in enumerate(texts):
         these = cut_rules if truncated is not None and truncated[i] else rules
         found, norm = (

@@ -72,10 +72,10 @@ def parse_number(text: str) -> Number | None:
             return Number(-value if m.group(1) == "-" else value, None, percent)
         m = _RE_MIXED.match(text)
         if m:
-            whole, num, den = int(m.group(2)), int(m.group(3)), int(m.group(4))
-            if den == 0 or num >= den:
+            whole, part, parts = int(m.group(2)), int(m.group(3)), int(m.group(4))
+            if parts == 0 or part >= parts:
                 return None
-            value = whole + Fraction(num, den)
+            value = whole + Fraction(part, parts)
             return Number(-value if m.group(1) == "-" else value, None, percent)
         m = _RE_SLASH.match(text)
         if m:

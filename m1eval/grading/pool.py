@@ -161,7 +161,8 @@ class WorkerPool:
             ready = wait([w.conn for w in busy], timeout=wait_for + 0.01)
             ready_set = set(ready)
             for slot, worker in enumerate(list(self._workers)):
-                if worker.task is None:
+                task = worker.task
+                if task is None:
                     continue
                 if worker.conn in ready_set:
                     try:
@@ -179,9 +180,8 @@ class WorkerPool:
                     self._workers[slot].task = None
                     dispatch(self._workers[slot])
                 elif time.monotonic() > worker.deadline:
-                    index = worker.task
                     self._replace(slot, worker)
-                    finish(index, (TIMEOUT, None))
+                    finish(task, (TIMEOUT, None))
                     pending -= 1
                     dispatch(self._workers[slot])
         return [r if r is not None else (ERROR, "lost") for r in results]

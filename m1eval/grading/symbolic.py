@@ -139,13 +139,14 @@ def _log2_magnitude(node, budget: list[int]) -> float | None:  # noqa: ANN001
             raise SymbolicError("binomial too large")
         return None
     mags = [_log2_magnitude(a, budget) for a in node.args] if node.args else []
-    if any(m is None for m in mags) or not node.args:
+    known = [m for m in mags if m is not None]
+    if len(known) < len(mags) or not node.args:
         return None if node.free_symbols else 0.0
     if node.is_Mul:
-        return sum(mags)
+        return sum(known)
     if node.is_Add:
-        return max(mags) + len(mags)
-    return max(mags) if mags else 0.0
+        return max(known) + len(known)
+    return max(known) if known else 0.0
 
 
 def check_safe(expr) -> None:  # noqa: ANN001

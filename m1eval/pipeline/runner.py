@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from m1eval.engines import ENGINES, engine_class, identity_options, public_options, validate_options
 from m1eval.engines.base import Engine, EngineError, EngineOutOfMemory, GenerationRequest
@@ -434,9 +434,10 @@ def _tokenizer_source(plan: RunPlan) -> str:
     return str(plan.engine_options.get("tokenizer") or plan.model.path)
 
 
-class RunObserver:
-    """What ``generate`` tells whoever shows the run. These methods do nothing, so a library
-    caller sees no output; ``m1eval.cli.progress.RunProgress`` draws them (``m1eval run``)."""
+class RunObserver(Protocol):
+    """What ``generate`` tells whoever shows the run. A protocol, so the drawer
+    (``m1eval.cli.progress.RunProgress``, ``m1eval run``) matches it by shape without importing
+    the runner; ``SilentObserver`` is the library default that shows nothing."""
 
     def planned(self, path: Path, stored: int, expected: int) -> None:
         """The run folder is ready: ``stored`` of ``expected`` samples are there, the rest is next."""
@@ -463,6 +464,34 @@ class RunObserver:
         """Generation stopped (done, interrupted or failed)."""
 
 
+class SilentObserver(RunObserver):
+    """The observer a library caller gets by default: hears everything, prints nothing."""
+
+    def planned(self, path: Path, stored: int, expected: int) -> None:
+        pass
+
+    def status(self, text: str | None) -> None:
+        pass
+
+    def started(self, expected: int, stored: int) -> None:
+        pass
+
+    def progress(self, completions: int, tokens: int) -> None:
+        pass
+
+    def stored(self, generated: int, tokens: int) -> None:
+        pass
+
+    def waiting(self, in_flight: int, oldest_seconds: float) -> None:
+        pass
+
+    def notice(self, message: str) -> None:
+        pass
+
+    def finished(self) -> None:
+        pass
+
+
 def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserver | None = None) -> RunOutcome:
     """Generate every missing sample of ``plan`` into its run folder; never loses a stored sample.
 
@@ -470,7 +499,7 @@ def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserv
     is constructed from the plan and closed at the end. ``observer`` hears the progress
     (``RunObserver``); nothing is printed here.
     """
-    observer = observer or RunObserver()
+    observer = observer or SilentObserver()
     store = RunStore(plan.path)
     existed = (plan.path / MANIFEST).exists()
     k = plan.k

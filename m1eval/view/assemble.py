@@ -12,6 +12,7 @@ import math
 import shlex
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,7 +207,7 @@ def problem_rows(loaded: LoadedRun) -> list[ProblemRow]:
     )
     clusters = _cluster_table(frame).reset_index()
     n_clusters = clusters.groupby("problem_id", sort=False).size().to_dict()
-    winners = {}
+    winners: dict[Any, tuple[int, bool, str | None]] = {}
     for pid, count, right, answer in zip(
         clusters["problem_id"], clusters["count"], clusters["correct"], clusters["answer"]
     ):
@@ -313,7 +314,7 @@ class NormalForms:
         self._known: dict[tuple, str | None] = {}
         self._lock = threading.Lock()
 
-    def get(self, items: list[tuple[str, str, str | None, str | None]]) -> dict[tuple, str | None]:
+    def get(self, items: Sequence[tuple[str, str, str | None, str | None]]) -> dict[tuple, str | None]:
         """(gold, answer, answer format, unit) -> normal form (None: not available)."""
         from m1eval.grading.pool import OK
 

@@ -31,7 +31,7 @@ class ViewError(Exception):
 
 
 def _signature(folder: Path) -> tuple:
-    out = []
+    out: list[tuple[str, int | None, int | None]] = []
     for name in WATCHED:
         try:
             stat = (folder / name).stat()
@@ -138,12 +138,14 @@ class Catalog:
         groups: dict[str, list[RunSlot]] = {}
         for key in self.slots:
             slot = self.get(key)
+            if slot is None:  # dropped from the catalog while we iterated
+                continue
             groups.setdefault(slot.task, []).append(slot)
         return dict(sorted(groups.items()))
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every two runs of one task, in the order found: the comparisons the viewer offers."""
-        out = []
+        out: list[tuple[str, str]] = []
         for slots in self.by_task().values():
             for i, a in enumerate(slots):
                 out.extend((a.key, b.key) for b in slots[i + 1 :])

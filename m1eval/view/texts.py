@@ -101,7 +101,7 @@ def split_completion(text: str, answer: str | None) -> list[Part]:
         parts.append(Part("thinking", text[: close + len(THINK_CLOSE)], "", ""))
         visible = text[close + len(THINK_CLOSE) :]
     at = visible.rfind(answer) if answer else -1
-    if at >= 0:
+    if answer and at >= 0:
         parts.append(Part("answer", visible[:at], answer, visible[at + len(answer) :]))
     else:
         parts.append(Part("answer", visible, "", ""))
