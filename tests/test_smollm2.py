@@ -193,7 +193,7 @@ def test_the_vllm_runs_size_memory_absolutely():
 
 @pytest.fixture(scope="module")
 def tokenizer(real_folder):
-    from m1eval.prompts import load_tokenizer
+    from m1eval.models.prompts import load_tokenizer
 
     return load_tokenizer(str(real_folder))
 
