@@ -322,6 +322,27 @@ def test_smaller_k_after_an_unfinished_larger_k_leaves_no_large_n(model, data_di
     assert json.loads((only_run_dir(tmp_path) / "manifest.json").read_text())["sampling"]["n"] == 8
 
 
+def test_an_interrupt_inside_a_batch_write_still_counts_what_reached_the_file(model, data_dir, tmp_path, monkeypatch):
+    """Ctrl-C between a batch's samples and its timing line (the CI failure of stop 29: '0/4 kept'
+    with 3 lines on disk): the outcome and the manifest count what samples.jsonl holds."""
+    from m1eval.rundir.store import RunStore
+
+    original = RunStore.append_samples
+
+    def samples_then_interrupt(self, completions, timing=None):
+        original(self, completions, None)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunStore, "append_samples", samples_then_interrupt)
+    outcome = generate(plan_run(_config(model, data_dir, tmp_path, k=2, chunk_size=4)))
+    on_disk = raw_sample_lines(only_run_dir(tmp_path))
+    assert outcome.state == "interrupted"
+    assert len(on_disk) == 4 and outcome.stored == 4, (len(on_disk), outcome.stored)
+    assert "4/6 samples are kept" in outcome.message
+    manifest = json.loads((only_run_dir(tmp_path) / "manifest.json").read_text())
+    assert manifest["stages"]["generate"] == {**manifest["stages"]["generate"], "state": "interrupted", "samples": 4}
+
+
 class Recorder(SilentObserver):
     """Keeps what the runner reports, in order."""
 

@@ -566,14 +566,18 @@ def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserv
         if own_engine and engine is not None:
             engine.close()
         if state != "done":
-            stored = stored_count(plan.problems, finished, k)
             try:
                 store.lock()
-                store.end(RUN_STAGE, state, error=message, samples=stored)
+                # an interrupt can land between a batch's write and ``finished.update``: the file decides
+                finished.update(store.finished())
             except Exception:  # noqa: BLE001 - the samples are what matters
                 pass
+            try:
+                store.end(RUN_STAGE, state, error=message, samples=stored_count(plan.problems, finished, k))
+            except Exception:  # noqa: BLE001
+                pass
         store.unlock()
-    stored = stored_count(plan.problems, finished, k)  # kept up to date by _loop: nothing is read again
+    stored = stored_count(plan.problems, finished, k)  # kept up to date by _loop (and the file, if stopped)
     if state != "done":
         message = (
             f"{message}; {stored}/{expected} samples are kept in {plan.path} (run the same command again to resume)"
