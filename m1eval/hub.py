@@ -21,11 +21,11 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 PROBE_TIMEOUT_S = 3.0
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 DATA_HINT = (
-    "pass --data-dir DIR or set M1EVAL_DATA_DIR to a folder of <task>/test.jsonl "
+    "give a data folder (data_dir) or set M1EVAL_DATA_DIR to a folder of <task>/test.jsonl "
     "(HF_HUB_OFFLINE=1 skips the hub check and uses only the local cache)"
 )
 MODEL_HINT = (
-    "pass a local model folder as --model, or download it while online (huggingface-cli download ID) "
+    "give a local model folder as the model, or download it while online (huggingface-cli download ID) "
     "(HF_HUB_OFFLINE=1 skips the hub check and uses only the local cache)"
 )
 

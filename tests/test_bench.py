@@ -126,7 +126,7 @@ def test_run_bench_writes_profile_with_length_sweep(tmp_path):
 
 
 def test_settings_are_validated():
-    with pytest.raises(BenchError, match="--batch-sizes"):
+    with pytest.raises(BenchError, match="batch_sizes"):
         Bencher(FakeEngine(saturating), BenchSettings(batch_sizes=[0]), vocab_size=10)
     with pytest.raises(BenchError, match="timed_greedy"):
         Bencher(object(), BenchSettings(), vocab_size=10)

@@ -214,7 +214,7 @@ def test_budget_cli_requires_matching_profile(runs, tmp_path):
 
     fast, _ = runs
     result = CliRunner().invoke(app, ["budget", str(fast.path), "--clock", "profile"])
-    assert result.exit_code == 2 and "no --profile matches model 'fast'" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "no throughput profile matches model 'fast'" in " ".join(result.output.split())
 
 
 def test_length_aware_clock_uses_the_length_sweep():

@@ -209,7 +209,7 @@ def test_fixed_tokens_per_sample_library_and_default_pricing(tmp_path):
     assert fixed.seconds.tolist() == pytest.approx([5 * 8192 / 100 * k for k in (1, 2, 3, 4)])
     assert (measured.pricing, fixed.pricing) == ("mean 50 tok/sample", "fixed 8,192 tok/sample")
     assert fixed.accuracy.tolist() == measured.accuracy.tolist()  # only the clock changes
-    with pytest.raises(CurveError, match="--tokens-per-sample must be positive"):
+    with pytest.raises(CurveError, match="tokens_per_sample must be positive"):
         parallel_curve(run, Clock(100.0, "t"), "pass", sign_flips=0, tokens_per_sample=0)
 
 
@@ -220,11 +220,11 @@ def test_batch_size_at_or_above_the_oom_batch_warns(tmp_path):
     prof = _profile(tmp_path, "X", oom=16)
     text, _, _, report = _budget(tmp_path, "kflip", "--profile", str(prof), "--batch-size", "32")
     assert (
-        "warning: X: --batch-size 32 is at or above batch 16, which ran out of memory in profile X; "
+        "warning: X: batch size 32 is at or above batch 16, which ran out of memory in profile X; "
         "priced at the largest batch that ran, 8 (1,000.0 tok/s)"
     ) in text
-    assert "warning: Y: --batch-size 32 does not apply to Y" in text
-    assert report["tasks"][0]["warnings"][0].startswith("X: --batch-size 32 is at or above batch 16")
+    assert "warning: Y: batch size 32 does not apply to Y" in text
+    assert report["tasks"][0]["warnings"][0].startswith("X: batch size 32 is at or above batch 16")
     quiet = CliRunner().invoke(
         app,
         [

@@ -68,55 +68,14 @@ def test_bench_refuses_an_output_file_before_measuring(a_file: Path, monkeypatch
     CountingBenchEngine.built = 0
     model = a_file.parent / "some-model"
     model.mkdir()
-    code, output, _ = _invoke(
-        [
-            "bench",
-            "-m",
-            str(model),
-            "-e",
-            "counting",
-            "--batch-sizes",
-            "1",
-            "--no-find-peak",
-            "--prompt-len",
-            "4",
-            "--gen-len",
-            "4",
-            "--warmup",
-            "0",
-            "--repeats",
-            "1",
-            "--out",
-            str(a_file),
-        ]
-    )
+    bench = ["bench", "-m", str(model), "-e", "counting", "--batch-sizes", "1", "--no-find-peak"]
+    bench += ["--prompt-len", "4", "--gen-len", "4", "--warmup", "0", "--repeats", "1"]
+    code, output, _ = _invoke([*bench, "--out", str(a_file)])
     assert code == 2, output
     _one_line_error(output, "--out", str(a_file), "not a folder")
     assert CountingBenchEngine.built == 0  # refused before the engine (and an hour of measuring) started
     # the same command with a usable folder measures and writes
-    code, output, _ = _invoke(
-        [
-            "bench",
-            "-m",
-            str(model),
-            "-e",
-            "counting",
-            "--batch-sizes",
-            "1",
-            "--no-find-peak",
-            "--prompt-len",
-            "4",
-            "--gen-len",
-            "4",
-            "--warmup",
-            "0",
-            "--repeats",
-            "1",
-            "--no-figure",
-            "--out",
-            str(a_file.parent / "bench"),
-        ]
-    )
+    code, output, _ = _invoke([*bench, "--no-figure", "--out", str(a_file.parent / "bench")])
     assert code == 0, output
     assert (a_file.parent / "bench" / "some-model-counting.json").is_file()
 

@@ -85,7 +85,7 @@ def test_a_changed_protocol_gets_another_run_id(data_dir, tmp_path):
     r1 = plan_run(_config(data_dir, tmp_path, model="r1-qwen-1.5b", max_tokens=32))
     assert "join" not in json.dumps(dataclasses.asdict(r1.sampling))
     assert plan_run(_config(data_dir, tmp_path, model="r1-qwen-1.5b", max_tokens=32, join="space")).path != r1.path
-    with pytest.raises(RunError, match="--join must be one of newline, space, blank_line"):
+    with pytest.raises(RunError, match="join must be one of newline, space, blank_line"):
         plan_run(_config(data_dir, tmp_path, join="tab"))
 
 

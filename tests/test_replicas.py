@@ -70,7 +70,7 @@ def test_addresses_parse_and_refuse_nonsense():
     assert _host_port("[::1]:7000") == ("::1", 7000)
     assert _host_port("auto") is None
     for bad in ("http://head:80", "head:port", "head:70000", ":6379"):
-        with pytest.raises(ReplicaError, match="--ray-address"):
+        with pytest.raises(ReplicaError, match="Ray address"):
             _host_port(bad)
 
 
@@ -94,9 +94,9 @@ def test_chunks_keep_whole_problems_and_requeue_only_what_is_missing():
 
 
 def test_settings_and_missing_ray_are_clear_errors(monkeypatch):
-    with pytest.raises(ReplicaError, match="--replicas must be at least 1"):
+    with pytest.raises(ReplicaError, match="replicas must be at least 1"):
         ReplicaSettings(replicas=0)
-    with pytest.raises(ReplicaError, match="--gpus-per-replica"):
+    with pytest.raises(ReplicaError, match="gpus_per_replica"):
         ReplicaSettings(replicas=2, gpus_per_replica=-1)
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees when it is not installed
     with pytest.raises(ReplicaError, match=r"pip install \"m1eval\[ray\]\""):

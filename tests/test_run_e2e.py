@@ -28,26 +28,9 @@ ENGINE_ARGS = {
 @pytest.mark.parametrize("engine", ["hf", "vllm"])
 def test_run_generates_grades_and_reports(engine, tmp_path_factory, data_dir, tmp_path):
     model = tiny_model(tmp_path_factory)
-    result = run_cli(
-        "run",
-        "--model",
-        str(model),
-        "--engine",
-        engine,
-        "--task",
-        "aime25",
-        "--limit",
-        "3",
-        "--k",
-        "4",
-        "--max-tokens",
-        "32",
-        "--data-dir",
-        str(data_dir),
-        "--out",
-        str(tmp_path),
-        *ENGINE_ARGS[engine],
-    )
+    command = ["run", "--model", str(model), "--engine", engine, "--task", "aime25", "--limit", "3", "--k", "4"]
+    command += ["--max-tokens", "32", "--data-dir", str(data_dir), "--out", str(tmp_path), *ENGINE_ARGS[engine]]
+    result = run_cli(*command)
     assert result.returncode == 0, result.stderr[-4000:]
     run_dir = only_run_dir(tmp_path)
     assert run_dir.relative_to(tmp_path).parts[:2] == ("aime25", model.name)
@@ -63,26 +46,6 @@ def test_run_generates_grades_and_reports(engine, tmp_path_factory, data_dir, tm
         assert all(r["timings"] and "decode_seconds" in r["timings"] for r in rows)
 
     # the same command again has nothing to do and keeps every sample
-    again = run_cli(
-        "run",
-        "--model",
-        str(model),
-        "--engine",
-        engine,
-        "--task",
-        "aime25",
-        "--limit",
-        "3",
-        "--k",
-        "4",
-        "--max-tokens",
-        "32",
-        "--data-dir",
-        str(data_dir),
-        "--out",
-        str(tmp_path),
-        "--no-grade",
-        *ENGINE_ARGS[engine],
-    )
+    again = run_cli(*command, "--no-grade")
     assert again.returncode == 0, again.stderr[-3000:]
     assert raw_sample_lines(run_dir) == rows

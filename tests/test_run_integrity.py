@@ -267,7 +267,7 @@ def test_grade_says_what_it_cut_and_keeps_the_evidence(model, data_dir, tmp_path
 
 def test_huge_k_is_refused_at_once(model, data_dir, tmp_path):
     t0 = time.perf_counter()
-    with pytest.raises(RunError, match="--k 1,000,000,000 is above the limit of 100,000"):
+    with pytest.raises(RunError, match="k = 1,000,000,000 is above the limit of 100,000"):
         plan_run(_config(model, data_dir, tmp_path, k=1_000_000_000, limit=1))
     assert time.perf_counter() - t0 < 30  # before: 10 GB of request lists and no output
     result = CliRunner().invoke(

@@ -104,7 +104,7 @@ def test_bad_input_fails_before_loading_anything(data_dir, tmp_path):
         plan_run(_config(data_dir, tmp_path, task="nope"))
     with pytest.raises(EngineError, match="unknown engine 'tpu'"):
         plan_run(_config(data_dir, tmp_path, engine="tpu"))
-    with pytest.raises(RunError, match="--k"):
+    with pytest.raises(RunError, match="k \\(samples per problem\\) must be at least 1"):
         plan_run(_config(data_dir, tmp_path, k=0))
 
 

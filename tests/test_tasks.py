@@ -188,4 +188,4 @@ def test_unreachable_hub_gives_clear_error(tmp_path: Path) -> None:
     assert (
         "task 'aime25'" in result.stderr and "dataset 'MathArena/aime_2025' is not in the local cache" in result.stderr
     )
-    assert "--data-dir" in result.stderr
+    assert "data_dir" in result.stderr

@@ -61,7 +61,7 @@ def problem_tokens(run: RunData, fixed: float | None = None) -> pd.Series:
     if fixed is None:
         return mean
     if not fixed > 0:
-        raise CurveError(f"--tokens-per-sample must be positive, got {fixed:g}")
+        raise CurveError(f"tokens_per_sample must be positive, got {fixed:g}")
     return pd.Series(float(fixed), index=mean.index)
 
 

@@ -77,7 +77,7 @@ def resolve_checkpoint(model: str, revision: str | None = None) -> Path:
         raise EngineError(
             f"m1: {model!r} is neither a local folder nor in the local Hugging Face cache ({type(exc).__name__}). "
             "Download the checkpoint first (e.g. `huggingface-cli download togethercomputer/M1-3B`) or pass "
-            "its folder with --model"
+            "its folder as the model"
         ) from exc
 
 

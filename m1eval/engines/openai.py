@@ -131,7 +131,7 @@ class OpenAIEngine(EngineBase):
         if isinstance(endpoints, str):
             endpoints = [e for e in endpoints.split(",") if e.strip()]
         if not endpoints:
-            raise EngineError("openai: no endpoint; pass --endpoint URL (repeat it to spread over several servers)")
+            raise EngineError("openai: no endpoint; give the server URL as endpoints (several spread the requests)")
         self.endpoints = [normalise_endpoint(e) for e in endpoints]
         self.model = model
         self.served_model = str(options.get("served_model") or model)

@@ -61,11 +61,11 @@ class ReplicaSettings:
 
     def __post_init__(self) -> None:
         if self.replicas < 1:
-            raise ReplicaError(f"--replicas must be at least 1, got {self.replicas}")
+            raise ReplicaError(f"replicas must be at least 1, got {self.replicas}")
         if self.gpus_per_replica is not None and self.gpus_per_replica < 0:
-            raise ReplicaError(f"--gpus-per-replica must be >= 0, got {self.gpus_per_replica}")
+            raise ReplicaError(f"gpus_per_replica must be >= 0, got {self.gpus_per_replica}")
         if self.cpus_per_replica <= 0:
-            raise ReplicaError(f"--cpus-per-replica must be > 0, got {self.cpus_per_replica}")
+            raise ReplicaError(f"cpus_per_replica must be > 0, got {self.cpus_per_replica}")
 
 
 @dataclass
@@ -90,7 +90,7 @@ def import_ray() -> Any:
         import ray
     except ImportError as exc:
         raise ReplicaError(
-            f'--replicas needs Ray ({exc}); install it with `pip install "m1eval[ray]"` '
+            f'replicas need Ray ({exc}); install it with `pip install "m1eval[ray]"` '
             "(or `pip install ray`) on the driver and on every node"
         ) from exc
     return ray
@@ -105,18 +105,18 @@ def _host_port(address: str) -> tuple[str, int] | None:
     if text.startswith("ray://"):
         text, default_port = text[len("ray://") :], 10001
     elif "://" in text:
-        raise ReplicaError(f"--ray-address {address!r}: expected HOST[:PORT], ray://HOST[:PORT] or auto")
+        raise ReplicaError(f"Ray address {address!r}: expected HOST[:PORT], ray://HOST[:PORT] or auto")
     text = text.split("/", 1)[0]
     host, _, port = text.rpartition(":") if ":" in text else (text, "", "")
     host = host.strip("[]")
     if not host:
-        raise ReplicaError(f"--ray-address {address!r}: no host")
+        raise ReplicaError(f"Ray address {address!r}: no host")
     try:
         port_number = int(port) if port else default_port
     except ValueError:
-        raise ReplicaError(f"--ray-address {address!r}: port {port!r} is not a number") from None
+        raise ReplicaError(f"Ray address {address!r}: port {port!r} is not a number") from None
     if not 0 < port_number < 65536:
-        raise ReplicaError(f"--ray-address {address!r}: port {port_number} out of range")
+        raise ReplicaError(f"Ray address {address!r}: port {port_number} out of range")
     return host, port_number
 
 
@@ -131,8 +131,8 @@ def check_ray_address(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Non
             pass
     except OSError as exc:
         raise ReplicaError(
-            f"--ray-address {address!r}: cannot reach a Ray head at {host}:{port} ({exc.strerror or exc}); "
-            "start one with `ray start --head` on that node, or leave --ray-address out to use a local Ray"
+            f"Ray address {address!r}: cannot reach a Ray head at {host}:{port} ({exc.strerror or exc}); "
+            "start one with `ray start --head` on that node, or give no address to use a local Ray"
         ) from None
 
 
@@ -247,8 +247,8 @@ class ReplicaPool(EngineBase):
         if engine not in ENGINES:
             raise ReplicaError(f"unknown engine {engine!r}; choose one of {', '.join(sorted(ENGINES))}")
         if engine not in REPLICA_ENGINES:
-            raise ReplicaError(f"--replicas works with the {', '.join(REPLICA_ENGINES)} engines, not {engine!r} "
-                               "(spread an openai run over several --endpoint servers instead)")  # fmt: skip
+            raise ReplicaError(f"replicas work with the {', '.join(REPLICA_ENGINES)} engines, not {engine!r} "
+                               "(spread an openai run over several endpoints instead)")  # fmt: skip
         self.name = engine
         self.settings = settings
         self.on_notice = on_notice
@@ -319,10 +319,10 @@ class ReplicaPool(EngineBase):
         for name, each in (("GPU", gpus), ("CPU", self.settings.cpus_per_replica)):
             have = total.get(name, 0.0)
             if each > 0 and n * each > have:
-                flag = "--gpus-per-replica" if name == "GPU" else "--cpus-per-replica"
+                setting = "gpus_per_replica" if name == "GPU" else "cpus_per_replica"
                 raise ReplicaError(
-                    f"{n} replicas x {each:g} {name}s ({flag}) need {n * each:g} {name}s but the Ray cluster has "
-                    f"{have:g}; use fewer --replicas, a smaller {flag}, or add nodes"
+                    f"{n} replicas x {each:g} {name}s ({setting}) need {n * each:g} {name}s but the Ray cluster has "
+                    f"{have:g}; use fewer replicas, a smaller {setting}, or add nodes"
                 )
         return float(gpus)
 

@@ -332,7 +332,7 @@ def save(fig, out_dir: str | os.PathLike[str], name: str, fmt: str = "png") -> P
     import matplotlib.pyplot as plt
 
     if fmt not in ("png", "pdf", "svg"):
-        raise ValueError(f"--format must be png, pdf or svg, got {fmt!r}")
+        raise ValueError(f"format must be png, pdf or svg, got {fmt!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.{fmt}"

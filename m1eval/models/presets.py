@@ -317,7 +317,7 @@ def resolve_model(model: str, engine: str | None = None, *, build: bool = True) 
         )
     if engine is None:
         raise ModelError(
-            f"model {model!r} is not a preset ({known}); pass --engine (vllm, hf, openai, m1) to run a "
+            f"model {model!r} is not a preset ({known}); name an engine (vllm, hf, openai, m1) to run a "
             "hub id or local folder"
         )
     path = str(local.resolve()) if local.exists() else model

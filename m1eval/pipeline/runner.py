@@ -151,11 +151,11 @@ def identity(
 def plan_run(config: RunConfig) -> RunPlan:
     """Resolve model, engine and task without loading anything heavy (bad input fails here, fast)."""
     if config.k < 1:
-        raise RunError(f"--k must be at least 1, got {config.k}")
+        raise RunError(f"k (samples per problem) must be at least 1, got {config.k}")
     if config.k > MAX_K:
         raise RunError(
-            f"--k {config.k:,} is above the limit of {MAX_K:,} samples per problem "
-            f"(the largest published studies draw 10,000); split it into several runs with other --seed"
+            f"k = {config.k:,} is above the limit of {MAX_K:,} samples per problem "
+            f"(the largest published studies draw 10,000); split it into several runs with other seeds"
         )
     model = resolve_model(config.model, config.engine)
     if model.engine not in ENGINES:
@@ -166,7 +166,7 @@ def plan_run(config: RunConfig) -> RunPlan:
     protocol = model.protocol(config.task)
     join = protocol.join if config.join is None else config.join
     if join not in JOINS:
-        raise RunError(f"--join must be one of {', '.join(JOINS)}, got {join!r}")
+        raise RunError(f"join must be one of {', '.join(JOINS)}, got {join!r}")
     sampling = SamplingConfig(
         temperature=model.temperature if config.temperature is None else config.temperature,
         top_p=model.top_p if config.top_p is None else config.top_p,
@@ -293,7 +293,7 @@ def _check_compatible(store: RunStore, plan: RunPlan) -> dict[str, Any]:
         ]
         raise RunError(
             f"run folder {store.path} holds a run with other settings ({'; '.join(diffs)}); "
-            "use another --run-id or --out to start a separate run"
+            "use another run id or output folder to start a separate run"
         )
     return old
 
@@ -319,7 +319,7 @@ def _problem_differences(
     except (StoreError, TypeError, ValueError) as exc:
         raise RunError(
             f"run folder {store.path}: cannot compare its stored problems ({exc}); "
-            "use another --run-id or --out to start a separate run"
+            "use another run id or output folder to start a separate run"
         ) from exc
     new = {p.id: p for p in plan.problems}
     stored_prompt = old.get("prompt") or {}
@@ -349,7 +349,7 @@ def _problem_differences(
         raise RunError(
             f"run folder {store.path} holds samples of other problems or prompts than this command would draw: "
             f"{len(reasons)} problem(s) differ: {listed}{more}. Resuming would mix two data sets in one run; "
-            "use another --run-id or --out (or the data the run was started with)"
+            "use another run id or output folder (or the data the run was started with)"
         )
 
 

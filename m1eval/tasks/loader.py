@@ -331,7 +331,7 @@ def load_hub(spec: TaskSpec, hub: HubSource | None = None) -> list[Problem]:
             ) from exc
         raise TaskError(
             f"task {spec.name!r}: cannot load hub dataset {hub.id!r} ({hub.config}, {hub.split}): {exc}; "
-            f"without hub access pass --data-dir or set {DATA_DIR_ENV} to a folder laid out as <task>/{LOCAL_FILE}"
+            f"without hub access give a data_dir or set {DATA_DIR_ENV} to a folder laid out as <task>/{LOCAL_FILE}"
         ) from exc
     rows = []
     for index, row in enumerate(dataset):
@@ -378,7 +378,7 @@ def read_task(
             f"  rows:    expected {spec.expected_rows}, got {len(problems)}\n"
             f"  sha256:  expected {spec.content_hash}\n"
             f"           got      {actual}\n"
-            "pass --allow-unpinned to use these rows anyway (results will not be comparable)"
+            "allow_unpinned uses these rows anyway (results will not be comparable)"
         )
     if folder is not None:
         source = str((folder / spec.name / LOCAL_FILE).resolve())

@@ -49,15 +49,15 @@ class BenchSettings:
 
     def validate(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
-            raise BenchError(f"--batch-sizes must be positive integers, got {self.batch_sizes}")
+            raise BenchError(f"batch_sizes must be positive integers, got {self.batch_sizes}")
         if self.prompt_len < 1 or self.gen_len < 1:
-            raise BenchError(f"--prompt-len and --gen-len must be >= 1 (got {self.prompt_len}, {self.gen_len})")
+            raise BenchError(f"prompt_len and gen_len must be >= 1 (got {self.prompt_len}, {self.gen_len})")
         if self.repeats < 1 or self.warmup < 0:
-            raise BenchError(f"--repeats must be >= 1 and --warmup >= 0 (got {self.repeats}, {self.warmup})")
+            raise BenchError(f"repeats must be >= 1 and warmup >= 0 (got {self.repeats}, {self.warmup})")
         if self.gen_lens is not None and any(g < 1 for g in self.gen_lens):
-            raise BenchError(f"--gen-lens must be positive integers, got {self.gen_lens}")
+            raise BenchError(f"gen_lens must be positive integers, got {self.gen_lens}")
         if self.length_batch is not None and self.length_batch < 1:
-            raise BenchError(f"--length-batch must be >= 1, got {self.length_batch}")
+            raise BenchError(f"length_batch must be >= 1, got {self.length_batch}")
 
     def length_grid(self) -> list[int]:
         """Generation lengths of the length sweep: given, or gen_len/8 .. gen_len by doubling."""
@@ -91,8 +91,8 @@ def engine_vocab_size(engine: Any, model: str | None = None) -> int:
 
             return len(AutoTokenizer.from_pretrained(model))
         except Exception as exc:  # noqa: BLE001 - any failure means "cannot tell"
-            raise BenchError(f"cannot tell the vocabulary size of {model!r} ({exc}); pass --vocab-size") from None
-    raise BenchError("cannot tell the engine's vocabulary size; pass --vocab-size")
+            raise BenchError(f"cannot tell the vocabulary size of {model!r} ({exc}); give vocab_size") from None
+    raise BenchError("cannot tell the engine's vocabulary size; give vocab_size")
 
 
 Callback = Callable[[str, Measurement | None], None]

@@ -147,9 +147,7 @@ class ThroughputProfile:
         """
         points = self.points("length")
         if not points:
-            raise ProfileError(
-                f"profile of {self.name}: no generation-length sweep; run `m1eval bench` with --gen-lens"
-            )
+            raise ProfileError(f"profile of {self.name}: no generation-length sweep (measure one with gen_lens)")
         if gen_len <= 0:
             return 0.0
         # points() keeps ok ones only, which all have a wall time: the filter only narrows the type

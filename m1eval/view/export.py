@@ -17,7 +17,7 @@ def export_site(site: Site, out: Path, *, on_page: Callable[[str], None] | None 
     out = Path(out)
     for slot in site.catalog.slots.values():
         if out.resolve().is_relative_to(slot.path.resolve()):
-            raise ExportError(f"--export {out}: inside run folder {slot.path}; the viewer never writes into a run")
+            raise ExportError(f"export folder {out}: inside run folder {slot.path}; the viewer never writes into a run")
     count = 0
     for path in site.paths():
         page = site.render(path)

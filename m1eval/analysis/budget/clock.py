@@ -30,7 +30,7 @@ class Clock:
     tokens_per_second: float
     source: str
     batch_size: float | None = None
-    warnings: tuple[str, ...] = ()  # e.g. a --batch-size the profile could not run
+    warnings: tuple[str, ...] = ()  # e.g. a batch size the profile could not run
 
     def seconds(self, tokens: float) -> float:
         return float(tokens) / self.tokens_per_second
@@ -68,7 +68,7 @@ def batch_size_warnings(profile: ThroughputProfile, batch_size: float) -> list[s
         return []
     largest, smallest = points[-1], points[0]
     oom = profile.oom_batch_size
-    asked = f"--batch-size {batch_size:g}"
+    asked = f"batch size {batch_size:g}"
     if oom is not None and batch_size >= oom:
         message = (
             f"{asked} is at or above batch {oom}, which ran out of memory in profile {profile.name}; priced at "
@@ -93,7 +93,7 @@ def clock_from_batches(run: RunData) -> Clock:
     """The run's own measured rate: all generated tokens over all batch wall seconds."""
     batches = run.batches
     if batches is None or len(batches) == 0:
-        raise BudgetError(f"{run.path}: no batches.jsonl timings; pass --profile for this model")
+        raise BudgetError(f"{run.path}: no batches.jsonl timings; give a throughput profile for this model")
     wall = float(batches["wall_seconds"].sum())
     tokens = float(batches["generated_tokens"].sum())
     if wall <= 0 or tokens <= 0:
@@ -130,7 +130,7 @@ def clock_for(
     (see ``clock_from_profile``).
     """
     if source not in ("auto", "profile", "batches"):
-        raise BudgetError(f"--clock must be auto, profile or batches, got {source!r}")
+        raise BudgetError(f"clock must be auto, profile or batches, got {source!r}")
     prof = match_profile(run, profiles) if source != "batches" else None
     if prof is not None:
         gen_len = None
@@ -146,11 +146,11 @@ def clock_for(
             raise BudgetError(f"{run.path}: {exc}") from None
     if source == "profile":
         have = ", ".join(p.name for p in profiles) or "none given"
-        raise BudgetError(f"{run.path}: no --profile matches model {run.model!r} (profiles: {have})")
+        raise BudgetError(f"{run.path}: no throughput profile matches model {run.model!r} (profiles: {have})")
     clock = clock_from_batches(run)
     if batch_size is not None:
         note = (
-            f"--batch-size {batch_size:g} does not apply to {run.model}: no profile prices it, so its own measured "
+            f"batch size {batch_size:g} does not apply to {run.model}: no profile prices it, so its own measured "
             f"batches do (mean batch {clock.batch_size:g})"
         )
         clock = Clock(clock.tokens_per_second, clock.source, clock.batch_size, (note,))

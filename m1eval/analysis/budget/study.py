@@ -288,7 +288,7 @@ def analyse_task(
         return TaskBudget(prepared.task, curves, prepared.coverage, [], [], list(prepared.warnings))
     bad = [b for b in budgets or [] if not (b > 0 and math.isfinite(b))]
     if bad:
-        raise BudgetError(f"--budget must be a positive number of seconds, got {bad[0]:g}")
+        raise BudgetError(f"a budget must be a positive number of seconds, got {bad[0]:g}")
     verdicts = []
     for seconds in budgets or default_budgets(curves):
         verdicts.append(compare_at_budget(curves, seconds, level=level, sign_flips=sign_flips, seed=seed))

@@ -45,7 +45,7 @@ def unsupported_vllm(version: str | None) -> str | None:
     if series in SUPPORTED_VLLM:
         return None
     return (f"m1eval's M1 vLLM plugin supports vLLM {', '.join(s + '.x' for s in SUPPORTED_VLLM)}, "
-            f"not {version} (it uses vLLM's internal hybrid-model API); use --engine m1 or install a supported vLLM")  # fmt: skip
+            f"not {version} (it uses vLLM's internal hybrid-model API); use the m1 engine or install a supported vLLM")  # fmt: skip
 
 
 def register() -> None:

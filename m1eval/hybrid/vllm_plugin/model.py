@@ -111,7 +111,7 @@ class M1Model(nn.Module):
         parallel = vllm_config.parallel_config
         if parallel.tensor_parallel_size != 1 or parallel.pipeline_parallel_size != 1:
             raise ValueError("m1eval's M1 vLLM plugin runs on one device per engine (tensor_parallel_size=1, "
-                             "pipeline_parallel_size=1); use --replicas for more devices")  # fmt: skip
+                             "pipeline_parallel_size=1); run replicas for more devices")  # fmt: skip
         path = mamba_path(vllm_config)
         ops = resolve_ops(path)
         logger.info("m1eval M1 plugin: Mamba layers on the %r path", path)
