@@ -40,7 +40,7 @@ def test_resolve_preset_and_engine_override():
 def test_resolve_folder_and_hub_id_need_engine(tmp_path):
     folder = tmp_path / "my-model"
     folder.mkdir()
-    with pytest.raises(ModelError, match="--engine"):
+    with pytest.raises(ModelError, match="name an engine"):
         resolve_model(str(folder))
     local = resolve_model(str(folder), "hf")
     assert (local.name, local.path, local.preset) == ("my-model", str(folder.resolve()), None)

@@ -147,7 +147,7 @@ def test_tasks_without_data_or_hub_fail_fast(kind, silent_endpoint, tmp_path: Pa
     endpoint = silent_endpoint if kind == "silent" else f"http://127.0.0.1:{_closed_port()}"
     result, _ = _m1eval(tmp_path, endpoint, "tasks")
     assert result.returncode == 1
-    _one_error_line(result, "unreachable", "--data-dir", "M1EVAL_DATA_DIR", "HF_HUB_OFFLINE=1")
+    _one_error_line(result, "unreachable", "data_dir", "M1EVAL_DATA_DIR", "HF_HUB_OFFLINE=1")
     assert result.stdout.count("not in the local cache") == 5  # every task row says why, the hint comes once
 
 
@@ -166,7 +166,7 @@ def test_quickstart_run_without_data_or_hub_fails_fast(tmp_path: Path) -> None:
         str(tmp_path / "results"),
     )
     assert result.returncode == 2
-    _one_error_line(result, "task 'aime25'", "unreachable", "--data-dir", "M1EVAL_DATA_DIR")
+    _one_error_line(result, "task 'aime25'", "unreachable", "data_dir", "M1EVAL_DATA_DIR")
 
 
 def test_uncached_model_without_hub_fails_fast(tmp_path: Path, data_dir: Path) -> None:

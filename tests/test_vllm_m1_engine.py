@@ -88,7 +88,7 @@ def test_an_unsupported_vllm_is_one_line(folder, monkeypatch):
     with pytest.raises(EngineError) as caught:
         VLLMEngine(str(folder), options={"dtype": "float32"})
     message = str(caught.value)
-    assert "\n" not in message and "0.31.1" in message and "0.32.x" in message and "--engine m1" in message
+    assert "\n" not in message and "0.31.1" in message and "0.32.x" in message and "use the m1 engine" in message
 
 
 def test_cli_run_vllm_and_m1_give_the_same_greedy_texts(folder, data_dir, tmp_path):

@@ -24,6 +24,7 @@ from m1eval.cli.common import (
     SeedOption,
     SignFlipsOption,
     TokensPerSampleOption,
+    error_line,
     parse_int_list,
     sign_flips_of,
 )
@@ -107,13 +108,13 @@ def budget(
         else None
     )
     if problem:
-        console.print(f"[red]error:[/red] {problem}")
+        error_line(console, f"{problem}")
         raise typer.Exit(2)
     check_output_dir(out, "--out")
     try:
         inputs = bt.load_inputs(runs, profile or [])
     except (StoreError, ProfileError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error_line(console, f"{exc}")
         raise typer.Exit(2) from None
     for warning in inputs.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -161,7 +162,7 @@ def budget(
         write_budget_tables(out, results, settings.as_dict(), length_frames)
         console.print(f"tables written to {out}" + (" (the tasks finished before the error)" if failed else ""))
     if failed is not None:
-        console.print(f"[red]error:[/red] {failed}")
+        error_line(console, f"{failed}")
         raise typer.Exit(2)
 
 

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from m1eval.cli.common import error_line
 from m1eval.engines import ENGINES, option_specs
 
 console = Console()
@@ -41,7 +42,7 @@ def list_engines(
 ) -> None:
     """Engines and the options each accepts as `-o key=value` in `run` and `bench`."""
     if name is not None and name not in ENGINES:
-        console.print(f"[red]error:[/red] unknown engine {name!r}; choose one of {', '.join(ENGINES)}", soft_wrap=True)
+        error_line(console, f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
         raise typer.Exit(2)
     for engine in [name] if name else list(ENGINES):
         table = Table(title=f"{engine}: {ENGINE_SUMMARY.get(engine, '')}", title_justify="left", show_header=True)

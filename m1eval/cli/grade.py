@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from m1eval.cli.common import EXTRACTION_HELP
+from m1eval.cli.common import EXTRACTION_HELP, error_line
 
 console = Console()
 
@@ -65,10 +65,10 @@ def grade(
         try:
             extraction = canonical_policy(extraction)
         except PolicyError as exc:
-            console.print(f"[red]error:[/red] --extraction: {exc}")
+            error_line(console, f"--extraction: {exc}")
             raise typer.Exit(EXIT_USAGE) from None
     if not run_dir.is_dir():
-        console.print(f"[red]error:[/red] {run_dir}: no such run folder")
+        error_line(console, f"{run_dir}: no such run folder")
         raise typer.Exit(EXIT_USAGE)
     # A background job starts with SIGINT ignored; grade stops on it as `run` does.
     previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -77,13 +77,13 @@ def grade(
         with Bars("completions") as bars:
             frame = grade_run(run_dir, workers=workers, extraction=extraction, progress=bars)
     except (StoreError, RunLockedError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error_line(console, f"{exc}")
         raise typer.Exit(EXIT_USAGE) from None
     except GradingInterrupted as exc:
         console.print(f"[yellow]{exc}[/yellow]")
         raise typer.Exit(130) from None
     except RuntimeError as exc:  # the grading workers could not run at all
-        console.print(f"[red]error:[/red] {exc}")
+        error_line(console, f"{exc}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print(f"[yellow]grading of {run_dir} interrupted; grades.parquet unchanged[/yellow]")
@@ -113,7 +113,7 @@ def _read_answer(answer: str | None, answer_file: Path | None) -> str:
         try:
             return answer_file.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
-            console.print(f"[red]error:[/red] --file {answer_file}: {exc.strerror or exc}")
+            error_line(console, f"--file {answer_file}: {exc.strerror or exc}")
             raise typer.Exit(EXIT_USAGE) from None
     if answer is None:
         console.print("[red]error:[/red] no answer: give it as an argument, '-' for stdin, or --file PATH")
@@ -161,15 +161,15 @@ def check(
         console.print("[red]error:[/red] the gold answer is empty")
         raise typer.Exit(EXIT_USAGE)
     if answer_format is not None and answer_format not in ANSWER_FORMATS:
-        console.print(f"[red]error:[/red] --format {answer_format!r} not in {', '.join(ANSWER_FORMATS)}")
+        error_line(console, f"--format {answer_format!r} not in {', '.join(ANSWER_FORMATS)}")
         raise typer.Exit(EXIT_USAGE)
     if mode not in ("auto", "completion", "bare"):
-        console.print(f"[red]error:[/red] --mode {mode!r} not in auto, completion, bare")
+        error_line(console, f"--mode {mode!r} not in auto, completion, bare")
         raise typer.Exit(EXIT_USAGE)
     try:
         policy = canonical_policy(extraction)
     except PolicyError as exc:
-        console.print(f"[red]error:[/red] --extraction: {exc}")
+        error_line(console, f"--extraction: {exc}")
         raise typer.Exit(EXIT_USAGE) from None
     text = _read_answer(answer, answer_file)
     completion = mode == "completion" or (mode == "auto" and any(m in text for m in _COMPLETION_MARKERS))

@@ -22,6 +22,7 @@ from m1eval.cli.common import (
     SeedOption,
     SignFlipsOption,
     TokensPerSampleOption,
+    error_line,
     sign_flips_of,
 )
 
@@ -69,7 +70,7 @@ def plot(
     try:
         inputs = bt.load_inputs(list(runs or []), profile or [])
     except (StoreError, ProfileError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error_line(console, f"{exc}")
         raise typer.Exit(2) from None
     for warning in inputs.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -127,7 +128,7 @@ def plot(
                 fig = plots.figure_throughput(profs)
             written.append(plots.save(fig, out, name, fmt))
     except CurveError as exc:  # BudgetError is one
-        console.print(f"[red]error:[/red] {exc}")
+        error_line(console, f"{exc}")
         raise typer.Exit(2) from None
     for path in written:
         console.print(f"figure written: {path}")

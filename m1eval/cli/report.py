@@ -15,6 +15,7 @@ from m1eval.cli.common import (
     RunsArgument,
     SignFlipsOption,
     check_output_file,
+    error_line,
     sign_flips_of,
 )
 from m1eval.cli.progress import make_progress
@@ -76,7 +77,7 @@ def report(
         runs = [load_run(p, with_text=False) for p in paths]
         base = _baseline_index(runs, baseline)
     except (StoreError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        error_line(err, str(exc))
         raise typer.Exit(2) from None
 
     # every registered metric the run supports (scored ones need scores); only pass@k for fixed-set intervals
@@ -113,7 +114,7 @@ def report(
                 else []
             )
         except ValueError as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            error_line(err, str(exc))
             raise typer.Exit(2) from None
     text = report_lib.render_report(summaries, comparisons, fmt.value)
     if output:

@@ -224,7 +224,7 @@ def run(
         console.print(f"[yellow]{outcome.message}[/yellow]")
         raise typer.Exit(130)
     if outcome.state == "failed":
-        console.print(f"[red]error:[/red] {outcome.message}")
+        error_line(console, f"{outcome.message}")
         raise typer.Exit(1)
     console.print(
         f"[green]generated {outcome.generated} samples[/green]; {outcome.stored}/{outcome.expected} "
