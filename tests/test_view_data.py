@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from m1eval.analysis.report import compare_runs, summarize_run
 from m1eval.cli.app import app
-from m1eval.rundir.rundata import load_run, scan_samples
+from m1eval.rundir.rundata import load_run, sample_line_index
 from m1eval.rundir.store import SAMPLES
 from m1eval.rundir.synthetic import make_synthetic_run
 from m1eval.view import assemble
@@ -26,13 +26,13 @@ def known(tmp_path):
     return make_known_run(tmp_path)
 
 
-def test_scan_samples_reads_what_read_samples_reads(tmp_path):
+def test_sample_line_index_reads_what_read_samples_reads(tmp_path):
     path = make_synthetic_run(tmp_path, n_problems=5, n_samples=4)
     samples = path / SAMPLES
     lines = samples.read_bytes().split(b"\n")
     # a duplicate of the first sample (first copy wins), an unreadable middle line and a torn tail
     samples.write_bytes(b"\n".join([*lines[:-1], lines[0], b"{not json", b""]) + b'{"problem_id": "x", "samp')
-    frame, report = scan_samples(samples)
+    frame, report = sample_line_index(samples)
     full = load_run(path, with_text=False)
     assert report.truncated_tail and report.bad_lines == [len(lines) + 1]
     assert frame.drop(columns=["line_offset", "line_bytes"]).equals(full.samples)

@@ -200,17 +200,22 @@ def load_run(
     return assemble_run(store, manifest, meta, grades, with_text=with_text, text_offsets=text_offsets)
 
 
-def scan_samples(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, ReadReport]:
+def sample_line_index(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, ReadReport]:
     """samples.jsonl's metadata without the texts, with each line's offset and length, writing nothing.
 
     Reads as ``RunStore.read_samples`` does (a torn last line and unreadable lines are reported
     and skipped, the first copy of a (problem, sample) wins), through the metadata view.
     """
     meta = read_meta(RunStore(Path(path).parent), keep=False)
-    frame = meta.frame[[*SAMPLE_COLUMNS, *LINE_COLUMNS]].rename(columns=dict(zip(LINE_COLUMNS, OFFSET_COLUMNS)))
+    frame = _with_offsets(meta)
     frame["problem_id"] = frame["problem_id"].astype(str)
     frame["sample_index"] = frame["sample_index"].astype("int64")
     return frame.reset_index(drop=True), meta.report
+
+
+def _with_offsets(meta: SampleMeta) -> pd.DataFrame:
+    """The sample columns with where each sample's line stands in samples.jsonl (offset, bytes)."""
+    return meta.frame[[*SAMPLE_COLUMNS, *LINE_COLUMNS]].rename(columns=dict(zip(LINE_COLUMNS, OFFSET_COLUMNS)))
 
 
 def assemble_run(
@@ -235,7 +240,7 @@ def assemble_run(
     if report.truncated_tail or report.bad_lines:
         warnings.append(report.summary())
     if text_offsets:  # each sample's line in samples.jsonl, beside its metadata (the viewer reads one problem's)
-        samples = meta.frame[[*SAMPLE_COLUMNS, *LINE_COLUMNS]].rename(columns=dict(zip(LINE_COLUMNS, OFFSET_COLUMNS)))
+        samples = _with_offsets(meta)
     else:
         samples = meta.frame[SAMPLE_COLUMNS].copy()
     samples["problem_id"] = samples["problem_id"].astype(str)

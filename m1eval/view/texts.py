@@ -1,7 +1,7 @@
 """The completions of one problem, read by byte offset, and split for display.
 
 A 500 x 64 run of long completions is hundreds of megabytes of text; the catalogue keeps
-only where each sample's line starts (``rundata.scan_samples``), and a problem page reads
+only where each sample's line starts (``rundata.sample_line_index``), and a problem page reads
 its own samples' lines and nothing else. A line that is no longer what the index says
 (the file was rewritten while open) is a ``TextsChanged``, which the page shows.
 
