@@ -77,7 +77,12 @@ def _two_values(spec: OptionSpec) -> tuple[Any, Any]:
     }[spec.kind]
 
 
+# what an engine cannot be planned without (the openai engine: a server to ask)
+REQUIRED = {"openai": {"endpoints": ["http://localhost:8000"]}}
+
+
 def _run_id(data_dir: Path, tmp_path: Path, engine: str, options: dict[str, Any]) -> str:
+    options = {**REQUIRED.get(engine, {}), **options}
     config = RunConfig(
         model="r1-qwen-1.5b",
         task="aime25",

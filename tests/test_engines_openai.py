@@ -102,7 +102,7 @@ def test_refused_request_is_not_retried(server, model):
 
 
 def test_missing_or_unreachable_endpoint(model):
-    with pytest.raises(EngineError, match="openai: no endpoint"):
+    with pytest.raises(EngineError, match="openai: the openai engine needs an endpoint"):
         OpenAIEngine(str(model))
     with pytest.raises(EngineError, match="cannot reach endpoint http://127.0.0.1"):
         OpenAIEngine(str(model), options={"endpoints": [f"127.0.0.1:{free_port()}"]})
@@ -167,4 +167,5 @@ def test_run_without_endpoint_is_a_clear_error(model, data_dir, tmp_path):
         "--no-grade",
     )
     assert result.returncode != 0
-    assert "openai: no endpoint" in " ".join(result.stderr.split())
+    assert "openai: the openai engine needs an endpoint" in " ".join(result.stderr.split())
+    assert not any(tmp_path.iterdir())  # refused before a folder is made

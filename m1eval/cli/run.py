@@ -24,6 +24,7 @@ from m1eval.cli.common import (
 from m1eval.cli.progress import Bars, RunProgress
 from m1eval.engines import ENGINES
 from m1eval.engines.base import EngineError
+from m1eval.engines.options import OptionError
 from m1eval.engines.replicas import REPLICA_ENGINES
 from m1eval.engines.vllm import set_log_level
 from m1eval.models.presets import ModelError, preset_extraction
@@ -65,6 +66,15 @@ def replica_settings(replicas: int | None, ray_address: str | None, gpus: float 
     if ray_address is not None:
         check_ray_address(ray_address)  # seconds, before any model or run folder is touched
     return ReplicaSettings(replicas=replicas, ray_address=ray_address, gpus_per_replica=gpus, cpus_per_replica=cpus)
+
+
+# The flags that set an engine option whose value the library refused (it names options, not flags).
+OPTION_FLAGS = {"endpoints": "--endpoint URL"}
+
+
+def _flag_hint(exc: Exception) -> str:
+    flag = OPTION_FLAGS.get(getattr(exc, "option", None) or "") if isinstance(exc, OptionError) else None
+    return f" (give it with {flag})" if flag else ""
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -216,7 +226,7 @@ def run(
         check_output_dir(plan.path, "--out")
         outcome = generate(plan, observer=RunProgress(console))
     except (ModelError, TaskError, EngineError, PromptError, RunError, RunLockedError, StoreError) as exc:
-        error_line(console, str(exc))
+        error_line(console, str(exc) + _flag_hint(exc))
         raise typer.Exit(2) from None
     finally:
         signal.signal(signal.SIGTERM, previous)

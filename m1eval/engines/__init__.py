@@ -43,6 +43,8 @@ class EngineClass(Protocol):
 
     option_specs: dict[str, OptionSpec]
 
+    def check_options(self, options: dict[str, Any]) -> None: ...
+
     def __call__(self, model: str, *, options: dict[str, Any] | None = None) -> EngineBase: ...
 
 
@@ -61,8 +63,11 @@ def option_specs(engine: str) -> dict[str, OptionSpec]:
 
 
 def validate_options(engine: str, options: dict[str, Any] | None) -> dict[str, Any]:
-    """Check ``options`` against the engine's declarations without building it."""
-    return checked_options(engine, options, option_specs(engine))
+    """Check ``options`` against the engine's declarations (and its own ``check_options``) without building it."""
+    cls = engine_class(engine)
+    checked = checked_options(engine, options, dict(cls.option_specs))
+    cls.check_options(checked)
+    return checked
 
 
 def identity_options(engine: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -130,6 +130,11 @@ class EngineBase:
     on_wait: WaitHook | None = None
     on_notice: NoticeHook | None = None
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Checks of option values beyond their declared types, run when a run is planned, before any
+        run folder exists (the openai engine: it needs an http(s) endpoint); nothing to check by default."""
+
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingConfig) -> Iterator[BatchResult]:
         raise NotImplementedError
 

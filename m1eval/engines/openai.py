@@ -26,10 +26,12 @@ import asyncio
 import os
 import queue
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from m1eval.engines.base import (
     FLUSH_SECONDS,
@@ -40,7 +42,7 @@ from m1eval.engines.base import (
     GenerationRequest,
     batch_result,
 )
-from m1eval.engines.options import OptionSpec, checked_options, redacted
+from m1eval.engines.options import OptionError, OptionSpec, checked_options, redacted
 from m1eval.engines.textcut import text_prefix_chars
 from m1eval.records import Completion, SamplingConfig
 
@@ -88,6 +90,44 @@ def normalise_endpoint(url: str) -> str:
     return url.removesuffix("/v1")
 
 
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def parse_endpoints(value: Any) -> list[str]:
+    """The ``endpoints`` option as normalised URLs; ``OptionError`` when there is none or one is not http(s).
+
+    Checked when a run is planned (``OpenAIEngine.check_options``), so a run without a server to
+    ask, or with ``ftp://...``, is refused before its folder is made. A bare ``host:port`` means http.
+    """
+    raw = value or []
+    if isinstance(raw, str):
+        raw = raw.split(",")
+    endpoints = [str(e).strip() for e in raw if str(e).strip()]
+    if not endpoints:
+        raise OptionError(
+            "openai: the openai engine needs an endpoint: the http or https URL of an OpenAI-compatible server",
+            option="endpoints",
+        )
+    urls = []
+    for text in endpoints:
+        scheme = _SCHEME.match(text)
+        if scheme and scheme.group(1).lower() not in ("http", "https"):
+            raise OptionError(
+                f"openai: endpoint {text!r} is not an http or https URL (scheme {scheme.group(1)!r})",
+                option="endpoints",
+            )
+        url = text if scheme else "http://" + text
+        try:
+            parts = urlsplit(url)
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if not parts.hostname or not port_ok:
+            raise OptionError(f"openai: endpoint {text!r} is not an http or https URL with a host", option="endpoints")
+        urls.append(normalise_endpoint(url))
+    return urls
+
+
 def default_timeout(max_tokens: int) -> float:
     """Total seconds one request may take, retries included, when ``-o timeout`` is not given."""
     return BASE_DEADLINE + max_tokens / MIN_TOKENS_PER_SECOND
@@ -125,14 +165,13 @@ class OpenAIEngine(EngineBase):
     name = "openai"
     option_specs = OPTION_SPECS
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        parse_endpoints(options.get("endpoints"))
+
     def __init__(self, model: str, *, options: dict[str, Any] | None = None) -> None:
         options = checked_options("openai", options, OPTION_SPECS)
-        endpoints = options.get("endpoints") or []
-        if isinstance(endpoints, str):
-            endpoints = [e for e in endpoints.split(",") if e.strip()]
-        if not endpoints:
-            raise EngineError("openai: no endpoint; give the server URL as endpoints (several spread the requests)")
-        self.endpoints = [normalise_endpoint(e) for e in endpoints]
+        self.endpoints = parse_endpoints(options.get("endpoints"))
         self.model = model
         self.served_model = str(options.get("served_model") or model)
         self.concurrency = int(options.get("concurrency", 32))

@@ -18,7 +18,15 @@ from m1eval.engines.base import EngineError
 
 
 class OptionError(EngineError):
-    """An engine option is unknown or has a value of the wrong type; the message names both."""
+    """An engine option is unknown or has a value of the wrong type; the message names both.
+
+    ``option`` names the option at fault, when there is one, so a command line can add the flag
+    that sets it (the library's messages name options, never flags).
+    """
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 @dataclass(frozen=True)
