@@ -77,7 +77,10 @@ def grade(
         with Bars("completions") as bars:
             frame = grade_run(run_dir, workers=workers, extraction=extraction, progress=bars)
     except (StoreError, RunLockedError) as exc:
-        error_line(console, f"{exc}")
+        error_line(console, str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    except OSError as exc:  # a file the store could not read (its writes are StoreErrors already)
+        error_line(console, f"{run_dir}: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         raise typer.Exit(EXIT_USAGE) from None
     except GradingInterrupted as exc:
         console.print(f"[yellow]{exc}[/yellow]")

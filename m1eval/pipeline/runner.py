@@ -29,7 +29,17 @@ from m1eval.models.prompts import JOINS, load_tokenizer, render, template_hash
 from m1eval.pipeline.seeding import sample_seed
 from m1eval.records import Problem, SamplingConfig
 from m1eval.rundir.runinfo import config_hash, host, versions
-from m1eval.rundir.store import FORMAT_VERSION, MANIFEST, RUN_STAGE, RunStore, StoreError, run_path
+from m1eval.rundir.store import (
+    FORMAT_VERSION,
+    MANIFEST,
+    PROBLEMS,
+    RUN_STAGE,
+    RunStore,
+    StoreError,
+    normal_run_id,
+    run_folder_name,
+    run_path,
+)
 from m1eval.tasks import loader as task_lib
 
 DEFAULT_CHUNK_SAMPLES = 512
@@ -180,8 +190,11 @@ def plan_run(config: RunConfig) -> RunPlan:
     # Names and types of engine options are checked here, before any folder is created or touched.
     options = validate_options(model.engine, options)
     ident = identity(model, config.task, config.limit, sampling, suffix, options, join)
-    run_id = config.run_id or derive_run_id(ident)
-    path = run_path(config.out, config.task, model.name, run_id)
+    run_id = normal_run_id(config.run_id) if config.run_id else derive_run_id(ident)
+    try:
+        path = run_path(config.out, config.task, model.name, run_id)
+    except StoreError as exc:  # an id that names no folder
+        raise RunError(str(exc)) from None
     return RunPlan(
         config,
         model,
@@ -280,9 +293,17 @@ def prompt_hash(text: str, ids: Sequence[int]) -> str:
 
 
 def _check_compatible(store: RunStore, plan: RunPlan) -> dict[str, Any]:
-    if not (store.path / "manifest.json").exists():
+    if not store.has(MANIFEST):
         return {}
     old = store.read_manifest()
+    stored_id = old.get("run_id")
+    if isinstance(stored_id, str) and normal_run_id(stored_id) != plan.run_id:
+        # two ids with one folder name ('a b' and 'a--b', or an id reduced by an older m1eval)
+        raise RunError(
+            f"run folder {store.path} holds run {stored_id!r}, and run id {plan.run_id!r} has the same folder "
+            f"name ({run_folder_name(plan.run_id)!r}); choose a run id that differs in its letters or digits, "
+            "or another results folder, so the two runs stay apart"
+        )
     stored = old.get("identity")
     new = identity(
         plan.model, plan.config.task, plan.config.limit, plan.sampling, plan.suffix, plan.engine_options, plan.join
@@ -312,7 +333,7 @@ def _problem_differences(
     prompts are known by one hash per problem (``prompt.hashes``); a run stored before
     those hashes existed is compared by its chat-template hash.
     """
-    if not old or not finished or not (store.path / "problems.jsonl").exists():
+    if not old or not finished or not store.has(PROBLEMS):
         return
     try:
         stored = {p.id: p for p in store.read_problems()}
@@ -492,16 +513,41 @@ class SilentObserver(RunObserver):
         pass
 
 
+def _prepare(
+    store: RunStore, plan: RunPlan, prompts: dict[str, tuple[str, list[int]]], template: str, existed: bool
+) -> tuple[dict[str, Any], Any, set[tuple[str, int]]]:
+    """What the folder holds, checked against the plan: (old manifest, metadata view, stored keys).
+
+    Raises ``RunError`` when the folder holds another run (``_check_compatible``,
+    ``_problem_differences``); writes nothing (the metadata view is kept only later).
+    """
+    old = _check_compatible(store, plan)
+    from m1eval.rundir.sample_meta import read_meta  # pandas: only when there is a folder to read
+
+    meta = read_meta(store, keep=False) if existed else None
+    finished = meta.keys() if meta is not None else set()
+    _problem_differences(store, plan, old, prompts, template, finished)
+    return old, meta, finished
+
+
 def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserver | None = None) -> RunOutcome:
     """Generate every missing sample of ``plan`` into its run folder; never loses a stored sample.
 
     ``engine`` lets a caller reuse an engine it already built (benchmarks); otherwise one
     is constructed from the plan and closed at the end. ``observer`` hears the progress
     (``RunObserver``); nothing is printed here.
+
+    One writer per folder, from the first read to the last write: the folder's lock
+    (``RunStore.lock``) is taken before anything in an existing folder is read, or, for a new
+    folder, when it is made, and is held while the engine loads and generates, so a second
+    ``run`` of the same folder stops at once with the holder's name. If another writer made
+    the folder between the first look and the lock, the pending samples are planned again
+    under the lock, so no sample is drawn or stored twice. The lock is a POSIX record lock,
+    which the engine's forked workers do not inherit: a killed run never leaves it held.
     """
     observer = observer or SilentObserver()
     store = RunStore(plan.path)
-    existed = (plan.path / MANIFEST).exists()
+    existed = store.has(MANIFEST)
     k = plan.k
     expected = k * len(plan.problems)
     try:
@@ -509,7 +555,6 @@ def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserv
         # before an existing one is written to.
         if existed:
             store.lock()
-        old = _check_compatible(store, plan)
         # A caller-provided engine already holds the model's tokenizer; otherwise load it
         # (before the engine, so a bad prompt setup fails before a slow model load).
         tokenizer = engine.tokenizer if engine is not None else None
@@ -517,26 +562,26 @@ def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserv
             tokenizer = load_tokenizer(_tokenizer_source(plan), plan.engine_options.get("revision"))
         prompts = {p.id: render(tokenizer, p.question, plan.suffix, plan.join) for p in plan.problems}
         template = template_hash(tokenizer)
-        # the metadata view: only lines it lacks are parsed, and it is kept only once nothing refuses the command
-        from m1eval.rundir.sample_meta import read_meta  # pandas: only when there is a folder to read
-
-        meta = read_meta(store, keep=False) if existed else None
-        finished = meta.keys() if meta is not None else set()
-        _problem_differences(store, plan, old, prompts, template, finished)
-        store.lock()
-        old = store.read_manifest() if (plan.path / MANIFEST).exists() else old  # with any tail repair noted
+        old, meta, finished = _prepare(store, plan, prompts, template, existed)
+        if not existed:
+            store.lock()  # makes the folder
+            if store.has(MANIFEST):  # another writer made it since the first look: plan again, under the lock
+                old, meta, finished = _prepare(store, plan, prompts, template, True)
+        old = store.read_manifest() if store.has(MANIFEST) else old  # with any tail repair noted
         store.write_manifest(_manifest(plan, old, template, prompts, finished))
         if meta is not None:
             meta.keep(store)
         store.write_problems(plan.problems)
         store.begin(RUN_STAGE, expected=expected)
-    finally:
-        # vLLM forks workers; they must not inherit the lock (a killed run would stay locked).
+    except BaseException:
         store.unlock()
+        raise
     have = stored_count(plan.problems, finished, k)
     if have == expected:
-        with store:
+        try:
             store.end(RUN_STAGE, "done", samples=have)
+        finally:
+            store.unlock()
         return RunOutcome(plan.path, "done", 0, have, expected, "nothing to generate: all samples are stored")
     chunk = plan.config.chunk_size or DEFAULT_CHUNK_SAMPLES
     requests = iter_pending(plan.problems, prompts, finished, k, plan.sampling.seed, max_samples=chunk)
@@ -547,7 +592,6 @@ def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserv
     try:
         if engine is None:
             engine = _build_engine(plan, observer)
-        store.lock()
         if engine.options is not None:  # the options after the engine's own defaults
             engine_info = {
                 **store.read_manifest().get("engine", {}),
@@ -562,21 +606,24 @@ def generate(plan: RunPlan, *, engine: Engine | None = None, observer: RunObserv
         state, message = "failed", f"out of memory: {exc}"
     except EngineError as exc:
         state, message = "failed", str(exc)
+    except StoreError as exc:  # a full disk or a folder that became unwritable: the batch in hand was not stored
+        state, message = "failed", str(exc)
     finally:
-        if own_engine and engine is not None:
-            engine.close()
-        if state != "done":
-            try:
-                store.lock()
-                # an interrupt can land between a batch's write and ``finished.update``: the file decides
-                finished.update(store.finished())
-            except Exception:  # noqa: BLE001 - the samples are what matters
-                pass
-            try:
-                store.end(RUN_STAGE, state, error=message, samples=stored_count(plan.problems, finished, k))
-            except Exception:  # noqa: BLE001
-                pass
-        store.unlock()
+        try:
+            if own_engine and engine is not None:
+                engine.close()
+        finally:
+            if state != "done":
+                try:
+                    # an interrupt can land between a batch's write and ``finished.update``: the file decides
+                    finished.update(store.finished())
+                except Exception:  # noqa: BLE001 - the samples are what matters
+                    pass
+                try:
+                    store.end(RUN_STAGE, state, error=message, samples=stored_count(plan.problems, finished, k))
+                except Exception:  # noqa: BLE001 - a full disk may refuse the manifest too
+                    pass
+            store.unlock()
     stored = stored_count(plan.problems, finished, k)  # kept up to date by _loop (and the file, if stopped)
     if state != "done":
         message = (

@@ -20,6 +20,7 @@ from typing import Any
 from m1eval.grading.extract import DEFAULT_POLICY, canonical_policy
 from m1eval.grading.grader import GRADER_VERSION, Grader
 from m1eval.records import Progress
+from m1eval.rundir.runfiles import file_stat, open_read, read_bytes, write_replace
 from m1eval.rundir.sample_lines import ScanState
 from m1eval.rundir.sample_meta import MetaBuilder, SampleMeta, save_meta, scan_meta
 from m1eval.rundir.store import GRADE_STAGE, SAMPLES, ReadReport, RunStore, StoreError, recorded_extraction
@@ -68,10 +69,10 @@ class GradedRun:
 
 def _count_lines(path: Path, block: int = 8 * 1024 * 1024) -> int:
     """Lines in a file, read in blocks (the progress bar's total; no line is parsed)."""
-    if not path.exists():
+    if file_stat(path) is None:
         return 0
     count = 0
-    with path.open("rb") as handle:
+    with open_read(path) as handle:
         while data := handle.read(block):
             count += data.count(b"\n")
     return count
@@ -97,16 +98,17 @@ def grade_stage(
         policy = canonical_policy(extraction or recorded_extraction(manifest) or DEFAULT_POLICY)
         problems = store.read_problems()
         samples_path = Path(store.path) / SAMPLES
-        signature = (samples_path.stat().st_size, samples_path.stat().st_mtime_ns) if samples_path.exists() else None
+        stat = file_stat(samples_path)
+        signature = (stat.st_size, stat.st_mtime_ns) if stat is not None else None
         total = _count_lines(samples_path)
         builder, state = MetaBuilder(), ScanState()
         cache_path = Path(store.path) / CACHE_FILE
         grader = Grader(workers=workers, extraction=policy)
         store.begin(GRADE_STAGE, grader_version=GRADER_VERSION, extraction=policy)
         try:
-            if cache_path.exists():
+            if file_stat(cache_path) is not None:
                 try:
-                    grader.import_cache(json.loads(cache_path.read_text(encoding="utf-8")))
+                    grader.import_cache(json.loads(read_bytes(cache_path).decode("utf-8")))
                 except (OSError, ValueError, TypeError):
                     pass  # a damaged cache only costs time
             try:
@@ -118,9 +120,8 @@ def grade_stage(
         except KeyboardInterrupt:
             grader.close(force=True)
             kept = grader.export_cache()
-            tmp = cache_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(kept), encoding="utf-8")
-            os.replace(tmp, cache_path)
+            data = json.dumps(kept).encode("utf-8")
+            write_replace(cache_path, lambda handle: handle.write(data), tmp=cache_path.with_suffix(".tmp"))
             store.end(
                 GRADE_STAGE,
                 "interrupted",

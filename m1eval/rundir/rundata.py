@@ -29,7 +29,7 @@ import pandas as pd
 from m1eval.records import BatchTiming, Completion, Grade, Problem
 from m1eval.rundir.sample_lines import read_lines
 from m1eval.rundir.sample_meta import LINE_COLUMNS, SampleMeta, read_meta
-from m1eval.rundir.store import SAMPLES, ReadReport, RunStore, StoreError, find_runs
+from m1eval.rundir.store import SAMPLES, ReadReport, RunStore, StoreError, UnsafeRunFile, find_runs
 
 KEYS = ["problem_id", "sample_index"]
 SAMPLE_COLUMNS = [f.name for f in fields(Completion) if f.name != "text"]  # the texts stay on disk
@@ -232,6 +232,8 @@ def assemble_run(
     warnings: list[str] = []
     try:
         problems = store.read_problems()
+    except UnsafeRunFile:
+        raise  # a link is refused, not read around
     except StoreError as exc:
         problems = []
         warnings.append(str(exc))

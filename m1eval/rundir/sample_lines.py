@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from m1eval.records import Completion
+from m1eval.rundir.runfiles import file_exists, open_read
 
 CHUNK_BYTES = 32 * 1024 * 1024  # text held at once while streaming (a chunk ends on a line boundary)
 
@@ -62,12 +63,12 @@ def scan_samples(
     state.covered = start
     state.lines = state.covered_lines = first_line - 1
     path = Path(path)
-    if not path.exists():
+    if not file_exists(path):  # a link or a non-regular file is refused here (UnsafeRunFile)
         return
     chunk: list[SampleLine] = []
     held = 0
     offset = start
-    with path.open("rb") as handle:
+    with open_read(path) as handle:
         handle.seek(start)
         for raw in handle:
             state.lines += 1
@@ -109,7 +110,7 @@ def read_lines(path: str | os.PathLike[str], offsets: Sequence[int], lengths: Se
     out: list[Completion] = []
     order = sorted(range(len(offsets)), key=lambda i: offsets[i])
     found: dict[int, Completion] = {}
-    with Path(path).open("rb") as handle:
+    with open_read(path) as handle:
         for i in order:
             handle.seek(int(offsets[i]))
             raw = handle.read(int(lengths[i]))

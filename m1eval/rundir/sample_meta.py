@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from m1eval.records import Completion
+from m1eval.rundir.runfiles import file_exists, file_stat, open_read, write_replace
 from m1eval.rundir.sample_lines import SampleLine, ScanState, scan_samples
 from m1eval.rundir.store import SAMPLES, ReadReport, RunStore
 
@@ -96,12 +97,14 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _signature(path: Path) -> tuple[int, int]:
-    stat = path.stat()
+    stat = file_stat(path)
+    if stat is None:
+        raise FileNotFoundError(path)
     return stat.st_size, stat.st_mtime_ns
 
 
 def _tail_hash(path: Path, covered: int) -> str:
-    with path.open("rb") as handle:
+    with open_read(path) as handle:
         handle.seek(max(0, covered - _CHECK_BYTES))
         return hashlib.sha256(handle.read(min(covered, _CHECK_BYTES))).hexdigest()
 
@@ -138,7 +141,7 @@ def save_meta(store: RunStore, frame: pd.DataFrame, state: ScanState, signature:
         "lines": state.covered_lines,
         "truncated_tail": state.truncated_tail,
         "bad_lines": state.bad_lines,
-        "tail_sha256": _tail_hash(path, state.covered) if path.exists() else "",
+        "tail_sha256": _tail_hash(path, state.covered) if file_exists(path) else "",
     }
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -150,10 +153,8 @@ def save_meta(store: RunStore, frame: pd.DataFrame, state: ScanState, signature:
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"m1eval": json.dumps(info).encode()})
     tmp = store.path / f"{SAMPLES_META}.{os.getpid()}.tmp"
     try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, store.path / SAMPLES_META)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+        write_replace(store.path / SAMPLES_META, lambda handle: pq.write_table(table, handle), tmp=tmp)
+    except OSError:  # an unwritable folder: the view stays in memory (a linked target is refused, not skipped)
         return False
     return True
 
@@ -162,10 +163,11 @@ def _load_cached(store: RunStore) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     import pyarrow.parquet as pq
 
     path = store.path / SAMPLES_META
-    if not path.exists():
+    if not file_exists(path):
         return None
     try:
-        table = pq.read_table(path)
+        with open_read(path) as handle:
+            table = pq.read_table(handle)
         info = json.loads((table.schema.metadata or {}).get(b"m1eval", b"{}"))
     except (OSError, ValueError):  # an unreadable cache is rebuilt, never trusted
         return None
@@ -194,7 +196,7 @@ def read_meta(store: RunStore, *, keep: bool = True) -> SampleMeta:
     ``SampleMeta.keep`` saves the view later.
     """
     path = store.path / SAMPLES
-    if not path.exists():
+    if not file_exists(path):
         return SampleMeta(MetaBuilder().frame(), ReadReport(path))
     signature = _signature(path)
     cached = _load_cached(store)

@@ -8,7 +8,10 @@
 - ``batches.jsonl``  one ``BatchTiming`` per engine batch (the budget analysis reads it);
 - ``grades.parquet`` one ``Grade`` per completion, rewritten whole by each grading pass;
 - ``samples_meta.parquet`` derived from ``samples.jsonl``: every field but the texts (``sample_meta``);
-- ``.lock``          held (``flock``) by the one process that may write.
+- ``.lock``          locked (a POSIX record lock, see ``RunStore.lock``) by the one process that may write.
+
+Every file is opened through ``m1eval.rundir.runfiles``: a run file that is a symbolic link or not
+a regular file (or a run folder that is a link) is refused with one line, never followed.
 
 A stage (generate, grade) marks its start and its end with ``RunStore.begin`` and
 ``RunStore.end``; the manifest keeps each stage's state and the run's start, resumes and end.
@@ -22,18 +25,38 @@ hash and the start of the cut bytes, and which sample they began to record.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import re
+import signal
+import threading
 import time
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 from m1eval.records import BatchTiming, Completion, Grade, Problem
+
+# the errors live in ``errors`` (shared with ``runfiles``); callers import them from here as ever
+from m1eval.rundir.errors import RunLockedError, StoreError, StoreWriteError
+from m1eval.rundir.errors import UnsafeRunFile as UnsafeRunFile
+from m1eval.rundir.runfiles import (
+    check_folder,
+    file_exists,
+    open_append,
+    open_lock,
+    open_read,
+    open_update,
+    read_bytes,
+    write_replace,
+)
 
 MANIFEST = "manifest.json"
 # The run folder's format, recorded in every manifest written from now on (a manifest without
@@ -62,14 +85,6 @@ def recorded_extraction(manifest: dict[str, Any]) -> str | None:
     stage = (manifest.get("stages") or {}).get(GRADE_STAGE) or {}
     policy = stage.get("extraction") if isinstance(stage, dict) else None
     return policy if isinstance(policy, str) and policy else None
-
-
-class StoreError(Exception):
-    """A run folder cannot be used as asked."""
-
-
-class RunLockedError(StoreError):
-    """Another process is writing to this run folder."""
 
 
 @dataclass
@@ -137,7 +152,7 @@ def _last_line(path: Path, block: int = 1 << 16) -> tuple[int | None, bytes]:
     Reads backwards from the end a block at a time, so checking a large file for a torn tail
     costs its last line, not the whole file.
     """
-    with path.open("rb") as handle:
+    with open_read(path) as handle:
         size = handle.seek(0, os.SEEK_END)
         if size == 0:
             return None, b""
@@ -163,16 +178,53 @@ def safe_name(text: str) -> str:
     return cleaned.strip("-.") or "unnamed"
 
 
+# The longest run folder name, in UTF-8 bytes (file systems allow 255; room for a suffix).
+MAX_RUN_NAME_BYTES = 200
+
+
+def normal_run_id(run_id: str) -> str:
+    """A run id as it is stored and compared: NFC, so 'é' typed composed or decomposed is one id."""
+    return unicodedata.normalize("NFC", run_id)
+
+
+def _name_char(ch: str) -> bool:
+    return ch in "._+-" or unicodedata.category(ch)[0] in "LMN"  # letters (any script), their marks, digits
+
+
+def run_folder_name(run_id: str) -> str:
+    """The folder name of a run id: 'β-run' -> 'β-run', 'my run/2' -> 'my--run--2'.
+
+    Unicode letters, combining marks and digits are kept (NFC), so ids in other scripts stay
+    distinct; every other run of characters (spaces, slashes, symbols, controls) becomes '--'.
+    Two ids can still share a name ('a b' and 'a--b'): the manifest records the id and a resume
+    under another id is refused (``m1eval.pipeline.runner``). An id with no letter or digit,
+    or one too long for a folder name, is refused rather than reduced to a placeholder.
+    """
+    pieces = ("".join(run) if kept else "--" for kept, run in groupby(normal_run_id(run_id).strip(), _name_char))
+    cleaned = "".join(pieces).strip("-.")
+    if not any(unicodedata.category(ch)[0] in "LN" for ch in cleaned):
+        raise StoreError(f"run id {run_id!r} has no letter or digit to name its folder with")
+    if len(cleaned.encode("utf-8")) > MAX_RUN_NAME_BYTES:
+        raise StoreError(
+            f"run id {run_id[:40]!r}... is too long for a folder name "
+            f"({len(cleaned.encode('utf-8'))} bytes, at most {MAX_RUN_NAME_BYTES})"
+        )
+    return cleaned
+
+
 def run_path(root: str | os.PathLike[str], task: str, model: str, run_id: str) -> Path:
-    return Path(root) / safe_name(task) / safe_name(model) / safe_name(run_id)
+    return Path(root) / safe_name(task) / safe_name(model) / run_folder_name(run_id)
 
 
 def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], ReadReport]:
     report = ReadReport(path)
     rows: list[dict[str, Any]] = []
-    if not path.exists():
+    if not file_exists(path):
         return rows, report
-    data = path.read_bytes()
+    try:
+        data = read_bytes(path)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     lines = data.split(b"\n")
     # A file that does not end in "\n" has a last line whose write did not finish.
     tail_partial = not data.endswith(b"\n") and len(data) > 0
@@ -196,12 +248,69 @@ def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], ReadReport]:
     return rows, report
 
 
+# The run folders this process holds the lock of (real path -> the holder line in their .lock).
+# A POSIX record lock belongs to a process, not to a descriptor, so the kernel would grant it to
+# a second RunStore of the same process; this registry refuses that one as another process is refused.
+_HELD: dict[str, str] = {}
+_HELD_GUARD = threading.Lock()
+
+_JSON_KINDS = {list: "a JSON array", str: "a JSON string", int: "a number", float: "a number", bool: "true or false"}
+
+
+def _json_kind(value: Any) -> str:
+    return "null" if value is None else _JSON_KINDS.get(type(value), type(value).__name__)
+
+
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM for the milliseconds one batch's write takes, then act on them.
+
+    An interrupt raised between a batch's samples and its timing would split the step; held, it
+    is acted on (by the handler that was in place) once both are written. Only the main thread
+    receives Python's signals, so elsewhere there is nothing to hold.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous: dict[signal.Signals, Any] = {}
+    for held in _HELD_SIGNALS:
+        if signal.getsignal(held) is None:  # a handler not set from Python: left alone
+            continue
+        previous[held] = signal.signal(held, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        for held, handler in previous.items():
+            signal.signal(held, handler)
+        for number in dict.fromkeys(pending):
+            handler = previous[signal.Signals(number)]
+            if callable(handler):
+                handler(number, None)  # KeyboardInterrupt, as it would have been
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(number)
+
+
+def _write_all(handle: Any, data: bytes, path: Path) -> None:
+    """Write every byte through an unbuffered handle (a short write is retried; an error raises)."""
+    view = memoryview(data)
+    while view:
+        written = handle.write(view)
+        if not written:
+            raise OSError(errno.EIO, f"nothing written to {path}")
+        view = view[written:]
+
+
 class RunStore:
     """Read and write one run folder. Writing needs ``lock()`` (or ``with store:``)."""
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        self._lock_handle: Any = None
+        self._lock_fd: int | None = None
+        self._lock_key = ""
         self.repairs: list[dict[str, Any]] = []  # torn tails this store cut (see torn_evidence)
 
     # ------------------------------------------------------------------ life cycle
@@ -210,50 +319,101 @@ class RunStore:
     def create(cls, path: str | os.PathLike[str], manifest: dict[str, Any] | None = None) -> RunStore:
         """Open (making it if needed) a run folder for writing; keeps an existing manifest's fields."""
         store = cls(path)
-        store.path.mkdir(parents=True, exist_ok=True)
         store.lock()
         if manifest is not None:
-            current = store.read_manifest() if (store.path / MANIFEST).exists() else {}
+            current = store.read_manifest() if store.has(MANIFEST) else {}
             current.update(manifest)
             store.write_manifest(current)
         return store
 
+    def has(self, name: str) -> bool:
+        """Whether the run file ``name`` is there (a link or a non-regular file there is an ``UnsafeRunFile``)."""
+        return file_exists(self.path / name)
+
     def lock(self) -> None:
-        if self._lock_handle is not None:
+        """Become the folder's one writer (making the folder if needed), or raise ``RunLockedError`` at once.
+
+        The lock is a POSIX record lock (``fcntl.lockf``) on ``.lock``, which names the holder. Such
+        a lock belongs to the process that took it: a child it forks (vLLM's engine workers, grading
+        workers) does not hold it, so a killed writer never leaves its folder locked by an orphan,
+        and a run can hold the lock from planning to its last write while its engine starts. The
+        kernel drops it when the process exits, however it ends. Its one trap: closing *any*
+        descriptor of ``.lock`` in the holding process drops it, so nothing but this class opens
+        that file. On taking it, a torn last line of samples.jsonl or batches.jsonl is cut
+        (``_repair_tail``) and recorded in the manifest's ``repairs``.
+        """
+        if self._lock_fd is not None:
             return
-        self.path.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path / LOCK, "a+")  # noqa: SIM115 (held open while the lock is held)
+        check_folder(self.path)
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise RunLockedError(
-                f"run folder {self.path} is being written by {holder}; "
-                "wait for it to finish or stop it (the lock is released when that process exits)"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {os.uname().nodename} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        handle.flush()
-        self._lock_handle = handle
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreWriteError(f"cannot create run folder {self.path}: {exc.strerror or exc}") from None
+        check_folder(self.path)
+        key = os.path.realpath(self.path)
+        with _HELD_GUARD:
+            if key in _HELD:
+                raise RunLockedError(self._locked(f"{_HELD[key]} (this process)"))
+            try:
+                fd = open_lock(self.path / LOCK)
+            except OSError as exc:
+                raise StoreWriteError(
+                    f"run folder {self.path} cannot be written ({exc.strerror or exc}); "
+                    "writing a run or its grades needs write access to its folder"
+                ) from None
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                holder = os.pread(fd, 500, 0).decode("utf-8", errors="replace").strip() or "another process"
+                os.close(fd)  # this process holds no lock on the file, so closing drops nothing
+                if exc.errno in (errno.EACCES, errno.EAGAIN):
+                    raise RunLockedError(self._locked(holder)) from None
+                raise StoreWriteError(f"run folder {self.path}: cannot lock {LOCK} ({exc.strerror or exc})") from None
+            holder = f"pid {os.getpid()} on {os.uname().nodename} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, (holder + "\n").encode("utf-8"), 0)
+            except OSError:
+                pass  # the holder's name is a courtesy; the lock is what counts
+            _HELD[key] = holder
+            self._lock_fd, self._lock_key = fd, key
+        try:
+            self._repair_tails()
+        except BaseException:
+            self.unlock()
+            raise
+
+    def _locked(self, holder: str) -> str:
+        return (
+            f"run folder {self.path} is being written by {holder}; "
+            "wait for it to finish or stop it (the lock is released when that process exits)"
+        )
+
+    def _repair_tails(self) -> None:
         repairs = [r for r in (self._repair_tail(self.path / SAMPLES), self._repair_tail(self.path / BATCHES)) if r]
         if repairs:
             self.repairs.extend(repairs)
-            if (self.path / MANIFEST).exists():
+            if self.has(MANIFEST):
                 try:
                     manifest = self.read_manifest()
+                except UnsafeRunFile:
+                    raise
                 except StoreError:
                     return  # the evidence stays in self.repairs; a broken manifest is reported where it is read
                 manifest["repairs"] = [*manifest.get("repairs", []), *repairs]
                 self.write_manifest(manifest)
 
     def unlock(self) -> None:
-        if self._lock_handle is not None:
-            fcntl.flock(self._lock_handle.fileno(), fcntl.LOCK_UN)
-            self._lock_handle.close()
-            self._lock_handle = None
+        if self._lock_fd is None:
+            return
+        with _HELD_GUARD:
+            try:
+                fcntl.lockf(self._lock_fd, fcntl.LOCK_UN)
+            except OSError:
+                pass
+            os.close(self._lock_fd)
+            _HELD.pop(self._lock_key, None)
+            self._lock_fd = None
 
     def __enter__(self) -> RunStore:
         self.lock()
@@ -263,57 +423,78 @@ class RunStore:
         self.unlock()
 
     def _require_lock(self) -> None:
-        if self._lock_handle is None:
+        if self._lock_fd is None:
             raise StoreError(f"run folder {self.path}: writing needs the lock (use RunStore.create or `with store:`)")
 
-    @staticmethod
-    def _repair_tail(path: Path) -> dict[str, Any] | None:
+    @contextmanager
+    def _writing(self, name: str) -> Iterator[None]:
+        """A failed write of run file ``name`` (a full disk, a read-only folder) as one ``StoreWriteError``."""
+        self._require_lock()
+        try:
+            yield
+        except StoreError:
+            raise
+        except OSError as exc:
+            raise StoreWriteError(f"cannot write {self.path / name}: {exc.strerror or exc}") from None
+
+    def _repair_tail(self, path: Path) -> dict[str, Any] | None:
         """Cut a partial last line left by a killed writer, so appends start on a fresh line.
 
         Returns the evidence of a cut (``torn_evidence``), None when nothing was cut.
         """
-        if not path.exists():
+        if not file_exists(path):
             return None
-        cut, last = _last_line(path)
-        if cut is None:
-            return None
-        try:
-            json.loads(last)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            with path.open("r+b") as handle:
-                handle.truncate(cut)
-            return torn_evidence(path, cut, last)
-        with path.open("ab") as handle:  # a complete record missing only its newline
-            handle.write(b"\n")
+        with self._writing(path.name):
+            cut, last = _last_line(path)
+            if cut is None:
+                return None
+            try:
+                json.loads(last)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                with open_update(path) as handle:
+                    handle.truncate(cut)
+                return torn_evidence(path, cut, last)
+            with open_append(path) as handle:  # a complete record missing only its newline
+                handle.write(b"\n")
         return None
 
     # ------------------------------------------------------------------ manifest
 
     def read_manifest(self) -> dict[str, Any]:
+        """The manifest as a dict; ``StoreError`` naming the file when it is missing, unreadable or not a JSON object."""
         path = self.path / MANIFEST
-        if not path.exists():
+        if not file_exists(path):
             raise StoreError(f"{self.path} is not a run folder: no {MANIFEST}")
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
+            manifest = json.loads(read_bytes(path).decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise StoreError(f"{path}: invalid JSON: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        if not isinstance(manifest, dict):
+            raise StoreError(
+                f"{path}: expected a JSON object (the run's settings and stages), found {_json_kind(manifest)}"
+            )
+        stages = manifest.get("stages")
+        if stages is not None and not isinstance(stages, dict):
+            raise StoreError(f"{path}: 'stages' must be a JSON object, found {_json_kind(stages)}")
+        return manifest
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Atomic replace, so a crash never leaves half a manifest."""
-        self._require_lock()
-        tmp = self.path / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
-        os.replace(tmp, self.path / MANIFEST)
+        data = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode("utf-8")
+        with self._writing(MANIFEST):
+            write_replace(self.path / MANIFEST, lambda handle: handle.write(data))
 
     def update_manifest(self, **changes: Any) -> dict[str, Any]:
-        manifest = self.read_manifest() if (self.path / MANIFEST).exists() else {}
+        manifest = self.read_manifest() if self.has(MANIFEST) else {}
         manifest.update(changes)
         self.write_manifest(manifest)
         return manifest
 
     def set_stage(self, stage: str, state: str, **details: Any) -> None:
         """Record a stage's state ('pending', 'running', 'done', 'interrupted', 'failed') with a timestamp."""
-        self._stage(self.read_manifest() if (self.path / MANIFEST).exists() else {}, stage, state, details)
+        self._stage(self.read_manifest() if self.has(MANIFEST) else {}, stage, state, details)
 
     def _stage(self, manifest: dict[str, Any], stage: str, state: str, details: dict[str, Any]) -> None:
         now = time.time()
@@ -343,19 +524,14 @@ class RunStore:
 
     def write_problems(self, problems: Iterable[Problem]) -> None:
         """Store the problems of the run (atomic); a larger run later rewrites it as a superset."""
-        self._require_lock()
-        tmp = self.path / (PROBLEMS + ".tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
-            for problem in problems:
-                handle.write(json.dumps(problem.to_dict(), ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path / PROBLEMS)
+        data = "".join(json.dumps(problem.to_dict(), ensure_ascii=False) + "\n" for problem in problems).encode("utf-8")
+        with self._writing(PROBLEMS):
+            write_replace(self.path / PROBLEMS, lambda handle: handle.write(data))
 
     def read_problems(self) -> list[Problem]:
-        rows, report = _read_jsonl(self.path / PROBLEMS)
-        if not (self.path / PROBLEMS).exists():
+        if not self.has(PROBLEMS):
             raise StoreError(f"{self.path}: no {PROBLEMS}")
+        rows, report = _read_jsonl(self.path / PROBLEMS)
         if report.truncated_tail or report.bad_lines:
             raise StoreError(report.summary())
         return [Problem.from_dict(r) for r in rows]
@@ -363,20 +539,49 @@ class RunStore:
     # ------------------------------------------------------------------ samples
 
     def append_samples(self, completions: Iterable[Completion], timing: BatchTiming | None = None) -> int:
-        """Append one batch durably: samples first, then its timing, each flushed and fsynced."""
+        """Append one batch as one step: its samples and its timing, or neither.
+
+        The order: the samples' lines are written to samples.jsonl, then the timing's line to
+        batches.jsonl, then both files are fsynced. Ctrl-C and SIGTERM are held for the step and
+        acted on after it (``_signals_held``); a failure before both are durable (a full disk, a
+        read-only file) cuts both files back to their sizes before the step and raises
+        ``StoreWriteError``. So a stored sample has its batch's timing, a timing its samples, and
+        the budget's measured-batches clock never counts half a batch. Only a hard kill (SIGKILL,
+        power loss) between the two writes can leave one batch's samples without its timing (never
+        a timing without samples); a line cut short then is the torn tail the next writer repairs.
+        """
         self._require_lock()
-        lines = [json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in completions]
-        if lines:
-            with (self.path / SAMPLES).open("a", encoding="utf-8") as handle:
-                handle.write("".join(lines))
-                handle.flush()
-                os.fsync(handle.fileno())
-        if timing is not None:
-            with (self.path / BATCHES).open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(timing.to_dict()) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-        return len(lines)
+        parts = [
+            (SAMPLES, "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in completions).encode("utf-8")),
+            (BATCHES, (json.dumps(timing.to_dict()) + "\n").encode("utf-8") if timing is not None else b""),
+        ]
+        count = parts[0][1].count(b"\n")
+        opened: list[tuple[str, Any, int]] = []  # (name, handle, size before the step)
+        with _signals_held():
+            self._append_step(parts, opened)
+        return count
+
+    def _append_step(self, parts: list[tuple[str, bytes]], opened: list[tuple[str, Any, int]]) -> None:
+        try:
+            for name, data in parts:
+                if data:
+                    with self._writing(name):
+                        handle = open_append(self.path / name)
+                        opened.append((name, handle, os.fstat(handle.fileno()).st_size))
+                        _write_all(handle, data, self.path / name)
+            for name, handle, _ in opened:
+                with self._writing(name):
+                    os.fsync(handle.fileno())
+        except BaseException:
+            for _, handle, size in opened:
+                try:
+                    os.ftruncate(handle.fileno(), size)
+                except OSError:
+                    pass  # a partial line left is a torn tail, cut by the next writer
+            raise
+        finally:
+            for _, handle, _ in opened:
+                handle.close()
 
     def read_samples(self) -> tuple[list[Completion], ReadReport]:
         """All stored completions with their texts (first copy wins if a pair was ever written twice).
@@ -430,21 +635,24 @@ class RunStore:
         frame["cluster"] = frame["cluster"].astype("Int64")
         frame["sample_index"] = frame["sample_index"].astype("int64")
         frame["correct"] = frame["correct"].astype(bool)
-        tmp = self.path / (GRADES + ".tmp")
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, self.path / GRADES)
+        with self._writing(GRADES):
+            write_replace(self.path / GRADES, lambda handle: frame.to_parquet(handle, index=False))
         return self.path / GRADES
 
     def read_grades(self):  # -> pandas.DataFrame
         import pandas as pd
 
         path = self.path / GRADES
-        if not path.exists():
+        if not self.has(GRADES):
             raise StoreError(f"{self.path}: no {GRADES}; run `m1eval grade {self.path}` first")
-        return pd.read_parquet(path)
+        try:
+            with open_read(path) as handle:
+                return pd.read_parquet(handle)
+        except (OSError, ValueError) as exc:  # pyarrow's errors do not name a file read through a handle
+            raise StoreError(f"{path}: cannot be read ({exc})") from None
 
     def has_grades(self) -> bool:
-        return (self.path / GRADES).exists()
+        return self.has(GRADES)
 
 
 def repairs_since(run_dir: str | os.PathLike[str], since: float) -> list[dict[str, Any]]:
@@ -461,7 +669,7 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     runs: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if (path / MANIFEST).exists():
+        if os.path.lexists(path / MANIFEST):  # a linked manifest is found here and refused where it is read
             runs.append(path)
         elif path.is_dir():
             runs.extend(sorted(p.parent for p in path.rglob(MANIFEST)))

@@ -19,6 +19,7 @@ import pandas as pd
 
 from m1eval.analysis.report import RunSummary, summarize_run
 from m1eval.rundir.rundata import RunData, load_run
+from m1eval.rundir.runfiles import file_stat
 from m1eval.rundir.store import GRADES, MANIFEST, PROBLEMS, SAMPLES, StoreError, find_runs, safe_name
 
 WATCHED = (MANIFEST, PROBLEMS, SAMPLES, GRADES)
@@ -33,11 +34,11 @@ class ViewError(Exception):
 def _signature(folder: Path) -> tuple:
     out: list[tuple[str, int | None, int | None]] = []
     for name in WATCHED:
-        try:
-            stat = (folder / name).stat()
-            out.append((name, stat.st_size, stat.st_mtime_ns))
-        except OSError:
-            out.append((name, None, None))
+        try:  # lstat through the run-file check: a link is never followed, and its load says why it is refused
+            stat = file_stat(folder / name)
+        except (OSError, StoreError):
+            stat = None
+        out.append((name, stat.st_size, stat.st_mtime_ns) if stat is not None else (name, None, None))
     return tuple(out)
 
 
@@ -96,7 +97,8 @@ class Catalog:
         """``prepare`` runs on each run once it is (re)loaded: the viewer builds its problem table
         there, at start, so that opening a run page does not wait for it."""
         self.sign_flips, self.level, self.prepare = sign_flips, level, prepare
-        folders = list({folder.resolve(): folder for folder in find_runs(paths)})
+        # each folder once, absolute but with its last link kept (a linked run folder is then refused by its load)
+        folders = list({folder.resolve(): Path(os.path.abspath(folder)) for folder in find_runs(paths)}.values())
         self.slots: dict[str, RunSlot] = {}
         for folder in folders:
             key = _unique_key(folder, self.slots)

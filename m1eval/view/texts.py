@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from m1eval.rundir.store import SAMPLES
+from m1eval.rundir.runfiles import open_read
+from m1eval.rundir.store import SAMPLES, StoreError
 
 THINK_CLOSE = "</think>"
 INLINE_CHARS = 3_000  # a part longer than this is collapsed and, when served, loaded on demand
@@ -33,7 +34,7 @@ def read_texts(run_dir: Path, rows: Sequence[tuple[str, int, int, int]]) -> dict
     path = run_dir / SAMPLES
     out: dict[int, str] = {}
     try:
-        with path.open("rb") as handle:
+        with open_read(path) as handle:  # never through a link (m1eval.rundir.runfiles)
             for problem_id, sample_index, offset, size in sorted(rows, key=lambda r: r[2]):
                 handle.seek(int(offset))
                 raw = handle.read(int(size))
@@ -57,6 +58,8 @@ def read_texts(run_dir: Path, rows: Sequence[tuple[str, int, int, int]]) -> dict
                 out[int(sample_index)] = row["text"]
     except OSError as exc:
         raise TextsChanged(f"{path}: {exc.strerror or exc}") from None
+    except StoreError as exc:  # samples.jsonl became a link or another kind of file
+        raise TextsChanged(str(exc)) from None
     return out
 
 
