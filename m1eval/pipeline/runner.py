@@ -28,6 +28,7 @@ from m1eval.models.presets import DEFAULT_JOIN, DEFAULT_TOP_K, ResolvedModel, eo
 from m1eval.models.prompts import JOINS, load_tokenizer, render, template_hash
 from m1eval.pipeline.seeding import sample_seed
 from m1eval.records import Problem, SamplingConfig
+from m1eval.rundir.golds import PROBLEM_HASHES, problem_hashes
 from m1eval.rundir.runinfo import config_hash, host, versions
 from m1eval.rundir.store import FORMAT_VERSION, MANIFEST, RUN_STAGE, RunStore, StoreError, run_path
 from m1eval.tasks import loader as task_lib
@@ -367,6 +368,8 @@ def _task_record(plan: RunPlan) -> dict[str, Any]:
         "pinned_hash": spec.content_hash,
         "unpinned": bool(loaded and not loaded.pinned),
         "subset_hash": task_lib.content_hash(plan.problems),
+        # one hash per problem, so a later edit of problems.jsonl is found and named (m1eval.rundir.golds)
+        PROBLEM_HASHES: problem_hashes(plan.problems),
         "limit": plan.config.limit,
         "data_dir": str(Path(folder).resolve()) if folder else None,
         "source": loaded.source if loaded else None,

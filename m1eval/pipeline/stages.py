@@ -20,6 +20,7 @@ from typing import Any
 from m1eval.grading.extract import DEFAULT_POLICY, canonical_policy
 from m1eval.grading.grader import GRADER_VERSION, Grader
 from m1eval.records import Progress
+from m1eval.rundir.golds import PROBLEM_HASHES, ProblemCheck, check_problems, problem_hashes
 from m1eval.rundir.sample_lines import ScanState
 from m1eval.rundir.sample_meta import MetaBuilder, SampleMeta, save_meta, scan_meta
 from m1eval.rundir.store import GRADE_STAGE, SAMPLES, ReadReport, RunStore, StoreError, recorded_extraction
@@ -29,6 +30,14 @@ CACHE_FILE = "grade_cache.json"  # verdicts an interrupted grade kept for the ne
 
 class GradingInterrupted(Exception):
     """``grade_run`` was interrupted; finished verdicts were saved for the next run."""
+
+
+class ProblemsModifiedError(StoreError):
+    """problems.jsonl no longer matches the hashes the manifest recorded when the run was generated."""
+
+    def __init__(self, message: str, check: ProblemCheck) -> None:
+        super().__init__(message)
+        self.check = check
 
 
 def record_extraction(run_dir: str | os.PathLike[str], policy: str, explicit: bool) -> None:
@@ -46,6 +55,7 @@ def grade_run(
     workers: int | None = None,
     extraction: str | None = None,
     progress: Progress | None = None,
+    allow_modified: bool = False,
 ):  # -> pandas.DataFrame (pandas imported lazily)
     """Re-grade a stored run: read problems and samples, write grades.parquet, record the stage.
 
@@ -53,8 +63,14 @@ def grade_run(
     ``boxed``); it is recorded in ``stages.grade.extraction``. On Ctrl-C/SIGTERM the
     verdicts already computed are saved to ``grade_cache.json`` (used by the next
     ``grade``), the stage is marked ``interrupted`` and ``GradingInterrupted`` is raised.
+
+    A run whose problems.jsonl differs from the hashes its manifest recorded (an edited gold)
+    raises ``ProblemsModifiedError`` naming the problems, unless ``allow_modified``: then it is
+    graded and the stage records the modified ids (``stages.grade.problems``).
     """
-    return grade_stage(run_dir, workers=workers, extraction=extraction, progress=progress).grades
+    return grade_stage(
+        run_dir, workers=workers, extraction=extraction, progress=progress, allow_modified=allow_modified
+    ).grades
 
 
 @dataclass
@@ -64,6 +80,7 @@ class GradedRun:
     path: Path
     grades: Any  # pandas.DataFrame, as written to grades.parquet
     meta: SampleMeta
+    problems: ProblemCheck | None = None  # problems.jsonl against the manifest's hashes (m1eval.rundir.golds)
 
 
 def _count_lines(path: Path, block: int = 8 * 1024 * 1024) -> int:
@@ -83,6 +100,7 @@ def grade_stage(
     workers: int | None = None,
     extraction: str | None = None,
     progress: Progress | None = None,
+    allow_modified: bool = False,
 ) -> GradedRun:
     """``grade_run`` that also gives back the samples' metadata it read, so a summary need not read again.
 
@@ -96,13 +114,14 @@ def grade_stage(
         manifest = store.read_manifest()
         policy = canonical_policy(extraction or recorded_extraction(manifest) or DEFAULT_POLICY)
         problems = store.read_problems()
+        check = _checked_problems(store, manifest, problems, allow_modified)
         samples_path = Path(store.path) / SAMPLES
         signature = (samples_path.stat().st_size, samples_path.stat().st_mtime_ns) if samples_path.exists() else None
         total = _count_lines(samples_path)
         builder, state = MetaBuilder(), ScanState()
         cache_path = Path(store.path) / CACHE_FILE
         grader = Grader(workers=workers, extraction=policy)
-        store.begin(GRADE_STAGE, grader_version=GRADER_VERSION, extraction=policy)
+        store.begin(GRADE_STAGE, grader_version=GRADER_VERSION, extraction=policy, problems=check.to_dict())
         try:
             if cache_path.exists():
                 try:
@@ -167,6 +186,7 @@ def grade_stage(
             timeouts=statuses.get("timeout", 0),
             skipped_lines=len(state.bad_lines),
             truncated_tail=state.truncated_tail or any(r.get("file") == SAMPLES for r in store.repairs),
+            problems=check.to_dict(),
         )
         frame = store.read_grades()
         report = ReadReport(
@@ -174,7 +194,27 @@ def grade_stage(
         )
         store.note_repairs(report)
     frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
-    return GradedRun(Path(run_dir), frame, SampleMeta(meta_frame, report))
+    return GradedRun(Path(run_dir), frame, SampleMeta(meta_frame, report), check)
+
+
+def _checked_problems(store: RunStore, manifest: dict[str, Any], problems: list, allow_modified: bool) -> ProblemCheck:
+    """Refuse (or, allowed, let through) problems.jsonl that differs from the manifest's hashes.
+
+    A run verified by its older whole-subset hash gets per-problem hashes recorded now, so a
+    later edit is named by id.
+    """
+    check = check_problems(manifest, problems)
+    if check.is_modified and not allow_modified:
+        raise ProblemsModifiedError(
+            f"{store.path}: {check.describe()}; grading would score the run against other golds than it was "
+            "generated for. Restore problems.jsonl (the task's data set holds the rows), or grade it anyway "
+            "as a modified run",
+            check,
+        )
+    task = manifest.get("task")
+    if check.state == "verified" and isinstance(task, dict) and PROBLEM_HASHES not in task:
+        store.update_manifest(task={**task, PROBLEM_HASHES: problem_hashes(problems)})
+    return check
 
 
 def summarize(run_dir: str | os.PathLike[str], graded: GradedRun | None = None) -> str:
