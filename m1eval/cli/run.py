@@ -216,6 +216,13 @@ def run(
         build_embedded_model(model)
         plan = plan_run(config)
         check_output_dir(plan.path, "--out")
+        if limit is not None and limit > plan.task_rows:
+            console.print(
+                f"note: --limit {limit} is more than the {plan.task_rows} problems of {task}: "
+                f"all {len(plan.problems)} are run",
+                highlight=False,
+                soft_wrap=True,
+            )
         outcome = generate(plan, observer=RunProgress(console))
     except (ModelError, TaskError, EngineError, PromptError, RunError, RunLockedError, StoreError) as exc:
         error_line(console, str(exc))

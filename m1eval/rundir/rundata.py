@@ -233,6 +233,12 @@ def assemble_run(
     except StoreError as exc:
         problems = []
         warnings.append(str(exc))
+    overlong = manifest.get("overlong_total") if isinstance(manifest, dict) else None
+    if isinstance(overlong, int) and overlong > 0:  # m1eval.engines.replies: stored, recorded, said again here
+        warnings.append(
+            f"{store.path}: {overlong} sample(s) longer than max_tokens allows, as the engine sent them "
+            "(the manifest's 'overlong' lists them)"
+        )
     problems_check = check_problems(manifest, problems) if problems else ProblemCheck("unverified", [], "no problems")
     if problems_check.is_modified:
         warnings.append(f"{store.path}: MODIFIED: {problems_check.describe()}; its numbers are not those of the run")
