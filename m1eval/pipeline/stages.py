@@ -63,6 +63,8 @@ def grade_run(
     ``boxed``); it is recorded in ``stages.grade.extraction``. On Ctrl-C/SIGTERM the
     verdicts already computed are saved to ``grade_cache.json`` (used by the next
     ``grade``), the stage is marked ``interrupted`` and ``GradingInterrupted`` is raised.
+    The file is also written every ``CHECKPOINT_SECONDS`` while grading, so a grade killed
+    without warning (SIGKILL) keeps what it had decided until then.
 
     A run whose problems.jsonl differs from the hashes its manifest recorded (an edited gold)
     raises ``ProblemsModifiedError`` naming the problems, unless ``allow_modified``: then it is
@@ -120,7 +122,7 @@ def grade_stage(
         total = _count_lines(samples_path)
         builder, state = MetaBuilder(), ScanState()
         cache_path = Path(store.path) / CACHE_FILE
-        grader = Grader(workers=workers, extraction=policy)
+        grader = Grader(workers=workers, extraction=policy, on_checkpoint=lambda kept: _save_cache(cache_path, kept))
         store.begin(GRADE_STAGE, grader_version=GRADER_VERSION, extraction=policy, problems=check.to_dict())
         try:
             if cache_path.exists():
@@ -137,9 +139,7 @@ def grade_stage(
         except KeyboardInterrupt:
             grader.close(force=True)
             kept = grader.export_cache()
-            tmp = cache_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(kept), encoding="utf-8")
-            os.replace(tmp, cache_path)
+            _save_cache(cache_path, kept)
             store.end(
                 GRADE_STAGE,
                 "interrupted",
@@ -195,6 +195,14 @@ def grade_stage(
         store.note_repairs(report)
     frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
     return GradedRun(Path(run_dir), frame, SampleMeta(meta_frame, report), check)
+
+
+def _save_cache(path: Path, kept: dict[str, Any]) -> None:
+    """The grader's memo to ``grade_cache.json``, atomically: written when interrupted and every
+    ``grading.grader.CHECKPOINT_SECONDS`` while grading, read by the next ``grade`` of the run."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(kept), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _checked_problems(store: RunStore, manifest: dict[str, Any], problems: list, allow_modified: bool) -> ProblemCheck:
