@@ -77,6 +77,29 @@ def test_a_spawned_child_dies_with_its_parent_and_ignores_ctrl_c(tmp_path: Path)
             _kill_all([child])
 
 
+def test_interrupts_are_noted_and_still_handled_as_before() -> None:
+    """What lets the vllm engine report an interrupt, not "EngineDeadError", when its engine died of it."""
+    from m1eval.engines.lifetime import noting_interrupts
+
+    def signalled(signum: int) -> None:
+        os.kill(os.getpid(), signum)
+        time.sleep(0.2)  # the handler runs in this (main) thread at its next step
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a run started in the background
+    try:
+        with noting_interrupts() as seen:
+            signalled(signal.SIGINT)
+        assert seen == [signal.SIGINT]
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with pytest.raises(KeyboardInterrupt), noting_interrupts() as seen:
+            signalled(signal.SIGINT)
+        assert seen == [signal.SIGINT]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 VLLM_ARGS = [
     "--engine",
     "vllm",
@@ -124,15 +147,23 @@ def _start_run(tmp_path: Path, tmp_path_factory, data_dir: Path, *, background: 
     )
 
 
+def _title(process: psutil.Process) -> str:
+    """Name and command line ('' once it is gone: vLLM and torch start short-lived helpers too)."""
+    try:
+        return f"{process.name()} {' '.join(process.cmdline())}"
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return ""
+
+
 def _generating(run: subprocess.Popen[str], out: Path, timeout: float = 420.0) -> list[psutil.Process]:
     """Wait until the run stored a sample while its EngineCore runs; its descendants then."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and run.poll() is None:
         tree = psutil.Process(run.pid).children(recursive=True)
-        cores = [p for p in tree if "EngineCore" in p.name() or "EngineCore" in " ".join(p.cmdline())]
+        cores = [p for p in tree if "EngineCore" in _title(p)]
         stored = [p for p in out.rglob("samples.jsonl") if p.stat().st_size > 0]
         if cores and stored:
-            return psutil.Process(run.pid).children(recursive=True)
+            return [p for p in psutil.Process(run.pid).children(recursive=True) if _title(p)]
         time.sleep(0.5)
     output = run.communicate(timeout=30)[0] if run.poll() is not None else ""
     pytest.fail(f"the run did not start generating (exit {run.poll()}): {output[-3000:]}")
@@ -144,7 +175,7 @@ def test_sigkill_of_a_vllm_run_leaves_no_engine_process(tmp_path, tmp_path_facto
     tree: list[psutil.Process] = []
     try:
         tree = _generating(run, tmp_path)
-        names = " ".join(p.name() for p in tree)
+        names = " ".join(_title(p) for p in tree)
         assert "EngineCore" in names, names
         run.kill()  # SIGKILL: no handler, no finally, no atexit runs in the run
         run.wait(30)

@@ -35,13 +35,14 @@ engine starts as it always did.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 POLL_S = 0.5  # how often the watcher looks at the parent
@@ -121,6 +122,42 @@ def worker_main(*args: Any, **kwargs: Any) -> Any:
 
 
 _WRAPPERS: dict[str, Callable[..., Any]] = {"run_engine_core": run_engine_core, "worker_main": worker_main}
+
+
+@contextlib.contextmanager
+def noting_interrupts() -> Iterator[list[int]]:
+    """The SIGINT/SIGTERM signals this process gets while the block runs (each still goes to the
+    handler that was set: KeyboardInterrupt by default, nothing where it was ignored).
+
+    An engine that dies while a run is interrupted (an engine process not tied by
+    ``tie_engine_core`` gets the terminal's SIGINT too) raises its own error ("EngineDeadError")
+    instead; with the signal noted here the engine reports an interrupt, not a failure. Only
+    the main thread can set handlers; elsewhere nothing is noted.
+    """
+    seen: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+    previous: dict[int, Any] = {}
+
+    def note(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        handler = previous.get(signum)
+        if callable(handler):
+            handler(signum, frame)
+        elif handler != signal.SIG_IGN:  # the default: SIGINT raises, SIGTERM ends the process
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, note)
+    try:
+        yield seen
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 
 
 def tie_engine_core() -> bool:

@@ -38,7 +38,7 @@ from m1eval.engines.base import (
     free_accelerator,
     is_out_of_memory,
 )
-from m1eval.engines.lifetime import LOG_LEVEL_ENV, QUIET_LEVEL, quiet, tie_engine_core
+from m1eval.engines.lifetime import LOG_LEVEL_ENV, QUIET_LEVEL, noting_interrupts, quiet, tie_engine_core
 from m1eval.engines.options import OptionSpec, checked_options
 from m1eval.engines.textcut import text_prefix_chars
 from m1eval.records import Completion, SamplingConfig
@@ -327,44 +327,49 @@ class VLLMEngine(EngineBase):
         clock = BatchClock()  # one stored batch per flush window: tokens / its wall time is throughput
         unfinished = set(keys)
         interrupted = False
-        try:
+        with noting_interrupts() as interrupts:  # SIGINT/SIGTERM while vLLM works
             try:
-                for request_id, (_, _, seed) in keys.items():
-                    core.add_request(request_id, prompts[request_id], self._params(sampling, seed))
-                while unfinished:
-                    for output in core.step():
-                        if not output.finished or output.request_id not in unfinished:
-                            continue
-                        unfinished.discard(output.request_id)
-                        completion = self._completion(output, keys[output.request_id])
-                        window.append(completion)
-                        self.report_progress(1, completion.completion_tokens)
-                    if window and unfinished and time.perf_counter() - clock.t0 >= FLUSH_SECONDS:
-                        yield batch_result(self.name, window, clock)
-                        window, clock = [], BatchClock()
-                    if unfinished and not core.has_unfinished_requests():
-                        raise EngineError(f"vllm dropped {len(unfinished)} request(s) without finishing them")
-            except KeyboardInterrupt:
-                interrupted = True
-            except EngineError:
-                raise
-            except Exception as exc:
-                if is_out_of_memory(exc):
-                    raise EngineOutOfMemory(f"vllm ran out of memory generating {len(keys)} samples: {exc}") from exc
-                hint = _CPU_SEED_HINT if _on_cpu() and self.options.get("enable_chunked_prefill") else ""
-                raise EngineError(
-                    f"vllm failed generating {len(keys)} samples: {type(exc).__name__}: {exc}{hint}"
-                ) from exc
-        finally:
-            if unfinished:  # interrupted, failed, or the caller stopped: free the scheduler
                 try:
-                    core.abort_request(sorted(unfinished))
-                except Exception:  # noqa: BLE001, S110 - the engine may be gone; nothing to free then
-                    pass
-        if window:
-            yield batch_result(self.name, window, clock)
-        if interrupted:
-            raise KeyboardInterrupt
+                    for request_id, (_, _, seed) in keys.items():
+                        core.add_request(request_id, prompts[request_id], self._params(sampling, seed))
+                    while unfinished:
+                        for output in core.step():
+                            if not output.finished or output.request_id not in unfinished:
+                                continue
+                            unfinished.discard(output.request_id)
+                            completion = self._completion(output, keys[output.request_id])
+                            window.append(completion)
+                            self.report_progress(1, completion.completion_tokens)
+                        if window and unfinished and time.perf_counter() - clock.t0 >= FLUSH_SECONDS:
+                            yield batch_result(self.name, window, clock)
+                            window, clock = [], BatchClock()
+                        if unfinished and not core.has_unfinished_requests():
+                            raise EngineError(f"vllm dropped {len(unfinished)} request(s) without finishing them")
+                except KeyboardInterrupt:
+                    interrupted = True
+                except EngineError:
+                    raise
+                except Exception as exc:
+                    if not interrupts:
+                        raise self._failure(exc, len(keys)) from exc
+                    interrupted = True  # the engine died of the interrupt that stops this run (EngineDeadError)
+            finally:
+                if unfinished:  # interrupted, failed, or the caller stopped: free the scheduler
+                    try:
+                        core.abort_request(sorted(unfinished))
+                    except Exception:  # noqa: BLE001, S110 - the engine may be gone; nothing to free then
+                        pass
+            if window:
+                yield batch_result(self.name, window, clock)
+            if interrupted:
+                raise KeyboardInterrupt
+
+    def _failure(self, exc: Exception, samples: int) -> EngineError:
+        """The error to raise for ``exc``, raised by vLLM while generating ``samples`` samples."""
+        if is_out_of_memory(exc):
+            return EngineOutOfMemory(f"vllm ran out of memory generating {samples} samples: {exc}")
+        hint = _CPU_SEED_HINT if _on_cpu() and self.options.get("enable_chunked_prefill") else ""
+        return EngineError(f"vllm failed generating {samples} samples: {type(exc).__name__}: {exc}{hint}")
 
     def _completion(self, output: Any, key: tuple[str, int, int]) -> Completion:
         problem_id, index, seed = key
