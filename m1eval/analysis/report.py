@@ -49,10 +49,18 @@ class RunSummary:
     unpinned: bool = False  # generated on rows that fail the task's pin: not comparable with pinned results
     # share of all graded samples whose answer each extraction rule found (m1eval.grading.extract)
     extracted_by: dict[str, float] = field(default_factory=dict)
+    # problems.jsonl against the hashes recorded at generation (m1eval.rundir.golds): verified,
+    # modified (an edited gold or question: the numbers are not the run's) or unverified (older runs)
+    problems_check: str = "unverified"
+    modified_problems: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
         return f"{self.model}/{self.run_id}"
+
+    @property
+    def modified(self) -> bool:
+        return self.problems_check == "modified"
 
 
 def unpinned_note(manifest: dict) -> str | None:
@@ -146,6 +154,8 @@ def summarize_run(
         warnings=list(run.warnings) + ([f"{run.label}: {unpinned}"] if unpinned else []),
         unpinned=unpinned is not None,
         extracted_by=_rule_shares(run.frame),
+        problems_check=run.problems_check.state,
+        modified_problems=list(run.problems_check.modified),
     )
 
 
@@ -219,7 +229,7 @@ def runs_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
     for s in summaries:
         rows.append(
             {
-                "task": f"{s.task} (UNPINNED)" if s.unpinned else s.task,
+                "task": _task_cell(s),
                 "model": s.model,
                 "run": s.run_id,
                 "n": s.n,
@@ -236,6 +246,12 @@ def runs_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _task_cell(s: RunSummary) -> str:
+    """The task, marked when the run's numbers are not comparable: 'aime25 (UNPINNED, MODIFIED)'."""
+    marks = [mark for mark, on in (("UNPINNED", s.unpinned), ("MODIFIED", s.modified)) if on]
+    return f"{s.task} ({', '.join(marks)})" if marks else s.task
 
 
 def curves_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
@@ -281,6 +297,8 @@ def long_frame(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Compari
             frame.insert(0, "task", s.task)
             frame["n"] = s.n
             frame["problems"] = s.n_problems
+            frame["problems_check"] = s.problems_check
+            frame["modified_problems"] = ";".join(s.modified_problems)
             parts.append(frame)
         extra = {
             "avg@n": (s.pass1, s.pass1_low, s.pass1_high, s.pass1_se),
@@ -305,6 +323,8 @@ def long_frame(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Compari
                         "se": se,
                         "n": s.n,
                         "problems": s.n_problems,
+                        "problems_check": s.problems_check,
+                        "modified_problems": ";".join(s.modified_problems),
                     }
                     for name, (v, lo, hi, se) in extra.items()
                 ]

@@ -153,7 +153,10 @@ AllowUnpinnedOption = Annotated[
     typer.Option("--allow-unpinned", help="Use rows that fail the task's pinned hash (a run is recorded as unpinned)."),
 ]
 VerboseOption = Annotated[
-    bool, typer.Option("--verbose", "-v", help="Show the engines' INFO logs (vLLM's are quiet otherwise).")
+    bool,
+    typer.Option(
+        "--verbose", "-v", help="Show the engines' INFO logs and warnings (vLLM's and torch's are quiet otherwise)."
+    ),
 ]
 FigureFormatOption = Annotated[str, typer.Option("--format", "-f", help="Figure format: png, pdf or svg.")]
 ProfileOption = Annotated[

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from m1eval.cli.common import EXTRACTION_HELP, error_line
 
@@ -50,6 +51,14 @@ def grade(
             "in the run's manifest, else boxed; the one used is recorded.",
         ),
     ] = None,
+    allow_modified: Annotated[
+        bool,
+        typer.Option(
+            "--allow-modified-problems",
+            help="Grade a run whose problems.jsonl differs from the hashes recorded at generation "
+            "(edited golds); the run is then marked modified, with the problem ids, in grade, report and plot.",
+        ),
+    ] = False,
 ) -> None:
     """Grade (or re-grade) every completion of a run and write grades.parquet.
 
@@ -58,7 +67,7 @@ def grade(
     """
     from m1eval.cli.progress import Bars
     from m1eval.grading import GRADER_VERSION, PolicyError, canonical_policy
-    from m1eval.pipeline.stages import GradingInterrupted, grade_run
+    from m1eval.pipeline.stages import GradingInterrupted, ProblemsModifiedError, grade_stage
     from m1eval.rundir.store import RunLockedError, StoreError, describe_repair, repairs_since
 
     if extraction is not None:
@@ -75,7 +84,12 @@ def grade(
     started = time.time()
     try:
         with Bars("completions") as bars:
-            frame = grade_run(run_dir, workers=workers, extraction=extraction, progress=bars)
+            graded = grade_stage(
+                run_dir, workers=workers, extraction=extraction, progress=bars, allow_modified=allow_modified
+            )
+    except ProblemsModifiedError as exc:
+        error_line(console, printable(f"{exc} (--allow-modified-problems grades it and marks the run modified)", 4000))
+        raise typer.Exit(EXIT_USAGE) from None
     except (StoreError, RunLockedError) as exc:
         error_line(console, str(exc))
         raise typer.Exit(EXIT_USAGE) from None
@@ -96,6 +110,11 @@ def grade(
             signal.signal(sig, handler)
     for repair in repairs_since(run_dir, started):  # a torn line cut before grading is said, not silent
         console.print(f"[yellow]warning:[/yellow] {describe_repair(repair)}", highlight=False)
+    frame, check = graded.grades, graded.problems
+    if check is not None and check.state != "verified":
+        style = "[yellow]warning:[/yellow]" if check.is_modified else "note:"
+        marked = "; graded as a modified run (report and plot mark it)" if check.is_modified else ""
+        console.print(f"{style} {escape(printable(check.describe(), 2000))}{marked}", highlight=False, soft_wrap=True)
     n = len(frame)
     correct = int(frame["correct"].sum()) if n else 0
     counts = frame["status"].value_counts().to_dict() if n else {}

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -190,7 +191,7 @@ class RunProgress:
 
     def notice(self, message: str) -> None:
         target = self._progress.console if self._progress is not None else self.console
-        target.print(f"[yellow]{message}[/yellow]", highlight=False)
+        target.print(f"[yellow]{escape(message)}[/yellow]", highlight=False)  # server text: shown, not markup
 
     def finished(self) -> None:
         if self._progress is not None:

@@ -218,18 +218,28 @@ def run(
         chunk_size=chunk_size,
         allow_unpinned=allow_unpinned,
     )
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C and SIGTERM stop the run as interrupted, also when it was started in the background
+    # (a shell's `&` starts it with SIGINT ignored, while vLLM's engine processes would not ignore it).
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         config.replicas = replica_settings(replicas, ray_address, gpus_per_replica, cpus_per_replica)
         build_embedded_model(model)
         plan = plan_run(config)
         check_output_dir(plan.path, "--out")
+        if limit is not None and limit > plan.task_rows:
+            console.print(
+                f"note: --limit {limit} is more than the {plan.task_rows} problems of {task}: "
+                f"all {len(plan.problems)} are run",
+                highlight=False,
+                soft_wrap=True,
+            )
         outcome = generate(plan, observer=RunProgress(console))
     except (ModelError, TaskError, EngineError, PromptError, RunError, RunLockedError, StoreError) as exc:
         error_line(console, str(exc) + _flag_hint(exc))
         raise typer.Exit(2) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if outcome.state == "interrupted":
         console.print(f"[yellow]{outcome.message}[/yellow]")
         raise typer.Exit(130)

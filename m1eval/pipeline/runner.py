@@ -24,10 +24,12 @@ from typing import Any, Protocol
 
 from m1eval.engines import ENGINES, engine_class, identity_options, public_options, validate_options
 from m1eval.engines.base import Engine, EngineError, EngineOutOfMemory, GenerationRequest
+from m1eval.engines.replies import overlong, overlong_record
 from m1eval.models.presets import DEFAULT_JOIN, DEFAULT_TOP_K, ResolvedModel, eos_setting, resolve_model
 from m1eval.models.prompts import JOINS, load_tokenizer, render, template_hash
 from m1eval.pipeline.seeding import sample_seed
-from m1eval.records import Problem, SamplingConfig
+from m1eval.records import Completion, Problem, SamplingConfig
+from m1eval.rundir.golds import PROBLEM_HASHES, problem_hashes
 from m1eval.rundir.runinfo import config_hash, host, versions
 from m1eval.rundir.store import (
     FORMAT_VERSION,
@@ -388,6 +390,8 @@ def _task_record(plan: RunPlan) -> dict[str, Any]:
         "pinned_hash": spec.content_hash,
         "unpinned": bool(loaded and not loaded.pinned),
         "subset_hash": task_lib.content_hash(plan.problems),
+        # one hash per problem, so a later edit of problems.jsonl is found and named (m1eval.rundir.golds)
+        PROBLEM_HASHES: problem_hashes(plan.problems),
         "limit": plan.config.limit,
         "data_dir": str(Path(folder).resolve()) if folder else None,
         "source": loaded.source if loaded else None,
@@ -445,6 +449,7 @@ def _manifest(
         **{key: old[key] for key in ("started_at", "resumed_at", "finished_at") if key in old},
         "stages": old.get("stages", {}),
         **({"repairs": old["repairs"]} if old.get("repairs") else {}),
+        **{key: old[key] for key in (OVERLONG, OVERLONG_TOTAL) if old.get(key)},
     }
 
 
@@ -652,7 +657,10 @@ def _loop(
     engine.on_progress, engine.on_wait, engine.on_notice = observer.progress, observer.waiting, observer.notice
     try:
         for result in engine.generate_pending(requests, sampling, chunk):
+            flagged = [(c, why) for c in result.completions if (why := overlong(c, sampling.max_tokens))]
             store.append_samples(result.completions, result.timing)
+            if flagged:  # stored, but never silently (m1eval.engines.replies)
+                _note_overlong(store, flagged, sampling.max_tokens, observer)
             finished.update(c.key for c in result.completions)
             generated += len(result.completions)
             tokens += result.timing.generated_tokens
@@ -661,6 +669,27 @@ def _loop(
         engine.on_progress = engine.on_wait = engine.on_notice = None
         observer.finished()
     return generated
+
+
+OVERLONG, OVERLONG_TOTAL = "overlong", "overlong_total"  # manifest keys: the replies, how many in all
+OVERLONG_KEPT = 100  # replies the manifest describes one by one (the total counts every one)
+
+
+def _note_overlong(
+    store: RunStore, flagged: list[tuple[Completion, str]], max_tokens: int, observer: RunObserver
+) -> None:
+    """Warn about replies longer than ``max_tokens`` allows and record them in the manifest."""
+    manifest = store.read_manifest()
+    kept = list(manifest.get(OVERLONG) or [])
+    kept += [overlong_record(c, max_tokens, why) for c, why in flagged][: max(0, OVERLONG_KEPT - len(kept))]
+    total = int(manifest.get(OVERLONG_TOTAL) or 0) + len(flagged)
+    store.update_manifest(**{OVERLONG: kept, OVERLONG_TOTAL: total})
+    first, why = flagged[0]
+    more = f" and {len(flagged) - 1} more" if len(flagged) > 1 else ""
+    observer.notice(
+        f"warning: the engine sent a reply longer than max_tokens allows (problem {first.problem_id!r} sample "
+        f"{first.sample_index}: {why}){more}; stored as sent and recorded in the manifest ({OVERLONG!r})"
+    )
 
 
 def _build_engine(plan: RunPlan, observer: RunObserver) -> Engine:

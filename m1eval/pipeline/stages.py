@@ -20,6 +20,7 @@ from typing import Any
 from m1eval.grading.extract import DEFAULT_POLICY, canonical_policy
 from m1eval.grading.grader import GRADER_VERSION, Grader
 from m1eval.records import Progress
+from m1eval.rundir.golds import PROBLEM_HASHES, ProblemCheck, check_problems, problem_hashes
 from m1eval.rundir.runfiles import file_stat, open_read, read_bytes, write_replace
 from m1eval.rundir.sample_lines import ScanState
 from m1eval.rundir.sample_meta import MetaBuilder, SampleMeta, save_meta, scan_meta
@@ -30,6 +31,14 @@ CACHE_FILE = "grade_cache.json"  # verdicts an interrupted grade kept for the ne
 
 class GradingInterrupted(Exception):
     """``grade_run`` was interrupted; finished verdicts were saved for the next run."""
+
+
+class ProblemsModifiedError(StoreError):
+    """problems.jsonl no longer matches the hashes the manifest recorded when the run was generated."""
+
+    def __init__(self, message: str, check: ProblemCheck) -> None:
+        super().__init__(message)
+        self.check = check
 
 
 def record_extraction(run_dir: str | os.PathLike[str], policy: str, explicit: bool) -> None:
@@ -47,6 +56,7 @@ def grade_run(
     workers: int | None = None,
     extraction: str | None = None,
     progress: Progress | None = None,
+    allow_modified: bool = False,
 ):  # -> pandas.DataFrame (pandas imported lazily)
     """Re-grade a stored run: read problems and samples, write grades.parquet, record the stage.
 
@@ -54,8 +64,16 @@ def grade_run(
     ``boxed``); it is recorded in ``stages.grade.extraction``. On Ctrl-C/SIGTERM the
     verdicts already computed are saved to ``grade_cache.json`` (used by the next
     ``grade``), the stage is marked ``interrupted`` and ``GradingInterrupted`` is raised.
+    The file is also written every ``CHECKPOINT_SECONDS`` while grading, so a grade killed
+    without warning (SIGKILL) keeps what it had decided until then.
+
+    A run whose problems.jsonl differs from the hashes its manifest recorded (an edited gold)
+    raises ``ProblemsModifiedError`` naming the problems, unless ``allow_modified``: then it is
+    graded and the stage records the modified ids (``stages.grade.problems``).
     """
-    return grade_stage(run_dir, workers=workers, extraction=extraction, progress=progress).grades
+    return grade_stage(
+        run_dir, workers=workers, extraction=extraction, progress=progress, allow_modified=allow_modified
+    ).grades
 
 
 @dataclass
@@ -65,6 +83,7 @@ class GradedRun:
     path: Path
     grades: Any  # pandas.DataFrame, as written to grades.parquet
     meta: SampleMeta
+    problems: ProblemCheck | None = None  # problems.jsonl against the manifest's hashes (m1eval.rundir.golds)
 
 
 def _count_lines(path: Path, block: int = 8 * 1024 * 1024) -> int:
@@ -84,6 +103,7 @@ def grade_stage(
     workers: int | None = None,
     extraction: str | None = None,
     progress: Progress | None = None,
+    allow_modified: bool = False,
 ) -> GradedRun:
     """``grade_run`` that also gives back the samples' metadata it read, so a summary need not read again.
 
@@ -97,14 +117,15 @@ def grade_stage(
         manifest = store.read_manifest()
         policy = canonical_policy(extraction or recorded_extraction(manifest) or DEFAULT_POLICY)
         problems = store.read_problems()
+        check = _checked_problems(store, manifest, problems, allow_modified)
         samples_path = Path(store.path) / SAMPLES
         stat = file_stat(samples_path)
         signature = (stat.st_size, stat.st_mtime_ns) if stat is not None else None
         total = _count_lines(samples_path)
         builder, state = MetaBuilder(), ScanState()
         cache_path = Path(store.path) / CACHE_FILE
-        grader = Grader(workers=workers, extraction=policy)
-        store.begin(GRADE_STAGE, grader_version=GRADER_VERSION, extraction=policy)
+        grader = Grader(workers=workers, extraction=policy, on_checkpoint=lambda kept: _save_cache(cache_path, kept))
+        store.begin(GRADE_STAGE, grader_version=GRADER_VERSION, extraction=policy, problems=check.to_dict())
         try:
             if file_stat(cache_path) is not None:
                 try:
@@ -120,8 +141,7 @@ def grade_stage(
         except KeyboardInterrupt:
             grader.close(force=True)
             kept = grader.export_cache()
-            data = json.dumps(kept).encode("utf-8")
-            write_replace(cache_path, lambda handle: handle.write(data), tmp=cache_path.with_suffix(".tmp"))
+            _save_cache(cache_path, kept)
             store.end(
                 GRADE_STAGE,
                 "interrupted",
@@ -168,6 +188,7 @@ def grade_stage(
             timeouts=statuses.get("timeout", 0),
             skipped_lines=len(state.bad_lines),
             truncated_tail=state.truncated_tail or any(r.get("file") == SAMPLES for r in store.repairs),
+            problems=check.to_dict(),
         )
         frame = store.read_grades()
         report = ReadReport(
@@ -175,7 +196,34 @@ def grade_stage(
         )
         store.note_repairs(report)
     frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
-    return GradedRun(Path(run_dir), frame, SampleMeta(meta_frame, report))
+    return GradedRun(Path(run_dir), frame, SampleMeta(meta_frame, report), check)
+
+
+def _save_cache(path: Path, kept: dict[str, Any]) -> None:
+    """The grader's memo to ``grade_cache.json``, atomically: written when interrupted and every
+    ``grading.grader.CHECKPOINT_SECONDS`` while grading, read by the next ``grade`` of the run."""
+    data = json.dumps(kept).encode("utf-8")
+    write_replace(path, lambda handle: handle.write(data), tmp=path.with_suffix(".tmp"))
+
+
+def _checked_problems(store: RunStore, manifest: dict[str, Any], problems: list, allow_modified: bool) -> ProblemCheck:
+    """Refuse (or, allowed, let through) problems.jsonl that differs from the manifest's hashes.
+
+    A run verified by its older whole-subset hash gets per-problem hashes recorded now, so a
+    later edit is named by id.
+    """
+    check = check_problems(manifest, problems)
+    if check.is_modified and not allow_modified:
+        raise ProblemsModifiedError(
+            f"{store.path}: {check.describe()}; grading would score the run against other golds than it was "
+            "generated for. Restore problems.jsonl (the task's data set holds the rows), or grade it anyway "
+            "as a modified run",
+            check,
+        )
+    task = manifest.get("task")
+    if check.state == "verified" and isinstance(task, dict) and PROBLEM_HASHES not in task:
+        store.update_manifest(task={**task, PROBLEM_HASHES: problem_hashes(problems)})
+    return check
 
 
 def summarize(run_dir: str | os.PathLike[str], graded: GradedRun | None = None) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from m1eval.records import BatchTiming, Completion, Grade, Problem
+from m1eval.rundir.golds import ProblemCheck, check_problems
 from m1eval.rundir.sample_lines import read_lines
 from m1eval.rundir.sample_meta import LINE_COLUMNS, SampleMeta, read_meta
 from m1eval.rundir.store import SAMPLES, ReadReport, RunStore, StoreError, UnsafeRunFile, find_runs
@@ -58,6 +59,8 @@ class RunData:
     frame: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     lines: pd.DataFrame | None = None  # problem_id, sample_index, offset, length (None: loaded with_text=False)
+    # problems.jsonl against the hashes recorded at generation: a modified run is marked wherever it is shown
+    problems_check: ProblemCheck = field(default_factory=lambda: ProblemCheck("unverified"))
 
     @property
     def task(self) -> str:
@@ -237,6 +240,15 @@ def assemble_run(
     except StoreError as exc:
         problems = []
         warnings.append(str(exc))
+    overlong = manifest.get("overlong_total") if isinstance(manifest, dict) else None
+    if isinstance(overlong, int) and overlong > 0:  # m1eval.engines.replies: stored, recorded, said again here
+        warnings.append(
+            f"{store.path}: {overlong} sample(s) longer than max_tokens allows, as the engine sent them "
+            "(the manifest's 'overlong' lists them)"
+        )
+    problems_check = check_problems(manifest, problems) if problems else ProblemCheck("unverified", [], "no problems")
+    if problems_check.is_modified:
+        warnings.append(f"{store.path}: MODIFIED: {problems_check.describe()}; its numbers are not those of the run")
 
     report = meta.report
     if report.truncated_tail or report.bad_lines:
@@ -293,6 +305,7 @@ def assemble_run(
         frame=frame,
         warnings=warnings,
         lines=lines,
+        problems_check=problems_check,
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from m1eval.records import BatchTiming, Completion, Grade, Problem, SamplingConfig
+from m1eval.rundir.golds import PROBLEM_HASHES, problem_hashes
 from m1eval.rundir.store import RunStore, run_path
 
 PREFIX_BUDGETS = (256, 512, 1024, 2048, 4096, 8192, 16384)
@@ -124,7 +125,13 @@ def make_synthetic_run(
     started = time.time()
     manifest = {
         "run_id": run_id,
-        "task": {"name": task, "rows": n_problems, "content_hash": "synthetic", "limit": None},
+        "task": {
+            "name": task,
+            "rows": n_problems,
+            "content_hash": "synthetic",
+            "limit": None,
+            PROBLEM_HASHES: problem_hashes(problems),
+        },
         "model": {"name": model, "path": f"synthetic/{model}", "preset": None},
         "engine": {"name": "synthetic", "options": {"batch_size": batch_size}},
         "sampling": {**sampling.to_dict(), "n": n_samples},  # the manifest stores k as sampling.n

@@ -80,12 +80,14 @@ def _curve_at(loaded: LoadedRun, metric: str, k: int | None = None) -> tuple[int
 
 
 def run_marks(run: RunData) -> list[str]:
-    """Why a run's numbers need care: unpinned rows, missing or ungraded samples, unfinished generation."""
+    """Why a run's numbers need care: unpinned rows, edited problems, missing or ungraded samples, unfinished generation."""
     marks = []
     task = run.manifest.get("task")
     summary_unpinned = isinstance(task, dict) and task.get("unpinned")
     if summary_unpinned:
         marks.append("unpinned")
+    if run.problems_check.is_modified:
+        marks.append("modified")
     stage = (run.manifest.get("stages") or {}).get("generate") or {}
     if run.missing_problems or run.ungraded or (stage and stage.get("state") != "done") or run.counts.nunique() > 1:
         marks.append("incomplete")

@@ -49,7 +49,8 @@ def run_labels(runs: Sequence[RunData]) -> list[str]:
     """One unique display label per run: the model name, ``model/run-id`` where a task has it twice.
 
     The same run folder given twice (or copies of one run) would still collide; those get
-    ``#1``, ``#2`` in input order.
+    ``#1``, ``#2`` in input order. A run whose problems.jsonl was edited after generation
+    (``RunData.problems_check``) carries ``[MODIFIED: ids]``.
     """
     per_task = Counter((run.task, run.model) for run in runs)
     labels = [run.model if per_task[(run.task, run.model)] == 1 else run.label for run in runs]
@@ -61,6 +62,8 @@ def run_labels(runs: Sequence[RunData]) -> list[str]:
         if repeats[key] > 1:
             seen[key] += 1
             label = f"{label}#{seen[key]}"
+        if run.problems_check.is_modified:  # graded against edited problems: said in every legend and table
+            label = f"{label} [MODIFIED: {run.problems_check.ids_text(3)}]"
         out.append(label)
     return out
 
