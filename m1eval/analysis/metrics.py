@@ -359,19 +359,13 @@ def weighted_majority_curve(clusters, correct, scores, *, draws: int = 1000, see
     ballot = _weighted_ballot("weighted_majority_curve", clusters, correct, scores)
     if ballot is None:
         return np.zeros(n)
-    return _vote_batch([ballot], n, draws, [seed], np.arange(n))[0]
+    return _ballot_shares(ballot, draws, seed, np.arange(n))
 
 
-def _vote_batch(ballots: Sequence[_Ballot], n: int, draws: int, seeds: Sequence[int], at: np.ndarray) -> np.ndarray:
-    """``weighted_majority_curve(...)[at]`` of problems with n samples and the same number of classes
-    each, problem i voted in the orders of ``seeds[i]``."""
-    return vote_draws.vote_shares(
-        np.stack([b.classes for b in ballots]),
-        np.stack([b.scores for b in ballots]),
-        np.stack([b.class_weight for b in ballots]),
-        vote_draws.random_orders(n, draws, seeds),
-        at,
-    )
+def _ballot_shares(ballot: _Ballot, draws: int, seed: int, at: np.ndarray) -> np.ndarray:
+    """``weighted_majority_curve(...)[at]`` of one problem's ballot, voted in the orders of ``seed``."""
+    orders = vote_draws.random_orders(len(ballot.classes), draws, [seed])
+    return vote_draws.vote_shares(ballot.classes[None], ballot.scores[None], ballot.class_weight[None], orders, at)[0]
 
 
 def best_of_curve(correct, scores) -> np.ndarray:
@@ -560,11 +554,10 @@ def _weighted_majority_many(
         ballot = _weighted_ballot("wmaj", cl, co, np.clip(np.asarray(sc, dtype=float), 0, None))
         if ballot is None:  # nobody votes: 0 at every k
             continue
-        n = len(co)
         if ballot.consistent:
-            out[i] = _vote_batch([ballot], n, draws, [seed + i], ks - 1)[0]
+            out[i] = _ballot_shares(ballot, draws, seed + i, ks - 1)
         else:
-            out[i] = _vote_batch([ballot], n, draws, [seed + i], np.arange(n))[0, ks - 1]
+            out[i] = _ballot_shares(ballot, draws, seed + i, np.arange(len(co)))[ks - 1]
     return out
 
 
