@@ -216,6 +216,8 @@ def test_weighted_majority_monte_carlo_close_to_exact():
     assert curve[2] == pytest.approx(exact, abs=0.03)
     with pytest.raises(ValueError):
         M.weighted_majority_at_k([0], [True], [-1.0], 1)
+    with pytest.raises(ValueError, match="draws >= 1, got 0"):
+        M.weighted_majority_curve(clusters, correct, scores, draws=0)
 
 
 def test_equal_weights_reduce_to_plain_majority():

@@ -23,6 +23,8 @@ def random_orders(n: int, draws: int, seeds: Sequence[int]) -> np.ndarray:
     """(len(seeds), draws, n): ``draws`` uniformly random orders of n samples per seed, each from
     its own ``default_rng(seed)`` (an argsort of uniforms), so a problem's orders do not depend
     on which problems it is voted with."""
+    if draws < 1:
+        raise ValueError(f"a Monte Carlo vote needs draws >= 1, got {draws}")
     return np.argsort(np.stack([np.random.default_rng(s).random((draws, n)) for s in seeds]), axis=-1)
 
 
