@@ -122,6 +122,33 @@ def test_majority_values_come_from_the_metrics_estimator(runs):
         metric_curve(slow, "maj", ks=[8])
 
 
+def test_a_metric_curve_computes_its_per_problem_values_once(runs, monkeypatch):
+    """The point and the interval of ``metric_curve`` come from one ``per_problem`` call (they used to
+    take one each), with the numbers of ``interval_curve`` computing its own."""
+    import m1eval.analysis.curves as curves_module
+    import m1eval.analysis.intervals as intervals_module
+    from m1eval.analysis.intervals import interval_curve
+
+    _, slow = runs
+    calls: list[str] = []
+    real = intervals_module.per_problem
+
+    def counting(*args, **kwargs):
+        calls.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(intervals_module, "per_problem", counting)
+    monkeypatch.setattr(curves_module, "per_problem", counting)
+    curve = metric_curve(slow, "maj", ks=[1, 2, 4], sign_flips=50)
+    assert calls == ["maj"]
+    own = interval_curve(curves_module.problem_set(slow), [1, 2, 4], "maj", sign_flips=50)
+    assert (curve.accuracy.tolist(), curve.low.tolist(), curve.high.tolist()) == (
+        own.point.tolist(),
+        own.low.tolist(),
+        own.high.tolist(),
+    )
+
+
 def test_clock_from_run_batches(runs):
     _, slow = runs
     clock = clock_from_batches(slow)  # two batches of 8 s, 4 x 50 tokens each -> 400 / 16

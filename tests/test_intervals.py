@@ -55,6 +55,18 @@ def test_interval_brackets_point_and_is_reproducible():
     assert np.isnan(none.low[0]) and np.isfinite(none.point[0])
 
 
+def test_interval_curve_takes_the_values_it_would_compute():
+    problems = make_set(np.linspace(0.1, 0.9, 12), n=8, seed=4)
+    for metric in ("maj", "wmaj"):
+        values = B.per_problem(problems, [1, 4], metric)
+        own = B.interval_curve(problems, [1, 4], metric, sign_flips=10)
+        given_values = B.interval_curve(problems, [1, 4], metric, sign_flips=10, values=values)
+        for name in ("point", "low", "high", "se"):
+            np.testing.assert_array_equal(getattr(given_values, name), getattr(own, name))
+    with pytest.raises(ValueError, match=r"values: expected shape \(12, 2\)"):
+        B.interval_curve(problems, [1, 4], "maj", values=values[:, :1])
+
+
 def test_single_problem_population_vs_fixed_set():
     """One problem says almost nothing about new problems, but a fair amount about itself."""
     problems = B.ProblemSet(["only"], [np.array([0] * 10 + [1] * 10)], [np.array([True] * 10 + [False] * 10)])

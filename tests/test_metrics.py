@@ -216,6 +216,8 @@ def test_weighted_majority_monte_carlo_close_to_exact():
     assert curve[2] == pytest.approx(exact, abs=0.03)
     with pytest.raises(ValueError):
         M.weighted_majority_at_k([0], [True], [-1.0], 1)
+    with pytest.raises(ValueError, match="draws >= 1, got 0"):
+        M.weighted_majority_curve(clusters, correct, scores, draws=0)
 
 
 def test_equal_weights_reduce_to_plain_majority():
@@ -246,17 +248,148 @@ def test_k_grids():
 
 
 def test_registry_fast_paths_give_the_one_problem_curves():
-    """A metric's ``many`` (the bootstrap's fast path) must give exactly its ``curve`` for every problem."""
+    """A metric's ``many`` (the intervals' fast path) must give its ``curve`` for every problem
+    (problem i seeded ``seed + i``, as ``per_problem`` seeds the one-problem curves)."""
     rng = np.random.default_rng(5)
     clusters = [rng.integers(-1, 3, size=n) for n in (4, 4, 6, 8)]
     correct = [cl == 0 for cl in clusters]
+    scores = [np.where(rng.random(len(cl)) < 0.3, 0.0, rng.random(len(cl))) for cl in clusters]
     ks = np.array([1, 2, 4])
     fast = [m for m in M.REGISTRY.values() if m.many is not None]
-    assert {m.name for m in fast} == {"pass", "maj"}
+    assert {m.name for m in fast} == {"pass", "maj", "wmaj"}
     for metric in fast:
-        many = metric.many(clusters, correct, None, ks)
-        one = np.stack([metric.curve(cl, co, None)[ks - 1] for cl, co in zip(clusters, correct)])
+        many = metric.many(clusters, correct, scores, ks, draws=50, seed=3)
+        one = np.stack(
+            [
+                metric.curve(cl, co, sc, draws=50, seed=3 + i)[ks - 1]
+                for i, (cl, co, sc) in enumerate(zip(clusters, correct, scores))
+            ]
+        )
         assert many == pytest.approx(one, abs=1e-12), metric.name
+
+
+# ---------------------------------------------------------------------------- the weighted vote's fast path
+
+
+def literal_weighted_vote(clusters, correct, scores, draws: int, seed: int) -> np.ndarray:
+    """Reference for the Monte Carlo weighted vote, one vote at a time: in each of the seeded
+    orders, the first k samples add up their scores per class (in order), the largest total
+    wins and tied classes split the vote; a class is right with its members' share of correct
+    samples. Returns the mean over the orders for k = 1..n."""
+    n = len(correct)
+    voters = [i for i in range(n) if clusters[i] is not None and not math.isnan(scores[i])]
+    members: dict[int, list[int]] = {}
+    for i in voters:
+        members.setdefault(int(clusters[i]), []).append(i)
+    weight = {c: sum(float(correct[i]) for i in idx) / len(idx) for c, idx in members.items()}
+    if not voters:
+        return np.zeros(n)
+    orders = np.argsort(np.random.default_rng(seed).random((draws, n)), axis=1)
+    out = np.zeros((draws, n))
+    for d, order in enumerate(orders):
+        totals: dict[int, float] = {}
+        for k, i in enumerate(order):
+            if i in voters:
+                c = int(clusters[i])
+                totals[c] = totals.get(c, 0.0) + float(scores[i])
+            if totals:
+                top = max(totals.values())
+                winners = [c for c, t in totals.items() if t == top]
+                out[d, k] = sum(weight[c] for c in winners) / len(winners)
+    return out.mean(axis=0)
+
+
+@st.composite
+def weighted_problems(draw, consistent: bool):
+    """A few problems: answers in up to 5 classes (None: no answer), scores with many exact ties
+    (zeros, repeated values) and NaNs; correct by class (consistent) or per sample."""
+    problems = []
+    for _ in range(draw(st.integers(1, 5))):
+        n = draw(st.integers(1, 12))
+        clusters = draw(st.lists(st.one_of(st.none(), st.integers(0, 4)), min_size=n, max_size=n))
+        scores = draw(
+            st.lists(st.sampled_from([0.0, 0.0, 0.25, 0.5, 1.0, 1 / 3, 2.5, float("nan")]), min_size=n, max_size=n)
+        )
+        if consistent:
+            right = draw(st.integers(0, 5))
+            correct = [c == right for c in clusters]
+        else:
+            correct = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+        problems.append((clusters, correct, scores))
+    return problems
+
+
+@settings(max_examples=60, deadline=None)
+@given(weighted_problems(consistent=True), st.integers(1, 30), st.integers(0, 50))
+def test_weighted_vote_fast_path_is_the_literal_vote_exactly(problems, draws, seed):
+    """Classes all right or all wrong (a consistent grader): every share is a sum of 0s and 1s, so the
+    batched tensors and the literal count agree to the bit, ties included."""
+    _check_weighted_fast_path(problems, draws, seed, exact=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(weighted_problems(consistent=False), st.integers(1, 30), st.integers(0, 50))
+def test_weighted_vote_fast_path_is_the_literal_vote_with_mixed_classes(problems, draws, seed):
+    _check_weighted_fast_path(problems, draws, seed, exact=False)
+
+
+def _check_weighted_fast_path(problems, draws, seed, *, exact: bool) -> None:
+    clusters = [np.array([-1 if c is None else c for c in cl]) for cl, _, _ in problems]
+    correct = [np.array(co, dtype=bool) for _, co, _ in problems]
+    scores = [np.array(sc, dtype=float) for _, _, sc in problems]
+    n = min(len(c) for c in correct)
+    ks = np.arange(1, n + 1)
+    many = M._weighted_majority_many(clusters, correct, scores, ks, draws=draws, seed=seed)
+    for i, (cl, co, sc) in enumerate(problems):
+        want = literal_weighted_vote(cl, co, sc, draws, seed + i)
+        one = M.weighted_majority_curve(cl, co, sc, draws=draws, seed=seed + i)
+        if exact:
+            assert np.array_equal(one, want) and np.array_equal(many[i], want[ks - 1]), i
+        else:
+            assert one == pytest.approx(want, abs=1e-12) and many[i] == pytest.approx(want[ks - 1], abs=1e-12), i
+
+
+def test_weighted_vote_fast_path_gives_the_whole_curve_at_each_k():
+    """The fast path decides the winners at the asked k alone: its numbers must be the whole curve's
+    there, to the bit, for any choice of k (one k, a few, every one), with or without partly right
+    classes, and a problem's numbers must not depend on the problems before it (seed + i)."""
+    rng = np.random.default_rng(11)
+    clusters = [rng.integers(-1, int(rng.integers(1, 6)), size=int(rng.choice([6, 9]))) for _ in range(14)]
+    clusters[3] = np.full(9, -1)  # nobody answers: 0 at every k
+    correct = [cl == 0 for cl in clusters[:7]] + [rng.random(len(cl)) < 0.5 for cl in clusters[7:]]
+    scores = [np.where(rng.random(len(cl)) < 0.4, 0.0, rng.integers(1, 4, size=len(cl)) / 3) for cl in clusters]
+    whole = [
+        M._weighted_majority_one(cl, co, sc, draws=40, seed=2 + i)
+        for i, (cl, co, sc) in enumerate(zip(clusters, correct, scores))
+    ]
+    for ks in ([1], [6], [1, 2, 4], [2, 3, 5, 6], list(range(1, 7))):
+        ks = np.array(ks)
+        fast = M._weighted_majority_many(clusters, correct, scores, ks, draws=40, seed=2)
+        assert np.array_equal(fast, np.stack([w[ks - 1] for w in whole])), ks
+    assert np.array_equal(whole[3], np.zeros(9))
+    tail = M._weighted_majority_many(clusters[5:], correct[5:], scores[5:], np.arange(1, 7), draws=40, seed=7)
+    assert np.array_equal(tail, np.stack([w[:6] for w in whole[5:]]))  # problem 5 + j seeded 2 + 5 + j = 7 + j
+
+
+def test_majority_fast_path_does_not_depend_on_what_was_asked_before():
+    """The maj fast path keeps profile curves across calls; a curve must still be the one a fresh
+    process computes (the sum over classes depends on their order in the last bit)."""
+    # one profile (classes of 2, 3, 2 and 2 samples, 2, 2, 1 and 1 right, one abstention) in two class
+    # orders whose curves differ in the last bit
+    clusters = [np.array([0, 0, 1, 1, 1, 2, 2, 3, 3, -1]), np.array([0, 0, 1, 1, 2, 2, 3, 3, 3, -1])]
+    correct = [
+        np.array([1, 1, 1, 1, 0, 1, 0, 1, 0, 0], dtype=bool),
+        np.array([1, 0, 1, 0, 1, 1, 1, 1, 0, 0], dtype=bool),
+    ]
+    ks = np.arange(1, 11)
+    M._profile_curve.cache_clear()
+    fresh = [M._majority_many([cl], [co], None, ks) for cl, co in zip(clusters, correct)]
+    M._majority_many(clusters[::-1], correct[::-1], None, ks)  # the other order is seen first now
+    again = [M._majority_many([cl], [co], None, ks) for cl, co in zip(clusters, correct)]
+    assert not np.array_equal(fresh[0], fresh[1])  # the premise: the order shows
+    assert all(np.array_equal(a, b) for a, b in zip(fresh, again))
+    for got, cl, co in zip(fresh, clusters, correct):
+        assert got[0] == pytest.approx(M.majority_curve(cl, co), abs=1e-12)
 
 
 def test_registry_names_labels_and_lookups():

@@ -136,6 +136,33 @@ def test_scan_chunks_are_bounded_and_whole_lines(tmp_path):
     assert sum(len(chunk) for chunk in chunks) == 32 and state.covered == (path / "samples.jsonl").stat().st_size
 
 
+@pytest.mark.parametrize("max_bytes", [1, 9_000, 40_000, 1 << 30])
+def test_graded_chunks_are_whole_problems_in_file_order(tmp_path, max_bytes):
+    """As a resumed run leaves samples.jsonl (one problem's samples in several places), each chunk is
+    whole problems, in the order they first appear, each problem's samples in file order; a chunk
+    closes at the problem that brings it to ``max_bytes`` of lines."""
+    path = make_synthetic_run(tmp_path, n_problems=6, n_samples=5, seed=3, text_chars=2000)
+    lines = (path / "samples.jsonl").read_bytes().splitlines(keepends=True)
+    random.Random(1).shuffle(lines)
+    (path / "samples.jsonl").write_bytes(b"".join(lines))
+    (path / SAMPLES_META).unlink(missing_ok=True)
+    run = load_run(path)
+    in_file = [(c["problem_id"], c["sample_index"], len(line)) for c, line in ((json.loads(x), x) for x in lines)]
+    problems = list(dict.fromkeys(pid for pid, _, _ in in_file))
+    want, chunk, held = [], [], 0
+    for pid in problems:
+        mine = [(p, i, size) for p, i, size in in_file if p == pid]
+        chunk += [(p, i) for p, i, _ in mine]
+        held += sum(size for _, _, size in mine)
+        if held >= max_bytes:
+            want, chunk, held = [*want, chunk], [], 0
+    want += [chunk] if chunk else []
+    got = [[(c.problem_id, c.sample_index) for c in completions] for completions in run.graded_chunks(max_bytes)]
+    assert got == want and run.graded_chunk_count(max_bytes) == len(want)
+    exact = sum(size for pid, _, size in in_file if pid == problems[0])  # the first problem reaches it exactly
+    assert {c.problem_id for c in next(run.graded_chunks(exact))} == {problems[0]}
+
+
 def _answers() -> tuple[list[Problem], list[Completion]]:
     """Problems whose samples give several classes each (and no answer, and truncation), shuffled as a
     resumed run leaves them: one problem's samples in several places of the file."""
@@ -190,7 +217,7 @@ def test_sequential_curve_does_not_depend_on_the_text_chunks(tmp_path):
     assert len(whole.lengths) > 2 and chunked.lengths == whole.lengths
     for name in ("accuracy", "low", "high", "no_answer"):
         assert np.array_equal(getattr(chunked, name), getattr(whole, name)), name
-    assert steps[0][0] == 0 and steps[-1][0] == steps[-1][1] == 6 * len(whole.lengths)  # one chunk per problem
+    assert steps[0][0] == 0 and steps[-1][0] == steps[-1][1] == 6  # one chunk per problem, every length at once
 
 
 class Echo(EngineBase):

@@ -39,12 +39,18 @@ def problem_values(run: RunData, metric: str, ks: Sequence[int]) -> pd.DataFrame
 
     Each problem uses all of its graded samples (its own n), as the estimators allow.
     """
+    return _problem_values(run, problem_set(run), metric, list(ks))[1]
+
+
+def _problem_values(
+    run: RunData, problems: ProblemSet, metric: str, ks: list[int], seed: int = 0
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """``per_problem`` of ``problems`` (the run's): the matrix as computed, and as the frame ``problem_values`` returns."""
     if metric not in METRICS:
         raise CurveError(f"metric must be one of {METRICS}, got {metric!r}")
-    problems = problem_set(run)
-    ks = list(ks)
     _check_k(run, ks)
-    return pd.DataFrame(per_problem(problems, ks, metric), index=problems.ids, columns=ks)
+    values = per_problem(problems, ks, metric, seed=seed)
+    return values, pd.DataFrame(values, index=problems.ids, columns=ks)
 
 
 def _check_k(run: RunData, ks: Sequence[int]) -> None:
@@ -96,14 +102,16 @@ def metric_curve(
 ) -> MetricCurve:
     """Per-problem expected metric for each k, averaged over problems, with its interval (``interval_curve``)."""
     grid = list(ks) if ks is not None else k_grid(run.n)
-    values = problem_values(run, metric, grid)
+    problems = problem_set(run)
+    raw, values = _problem_values(run, problems, metric, grid, seed)
     ci = interval_curve(
-        problem_set(run),
+        problems,
         grid,
         metric,
         sign_flips=sign_flips,
         seed=seed,
         level=level,
         point=values.to_numpy().mean(axis=0),
+        values=raw,  # computed once for the point and the interval
     )
     return MetricCurve(label or run.model, run.task, metric, grid, ci.point, ci.low, ci.high, values)

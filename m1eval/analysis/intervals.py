@@ -285,6 +285,7 @@ def interval_curve(
     level: float = 0.95,
     point: np.ndarray | None = None,
     target: str = "population",
+    values: np.ndarray | None = None,
 ) -> CurveCI:
     """Point curve (exact) with an interval for each k; ``sign_flips=0`` gives none.
 
@@ -296,6 +297,7 @@ def interval_curve(
     because the choice of problems is held fixed. The intervals are
     closed-form; ``sign_flips`` (the paired test's setting, passed through by the verbs) only
     switches them on (> 0) or off (0). Every interval contains its point estimate.
+    ``values``: ``per_problem(problems, ks, metric, seed=seed)`` when the caller has it already.
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
@@ -304,7 +306,10 @@ def interval_curve(
             f"a fixed-set interval exists for {M.metric_names(fixed_set=True)} only, not {metric!r}; use target='population'"
         )
     k_arr = _check_ks(problems, ks)
-    values = per_problem(problems, k_arr, metric, seed=seed)
+    if values is None:
+        values = per_problem(problems, k_arr, metric, seed=seed)
+    elif values.shape != (len(problems), len(k_arr)):
+        raise ValueError(f"values: expected shape {(len(problems), len(k_arr))} (problems, ks), got {values.shape}")
     if point is None:
         point = values.mean(axis=0)
     point = np.asarray(point, dtype=float)

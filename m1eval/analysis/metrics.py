@@ -20,6 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from m1eval.analysis import vote_draws
+
 MAX_EXACT_N = 1024
 
 
@@ -268,13 +270,27 @@ def majority_at_k_first(clusters, correct, k: int) -> float:
     return float(majority_first_curve(clusters, correct)[k - 1])
 
 
-def _weighted_ballot(name: str, clusters, correct, scores: np.ndarray):
-    """The vote matrix of a score-weighted vote, or None when no sample votes.
+@dataclass(frozen=True)
+class _Ballot:
+    """One problem's score-weighted vote: who votes for which class, with what score, and how right each class is."""
 
-    Returns ``votes`` (samples x classes, 1 where a sample votes for a class),
-    ``class_weight`` (each class's share of correct samples), the ``voting`` mask and each
-    voting sample's class index (``inverse``). A NaN score, like a missing answer, abstains.
-    """
+    classes: np.ndarray  # class index of each sample, -1 where it abstains (no answer or a NaN score)
+    votes: np.ndarray  # samples x classes, 1 where a sample votes for a class
+    class_weight: np.ndarray  # each class's share of correct samples
+    scores: np.ndarray  # each sample's score, 0 where NaN
+
+    @property
+    def consistent(self) -> bool:
+        """Every class all right or all wrong (as m1eval's grader makes them): its shares are exact
+        sums, whatever k they are asked at (``vote_draws.vote_shares``)."""
+        return bool(np.all((self.class_weight == 0) | (self.class_weight == 1)))
+
+
+def _weighted_ballot(name: str, clusters, correct, scores: np.ndarray) -> _Ballot | None:
+    """The ballot of a score-weighted vote, or None when no sample votes. A NaN score, like a
+    missing answer, abstains."""
+    if len(scores) != len(correct) or len(clusters) != len(correct):
+        raise ValueError(f"{name}: clusters, correct and scores differ in length")
     if np.any(scores < 0):
         raise ValueError(f"{name}: scores must be >= 0 (NaN for no vote)")
     ids = _class_ids(clusters)
@@ -283,10 +299,12 @@ def _weighted_ballot(name: str, clusters, correct, scores: np.ndarray):
     if not voting.any():
         return None
     labels, inverse = np.unique(ids[voting], return_inverse=True)
+    classes = np.full(len(scores), -1, dtype=np.int64)
+    classes[voting] = inverse
     votes = np.zeros((len(scores), len(labels)))
     votes[np.flatnonzero(voting), inverse] = 1.0
     class_weight = (np.asarray(correct, dtype=float) @ votes) / votes.sum(axis=0)
-    return votes, class_weight, voting, inverse
+    return _Ballot(classes, votes, class_weight, np.nan_to_num(scores))
 
 
 def weighted_majority_at_k(
@@ -309,7 +327,7 @@ def weighted_majority_at_k(
     ballot = _weighted_ballot("weighted_majority_at_k", clusters, correct, scores)
     if ballot is None:
         return 0.0
-    votes, class_weight, _voting, _inverse = ballot
+    votes, class_weight = ballot.votes, ballot.class_weight
     if n <= MAX_EXACT_N and binomials(n)[n, k] <= exact_limit:
         from itertools import combinations
 
@@ -320,7 +338,7 @@ def weighted_majority_at_k(
     member = np.zeros((len(subsets), n))
     np.put_along_axis(member, subsets, 1.0, axis=1)
     present = (member @ votes) > 0
-    totals = np.where(present, member @ (votes * np.nan_to_num(scores)[:, None]), -np.inf)
+    totals = np.where(present, member @ (votes * ballot.scores[:, None]), -np.inf)
     best = totals.max(axis=1, keepdims=True)
     winners = present & (totals == best)
     share = winners / np.maximum(winners.sum(axis=1, keepdims=True), 1)
@@ -341,22 +359,13 @@ def weighted_majority_curve(clusters, correct, scores, *, draws: int = 1000, see
     ballot = _weighted_ballot("weighted_majority_curve", clusters, correct, scores)
     if ballot is None:
         return np.zeros(n)
-    votes, class_weight, voting, inverse = ballot
-    n_classes = len(class_weight)
-    order = np.argsort(np.random.default_rng(seed).random((draws, n)), axis=1)
-    position = np.argsort(order, axis=1)  # where each sample lands in each order
-    member = np.flatnonzero(voting)
-    first = np.full((draws, n_classes), n)
-    for c in range(n_classes):
-        first[:, c] = position[:, member[inverse == c]].min(axis=1)
-    present = first[:, None, :] <= np.arange(n)[None, :, None]  # (draws, k - 1, classes)
-    weighted = votes * np.nan_to_num(scores)[:, None]  # (samples, classes)
-    running = np.cumsum(weighted[order], axis=1)
-    totals = np.where(present, running, -np.inf)
-    best = totals.max(axis=2, keepdims=True)
-    winners = present & (totals == best)
-    share = (winners @ class_weight) / np.maximum(winners.sum(axis=2), 1)
-    return share.mean(axis=0)
+    return _ballot_shares(ballot, draws, seed, np.arange(n))
+
+
+def _ballot_shares(ballot: _Ballot, draws: int, seed: int, at: np.ndarray) -> np.ndarray:
+    """``weighted_majority_curve(...)[at]`` of one problem's ballot, voted in the orders of ``seed``."""
+    orders = vote_draws.random_orders(len(ballot.classes), draws, [seed])
+    return vote_draws.vote_shares(ballot.classes[None], ballot.scores[None], ballot.class_weight[None], orders, at)[0]
 
 
 def best_of_curve(correct, scores) -> np.ndarray:
@@ -490,8 +499,22 @@ def _majority_one(clusters, correct, scores, *, draws: int = 0, seed: int = 0) -
     return majority_curve(clusters, correct)
 
 
+@lru_cache(maxsize=2048)
+def _profile_curve(abstain: int, sizes: bytes, weights: bytes) -> np.ndarray:
+    """``majority_curve_from_counts`` of one vote profile, kept across calls: a report, a figure and a
+    budget of the same run ask for the same profiles. Keyed by the classes in their given order
+    (the sum over classes depends on it in the last bit), so a result never depends on what was
+    asked before."""
+    curve = majority_curve_from_counts(np.frombuffer(sizes, dtype=np.int64), np.frombuffer(weights), abstain)
+    curve.setflags(write=False)
+    return curve
+
+
 def _majority_many(clusters, correct, scores, ks: np.ndarray, *, draws: int = 0, seed: int = 0) -> np.ndarray:
-    """Exact maj curves, computed once per vote profile: easy and hard problems repeat profiles a lot."""
+    """Exact maj curves, computed once per vote profile: easy and hard problems repeat profiles a lot.
+
+    Within one call a profile's first problem (its classes in that problem's order) gives the
+    curve of every problem with the same profile in any class order."""
     seen: dict[tuple, np.ndarray] = {}
     rows = []
     for cl, co in zip(clusters, correct):
@@ -500,7 +523,9 @@ def _majority_many(clusters, correct, scores, ks: np.ndarray, *, draws: int = 0,
         key = (abstain, sizes[order].tobytes(), weights[order].tobytes())
         curve = seen.get(key)
         if curve is None:
-            curve = seen[key] = majority_curve_from_counts(sizes, weights, abstain)
+            curve = seen[key] = _profile_curve(
+                abstain, sizes.astype(np.int64).tobytes(), weights.astype(float).tobytes()
+            )
         rows.append(curve[ks - 1])
     return np.stack(rows)
 
@@ -517,8 +542,29 @@ def _weighted_majority_one(clusters, correct, scores, *, draws: int = 200, seed:
     return weighted_majority_curve(clusters, correct, np.clip(scores, 0, None), draws=draws, seed=seed)
 
 
+def _weighted_majority_many(
+    clusters, correct, scores, ks: np.ndarray, *, draws: int = 200, seed: int = 0
+) -> np.ndarray:
+    """Every problem's weighted vote at ``ks``, with the numbers of ``_weighted_majority_one`` there
+    (problem i seeded ``seed + i``, as ``per_problem`` seeds it). Winners are found at ``ks`` alone
+    (a report asks for 7 of 64 k), except in problems with a partly right class, whose shares are
+    computed at every k (``vote_draws.vote_shares`` says why)."""
+    out = np.zeros((len(correct), len(ks)))
+    for i, (cl, co, sc) in enumerate(zip(clusters, correct, scores)):
+        ballot = _weighted_ballot("wmaj", cl, co, np.clip(np.asarray(sc, dtype=float), 0, None))
+        if ballot is None:  # nobody votes: 0 at every k
+            continue
+        if ballot.consistent:
+            out[i] = _ballot_shares(ballot, draws, seed + i, ks - 1)
+        else:
+            out[i] = _ballot_shares(ballot, draws, seed + i, np.arange(len(co)))[ks - 1]
+    return out
+
+
 register_metric(Metric("pass", "pass@k", _pass_one, fixed_set=True, curves=True, many=_pass_many))
 register_metric(Metric("maj", "maj@k", _majority_one, curves=True, many=_majority_many))
 register_metric(Metric("maj_first", "maj@k (first k)", _majority_first_one))
 register_metric(Metric("best", "best-of-k", _best_one, needs_scores=True))
-register_metric(Metric("wmaj", "weighted maj@k", _weighted_majority_one, needs_scores=True))
+register_metric(
+    Metric("wmaj", "weighted maj@k", _weighted_majority_one, needs_scores=True, many=_weighted_majority_many)
+)

@@ -24,6 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from m1eval.records import BatchTiming, Completion, Grade, Problem
@@ -138,19 +139,17 @@ class RunData:
 
     @staticmethod
     def _chunk_rows(graded: pd.DataFrame, max_bytes: int) -> Iterator[list[int]]:
-        order = {pid: i for i, pid in enumerate(pd.unique(graded["problem_id"]))}
-        position = graded["problem_id"].map(order).to_numpy()
-        chunk: list[int] = []
-        held = 0
-        for p in range(len(order)):
-            rows = list(graded.index[position == p])
-            chunk.extend(rows)
-            held += int(graded.loc[rows, "length"].sum())
-            if held >= max_bytes:
-                yield chunk
-                chunk, held = [], 0
-        if chunk:
-            yield chunk
+        codes, _ = pd.factorize(graded["problem_id"])  # problems numbered in the order they first appear
+        by_problem = np.argsort(codes, kind="stable")  # rows problem by problem, in file order within one
+        ends = np.cumsum(np.bincount(codes))
+        sizes = np.bincount(codes, weights=graded["length"].to_numpy(dtype=np.int64)).astype(np.int64)
+        labels = graded.index.to_numpy()
+        start = held = 0
+        for p, end in enumerate(ends):
+            held += int(sizes[p])
+            if held >= max_bytes or p == len(ends) - 1:
+                yield labels[by_problem[start:end]].tolist()
+                start, held = int(end), 0
 
     def _read(self, rows: pd.DataFrame) -> list[Completion]:
         try:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 import pandas as pd
 
 from m1eval.analysis.budget.clock import BudgetError
-from m1eval.records import PREFIX_GRID, Completion
+from m1eval.analysis.intervals import ProblemSet, interval_curve
+from m1eval.records import PREFIX_GRID, Completion, Grade, Problem
 from m1eval.rundir.rundata import TEXT_CHUNK_BYTES, RunData
 from m1eval.rundir.store import recorded_extraction
 from m1eval.throughput.profile import ProfileError, ThroughputProfile
@@ -104,11 +106,10 @@ def sequential_curve(
     at L >= the run's max tokens the curve equals the report's pass@1.
 
     The texts are streamed (``RunData.graded_chunks``): each chunk of whole problems is cut
-    and graded at every L before the next is read. ``on_step(done, total)`` is called with 0
-    first and after each (chunk, length) step (for a progress bar: the caller draws it).
+    at every L and graded (each distinct text once, ``_grade_cuts``) before the next is read.
+    ``on_step(done, total)`` is called with 0 first and after each chunk (for a progress
+    bar: the caller draws it).
     """
-    from m1eval.analysis.intervals import ProblemSet, interval_curve
-
     if run.lines is None:
         raise BudgetError(f"{run.path}: loaded without completion texts (with_text=False); they are needed here")
     graded = run.frame
@@ -137,44 +138,32 @@ def sequential_curve(
         # the run's own policy: a run graded lenient, cut and read boxed-only, would score 0 at every L
         grader = Grader(extraction=recorded_extraction(run.manifest) or DEFAULT_POLICY)
     # The texts are read a few whole problems at a time (each chunk graded at every L), so
-    # memory follows the chunk, not the run; per L the chunks' grades keep the problems' order.
-    per_length: list[list[pd.DataFrame]] = [[] for _ in grid]
-    total = len(grid) * run.graded_chunk_count(chunk_bytes)
-    step = 0
+    # memory follows the chunk, not the run; per L the problems keep their order.
+    by_length = [_LengthGrades() for _ in grid]
+    total = run.graded_chunk_count(chunk_bytes)
     try:
         if on_step is not None:
             on_step(0, total)
-        for completions in run.graded_chunks(chunk_bytes):
+        for step, completions in enumerate(run.graded_chunks(chunk_bytes), start=1):
             by_problem: dict[str, list[Completion]] = {}
             for c in completions:
                 by_problem.setdefault(c.problem_id, []).append(c)
-            for i, L in enumerate(grid):
-                batch = [(problems[pid], [cut_completion(c, L) for c in cs]) for pid, cs in by_problem.items()]
-                grades = grader.grade_many(batch, progress=False)
-                per_length[i].append(
-                    pd.DataFrame(
-                        {
-                            "problem_id": [g.problem_id for g in grades],
-                            "correct": [bool(g.correct) for g in grades],
-                            "cluster": pd.array([g.cluster for g in grades], dtype="Int64"),
-                            "answer": [g.answer for g in grades],
-                        }
-                    )
-                )
-                step += 1
-                if on_step is not None:
-                    on_step(step, total)
+            cut_grades = _grade_cuts(grader, problems, by_problem, grid)
+            for L, at_length in zip(grid, by_length):
+                for pid, cs in by_problem.items():
+                    at_length.add(pid, [cut_grades[pid, _text_at(c, L)][c.sample_index] for c in cs])
+            if on_step is not None:
+                on_step(step, total)
     finally:
         if own_grader:
             grader.close()
     acc, low, high, no_answer = [], [], [], []
-    for frames in per_length:
-        frame = pd.concat(frames, ignore_index=True)
-        ci = interval_curve(ProblemSet.from_frame(frame), [1], "pass", sign_flips=sign_flips, seed=seed, level=level)
+    for at_length in by_length:
+        ci = interval_curve(at_length.problems(), [1], "pass", sign_flips=sign_flips, seed=seed, level=level)
         acc.append(float(ci.point[0]))
         low.append(float(ci.low[0]))
         high.append(float(ci.high[0]))
-        no_answer.append(float(frame["answer"].isna().mean()))
+        no_answer.append(at_length.no_answer_rate())
     seconds = None
     if profile is not None:
         try:
@@ -192,3 +181,55 @@ def sequential_curve(
         seconds=seconds,
         batch_size=profile.length_batch_size if profile is not None else None,
     )
+
+
+def _text_at(completion: Completion, length: int) -> int | None:
+    """Which text of ``completion`` is graded at ``length``: its cut there, or None for the whole
+    completion (``cut_completion`` returns it unchanged from its own length on)."""
+    return length if completion.completion_tokens > length else None
+
+
+def _grade_cuts(
+    grader, problems: dict[str, Problem], by_problem: dict[str, list[Completion]], grid: Sequence[int]
+) -> dict[tuple[str, int | None], dict[int, Grade]]:
+    """Grades of every distinct text the lengths ``grid`` make of these completions, in one grading call.
+
+    A completion is cut at each L below its length, and graded whole once for all the L that
+    reach its length (the cut at such an L is the completion itself): keyed (problem id, L),
+    with L None for the whole completions, then by sample index. One call for all lengths
+    keeps the grading workers busy; grading each distinct text once saves the texts that
+    are as long at several L.
+    """
+    items: list[tuple[str, int | None, list[Completion]]] = []
+    for L in grid:  # L by L, as a completion without the offsets for a cut is reported
+        for pid, cs in by_problem.items():
+            cut = [cut_completion(c, L) for c in cs if _text_at(c, L) is not None]
+            if cut:
+                items.append((pid, L, cut))
+    for pid, cs in by_problem.items():
+        whole = [c for c in cs if _text_at(c, grid[-1]) is None]
+        if whole:
+            items.append((pid, None, whole))
+    grades = iter(grader.grade_many([(problems[pid], cs) for pid, _, cs in items], progress=False))
+    return {(pid, L): {g.sample_index: g for g in islice(grades, len(cs))} for pid, L, cs in items}
+
+
+class _LengthGrades:
+    """The grades of every sample at one length L, by problem in the order they came: what pass@1 at L reads."""
+
+    def __init__(self) -> None:
+        self.correct: dict[str, list[bool]] = {}
+        self.answered: list[bool] = []
+
+    def add(self, problem_id: str, grades: Sequence[Grade]) -> None:
+        ordered = sorted(grades, key=lambda g: g.sample_index)
+        self.correct.setdefault(problem_id, []).extend(bool(g.correct) for g in ordered)
+        self.answered.extend(g.answer is not None for g in ordered)
+
+    def problems(self) -> ProblemSet:
+        """Samples for pass@1: correctness only (no classes, nothing votes)."""
+        correct = [np.array(c, dtype=bool) for c in self.correct.values()]
+        return ProblemSet(list(self.correct), [np.full(len(c), -1, dtype=np.int64) for c in correct], correct)
+
+    def no_answer_rate(self) -> float:
+        return float(np.mean(~np.array(self.answered, dtype=bool)))
