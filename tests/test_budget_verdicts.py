@@ -64,7 +64,7 @@ def test_cli_reports_the_tie_and_no_false_crossover(tmp_path):
     text, verdicts, _, _ = _budget(tmp_path, "tie")
     assert verdicts["winner"].isna().all() and verdicts["tie"].tolist() == [True]
     assert verdicts["difference"].tolist() == [0.0]
-    assert "tie: A = B" in text
+    assert " A=B " in text and "the runs tie" in text  # the leader column and its footnote
     assert "crossover: from 2.67 s on, A and B tie" in text
     assert "A is more accurate" not in text  # the old verdict, decided by rounding
 

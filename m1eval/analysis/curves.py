@@ -82,6 +82,11 @@ class MetricCurve:
     low: np.ndarray
     high: np.ndarray
     values: pd.DataFrame  # rows: problems, columns: k
+    model: str = ""  # the run's model (its colour in figures); ``label`` is unique among compared runs
+
+    @property
+    def problems(self) -> int:
+        return len(self.values)
 
 
 def metric_curve(
@@ -106,4 +111,4 @@ def metric_curve(
         level=level,
         point=values.to_numpy().mean(axis=0),
     )
-    return MetricCurve(label or run.model, run.task, metric, grid, ci.point, ci.low, ci.high, values)
+    return MetricCurve(label or run.model, run.task, metric, grid, ci.point, ci.low, ci.high, values, run.model)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from m1eval.analysis import intervals as BS
+from m1eval.analysis.comparable import Difference
 from m1eval.analysis.metrics import REGISTRY, avg_at_n, k_grid, metric_info, metric_names
 from m1eval.rundir.rundata import RunData
 
@@ -270,8 +271,16 @@ def comparisons_frame(comparisons: Sequence[BS.Comparison]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def long_frame(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparison] = ()) -> pd.DataFrame:
-    """Tidy numbers (one row per run, metric and k) for CSV and notebooks."""
+def long_frame(
+    summaries: Sequence[RunSummary],
+    comparisons: Sequence[BS.Comparison] = (),
+    differences: Sequence[Difference] = (),
+) -> pd.DataFrame:
+    """Tidy numbers (one row per run, metric and k) for CSV and notebooks.
+
+    Each setting the compared runs differ in (``m1eval.analysis.comparable``) is a row of its
+    own: metric ``differs:<setting>``, no value, the runs' values in ``note``.
+    """
     parts = []
     for s in summaries:
         for curve in s.curves.values():
@@ -330,7 +339,27 @@ def long_frame(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Compari
                 ]
             )
         )
+    if differences:
+        parts.append(
+            pd.DataFrame(
+                [
+                    {
+                        "task": "",
+                        "model": "",
+                        "run": "",
+                        "metric": f"differs:{d.key}",
+                        "value": math.nan,
+                        "note": d.text(),
+                    }
+                    for d in differences
+                ]
+            )
+        )
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def differences_frame(differences: Sequence[Difference]) -> pd.DataFrame:
+    return pd.DataFrame([{"setting": d.what, "the runs' values": d.text().split(": ", 1)[1]} for d in differences])
 
 
 # ---------------------------------------------------------------------------- renderers
@@ -392,7 +421,9 @@ def _rich(frame: pd.DataFrame, title: str) -> str:
     return console.export_text()
 
 
-def _sections(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparison]) -> list[tuple[str, pd.DataFrame]]:
+def _sections(
+    summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparison], differences: Sequence[Difference] = ()
+) -> list[tuple[str, pd.DataFrame]]:
     level = next((c.level for s in summaries for c in s.curves.values()), 0.95)
     sign_flips = next((c.sign_flips for s in summaries for c in s.curves.values()), 0)
     fixed = any(c.target == "fixed" for s in summaries for c in s.curves.values())
@@ -402,6 +433,13 @@ def _sections(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparis
         (f"Runs (accuracy in %, {note})", runs_frame(summaries)),
         (f"Curves (% [{note}])", curves_frame(summaries)),
     ]
+    if differences:
+        sections.append(
+            (
+                "Comparability: the compared runs differ in these settings, so a difference below may come from them",
+                differences_frame(differences),
+            )
+        )
     if comparisons:
         sections.append(
             (
@@ -413,18 +451,26 @@ def _sections(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparis
 
 
 def render_report(
-    summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparison] = (), fmt: str = "table"
+    summaries: Sequence[RunSummary],
+    comparisons: Sequence[BS.Comparison] = (),
+    fmt: str = "table",
+    differences: Sequence[Difference] = (),
 ) -> str:
-    """The report as text in one of ``FORMATS``."""
+    """The report as text in one of ``FORMATS``; ``differences`` (how the compared runs differ,
+    ``m1eval.analysis.comparable.run_differences``) come above the comparison."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if fmt == "json":
-        data = {"runs": [_summary_dict(s) for s in summaries], "comparisons": [asdict(c) for c in comparisons]}
+        data = {
+            "runs": [_summary_dict(s) for s in summaries],
+            "differences": [d.to_dict() for d in differences],
+            "comparisons": [asdict(c) for c in comparisons],
+        }
         return json.dumps(_finite(data), indent=2, default=_json_default)
     if fmt == "csv":
-        return long_frame(summaries, comparisons).to_csv(index=False)
+        return long_frame(summaries, comparisons, differences).to_csv(index=False)
     parts = []
-    for title, frame in _sections(summaries, comparisons):
+    for title, frame in _sections(summaries, comparisons, differences):
         if fmt == "markdown":
             parts.append(f"**{title}**\n\n{_markdown(frame)}")
         elif fmt == "latex":

@@ -156,6 +156,14 @@ VerboseOption = Annotated[
     bool, typer.Option("--verbose", "-v", help="Show the engines' INFO logs (vLLM's are quiet otherwise).")
 ]
 FigureFormatOption = Annotated[str, typer.Option("--format", "-f", help="Figure format: png, pdf or svg.")]
+FigureSizeOption = Annotated[
+    str,
+    typer.Option(
+        "--size",
+        help="Figure width: single (one column of a two-column paper, 3.4 in, panels stacked) "
+        "or double (the page width, 7 in, two panels a row).",
+    ),
+]
 ProfileOption = Annotated[
     list[Path] | None, typer.Option("--profile", "-p", help="Throughput profile JSON from `m1eval bench`; repeat.")
 ]

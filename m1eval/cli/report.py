@@ -115,7 +115,10 @@ def report(
         except ValueError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
-    text = report_lib.render_report(summaries, comparisons, fmt.value)
+    from m1eval.analysis.comparable import run_differences
+
+    differences = run_differences(runs) if len(runs) > 1 else []
+    text = report_lib.render_report(summaries, comparisons, fmt.value, differences)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
