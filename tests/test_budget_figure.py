@@ -43,8 +43,8 @@ def test_two_runs_of_one_model_are_two_lines_with_their_own_labels(tmp_path):
     steps = [line for line in ax.lines if line.get_label() in ("m1/large (25 tok/s)", "m1/small (200 tok/s)")]
     colors = [to_rgb(line.get_color()) for line in steps]
     assert colors[0] == to_rgb(ps.model_color("m1"))  # the model's colour, then a colour of its own
-    # another hue, not a shade of it (the old darker shade, 0.6 x the colour, pointed the same way in RGB)
-    assert ps.colour_similarity(colors[0], colors[1]) < 0.95
+    # another colour, not a shade of it (the old darker shade, 0.6 x the colour, was one)
+    assert ps.distinct_colours(colors[0], colors[1])
     assert steps[0].get_linestyle() != steps[1].get_linestyle()  # and another line style
     # small leads until 4 s, then large: two strip segments in the two runs' colours, a dotted change at 4 s.
     assert [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == ":"] == [4.0]

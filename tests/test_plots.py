@@ -210,6 +210,16 @@ def test_colours_are_stable_and_distinct():
     assert ps.model_color("M1-3B") == ps.model_color("togethercomputer/M1-3B") == ps.model_color("m1")
     assert ps.model_color("some/other-model") == ps.model_color("other-model")
     assert ps.model_color("other-model") not in ps.KNOWN_COLORS.values()
+    palette = [*ps.KNOWN_COLORS.values(), *ps.FALLBACK_COLORS]
+    assert all(ps.distinct_colours(a, b) for i, a in enumerate(palette) for b in palette[i + 1 :])
+    assert not ps.distinct_colours("#d62728", "#801718")  # a darker shade of M1's red is not another colour
+    # two runs of one model, two models whose hashes collide: four colours, the models' own kept
+    looks = ps.run_looks([("m1", "m1/a"), ("m1", "m1/b"), ("B", "B"), ("C", "C"), ("r1-qwen-1.5b", "r1")])
+    assert (looks["m1/a"].color, looks["r1"].color) == (ps.model_color("m1"), ps.model_color("r1-qwen-1.5b"))
+    assert ps.model_color("B") == ps.model_color("C")  # the premise: their hashes collide
+    colours = [look.color for look in looks.values()]
+    assert all(ps.distinct_colours(a, b) for i, a in enumerate(colours) for b in colours[i + 1 :])
+    assert len({look.marker for look in looks.values()}) == 5 and looks["m1/b"].linestyle != "-"
 
 
 def test_plot_cli_writes_every_figure(run_dirs, tmp_path):

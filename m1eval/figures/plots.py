@@ -89,6 +89,7 @@ def _finish(fig, title: str | None, notes: Sequence[str], size: str, labels: dic
     if title:
         fig.suptitle(title)
     ps.figure_note(fig, notes, size=size)
+    ps.wrap_titles(fig)
     ps.fit_height(fig, size)
     for ax, items in labels.items():
         ps.place_labels(ax, items, avoid=(avoid or {}).get(ax, ()))

@@ -40,18 +40,17 @@ KNOWN_COLORS = {
     "r1-llama-8b": "#9467bd",
     "llama-3.2-3b": "#ff7f0e",
 }
-# For other names and further runs of a model. Chosen so that no two colours of this list and
-# KNOWN_COLORS are closer than 0.23 in RGB (``test_colours_are_stable_and_distinct``); no grey,
-# which marks ties in the time-budget figure.
+# For other names and further runs of a model: every pair of these and KNOWN_COLORS is
+# ``distinct_colours`` (no grey either, which marks ties in the time-budget figure).
 FALLBACK_COLORS = [
-    "#17becf",
     "#8c564b",
     "#e377c2",
-    "#bcbd22",
     "#1a1a1a",
     "#01665e",
-    "#6a3d9a",
-    "#f0c808",
+    "#000080",
+    "#c51b7d",
+    "#44aa99",
+    "#999933",
 ]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
 # A model's first run is solid; its further runs in a figure dashed, dash-dot, ... (dotted ":" marks crossovers).
@@ -126,48 +125,81 @@ class RunLook:
     linestyle: object
 
 
+def _farthest(choices: Sequence[str], taken: set[str]) -> str | None:
+    """The colour of ``choices`` not taken that is farthest from every taken one (the first on a tie)."""
+    free = [c for c in choices if c not in taken]
+    if not free:
+        return None
+    return max(free, key=lambda c: min((colour_distance(c, t) for t in taken), default=0.0))
+
+
 def run_looks(runs: Sequence[tuple[str, str]]) -> dict[str, RunLook]:
     """(model, label) pairs in drawing order -> label -> colour, marker and line style.
 
-    A model's first run gets the model's colour and marker, solid; its further runs and any
-    model whose colour is already drawn get the next free colour of ``FALLBACK_COLORS`` (then
-    of ``KNOWN_COLORS``), another marker and another line style, so two runs never look alike.
+    Every model's first run gets the model's colour and marker, solid (a model whose hashed
+    colour another model already has gets the free colour farthest from those drawn). Then a
+    model's further runs get the free colour of ``FALLBACK_COLORS`` farthest from those drawn
+    (``KNOWN_COLORS`` only when none is left: they belong to their models in every figure),
+    another marker and another line style, so two runs never look alike.
     """
-    palette = [*FALLBACK_COLORS, *KNOWN_COLORS.values()]
-    taken: set[str] = set()
-    used_markers: set[str] = set()
+    unique: list[tuple[str, str, int]] = []
     seen: dict[str, int] = {}
-    out: dict[str, RunLook] = {}
     for model, label in runs:
-        if label in out:
+        if label in {u[1] for u in unique}:
             continue
         key = model or label
-        index = seen.get(key, 0)
-        seen[key] = index + 1
-        color = model_color(key) if index == 0 else None
-        if color is None or color in taken:
-            start = _hash(f"{key}#{index}") % len(FALLBACK_COLORS)
-            free = [c for c in palette[start:] + palette[:start] if c not in taken]
-            color = free[0] if free else palette[len(out) % len(palette)]
+        unique.append((key, label, seen.get(key, 0)))
+        seen[key] = seen.get(key, 0) + 1
+    taken: set[str] = set()
+    colors: dict[str, str] = {}
+    for key, label, index in unique:  # first runs: the model's colour
+        if index == 0:
+            color = model_color(key)
+            if color in taken:
+                color = _farthest(FALLBACK_COLORS, taken) or _farthest(list(KNOWN_COLORS.values()), taken) or color
+            colors[label] = color
+            taken.add(color)
+    for _key, label, index in unique:  # further runs: a colour of their own
+        if index > 0:
+            found = _farthest(FALLBACK_COLORS, taken) or _farthest(list(KNOWN_COLORS.values()), taken)
+            colors[label] = found or FALLBACK_COLORS[len(colors) % len(FALLBACK_COLORS)]
+            taken.add(colors[label])
+    markers: dict[str, str] = {}
+    for key, label, index in sorted(unique, key=lambda u: u[2] > 0):  # first runs first, then the others
         marker = model_marker(key)
-        if index or marker in used_markers:
-            free_markers = [m for m in MARKERS if m not in used_markers]
-            marker = free_markers[0] if free_markers else marker
-        taken.add(color)
-        used_markers.add(marker)
-        out[label] = RunLook(color, marker, RUN_LINESTYLES[index % len(RUN_LINESTYLES)])
-    return out
+        if index or marker in markers.values():
+            marker = next((m for m in MARKERS if m not in markers.values()), marker)
+        markers[label] = marker
+    return {
+        label: RunLook(colors[label], markers[label], RUN_LINESTYLES[index % len(RUN_LINESTYLES)])
+        for _key, label, index in unique
+    }
+
+
+def colour_distance(a, b) -> float:
+    """How far apart two colours look, 0 to 765: the 'redmean' weighting of RGB differences, a cheap
+    stand-in for a perceptual distance (green counts most, red more among reds)."""
+    from matplotlib.colors import to_rgb
+
+    x, y = ([255 * v for v in to_rgb(c)] for c in (a, b))
+    red = (x[0] + y[0]) / 2
+    dr, dg, db = (p - q for p, q in zip(x, y))
+    return math.sqrt((2 + red / 256) * dr * dr + 4 * dg * dg + (2 + (255 - red) / 256) * db * db)
 
 
 def colour_similarity(a, b) -> float:
-    """Cosine of two colours as RGB vectors: 1.0 for shades of one colour (darker or lighter), lower
-    for other hues. ``run_looks`` never gives two runs of a figure shades of one colour."""
+    """Cosine of two colours as RGB vectors: 1.0 for shades of one colour (darker or lighter)."""
     from matplotlib.colors import to_rgb
 
     x, y = to_rgb(a), to_rgb(b)
     dot = sum(p * q for p, q in zip(x, y))
     norm = math.sqrt(sum(p * p for p in x)) * math.sqrt(sum(q * q for q in y))
     return dot / norm if norm else 1.0
+
+
+def distinct_colours(a, b) -> bool:
+    """Two colours a reader tells apart: far enough apart, and not shades of one colour."""
+    return colour_distance(a, b) >= 110 and colour_similarity(a, b) < 0.985
 
 
 @contextmanager
@@ -385,12 +417,38 @@ def place_labels(ax, labels: Sequence[Label], offsets=LABEL_OFFSETS, avoid: Sequ
     return placed
 
 
+def wrap_titles(fig) -> None:
+    """Break a panel title that is wider than its panel onto two lines (at its ': ', else at a space).
+
+    Constrained layout does not make room for a title's width, so a long one ran past the
+    figure's edge (and was cut off in a saved file) or into its neighbour's.
+    """
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    titled = [ax for ax in fig.axes if ax.title.get_text() and "\n" not in ax.title.get_text()]
+    wide = [
+        ax for ax in titled if ax.title.get_window_extent(renderer).width > ax.get_window_extent(renderer).width * 1.1
+    ]
+    for ax in titled if wide else []:  # one wraps: all do, at their ': ', so the panels stay level
+        title = ax.title
+        text = title.get_text()
+        head, sep, tail = text.partition(": ")
+        if sep:
+            title.set_text(f"{head}:\n{tail}")
+        elif ax in wide:
+            room = ax.get_window_extent(renderer).width * 1.1
+            chars = max(10, int(len(text) * room / title.get_window_extent(renderer).width))
+            title.set_text("\n".join(textwrap.wrap(text, chars)))
+
+
 def fit_height(fig, size: str = "double") -> None:
-    """Make the figure taller until every panel's data area is at least ``AXES_HEIGHT`` high.
+    """Set the figure's height so that every panel's data area is ``AXES_HEIGHT`` high.
 
     Legends below the axes and notes under the figure take their room from the axes
-    (constrained layout keeps the figure's size), which flattened the curves of a figure
-    with five runs; the figure grows instead, so every size keeps readable axes.
+    (constrained layout keeps the figure's size): five runs flattened the curves, and a long
+    note made the layout give up (axes collapsed to nothing, the note drawn over them). The
+    figure is first made tall enough for everything it holds, then set to the height at which
+    the data areas are exactly the target, so panels of every figure at one size match.
     """
     panels = [ax for ax in fig.axes if ax.axison and ax.get_subplotspec() is not None]
     if not panels:
@@ -400,10 +458,19 @@ def fit_height(fig, size: str = "double") -> None:
     target = AXES_HEIGHT.get(size, AXES_HEIGHT["double"])
     if size == "double" and grid.ncols == 1:  # one panel across the page: a less flat one
         target *= 1.3
-    for _ in range(4):
+    renderer = fig.canvas.get_renderer()
+    extra = 0.0  # inches of text outside the axes: the tallest legend of each row, the note, the title
+    for row in range(rows):
+        legends = [ax.get_legend() for ax in panels if ax.get_subplotspec().rowspan.start == row and ax.get_legend()]
+        extra += max((legend.get_window_extent(renderer).height for legend in legends), default=0.0) / fig.dpi
+    for text in (fig._supxlabel, fig._suptitle):  # noqa: SLF001 - matplotlib keeps them only there
+        if text is not None and text.get_text():
+            extra += text.get_window_extent(renderer).height / fig.dpi
+    fig.set_figheight(rows * (target + 1.1) + extra)  # 1.1 in a row: title, tick labels, axis label
+    for _ in range(6):
         fig.canvas.draw()
         short = target - min(ax.get_position().height * fig.get_figheight() for ax in panels)
-        if short <= 0.01:
+        if abs(short) <= 0.01:
             return
         fig.set_figheight(fig.get_figheight() + short * rows)
 
