@@ -358,6 +358,38 @@ def long_frame(
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def groups_frame(groups: Sequence) -> pd.DataFrame:
+    """One row per (run, group) of ``m1eval.analysis.breakdown.group_summaries``: pass@1, pass@k and
+    maj@k at the group's largest power-of-two k, each with its interval, and the group's rates."""
+    rows = []
+    for g in groups:
+        s = g.summary
+        row = {"model": s.model, "run": s.run_id, g.key: g.group, "problems": s.n_problems, "n": s.n}
+        pass_curve, maj_curve = s.curves.get("pass"), s.curves.get("maj")
+        row["pass@1 % [95% CI]"] = _ci(s.pass1, s.pass1_low, s.pass1_high)
+        if pass_curve is not None:
+            row["k"] = int(pass_curve.ks[-1])
+            row["pass@k % [95% CI]"] = _ci(pass_curve.point[-1], pass_curve.low[-1], pass_curve.high[-1])
+        if maj_curve is not None:
+            row["maj@k % [95% CI]"] = _ci(maj_curve.point[-1], maj_curve.low[-1], maj_curve.high[-1])
+        row["no answer %"] = _pct(s.no_answer_rate)
+        row["truncated %"] = _pct(s.truncation_rate)
+        row["mean tokens"] = f"{s.mean_tokens:.0f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def groups_long_frame(groups: Sequence) -> pd.DataFrame:
+    """``long_frame`` of every group's summary with its key and value in columns ``by`` and ``group``."""
+    parts = []
+    for g in groups:
+        frame = long_frame([g.summary])
+        frame.insert(3, "by", g.key)
+        frame.insert(4, "group", g.group)
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def differences_frame(differences: Sequence[Difference]) -> pd.DataFrame:
     return pd.DataFrame([{"setting": d.what, "the runs' values": d.text().split(": ", 1)[1]} for d in differences])
 
@@ -422,7 +454,10 @@ def _rich(frame: pd.DataFrame, title: str) -> str:
 
 
 def _sections(
-    summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparison], differences: Sequence[Difference] = ()
+    summaries: Sequence[RunSummary],
+    comparisons: Sequence[BS.Comparison],
+    differences: Sequence[Difference] = (),
+    groups: Sequence = (),
 ) -> list[tuple[str, pd.DataFrame]]:
     level = next((c.level for s in summaries for c in s.curves.values()), 0.95)
     sign_flips = next((c.sign_flips for s in summaries for c in s.curves.values()), 0)
@@ -433,6 +468,14 @@ def _sections(
         (f"Runs (accuracy in %, {note})", runs_frame(summaries)),
         (f"Curves (% [{note}])", curves_frame(summaries)),
     ]
+    if groups:
+        key = groups[0].key
+        sections.append(
+            (
+                f"By {key} (accuracy in %, {note}; k: the largest power of two the group's problems all have)",
+                groups_frame(groups),
+            )
+        )
     if differences:
         sections.append(
             (
@@ -455,9 +498,11 @@ def render_report(
     comparisons: Sequence[BS.Comparison] = (),
     fmt: str = "table",
     differences: Sequence[Difference] = (),
+    groups: Sequence = (),
 ) -> str:
     """The report as text in one of ``FORMATS``; ``differences`` (how the compared runs differ,
-    ``m1eval.analysis.comparable.run_differences``) come above the comparison."""
+    ``m1eval.analysis.comparable.run_differences``) come above the comparison, ``groups``
+    (``m1eval.analysis.breakdown.group_summaries`` of every run) after the curves."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if fmt == "json":
@@ -466,11 +511,16 @@ def render_report(
             "differences": [d.to_dict() for d in differences],
             "comparisons": [asdict(c) for c in comparisons],
         }
+        if groups:
+            data["groups"] = [{"by": g.key, "group": g.group, **_summary_dict(g.summary)} for g in groups]
         return json.dumps(_finite(data), indent=2, default=_json_default)
     if fmt == "csv":
-        return long_frame(summaries, comparisons, differences).to_csv(index=False)
+        frame = long_frame(summaries, comparisons, differences)
+        if groups:
+            frame = pd.concat([frame, groups_long_frame(groups)], ignore_index=True)
+        return frame.to_csv(index=False)
     parts = []
-    for title, frame in _sections(summaries, comparisons, differences):
+    for title, frame in _sections(summaries, comparisons, differences, groups):
         if fmt == "markdown":
             parts.append(f"**{title}**\n\n{_markdown(frame)}")
         elif fmt == "latex":
