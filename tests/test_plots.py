@@ -268,6 +268,33 @@ def test_plot_cli_errors_are_clear(run_dirs, tmp_path):
     assert code == 2 and "bad.json: not a throughput profile" in out
     code, out = _invoke(["plot", str(root / "aime25"), "--figure", "speed"])
     assert code != 0 and "choose from passk" in out
+    code, out = _invoke(["plot", str(root / "aime25"), "--figure", "passk", "--size", "a4"])
+    assert code != 0 and "--size must be single or double, got 'a4'" in out
+
+
+def test_plot_cli_sizes_figures_for_a_column_or_the_page(run_dirs, tmp_path):
+    root, *_ = run_dirs
+    widths = {}
+    for size in ("single", "double"):
+        code, out = _invoke(
+            [
+                "plot",
+                str(root / "aime25"),
+                "--figure",
+                "majk",
+                "--size",
+                size,
+                "--sign-flips",
+                "0",
+                "--out",
+                str(tmp_path / size),
+            ]
+        )
+        assert code == 0, out
+        widths[size] = mpimg.imread(tmp_path / size / "majk.png").shape[1]
+    dpi = ps.rc()["savefig.dpi"]
+    for size, pixels in widths.items():  # the saved image is the figure's width (less the trimmed margin)
+        assert ps.SIZES[size] * dpi * 0.9 <= pixels <= (ps.SIZES[size] + 0.1) * dpi, (size, pixels)
 
 
 # ---------------------------------------------------------------------- issue 11 (14): honest axes
