@@ -38,7 +38,10 @@ from IPython.display import Image, Markdown, display
 from m1eval.analysis.budget import match_profile
 from m1eval.analysis.budget import tables as bt
 from m1eval.analysis.budget.study import write_budget_tables
+from m1eval.analysis.comparable import difference_lines, run_differences
 from m1eval.analysis.curves import metric_curve
+from m1eval.analysis.per_problem import per_problem_frame
+from m1eval.analysis.problemsets import shared_by_task
 from m1eval.figures import plots
 from m1eval.throughput.bench import profile_rows
 
@@ -63,6 +66,8 @@ def show_table(table: bt.TextTable) -> None:
     """A table of `m1eval budget` (the same function made it), with its title."""
     display(Markdown(f"**{table.title}**"))
     display(table.to_frame())
+    if table.caption:  # what the letters of a verdict table stand for
+        print(table.caption)
 
 
 # Each run folder once, the profiles, and one unique label per run (model, or model/run-id when
@@ -72,6 +77,16 @@ runs, labels, profiles = inputs.runs, inputs.labels, inputs.profiles
 for warning in inputs.warnings:
     print(f"warning: {warning}")
 print(f"{len(runs)} runs, {len(profiles)} throughput profiles; figures and tables go to {OUT}/")
+# Every figure compares the runs of a task on the problems all of them scored (as `m1eval plot`
+# does), and says under it how the runs differ (token budget, prompt, grading, hardware).
+shared, _coverage, COVERAGE = shared_by_task(runs, labels)
+NOTES = COVERAGE + [
+    f"{task}: {line}"
+    for task, group, names in inputs.groups()
+    for line in difference_lines(run_differences(group, names))
+]
+for note in NOTES:
+    print(f"note: {note}")
 
 # %% [markdown]
 # ## The runs
@@ -105,7 +120,7 @@ display(overview)
 
 # %%
 curves = {
-    m: [metric_curve(run, m, sign_flips=RESAMPLES, label=label) for run, label in zip(runs, labels)]
+    m: [metric_curve(run, m, sign_flips=RESAMPLES, label=label) for run, label in zip(shared, labels)]
     for m in ("pass", "maj")
 }
 table = pd.concat(
@@ -128,7 +143,7 @@ table = pd.concat(
 table.to_csv(OUT / "curves.csv", index=False)
 display(table.round(1))
 for m, name in (("pass", "passk"), ("maj", "majk")):
-    show(plots.figure_metric(curves[m]), name)
+    show(plots.figure_metric(curves[m], notes=NOTES), name)
 
 # %% [markdown]
 # ## Parallel scaling under a clock
@@ -148,7 +163,9 @@ budget_curves = [curve for result in budget_results for curve in result.curves]
 for result in budget_results:
     for curve in result.curves:
         show_table(bt.curve_table(curve, bt.used_ks(result, curve), level=SETTINGS.level))
-show(plots.figure_budget(budget_curves), "budget")
+# the time budget's notes: the clocks' hardware, not where the runs were generated (as `m1eval plot`)
+budget_notes = COVERAGE + [f"{r.task}: {line}" for r in budget_results for line in difference_lines(r.differences)]
+show(plots.figure_budget(budget_curves, notes=budget_notes), "budget")
 
 # %%
 for result in budget_results:
@@ -167,11 +184,34 @@ for result in budget_results:
 # generation-length sweep.
 
 # %%
-length_curves = [bt.length_curve(run, profiles, SETTINGS, label=label) for run, label in zip(runs, labels)]
+length_curves = [bt.length_curve(run, profiles, SETTINGS, label=label) for run, label in zip(shared, labels)]
 length_frames = [c.to_frame() for c in length_curves]
 for curve in length_curves:
     show_table(bt.length_table(curve, level=SETTINGS.level))
-show(plots.figure_length(length_curves), "length")
+show(plots.figure_length(length_curves, notes=NOTES), "length")
+
+# %% [markdown]
+# ## Per problem: two runs side by side
+#
+# `m1eval report --per-problem -f csv` writes this table (one row per run and problem: pass@1,
+# pass@k and maj@k at the run's k, clusters, the majority answer and whether it is right,
+# no-answer and truncation shares, mean tokens). A scatter of two runs of a task is one pivot:
+# each point is a problem, above the diagonal where the second run solves it more often.
+
+# %%
+problems = per_problem_frame(runs, labels)
+problems.to_csv(OUT / "per_problem.csv", index=False)
+pairs = [(task, names[:2]) for task, _group, names in inputs.groups() if len(names) >= 2]
+if pairs:
+    task, (x, y) = pairs[0]
+    wide = problems[problems["task"] == task].pivot(index="problem_id", columns="label", values="pass@1").dropna()
+    ax = wide.plot.scatter(x=x, y=y, alpha=0.6, figsize=(3.4, 3.2), title=f"{task}, {len(wide)} problems: pass@1")
+    ax.plot([0, 1], [0, 1], color="0.6", linewidth=1, linestyle=":")
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(-0.03, 1.03)
+    show(ax.get_figure(), "per_problem")
+else:
+    print("one run per task: no per-problem scatter")
 
 # %% [markdown]
 # ## Budget tables

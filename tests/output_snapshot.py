@@ -2,8 +2,8 @@
 
 A refactor of the analysis or CLI layers must not change what a researcher gets from runs
 already on disk. This script makes that checkable: ``inputs`` writes a fixed set of run
-folders and a throughput profile once; ``snapshot`` runs ``report`` (every format),
-``budget --out``, ``plot`` (every figure) and the notebook on them and keeps stdout and
+folders and a throughput profile once; ``snapshot`` runs ``report`` (every format, ``--by``,
+``--per-problem``), ``budget --out``, ``plot`` (every figure, both sizes) and the notebook on them and keeps stdout and
 every written file; two snapshots (before and after a change) are compared with
 ``compare``, which lists each file that differs (PNG figures compared pixel for pixel, so
 only a visible change counts).
@@ -67,6 +67,11 @@ def snapshot(inputs: Path, out: Path) -> None:
         for fmt in ("table", "markdown", "latex", "csv", "json"):
             _cli(out, f"report-{task}-{fmt}", "report", str(runs / task), "--format", fmt, "--bootstrap", RESAMPLES)
     _cli(out, "report-synth-every-k", "report", str(runs / "synth"), "--format", "csv", "--every-k", "--level", "0.9")
+    if (runs / "math500").exists():  # the committed example: its problems carry level and subject
+        for key in ("level", "subject"):
+            _cli(out, f"report-math500-by-{key}", "report", str(runs / "math500"), "--by", key, "-f", "markdown")
+    for fmt in ("csv", "json"):
+        _cli(out, f"report-per-problem-{fmt}", "report", str(runs), "--per-problem", "--format", fmt)
     _cli(
         out,
         "budget",
@@ -94,9 +99,12 @@ def snapshot(inputs: Path, out: Path) -> None:
         "--out",
         str(out / "budget-pass"),
     )
-    _cli(
-        out, "plot", "plot", str(runs), "--profile", str(profile), "--sign-flips", RESAMPLES, "--out", str(out / "plot")
-    )
+    for size in ("double", "single"):
+        folder = "plot" if size == "double" else f"plot-{size}"
+        _cli(
+            out, folder, "plot", str(runs), "--profile", str(profile), "--sign-flips", RESAMPLES, "--size", size,
+            "--out", str(out / folder),
+        )  # fmt: skip
     sys.path.insert(0, str(REPO / "notebooks"))
     from execute import execute
 

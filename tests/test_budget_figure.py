@@ -24,8 +24,14 @@ def _curves(tmp_path, example: str, **options):
 
 
 def _strip(ax):
-    spans = sorted((p for p in ax.patches if p.get_alpha() == 0.8), key=lambda p: p.get_x())
+    spans = sorted((p for p in plots.leader_strip(ax).patches if p.get_alpha() == 0.8), key=lambda p: p.get_x())
     return [to_rgb(p.get_facecolor()) for p in spans]
+
+
+def _line_color(ax, label):
+    """The colour of the step line whose legend entry starts with ``label``."""
+    (line,) = [line for line in ax.lines if line.get_label().startswith(f"{label} (")]
+    return to_rgb(line.get_color())
 
 
 def test_two_runs_of_one_model_are_two_lines_with_their_own_labels(tmp_path):
@@ -36,8 +42,9 @@ def test_two_runs_of_one_model_are_two_lines_with_their_own_labels(tmp_path):
     assert legend == ["m1/large (25 tok/s)", "m1/small (200 tok/s)"]
     steps = [line for line in ax.lines if line.get_label() in ("m1/large (25 tok/s)", "m1/small (200 tok/s)")]
     colors = [to_rgb(line.get_color()) for line in steps]
-    assert colors[0] == to_rgb(ps.model_color("m1"))  # the model's colour, then a darker shade of it
-    assert colors[1] == pytest.approx(tuple(0.6 * x for x in colors[0]))
+    assert colors[0] == to_rgb(ps.model_color("m1"))  # the model's colour, then a colour of its own
+    # another colour, not a shade of it (the old darker shade, 0.6 x the colour, was one)
+    assert ps.distinct_colours(colors[0], colors[1])
     assert steps[0].get_linestyle() != steps[1].get_linestyle()  # and another line style
     # small leads until 4 s, then large: two strip segments in the two runs' colours, a dotted change at 4 s.
     assert [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == ":"] == [4.0]
@@ -48,12 +55,13 @@ def test_three_runs_mark_every_leader_and_ties_in_grey(tmp_path):
     fig = plots.figure_budget(_curves(tmp_path, "three"))
     ax = fig.axes[0]
     assert sorted(line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == ":") == [1.0, 4.0]
-    assert _strip(ax) == [to_rgb(ps.model_color(m)) for m in ("A", "B", "C")]
+    assert _strip(ax) == [_line_color(ax, m) for m in ("A", "B", "C")]
+    assert len(set(_strip(ax))) == 3  # three runs, three colours (B and C hash to one colour: C gets another)
 
     tie = plots.figure_budget(_curves(tmp_path / "t", "tie")).axes[0]
     # B alone, tie, B, tie: the tie segments are grey.
     colors = _strip(tie)
-    assert colors[1] == colors[3] == to_rgb(plots.TIE_COLOR) and colors[0] == colors[2] == to_rgb(ps.model_color("B"))
+    assert colors[1] == colors[3] == to_rgb(plots.TIE_COLOR) and colors[0] == colors[2] == _line_color(tie, "B")
 
 
 def test_every_k_is_a_step_but_only_powers_of_two_are_labelled(tmp_path):

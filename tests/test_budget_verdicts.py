@@ -64,7 +64,7 @@ def test_cli_reports_the_tie_and_no_false_crossover(tmp_path):
     text, verdicts, _, _ = _budget(tmp_path, "tie")
     assert verdicts["winner"].isna().all() and verdicts["tie"].tolist() == [True]
     assert verdicts["difference"].tolist() == [0.0]
-    assert "tie: A = B" in text
+    assert " A=B " in text and "the runs tie" in text  # the leader column and its footnote
     assert "crossover: from 2.67 s on, A and B tie" in text
     assert "A is more accurate" not in text  # the old verdict, decided by rounding
 
@@ -358,3 +358,38 @@ def _cells_in_order(line: str, cells: list[str]) -> bool:
             return False
         at += len(cell) + 1
     return True
+
+
+@pytest.mark.parametrize("count", [2, 5])
+def test_the_verdict_table_keeps_one_line_per_budget_at_100_columns(tmp_path, count):
+    """Runs labelled model/run-id made every row of the verdict table wrap into four lines at 100 columns."""
+    import io
+
+    from rich.console import Console
+
+    from m1eval.analysis.budget import tables as bt
+    from m1eval.cli.budget import _print_table
+    from m1eval.rundir.synthetic import make_synthetic_run
+
+    for i in range(count):  # one model, long run ids: labels like 'smollm2-135m/levels1-2-t0.7-p1-max320-0'
+        make_synthetic_run(
+            tmp_path, model="smollm2-135m", run_id=f"levels1-2-t0.7-p1-max320-{i}", n_problems=6, n_samples=8,
+            seed=i, batch_seconds=2.0 + i,
+        )  # fmt: skip
+    inputs = bt.load_inputs([tmp_path], [])
+    ((_task, runs, labels),) = inputs.groups()
+    result = bt.task_budget(runs, [], bt.BudgetSettings(sign_flips=100), labels=labels)
+    table = bt.verdict_table(result)
+    assert table.columns[1] == "A k: %" and table.caption.splitlines()[0] == f"A = {labels[0]}"
+    out = io.StringIO()
+    _print_table(table, Console(file=out, width=100, force_terminal=False))
+    lines = out.getvalue().splitlines()
+    import re
+
+    body = [line for line in lines if re.match(r"\s*[\d.]+ (s|min|h)\s", line)]  # rows start with their budget
+    assert len(body) == len(result.verdicts) == 6, lines  # one line per budget
+    assert all(len(line) <= 100 for line in lines)
+    assert [line for line in lines if line.startswith(("A = ", "B = "))] == [
+        f"A = {labels[0]}",
+        f"B = {labels[1]}",
+    ]

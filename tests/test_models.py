@@ -70,3 +70,27 @@ def test_models_verb_lists_every_preset():
     assert result.exit_code == 0, result.output
     for name, preset in PRESETS.items():
         assert name in result.output and preset.hub_id in result.output
+
+
+def test_tiny_models_from_the_command_line(tmp_path, capsys):
+    """The README's bench example builds its models with `python -m m1eval.models.tiny KIND FOLDER`."""
+    import json
+    import subprocess
+    import sys
+
+    from m1eval.models import tiny
+
+    assert tiny.main(["m1", str(tmp_path / "tiny-m1")]) == 0
+    assert "tiny m1 model written to" in capsys.readouterr().out
+    assert json.loads((tmp_path / "tiny-m1" / "mamba_config.json").read_text())["attn_layers"] == [1, 3]
+    result = subprocess.run(
+        [sys.executable, "-m", "m1eval.models.tiny", "llama", str(tmp_path / "tiny-llama")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "tiny-llama" / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"] and (tmp_path / "tiny-llama" / "model.safetensors").exists()
+    with pytest.raises(SystemExit):
+        tiny.main(["gpt", str(tmp_path / "x")])

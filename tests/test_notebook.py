@@ -47,7 +47,7 @@ def test_notebook_rebuilds_every_figure_and_table(inputs, tmp_path, monkeypatch)
     notebook = runner.execute(NOTEBOOK, workdir=tmp_path, timeout=120)
     print(f"notebook executed in {time.perf_counter() - started:.1f} s")
 
-    for name in ("passk", "majk", "budget", "length", "throughput"):
+    for name in ("passk", "majk", "budget", "length", "throughput", "per_problem"):
         image = mpimg.imread(out / f"{name}.png")
         assert (image[..., :3] < 0.95).any(axis=-1).mean() > 0.02, f"{name}.png is blank"
     runs = pd.read_csv(out / "runs.csv")
@@ -102,4 +102,8 @@ def test_notebook_rebuilds_every_figure_and_table(inputs, tmp_path, monkeypatch)
         for o in cell.get("outputs", [])
         if "image/png" in o.get("data", {})
     ]
-    assert len(images) == 5
+    assert len(images) == 6
+    # the per-problem table `m1eval report --per-problem` writes, and its scatter of two runs above
+    per_problem = pd.read_csv(out / "per_problem.csv")
+    assert per_problem.groupby("task").size().to_dict() == {"aime25": 2, "synth": 24, "tie": 4}
+    assert {"pass@1", "maj@4", "majority_answer", "majority_correct", "clusters"} <= set(per_problem.columns)

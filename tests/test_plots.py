@@ -114,11 +114,15 @@ def test_budget_figure_marks_crossover(runs, tmp_path):
     ]
     fig = plots.figure_budget(curves)
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "wall-clock time for k samples of every problem (s)"
+    assert ax.get_xlabel() == "time for k samples of every problem (s)"
     assert ax.get_ylabel() == "maj@k (% of problems)"
     assert _legend(ax) == ["m1 (4,000 tok/s)", "r1-qwen-1.5b (500 tok/s)"]
-    texts = [t.get_text() for t in ax.texts]
-    assert sum(t.startswith("k=") for t in texts) == 8  # every k of both curves labelled
+    # k = 1, 2, 4, 8 of both curves carry a marker and an error bar; labels where they fit, never overlapping
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.texts if t.get_text().startswith("k=")]
+    assert {t.get_color() for t in labels} == {ps.model_color("m1"), ps.model_color("r1-qwen-1.5b")}
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
     from m1eval.analysis.budget import crossovers
 
     flips = crossovers(*curves)
@@ -130,7 +134,7 @@ def test_budget_figure_marks_crossover(runs, tmp_path):
 
     from m1eval.figures import style as plot_style
 
-    spans = [p for p in ax.patches if p.get_alpha() == 0.8]
+    spans = [p for p in plots.leader_strip(ax).patches if p.get_alpha() == 0.8]
     assert len(spans) == len(flips) + 1
     leaders = [leader for _, leader in flips]
     span_colors = [to_rgb(p.get_facecolor()) for p in sorted(spans, key=lambda p: p.get_x())]
@@ -184,12 +188,11 @@ def test_throughput_figure_marks_speedup_and_oom(tmp_path):
     bax, lax = fig.axes
     assert bax.get_xlabel() == "batch size (sequences)" and lax.get_xlabel() == "generation length (tokens)"
     assert bax.get_ylabel() == lax.get_ylabel() == "throughput (generated tokens/s)"
-    assert _legend(bax) == ["m1 (fake)", "r1-qwen-1.5b (fake)"]
+    assert _legend(bax) == ["m1 (fake)", "r1-qwen-1.5b (fake; out of memory at batch 64)"]
     assert _legend(lax) == ["m1 (batch 4)", "r1-qwen-1.5b (batch 4)"]
     ratios = [t.get_text() for t in bax.texts if t.get_text().startswith("×")]
     # Shared batches 1, 4, 16: ratios 300/100, 1200/400, 4800/800.
     assert ratios == ["×3.0", "×3.0", "×6.0"]
-    assert any("out of memory" in t.get_text() for t in bax.texts)
     assert [t.get_text() for t in lax.texts if t.get_text().startswith("×")] == ["×3.0"] * 3
     _check_png(plots.save(fig, tmp_path, "throughput"))
 
@@ -197,13 +200,26 @@ def test_throughput_figure_marks_speedup_and_oom(tmp_path):
 def test_one_panel_per_task(run_dirs, runs):
     other = load_run(run_dirs[3])
     fig = plots.figure_metric([metric_curve(r, "pass", sign_flips=RESAMPLES) for r in (*runs, other)])
-    assert [ax.get_title() for ax in fig.axes] == ["aime25: pass@k, 95% CI", "math500: pass@k, 95% CI"]
+    assert [ax.get_title() for ax in fig.axes] == [
+        "aime25, 12 problems: pass@k, 95% CI",
+        "math500, 10 problems: pass@k, 95% CI",
+    ]
 
 
 def test_colours_are_stable_and_distinct():
     assert ps.model_color("M1-3B") == ps.model_color("togethercomputer/M1-3B") == ps.model_color("m1")
     assert ps.model_color("some/other-model") == ps.model_color("other-model")
     assert ps.model_color("other-model") not in ps.KNOWN_COLORS.values()
+    palette = [*ps.KNOWN_COLORS.values(), *ps.FALLBACK_COLORS]
+    assert all(ps.distinct_colours(a, b) for i, a in enumerate(palette) for b in palette[i + 1 :])
+    assert not ps.distinct_colours("#d62728", "#801718")  # a darker shade of M1's red is not another colour
+    # two runs of one model, two models whose hashes collide: four colours, the models' own kept
+    looks = ps.run_looks([("m1", "m1/a"), ("m1", "m1/b"), ("B", "B"), ("C", "C"), ("r1-qwen-1.5b", "r1")])
+    assert (looks["m1/a"].color, looks["r1"].color) == (ps.model_color("m1"), ps.model_color("r1-qwen-1.5b"))
+    assert ps.model_color("B") == ps.model_color("C")  # the premise: their hashes collide
+    colours = [look.color for look in looks.values()]
+    assert all(ps.distinct_colours(a, b) for i, a in enumerate(colours) for b in colours[i + 1 :])
+    assert len({look.marker for look in looks.values()}) == 5 and looks["m1/b"].linestyle != "-"
 
 
 def test_plot_cli_writes_every_figure(run_dirs, tmp_path):
@@ -252,6 +268,33 @@ def test_plot_cli_errors_are_clear(run_dirs, tmp_path):
     assert code == 2 and "bad.json: not a throughput profile" in out
     code, out = _invoke(["plot", str(root / "aime25"), "--figure", "speed"])
     assert code != 0 and "choose from passk" in out
+    code, out = _invoke(["plot", str(root / "aime25"), "--figure", "passk", "--size", "a4"])
+    assert code != 0 and "--size must be single or double, got 'a4'" in out
+
+
+def test_plot_cli_sizes_figures_for_a_column_or_the_page(run_dirs, tmp_path):
+    root, *_ = run_dirs
+    widths = {}
+    for size in ("single", "double"):
+        code, out = _invoke(
+            [
+                "plot",
+                str(root / "aime25"),
+                "--figure",
+                "majk",
+                "--size",
+                size,
+                "--sign-flips",
+                "0",
+                "--out",
+                str(tmp_path / size),
+            ]
+        )
+        assert code == 0, out
+        widths[size] = mpimg.imread(tmp_path / size / "majk.png").shape[1]
+    dpi = ps.rc()["savefig.dpi"]
+    for size, pixels in widths.items():  # the saved image is the figure's width (less the trimmed margin)
+        assert ps.SIZES[size] * dpi * 0.9 <= pixels <= (ps.SIZES[size] + 0.1) * dpi, (size, pixels)
 
 
 # ---------------------------------------------------------------------- issue 11 (14): honest axes
@@ -273,10 +316,13 @@ def test_all_zero_curve_is_drawn_on_an_axis_from_zero(zero_run, runs):
         plots.figure_budget([parallel_curve(zero_run, Clock(1000.0, "t"), "maj", sign_flips=RESAMPLES)]),
     ):
         low, high = fig.axes[0].get_ylim()
-        assert low == 0.0 and high > 0.0
+        # from 0 (a sliver below it, so the line is not hidden in the spine, with no tick there) up
+        assert -0.02 * high <= low <= 0.0 < high
+        shown = _tick_labels(fig, fig.axes[0], "y")
+        assert shown[0] == "0%" and not any(t.startswith(("-", "−")) for t in shown), shown
     # a curve that is not flat keeps its own (non-negative) range
     low, high = plots.figure_metric([metric_curve(runs[0], "pass", sign_flips=RESAMPLES)]).axes[0].get_ylim()
-    assert 0.0 <= low < high <= 1.02
+    assert -0.02 * high <= low < high <= 1.02
 
 
 def _tick_labels(fig, ax, axis="x"):

@@ -20,7 +20,8 @@ from m1eval.records import BatchTiming, Completion, Problem
 from m1eval.rundir.rundata import load_run
 from m1eval.rundir.store import RunStore, run_path
 
-EXAMPLE = next((Path(__file__).resolve().parent.parent / "results" / "math500" / "smollm2-135m").iterdir())
+# by name: the README's quickstart puts its own run beside it
+EXAMPLE = Path(__file__).resolve().parent.parent / "results" / "math500" / "smollm2-135m" / "levels1-2-t0.7-p1-max320"
 SAMPLES_PER_PROBLEM = 4
 
 

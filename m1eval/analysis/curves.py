@@ -88,6 +88,11 @@ class MetricCurve:
     low: np.ndarray
     high: np.ndarray
     values: pd.DataFrame  # rows: problems, columns: k
+    model: str = ""  # the run's model (its colour in figures); ``label`` is unique among compared runs
+
+    @property
+    def problems(self) -> int:
+        return len(self.values)
 
 
 def metric_curve(
@@ -114,4 +119,4 @@ def metric_curve(
         point=values.to_numpy().mean(axis=0),
         values=raw,  # computed once for the point and the interval
     )
-    return MetricCurve(label or run.model, run.task, metric, grid, ci.point, ci.low, ci.high, values)
+    return MetricCurve(label or run.model, run.task, metric, grid, ci.point, ci.low, ci.high, values, run.model)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from m1eval.analysis import intervals as BS
+from m1eval.analysis.comparable import Difference
 from m1eval.analysis.metrics import REGISTRY, avg_at_n, k_grid, metric_info, metric_names
 from m1eval.rundir.rundata import RunData
 
@@ -286,8 +287,16 @@ def comparisons_frame(comparisons: Sequence[BS.Comparison]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def long_frame(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparison] = ()) -> pd.DataFrame:
-    """Tidy numbers (one row per run, metric and k) for CSV and notebooks."""
+def long_frame(
+    summaries: Sequence[RunSummary],
+    comparisons: Sequence[BS.Comparison] = (),
+    differences: Sequence[Difference] = (),
+) -> pd.DataFrame:
+    """Tidy numbers (one row per run, metric and k) for CSV and notebooks.
+
+    Each setting the compared runs differ in (``m1eval.analysis.comparable``) is a row of its
+    own: metric ``differs:<setting>``, no value, the runs' values in ``note``.
+    """
     parts = []
     for s in summaries:
         for curve in s.curves.values():
@@ -350,7 +359,59 @@ def long_frame(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Compari
                 ]
             )
         )
+    if differences:
+        parts.append(
+            pd.DataFrame(
+                [
+                    {
+                        "task": "",
+                        "model": "",
+                        "run": "",
+                        "metric": f"differs:{d.key}",
+                        "value": math.nan,
+                        "note": d.text(),
+                    }
+                    for d in differences
+                ]
+            )
+        )
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def groups_frame(groups: Sequence) -> pd.DataFrame:
+    """One row per (run, group) of ``m1eval.analysis.breakdown.group_summaries``: pass@1, pass@k and
+    maj@k at the group's largest power-of-two k, each with its interval, and the group's rates."""
+    rows = []
+    for g in groups:
+        s = g.summary
+        row = {"model": s.model, "run": s.run_id, g.key: g.group, "problems": s.n_problems, "n": s.n}
+        pass_curve, maj_curve = s.curves.get("pass"), s.curves.get("maj")
+        row["pass@1 % [95% CI]"] = _ci(s.pass1, s.pass1_low, s.pass1_high)
+        if pass_curve is not None:
+            row["k"] = int(pass_curve.ks[-1])
+            row["pass@k % [95% CI]"] = _ci(pass_curve.point[-1], pass_curve.low[-1], pass_curve.high[-1])
+        if maj_curve is not None:
+            row["maj@k % [95% CI]"] = _ci(maj_curve.point[-1], maj_curve.low[-1], maj_curve.high[-1])
+        row["no answer %"] = _pct(s.no_answer_rate)
+        row["truncated %"] = _pct(s.truncation_rate)
+        row["mean tokens"] = f"{s.mean_tokens:.0f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def groups_long_frame(groups: Sequence) -> pd.DataFrame:
+    """``long_frame`` of every group's summary with its key and value in columns ``by`` and ``group``."""
+    parts = []
+    for g in groups:
+        frame = long_frame([g.summary])
+        frame.insert(3, "by", g.key)
+        frame.insert(4, "group", g.group)
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def differences_frame(differences: Sequence[Difference]) -> pd.DataFrame:
+    return pd.DataFrame([{"setting": d.what, "the runs' values": d.text().split(": ", 1)[1]} for d in differences])
 
 
 # ---------------------------------------------------------------------------- renderers
@@ -412,7 +473,12 @@ def _rich(frame: pd.DataFrame, title: str) -> str:
     return console.export_text()
 
 
-def _sections(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparison]) -> list[tuple[str, pd.DataFrame]]:
+def _sections(
+    summaries: Sequence[RunSummary],
+    comparisons: Sequence[BS.Comparison],
+    differences: Sequence[Difference] = (),
+    groups: Sequence = (),
+) -> list[tuple[str, pd.DataFrame]]:
     level = next((c.level for s in summaries for c in s.curves.values()), 0.95)
     sign_flips = next((c.sign_flips for s in summaries for c in s.curves.values()), 0)
     fixed = any(c.target == "fixed" for s in summaries for c in s.curves.values())
@@ -422,6 +488,21 @@ def _sections(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparis
         (f"Runs (accuracy in %, {note})", runs_frame(summaries)),
         (f"Curves (% [{note}])", curves_frame(summaries)),
     ]
+    if groups:
+        key = groups[0].key
+        sections.append(
+            (
+                f"By {key} (accuracy in %, {note}; k: the largest power of two the group's problems all have)",
+                groups_frame(groups),
+            )
+        )
+    if differences:
+        sections.append(
+            (
+                "Comparability: the compared runs differ in these settings, so a difference below may come from them",
+                differences_frame(differences),
+            )
+        )
     if comparisons:
         sections.append(
             (
@@ -433,18 +514,33 @@ def _sections(summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparis
 
 
 def render_report(
-    summaries: Sequence[RunSummary], comparisons: Sequence[BS.Comparison] = (), fmt: str = "table"
+    summaries: Sequence[RunSummary],
+    comparisons: Sequence[BS.Comparison] = (),
+    fmt: str = "table",
+    differences: Sequence[Difference] = (),
+    groups: Sequence = (),
 ) -> str:
-    """The report as text in one of ``FORMATS``."""
+    """The report as text in one of ``FORMATS``; ``differences`` (how the compared runs differ,
+    ``m1eval.analysis.comparable.run_differences``) come above the comparison, ``groups``
+    (``m1eval.analysis.breakdown.group_summaries`` of every run) after the curves."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if fmt == "json":
-        data = {"runs": [_summary_dict(s) for s in summaries], "comparisons": [asdict(c) for c in comparisons]}
+        data = {
+            "runs": [_summary_dict(s) for s in summaries],
+            "differences": [d.to_dict() for d in differences],
+            "comparisons": [asdict(c) for c in comparisons],
+        }
+        if groups:
+            data["groups"] = [{"by": g.key, "group": g.group, **_summary_dict(g.summary)} for g in groups]
         return json.dumps(_finite(data), indent=2, default=_json_default)
     if fmt == "csv":
-        return long_frame(summaries, comparisons).to_csv(index=False)
+        frame = long_frame(summaries, comparisons, differences)
+        if groups:
+            frame = pd.concat([frame, groups_long_frame(groups)], ignore_index=True)
+        return frame.to_csv(index=False)
     parts = []
-    for title, frame in _sections(summaries, comparisons):
+    for title, frame in _sections(summaries, comparisons, differences, groups):
         if fmt == "markdown":
             parts.append(f"**{title}**\n\n{_markdown(frame)}")
         elif fmt == "latex":

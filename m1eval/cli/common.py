@@ -159,6 +159,14 @@ VerboseOption = Annotated[
     ),
 ]
 FigureFormatOption = Annotated[str, typer.Option("--format", "-f", help="Figure format: png, pdf or svg.")]
+FigureSizeOption = Annotated[
+    str,
+    typer.Option(
+        "--size",
+        help="Figure width: single (one column of a two-column paper, 3.4 in, panels stacked) "
+        "or double (the page width, 7 in, two panels a row).",
+    ),
+]
 ProfileOption = Annotated[
     list[Path] | None, typer.Option("--profile", "-p", help="Throughput profile JSON from `m1eval bench`; repeat.")
 ]

@@ -3,7 +3,19 @@
 Each ``figure_*`` function takes analysis objects (curves, profiles) and returns a
 matplotlib ``Figure``, so tests and notebooks can inspect axes and legends; ``save``
 writes it. Figures with several tasks get one panel per task. Every line carries its
-confidence band and every axis its unit.
+confidence band (error bars on the time-budget steps) and every axis its unit.
+
+What every figure says and how it is laid out (issue 23):
+
+- **Problems.** Every panel's title says how many problems its curves average over; when
+  the curves of a panel average over different numbers, each legend entry says its own.
+  Callers comparing runs cut them to their shared problems first
+  (``m1eval.analysis.problemsets.on_shared_problems``), as ``m1eval plot`` does.
+- **Size.** ``size="single"`` (one column, 3.4 in, panels stacked) or ``"double"`` (page width,
+  7 in, two panels a row); fonts follow.
+- **Nothing covers data.** Legends sit below their axes; point labels (k, peak, speed-up) are
+  placed where they overlap no other label, or left out; explanations and ``notes`` (how the
+  compared runs differ, problems left out) go under the figure.
 """
 
 from __future__ import annotations
@@ -29,6 +41,10 @@ if TYPE_CHECKING:
 # One figure against k per priced curve metric of the registry ("passk": pass@k), then the others.
 METRIC_FIGURES = {f"{name}k": name for name in metric_names(curves=True)}
 FIGURES = (*METRIC_FIGURES, "budget", "length", "throughput")
+SIZES = tuple(ps.SIZES)
+
+TIE_COLOR = "0.6"
+RUN_LINESTYLES = ps.RUN_LINESTYLES
 
 
 def _by_task(curves: Sequence) -> dict[str, list]:
@@ -38,197 +54,270 @@ def _by_task(curves: Sequence) -> dict[str, list]:
     return out
 
 
-def _band(ax, x, low, high, color: ColorType, step: str | None = None) -> None:
-    ax.fill_between(x, low, high, color=color, alpha=0.18, linewidth=0, step=step)
+def _band(ax, x, low, high, color: ColorType, step: str | None = None, *, of: int = 1) -> None:
+    """A curve's interval as a shaded band; with ``of`` bands in a panel each is lighter, so that
+    where all of them overlap the stack stays see-through (at most 40% opaque) instead of a grey block."""
+    alpha = min(0.15, 1 - 0.6 ** (1 / max(of, 1)))
+    ax.fill_between(x, low, high, color=color, alpha=alpha, linewidth=0, step=step)
 
 
-def figure_metric(curves: Sequence[MetricCurve], *, title: str | None = None, level: float = 0.95):
+def _looks(curves: Sequence) -> dict[str, ps.RunLook]:
+    return ps.run_looks([(getattr(c, "model", "") or c.label, c.label) for c in curves])
+
+
+def problem_counts(counts: Sequence[int]) -> tuple[str, list[str]]:
+    """Where a panel says its problem count: ('N problems', no per-line text) when its curves
+    agree, else ('', ' (N problems)' for each curve's legend entry)."""
+    if len(set(counts)) == 1:
+        count = counts[0]
+        return f"{count} problem{'s' if count != 1 else ''}", ["" for _ in counts]
+    return "", [f" ({count} problems)" for count in counts]
+
+
+def _title(task: str, what: str, count: str) -> str:
+    return f"{task}, {count}: {what}" if count else f"{task}: {what}"
+
+
+def _finish(fig, title: str | None, notes: Sequence[str], size: str, labels: dict, avoid: dict | None = None) -> None:
+    """Legends below every axes, the title, the notes under the figure, then the point labels
+    (last: they are placed against the settled layout)."""
+    ticks = ps.rc(size)["xtick.labelsize"]
+    for ax in fig.axes:
+        ax.tick_params(labelsize=ticks)  # ticks made later (at save) keep this size's font
+        if ax.get_legend_handles_labels()[0]:
+            ps.legend_below(ax)
+    if title:
+        fig.suptitle(title)
+    ps.figure_note(fig, notes, size=size)
+    ps.wrap_titles(fig)
+    ps.fit_height(fig, size)
+    for ax, items in labels.items():
+        ps.place_labels(ax, items, avoid=(avoid or {}).get(ax, ()))
+
+
+def figure_metric(
+    curves: Sequence[MetricCurve],
+    *,
+    title: str | None = None,
+    level: float = 0.95,
+    size: str = "double",
+    notes: Sequence[str] = (),
+):
     """pass@k or maj@k against k on a log2 axis, one line per run, one panel per task."""
     if not curves:
         raise ValueError("no curves to plot")
     tasks = _by_task(curves)
-    fig, axes = ps.new_figure(len(tasks))
-    for ax, (task, group) in zip(axes, tasks.items()):
-        for curve in group:
-            color = ps.model_color(curve.label)
-            ks = np.array(curve.ks, dtype=float)
-            ax.plot(ks, curve.accuracy, color=color, marker=ps.model_marker(curve.label), label=curve.label)
-            _band(ax, ks, curve.low, curve.high, color)
-        metric = metric_info(group[0].metric).label
-        ps.log2_axis(ax, "x")
-        ps.percent_axis(ax)
-        ax.set_xlabel("k (samples per problem)")
-        ax.set_ylabel(f"{metric} (% of problems)")
-        ax.set_title(f"{task}: {metric}, {ci_label(level)}")
-        ax.legend(loc="lower right")
-    if title:
-        fig.suptitle(title)
+    looks = _looks(curves)
+    with ps.style(size):
+        fig, axes = ps.new_figure(len(tasks), size=size)
+        for ax, (task, group) in zip(axes, tasks.items()):
+            count, suffixes = problem_counts([c.problems for c in group])
+            for curve, suffix in zip(group, suffixes):
+                look = looks[curve.label]
+                ks = np.array(curve.ks, dtype=float)
+                ax.plot(
+                    ks,
+                    curve.accuracy,
+                    color=look.color,
+                    marker=look.marker,
+                    linestyle=look.linestyle,
+                    label=curve.label + suffix,
+                )
+                _band(ax, ks, curve.low, curve.high, look.color, of=len(group))
+            metric = metric_info(group[0].metric).label
+            ps.log2_axis(ax, "x")
+            ps.percent_axis(ax)
+            ax.set_xlabel("k (samples per problem)")
+            ax.set_ylabel(f"{metric} (% of problems)")
+            ax.set_title(_title(task, f"{metric}, {ci_label(level)}", count))
+        _finish(fig, title, notes, size, {})
     return fig
 
 
-def figure_budget(curves: Sequence[BudgetCurve], *, title: str | None = None, mark_crossovers: bool = True):
+def figure_budget(
+    curves: Sequence[BudgetCurve],
+    *,
+    title: str | None = None,
+    mark_crossovers: bool = True,
+    size: str = "double",
+    notes: Sequence[str] = (),
+    level: float = 0.95,
+):
     """Accuracy against the wall-clock seconds needed for k samples of every problem.
 
     Accuracy is a step function of the budget (a model keeps its accuracy until it can
-    afford its next k), drawn with steps over every k; the steps at k = 1, 2, 4, ... are
-    labelled. Lines are named by the curves' labels (unique per run); further runs of a
-    model in a panel get a darker shade of its colour and another line style. Fixed-length
-    pricing is named in the legend.
+    afford its next k), drawn with steps over every k; the points at k = 1, 2, 4, ... carry
+    a marker and their interval as an error bar, and are labelled where a label fits. Lines
+    are named by the curves' labels (unique per run); a model's further runs get a colour,
+    marker and line style of their own. Fixed-length pricing is named in the legend. With two
+    or more runs a strip above the axes is coloured by the leader at each budget.
     """
     if not curves:
         raise ValueError("no curves to plot")
     tasks = _by_task(curves)
-    fig, axes = ps.new_figure(len(tasks), width=5.8)
-    for ax, (task, group) in zip(axes, tasks.items()):
-        right = max(float(c.seconds[-1]) for c in group) * 1.6
-        colors = _run_colors(group)
-        for curve, style in zip(group, _run_styles(group)):
-            color = colors[curve.label]
-            x = np.append(curve.seconds, right)
-            y, lo, hi = (np.append(v, v[-1]) for v in (curve.accuracy, curve.low, curve.high))
-            label = f"{curve.label} ({curve.clock.tokens_per_second:,.0f} tok/s"
-            label += f", {curve.pricing})" if curve.fixed_tokens is not None else ")"
-            ax.step(x, y, where="post", color=color, linestyle=style, label=label)
-            ax.plot(curve.seconds, curve.accuracy, linestyle="none", marker=ps.model_marker(curve.label), color=color)
-            _band(ax, x, lo, hi, color, step="post")
-            labelled = set(powers_of_two(max(curve.ks)))
-            for k, s, a in zip(curve.ks, curve.seconds, curve.accuracy):
-                if k in labelled:
-                    ax.annotate(f"k={k}", (s, a), textcoords="offset points", xytext=(2, 4), fontsize=7, color=color)
-        if mark_crossovers and len(group) >= 2:
-            _mark_leaders(ax, group, left=min(float(c.seconds[0]) for c in group), right=right)
-        metric = metric_info(group[0].metric).label
-        ps.seconds_axis(ax, "x")
-        ps.percent_axis(ax)
-        ax.set_xlabel("wall-clock time for k samples of every problem (s)")
-        ax.set_ylabel(f"{metric} (% of problems)")
-        ax.set_title(f"{task}: {metric} under a time budget")
-        ax.legend(loc="lower right")
-    if title:
-        fig.suptitle(title)
+    looks = _looks(curves)
+    notes = list(notes)
+    labels: dict = {}
+    points: dict = {}
+    with ps.style(size):
+        fig, axes = ps.new_figure(len(tasks), size=size)
+        for ax, (task, group) in zip(axes, tasks.items()):
+            right = max(float(c.seconds[-1]) for c in group) * 1.6
+            count, suffixes = problem_counts([len(c.values) for c in group])
+            first: list[ps.Label] = []
+            rest: list[ps.Label] = []
+            for curve, suffix in zip(group, suffixes):
+                look = looks[curve.label]
+                x = np.append(curve.seconds, right)
+                y = np.append(curve.accuracy, curve.accuracy[-1])
+                label = f"{curve.label} ({curve.clock.tokens_per_second:,.0f} tok/s"
+                label += f", {curve.pricing})" if curve.fixed_tokens is not None else ")"
+                ax.step(x, y, where="post", color=look.color, linestyle=look.linestyle, label=label + suffix)
+                powers = set(powers_of_two(max(curve.ks)))
+                marked = [i for i, k in enumerate(curve.ks) if k in powers]
+                s, a = curve.seconds[marked], curve.accuracy[marked]
+                low, high = curve.low[marked], curve.high[marked]
+                ax.errorbar(
+                    s,
+                    a,
+                    yerr=[np.maximum(a - low, 0), np.maximum(high - a, 0)],
+                    fmt=look.marker,
+                    color=look.color,
+                    ecolor=look.color,
+                    elinewidth=0.8,
+                    capsize=1.5,
+                    alpha=0.9,
+                    markersize=ps.rc(size)["lines.markersize"],
+                )
+                for j, i in enumerate(marked):
+                    item = ps.Label(f"k={curve.ks[i]}", (float(s[j]), float(a[j])), color=look.color)
+                    (first if j in (0, len(marked) - 1) else rest).append(item)
+            labels[ax] = first + rest
+            points[ax] = [item.xy for item in labels[ax]]
+            metric = metric_info(group[0].metric).label
+            ps.seconds_axis(ax, "x")
+            ps.percent_axis(ax)
+            ax.set_xlim(right=right)
+            ax.set_xlabel("time for k samples of every problem (s)")
+            ax.set_ylabel(f"{metric} (% of problems)")
+            ax.set_title(_title(task, f"{metric} under a time budget", count), pad=12 if len(group) > 1 else None)
+            if mark_crossovers and len(group) >= 2:
+                marked_strip = _mark_leaders(
+                    ax, group, looks, left=min(float(c.seconds[0]) for c in group), right=right
+                )
+                if marked_strip and not any("leads at each budget" in n for n in notes):
+                    notes.append(
+                        "strip above the axes: the run that leads at each budget (grey: a tie); "
+                        "dotted lines: changes of leader"
+                    )
+        notes.append(f"bars: {ci_label(level)} at k = 1, 2, 4, ...")
+        _finish(fig, title, notes, size, labels, points)
     return fig
 
 
-RUN_LINESTYLES = ["-", "--", "-.", (0, (1, 1)), (0, (5, 1, 1, 1, 1, 1))]  # dotted ":" marks crossovers
-TIE_COLOR = "0.6"
-
-
-def _run_index(group: Sequence[BudgetCurve]) -> list[int]:
-    """0 for each model's first run in the panel, 1 for its second, ..."""
-    seen: dict[str, int] = {}
-    out = []
-    for curve in group:
-        key = curve.model or curve.label
-        out.append(seen.get(key, 0))
-        seen[key] = out[-1] + 1
-    return out
-
-
-def _run_colors(group: Sequence[BudgetCurve]) -> dict[str, tuple[float, float, float]]:
-    """Label -> colour: the model's fixed colour, darkened by 40% for each further run of it."""
-    from matplotlib.colors import to_rgb
-
-    out: dict[str, tuple[float, float, float]] = {}
-    for curve, i in zip(group, _run_index(group)):
-        base = np.array(to_rgb(ps.model_color(curve.model or curve.label)))
-        r, g, b = (float(x) for x in base * 0.6 ** (i % 3))
-        out[curve.label] = (r, g, b)
-    return out
-
-
-def _run_styles(group: Sequence[BudgetCurve]) -> list:
-    """Solid for a model's first run, then dashed, dash-dot, ... for its other runs in the panel."""
-    return [RUN_LINESTYLES[i % len(RUN_LINESTYLES)] for i in _run_index(group)]
-
-
-def _mark_leaders(ax, group: Sequence[BudgetCurve], *, left: float, right: float) -> None:
-    """A strip along the top coloured by the run that leads at each budget (grey where runs tie),
-    with dotted lines at the changes. Text labels per change overlap when changes are close,
-    so the strip carries the information and the legend names the colours."""
+def _mark_leaders(ax, group: Sequence[BudgetCurve], looks: dict, *, left: float, right: float) -> bool:
+    """A strip along the top, outside the data, coloured by the run that leads at each budget
+    (grey where runs tie), with dotted lines at the changes. Text labels per change overlap when
+    changes are close, so the strip carries the information and the legend names the colours."""
     segments = leader_segments(group)
     if len(segments) < 2:
-        return
-    colors = _run_colors(group)
+        return False
+    strip = ax.inset_axes((0.0, 1.01, 1.0, 0.035), sharex=ax)
+    strip.set_axis_off()
+    strip.set_ylim(0, 1)
     edges = [left, *(change.seconds for change in segments[1:]), right]
     for start, stop, change in zip(edges[:-1], edges[1:], segments):
-        color = colors[change.leader] if change.leader is not None else TIE_COLOR
-        ax.axvspan(start, stop, ymin=0.975, ymax=1.0, color=color, alpha=0.8, linewidth=0)
+        color = looks[change.leader].color if change.leader is not None else TIE_COLOR
+        strip.axvspan(start, stop, ymin=0.0, ymax=1.0, color=color, alpha=0.8, linewidth=0)
     for change in segments[1:]:
         ax.axvline(change.seconds, color="0.4", linestyle=":", linewidth=1)
-    ax.annotate(
-        "leader at each budget (grey: tie)", (0.01, 0.955), xycoords="axes fraction", fontsize=7, color="0.3", va="top"
-    )
+    return True
 
 
-def figure_length(curves: Sequence[LengthCurve], *, title: str | None = None):
+def leader_strip(ax):
+    """The leader strip of a time-budget panel (an inset axes above it), or None."""
+    return ax.child_axes[0] if ax.child_axes else None
+
+
+def figure_length(
+    curves: Sequence[LengthCurve],
+    *,
+    title: str | None = None,
+    size: str = "double",
+    notes: Sequence[str] = (),
+):
     """Accuracy against the maximum generation length L; a time panel when profiles price L."""
     if not curves:
         raise ValueError("no curves to plot")
     tasks = _by_task(curves)
+    looks = _looks(curves)
     timed = any(c.seconds is not None for c in curves)
-    fig, axes = ps.new_figure(len(tasks) * (2 if timed else 1))
-    for i, (task, group) in enumerate(tasks.items()):
-        ax = axes[i * (2 if timed else 1)]
-        for curve in group:
-            color = ps.model_color(curve.label)
-            x = np.array(curve.lengths, dtype=float)
-            ax.plot(x, curve.accuracy, color=color, marker=ps.model_marker(curve.label), label=curve.label)
-            _band(ax, x, curve.low, curve.high, color)
-        ps.log2_axis(ax, "x")
-        ps.percent_axis(ax)
-        ax.set_xlabel("maximum generation length L (tokens)")
-        ax.set_ylabel("pass@1 (% of samples correct)")
-        ax.set_title(f"{task}: accuracy vs token budget")
-        ax.legend(loc="lower right")
-        if timed:
-            tax = axes[i * 2 + 1]
-            if all(curve.seconds is None for curve in group):  # no profile prices this task's models
-                tax.text(
-                    0.5,
-                    0.5,
-                    f"{task}: no throughput profile for these models,\nso no decoding time",
-                    ha="center",
-                    va="center",
-                    transform=tax.transAxes,
-                    fontsize=9,
-                    color="0.3",
+    per_task = 2 if timed else 1
+    with ps.style(size):
+        fig, axes = ps.new_figure(len(tasks) * per_task, size=size)
+        for i, (task, group) in enumerate(tasks.items()):
+            ax = axes[i * per_task]
+            count, suffixes = problem_counts([c.problems for c in group])
+            for curve, suffix in zip(group, suffixes):
+                look = looks[curve.label]
+                x = np.array(curve.lengths, dtype=float)
+                ax.plot(
+                    x,
+                    curve.accuracy,
+                    color=look.color,
+                    marker=look.marker,
+                    linestyle=look.linestyle,
+                    label=curve.label + suffix,
                 )
-                tax.set_axis_off()
-                continue
-            for curve in group:
-                if curve.seconds is None:
+                _band(ax, x, curve.low, curve.high, look.color, of=len(group))
+            ps.log2_axis(ax, "x")
+            ps.percent_axis(ax)
+            ax.set_xlabel("maximum generation length L (tokens)")
+            ax.set_ylabel("pass@1 (% of samples correct)")
+            ax.set_title(_title(task, "accuracy vs token budget", count))
+            if timed:
+                tax = axes[i * per_task + 1]
+                if all(curve.seconds is None for curve in group):  # no profile prices this task's models
+                    tax.text(
+                        0.5,
+                        0.5,
+                        f"{task}: no throughput profile for these models,\nso no decoding time",
+                        ha="center",
+                        va="center",
+                        transform=tax.transAxes,
+                        color="0.3",
+                    )
+                    tax.set_axis_off()
                     continue
-                color = ps.model_color(curve.label)
-                label = f"{curve.label} (batch {curve.batch_size})" if curve.batch_size else curve.label
-                tax.plot(curve.seconds, curve.accuracy, color=color, marker=ps.model_marker(curve.label), label=label)
-                _band(tax, curve.seconds, curve.low, curve.high, color)
-            ps.seconds_axis(tax, "x")
-            ps.percent_axis(tax)
-            tax.set_xlabel("time to decode L tokens (s)")
-            tax.set_ylabel("pass@1 (% of samples correct)")
-            tax.set_title(f"{task}: accuracy vs decoding time")
-            tax.legend(loc="lower right")
-    if title:
-        fig.suptitle(title)
+                for curve, suffix in zip(group, suffixes):
+                    if curve.seconds is None:
+                        continue
+                    look = looks[curve.label]
+                    label = f"{curve.label} (batch {curve.batch_size})" if curve.batch_size else curve.label
+                    tax.plot(
+                        curve.seconds,
+                        curve.accuracy,
+                        color=look.color,
+                        marker=look.marker,
+                        linestyle=look.linestyle,
+                        label=label + suffix,
+                    )
+                    _band(tax, curve.seconds, curve.low, curve.high, look.color, of=len(group))
+                ps.seconds_axis(tax, "x")
+                ps.percent_axis(tax)
+                tax.set_xlabel("time to decode L tokens (s)")
+                tax.set_ylabel("pass@1 (% of samples correct)")
+                tax.set_title(_title(task, "accuracy vs decoding time", count))
+        _finish(fig, title, notes, size, {})
     return fig
 
 
-def _speedups(ax, series: dict[str, dict[int, float]]) -> None:
-    """Annotate, at each x all models share, the fastest line with its ratio to the slowest."""
+def _speedups(series: dict[str, dict[int, float]], looks: dict) -> list[ps.Label]:
+    """At each x all models share, a label 'xr' at the fastest line: its ratio to the slowest."""
     if len(series) < 2:
-        return
+        return []
     shared = set.intersection(*(set(points) for points in series.values()))
-    if shared:
-        ax.text(
-            0.99,
-            0.01,
-            "speed-up ×r = fastest / slowest model",
-            transform=ax.transAxes,
-            ha="right",
-            va="bottom",
-            fontsize=7,
-            color="0.35",
-        )
+    out = []
     for x in sorted(shared):
         rates = {name: points[x] for name, points in series.items()}
         fastest = max(rates, key=rates.__getitem__)
@@ -236,16 +325,8 @@ def _speedups(ax, series: dict[str, dict[int, float]]) -> None:
         if rates[slowest] <= 0:
             continue
         ratio = rates[fastest] / rates[slowest]
-        ax.annotate(
-            f"×{ratio:.1f}",
-            (x, rates[fastest]),
-            textcoords="offset points",
-            xytext=(0, 7),
-            ha="center",
-            fontsize=8,
-            fontweight="bold",
-            color=ps.model_color(fastest),
-        )
+        out.append(ps.Label(f"×{ratio:.1f}", (x, rates[fastest]), color=looks[fastest].color, fontweight="bold"))
+    return out
 
 
 def _repeat_rates(m: Measurement) -> tuple[float, float]:
@@ -257,73 +338,93 @@ def _repeat_rates(m: Measurement) -> tuple[float, float]:
     return m.generated_tokens / max(seconds), m.generated_tokens / min(seconds)
 
 
-def figure_throughput(profiles: Sequence[ThroughputProfile], *, title: str | None = None):
-    """Tokens/s against batch size and against generation length; speed-up ratios marked."""
+SPEEDUP_OFFSETS = ((0, 5), (0, -5), (3, 3), (-3, 3), (3, -3), (-3, -3))
+
+
+def figure_throughput(
+    profiles: Sequence[ThroughputProfile],
+    *,
+    title: str | None = None,
+    size: str = "double",
+    notes: Sequence[str] = (),
+):
+    """Tokens/s against batch size and against generation length; speed-up ratios marked.
+
+    Throughput is measured on random prompts, not on problems, so the titles give the
+    prompt and generation lengths instead of a problem count.
+    """
     if not profiles:
         raise ValueError("no profiles to plot")
-    fig, (bax, lax) = ps.new_figure(2)
-    batch_series: dict[str, dict[int, float]] = {}
-    length_series: dict[str, dict[int, float]] = {}
-    length_batches = set()
-    for prof in profiles:
-        color, marker = ps.model_color(prof.name), ps.model_marker(prof.name)
-        points = prof.points("batch")
-        if points:
-            x = [m.batch_size for m in points]
-            y = [m.tokens_per_second for m in points]
-            extremes = [_repeat_rates(m) for m in points]
-            spread = [
-                [m.tokens_per_second - slow for m, (slow, _) in zip(points, extremes)],
-                [fast - m.tokens_per_second for m, (_, fast) in zip(points, extremes)],
-            ]
-            bax.errorbar(x, y, yerr=spread, color=color, marker=marker, capsize=2, label=f"{prof.name} ({prof.engine})")
-            batch_series[prof.name] = dict(zip(x, y))
-            peak = prof.peak
-            bax.annotate(
-                "peak",
-                (peak.batch_size, peak.tokens_per_second),
-                textcoords="offset points",
-                xytext=(4, -10),
-                fontsize=7,
-                color=color,
-            )
-        oom = prof.oom_batch_size
-        if oom is not None:
-            bax.axvline(oom, color=color, linestyle="--", linewidth=1, alpha=0.7)
-            bax.annotate(
-                f"{prof.name}: out of memory",
-                (oom, 0.5),
-                xycoords=("data", "axes fraction"),
-                rotation=90,
-                fontsize=7,
-                color=color,
-                ha="right",
-            )
-        lpoints = prof.points("length")
-        if lpoints:
-            x = [m.gen_len for m in lpoints]
-            y = [m.tokens_per_second for m in lpoints]
-            lax.plot(x, y, color=color, marker=marker, label=f"{prof.name} (batch {lpoints[0].batch_size})")
-            length_series[prof.name] = dict(zip(x, y))
-            length_batches.add(lpoints[0].batch_size)
-    _speedups(bax, batch_series)
-    # Ratios across lengths only compare like with like: the same batch size for every model.
-    if len(length_batches) == 1:
-        _speedups(lax, length_series)
-    settings = profiles[0].settings
-    bax.set_title(
-        f"throughput vs batch (prompt {settings.get('prompt_len', '?')}, gen {settings.get('gen_len', '?')} tokens)"
-    )
-    lax.set_title("throughput vs generation length" + (" (same batch)" if len(length_batches) == 1 else ""))
-    for ax, xlabel in ((bax, "batch size (sequences)"), (lax, "generation length (tokens)")):
-        ps.log2_axis(ax, "x")
-        ps.log_count_axis(ax, "y")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("throughput (generated tokens/s)")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="best")
-    if title:
-        fig.suptitle(title)
+    looks = ps.run_looks([(p.name, p.name) for p in profiles])
+    notes = list(notes)
+    with ps.style(size):
+        fig, (bax, lax) = ps.new_figure(2, size=size)
+        batch_series: dict[str, dict[int, float]] = {}
+        length_series: dict[str, dict[int, float]] = {}
+        length_batches = set()
+        peaks: list[ps.Label] = []
+        for prof in profiles:
+            look = looks[prof.name]
+            points = prof.points("batch")
+            oom = prof.oom_batch_size
+            name = f"{prof.name} ({prof.engine}" + (f"; out of memory at batch {oom})" if oom is not None else ")")
+            if points:
+                x = [m.batch_size for m in points]
+                y = [m.tokens_per_second for m in points]
+                extremes = [_repeat_rates(m) for m in points]
+                spread = [
+                    [m.tokens_per_second - slow for m, (slow, _) in zip(points, extremes)],
+                    [fast - m.tokens_per_second for m, (_, fast) in zip(points, extremes)],
+                ]
+                bax.errorbar(
+                    x, y, yerr=spread, color=look.color, marker=look.marker, linestyle=look.linestyle, capsize=2,
+                    label=name,
+                )  # fmt: skip
+                batch_series[prof.name] = dict(zip(x, y))
+                peak = prof.peak
+                peaks.append(ps.Label("peak", (peak.batch_size, peak.tokens_per_second), color=look.color))
+            elif oom is not None:  # nothing ran: the legend still says why
+                bax.plot([], [], color=look.color, linestyle="--", label=name)
+            if oom is not None:
+                bax.axvline(oom, color=look.color, linestyle="--", linewidth=1, alpha=0.7)
+            lpoints = prof.points("length")
+            if lpoints:
+                x = [m.gen_len for m in lpoints]
+                y = [m.tokens_per_second for m in lpoints]
+                lax.plot(
+                    x, y, color=look.color, marker=look.marker, linestyle=look.linestyle,
+                    label=f"{prof.name} (batch {lpoints[0].batch_size})",
+                )  # fmt: skip
+                length_series[prof.name] = dict(zip(x, y))
+                length_batches.add(lpoints[0].batch_size)
+        batch_labels = _speedups(batch_series, looks)
+        # Ratios across lengths only compare like with like: the same batch size for every model.
+        length_labels = _speedups(length_series, looks) if len(length_batches) == 1 else []
+        if batch_labels or length_labels:
+            notes.append("×r: throughput of the fastest model over the slowest at that point")
+        if any(p.oom_batch_size is not None for p in profiles):
+            notes.append("dashed vertical line: the batch size at which that model ran out of memory")
+        settings = profiles[0].settings
+        bax.set_title(
+            f"throughput vs batch size\n(random prompts: {settings.get('prompt_len', '?')} tokens in, "
+            f"{settings.get('gen_len', '?')} generated)"
+        )
+        batches = sorted(length_batches)
+        lax.set_title(
+            "throughput vs generation length\n"
+            + (f"(batch {batches[0]} for every model)" if len(batches) == 1 else "(batch sizes differ: no ratios)")
+        )
+        for ax, xlabel in ((bax, "batch size (sequences)"), (lax, "generation length (tokens)")):
+            ps.log2_axis(ax, "x")
+            ps.log_count_axis(ax, "y")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("throughput (generated tokens/s)")
+        _finish(fig, title, notes, size, {})  # then the labels, against the settled layout
+        batch_points = [(x, y) for points in batch_series.values() for x, y in points.items()]
+        ps.place_labels(bax, batch_labels, SPEEDUP_OFFSETS, avoid=batch_points)
+        ps.place_labels(bax, peaks, avoid=batch_points)
+        length_points = [(x, y) for points in length_series.values() for x, y in points.items()]
+        ps.place_labels(lax, length_labels, SPEEDUP_OFFSETS, avoid=length_points)
     return fig
 
 
@@ -332,11 +433,11 @@ def save(fig, out_dir: str | os.PathLike[str], name: str, fmt: str = "png") -> P
     import matplotlib.pyplot as plt
 
     if fmt not in ("png", "pdf", "svg"):
-        raise ValueError(f"format must be png, pdf or svg, got {fmt!r}")
+        raise ValueError(f"figure format must be png, pdf or svg, got {fmt!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.{fmt}"
-    with ps.style():
+    with ps.style():  # the save settings (dpi, tight box); fonts were fixed when the figure was made
         fig.savefig(path)
     plt.close(fig)
     return path

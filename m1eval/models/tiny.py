@@ -182,3 +182,41 @@ def shared_tiny_qwen2(base: Path) -> Path:
         if not (folder / "model.safetensors").exists():
             build_tiny_qwen2(folder)
     return folder
+
+
+KINDS = ("llama", "qwen2", "m1")
+
+
+def build(kind: str, folder: Path, *, seed: int = 0) -> Path:
+    """A tiny random-weight checkpoint of ``kind`` (llama, qwen2 or the M1 hybrid layout) in ``folder``."""
+    if kind == "llama":
+        return build_tiny_llama(folder, seed=seed)
+    if kind == "qwen2":
+        return build_tiny_qwen2(folder, seed=seed)
+    if kind == "m1":
+        from m1eval.models.tiny_hybrid import build_tiny_hybrid
+
+        return build_tiny_hybrid(folder, seed=seed)
+    raise ValueError(f"tiny model kind must be one of {', '.join(KINDS)}, got {kind!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m m1eval.models.tiny KIND FOLDER``: write a tiny random model to try the engines on.
+
+    The README's bench and replicas examples run on these (seconds to build, nothing downloaded;
+    random weights, so their texts are noise and only their speed means anything).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m m1eval.models.tiny", description=main.__doc__)
+    parser.add_argument("kind", choices=KINDS, help="llama, qwen2 (transformers engines) or m1 (the native engine)")
+    parser.add_argument("folder", type=Path, help="where to write it (created; an existing model there is replaced)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    args = parser.parse_args(argv)
+    folder = build(args.kind, args.folder, seed=args.seed)
+    print(f"tiny {args.kind} model written to {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,6 +21,7 @@ import pandas as pd
 
 from m1eval.analysis import intervals as BS
 from m1eval.analysis.metrics import k_grid
+from m1eval.analysis.per_problem import majority_answers
 from m1eval.analysis.report import compare_runs
 from m1eval.grading.extract import DEFAULT_POLICY
 from m1eval.records import Problem
@@ -165,22 +166,6 @@ def per_problem_values(run: RunData, metric: str, k: int) -> dict[str, float]:
     return dict(zip(problems.ids, values.tolist()))
 
 
-def _cluster_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """(problem, cluster) -> samples, correct, most common raw answer; answered samples only."""
-    answered = frame[frame["cluster"].notna()]
-    sizes = answered.groupby(["problem_id", "cluster"], sort=False).agg(
-        count=("sample_index", "size"), correct=("correct", "max")
-    )
-    answers = answered.groupby(["problem_id", "cluster", "answer"], sort=False, dropna=False).size()
-    top = (
-        answers.reset_index(name="m")
-        .sort_values("m", ascending=False, kind="stable")
-        .drop_duplicates(["problem_id", "cluster"])
-        .set_index(["problem_id", "cluster"])["answer"]
-    )
-    return sizes.join(top.rename("answer"))
-
-
 def problem_rows(loaded: LoadedRun) -> list[ProblemRow]:
     """The run page's table: one row per scored problem, in problems.jsonl order (cached per load)."""
     if "rows" in loaded.cache:
@@ -207,14 +192,12 @@ def problem_rows(loaded: LoadedRun) -> list[ProblemRow]:
         truncated=("truncated", "mean"),
         tokens=("tokens", "mean"),
     )
-    clusters = _cluster_table(frame).reset_index()
-    n_clusters = clusters.groupby("problem_id", sort=False).size().to_dict()
-    winners: dict[Any, tuple[int, bool, str | None]] = {}
-    for pid, count, right, answer in zip(
-        clusters["problem_id"], clusters["count"], clusters["correct"], clusters["answer"]
-    ):
-        if pid not in winners or count > winners[pid][0]:
-            winners[pid] = (count, bool(right), None if answer is None or pd.isna(answer) else str(answer))
+    majority = majority_answers(frame)  # m1eval.analysis.per_problem: the table `report --per-problem` writes
+    n_clusters = majority["clusters"].to_dict()
+    winners = {
+        pid: (int(row.majority_samples), bool(row.majority_correct), row.majority)
+        for pid, row in zip(majority.index, majority.itertuples())
+    }
     index = _problem_index(run)
     columns = meta_columns(run)
     problems = {p.id: p for p in run.problems}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from m1eval.analysis.comparable import host_hardware, profile_hardware
 from m1eval.analysis.curves import CurveError
 from m1eval.models.presets import canonical
 from m1eval.rundir.rundata import RunData
@@ -31,6 +32,7 @@ class Clock:
     source: str
     batch_size: float | None = None
     warnings: tuple[str, ...] = ()  # e.g. a batch size the profile could not run
+    hardware: str | None = None  # what the rate was measured on (m1eval.analysis.comparable), if recorded
 
     def seconds(self, tokens: float) -> float:
         return float(tokens) / self.tokens_per_second
@@ -54,7 +56,7 @@ def clock_from_profile(
     if gen_len is not None:
         tps *= profile.length_factor(gen_len)
         source += f", {gen_len:,.0f}-token generations"
-    return Clock(tps, source, batch, tuple(warnings))
+    return Clock(tps, source, batch, tuple(warnings), profile_hardware(profile.hardware))
 
 
 def batch_size_warnings(profile: ThroughputProfile, batch_size: float) -> list[str]:
@@ -99,7 +101,12 @@ def clock_from_batches(run: RunData) -> Clock:
     if wall <= 0 or tokens <= 0:
         raise BudgetError(f"{run.path}: batches.jsonl has no time or no tokens ({wall} s, {tokens:.0f} tokens)")
     mean_batch = float(batches["batch_size"].mean())
-    return Clock(tokens / wall, f"measured batches of {run.path.name}", mean_batch)
+    return Clock(
+        tokens / wall,
+        f"measured batches of {run.path.name}",
+        mean_batch,
+        hardware=host_hardware(run.manifest.get("host")),
+    )
 
 
 def match_profile(run: RunData, profiles: Sequence[ThroughputProfile]) -> ThroughputProfile | None:
@@ -153,5 +160,5 @@ def clock_for(
             f"batch size {batch_size:g} does not apply to {run.model}: no profile prices it, so its own measured "
             f"batches do (mean batch {clock.batch_size:g})"
         )
-        clock = Clock(clock.tokens_per_second, clock.source, clock.batch_size, (note,))
+        clock = Clock(clock.tokens_per_second, clock.source, clock.batch_size, (note,), clock.hardware)
     return clock

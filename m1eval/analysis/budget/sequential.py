@@ -70,6 +70,8 @@ class LengthCurve:
     no_answer: np.ndarray  # share of samples without an answer at L
     seconds: np.ndarray | None  # time to decode L tokens (profile's length sweep), if known
     batch_size: int | None = None
+    model: str = ""  # the run's model (its colour in figures); ``label`` is unique among compared runs
+    problems: int = 0  # problems the curve averages over
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -180,6 +182,8 @@ def sequential_curve(
         no_answer=np.array(no_answer),
         seconds=seconds,
         batch_size=profile.length_batch_size if profile is not None else None,
+        model=run.model,
+        problems=int(graded["problem_id"].nunique()),
     )
 
 

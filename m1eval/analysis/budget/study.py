@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from m1eval.analysis import problemsets
 from m1eval.analysis.budget.clock import BudgetError, clock_for
 from m1eval.analysis.budget.priced import BudgetCurve, parallel_curve
 from m1eval.analysis.budget.verdicts import (
@@ -40,7 +41,10 @@ from m1eval.analysis.budget.verdicts import (
     default_budgets,
     leader_segments,
 )
+from m1eval.analysis.comparable import Difference, clock_difference, run_differences
+from m1eval.analysis.curves import CurveError
 from m1eval.analysis.metrics import metric_info
+from m1eval.analysis.problemsets import ProblemCoverage
 from m1eval.rundir.rundata import RunData
 from m1eval.throughput.profile import ThroughputProfile
 
@@ -68,44 +72,12 @@ def run_labels(runs: Sequence[RunData]) -> list[str]:
     return out
 
 
-@dataclass
-class ProblemCoverage:
-    """The problems every run of a task scored, and how many each run scored on its own."""
-
-    shared: list[str]
-    scored: dict[str, int]  # label -> problems with at least one graded sample
-
-    @property
-    def differs(self) -> bool:
-        return any(count != len(self.shared) for count in self.scored.values())
-
-    def note(self) -> str | None:
-        if not self.differs:
-            return None
-        each = ", ".join(f"{label}: {count}" for label, count in self.scored.items())
-        return (
-            f"the runs scored different problems ({each}); every run is priced, ranked and compared "
-            f"on the {len(self.shared)} problems all of them scored"
-        )
-
-
 def on_shared_problems(runs: Sequence[RunData], labels: Sequence[str]) -> tuple[list[RunData], ProblemCoverage]:
-    """The runs cut to the problems all of them scored (in the first run's order), with the counts."""
-    if not runs:
-        raise BudgetError("no runs to compare")
-    common = set(runs[0].problem_ids).intersection(*(run.problem_ids for run in runs[1:]))
-    shared = [pid for pid in runs[0].problem_ids if pid in common]
-    coverage = ProblemCoverage(shared, {label: len(run.problem_ids) for run, label in zip(runs, labels)})
-    if not shared:
-        each = ", ".join(f"{label}: {count}" for label, count in coverage.scored.items())
-        raise BudgetError(f"task {runs[0].task}: the runs share no scored problem ({each}); nothing to compare")
-    if not coverage.differs:
-        return list(runs), coverage
-    cut = []
-    for run in runs:
-        keep = run.frame["problem_id"].isin(common)
-        cut.append(dataclasses.replace(run, frame=run.frame[keep].reset_index(drop=True)))
-    return cut, coverage
+    """``m1eval.analysis.problemsets.on_shared_problems``, its refusal a ``BudgetError``."""
+    try:
+        return problemsets.on_shared_problems(runs, labels)
+    except CurveError as exc:
+        raise BudgetError(str(exc)) from None
 
 
 @dataclass
@@ -116,6 +88,7 @@ class TaskCurves:
     curves: list[BudgetCurve]
     coverage: ProblemCoverage
     warnings: list[str] = field(default_factory=list)  # clocks that are not what was asked for
+    differences: list[Difference] = field(default_factory=list)  # settings and clock hardware the runs differ in
 
     @property
     def notes(self) -> list[str]:
@@ -168,7 +141,9 @@ def task_curves(
         )
         if on_step is not None:
             on_step()
-    return TaskCurves(runs[0].task, curves, coverage, warnings)
+    differences = run_differences(runs, labels, skip=("hardware",))  # the clocks' hardware is what counts here
+    clocks = clock_difference({curve.label: curve.clock.hardware for curve in curves})
+    return TaskCurves(runs[0].task, curves, coverage, warnings, differences + ([clocks] if clocks else []))
 
 
 def by_task(runs: Sequence[RunData]) -> dict[str, list[RunData]]:
@@ -188,6 +163,7 @@ class TaskBudget:
     verdicts: list[BudgetVerdict]
     changes: list[LeaderChange]  # the first entry is who leads at the cheapest price
     warnings: list[str] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)  # m1eval.analysis.comparable
 
     @property
     def notes(self) -> list[str]:
@@ -218,6 +194,7 @@ class TaskBudget:
                     **{f"k[{m.label}]": m.k for m in v.models},
                     **{f"acc[{m.label}]": m.accuracy for m in v.models},
                     "notes": "; ".join(v.notes),
+                    "differences": "; ".join(d.text() for d in self.differences),
                 }
             )
         return rows
@@ -231,6 +208,7 @@ class TaskBudget:
                 "problems_scored": self.coverage.scored,
                 "notes": self.notes,
                 "warnings": self.warnings,
+                "differences": [d.to_dict() for d in self.differences],
                 "curves": [
                     {
                         "label": c.label,
@@ -288,7 +266,9 @@ def analyse_task(
     """
     curves = prepared.curves
     if len(curves) < 2:
-        return TaskBudget(prepared.task, curves, prepared.coverage, [], [], list(prepared.warnings))
+        return TaskBudget(
+            prepared.task, curves, prepared.coverage, [], [], list(prepared.warnings), list(prepared.differences)
+        )
     bad = [b for b in budgets or [] if not (b > 0 and math.isfinite(b))]
     if bad:
         raise BudgetError(f"a budget must be a positive number of seconds, got {bad[0]:g}")
@@ -298,7 +278,13 @@ def analyse_task(
         if on_step is not None:
             on_step()
     return TaskBudget(
-        prepared.task, curves, prepared.coverage, verdicts, leader_segments(curves), list(prepared.warnings)
+        prepared.task,
+        curves,
+        prepared.coverage,
+        verdicts,
+        leader_segments(curves),
+        list(prepared.warnings),
+        list(prepared.differences),
     )
 
 

@@ -160,6 +160,7 @@ class TextTable:
     title: str
     columns: list[str]
     rows: list[list[str]]
+    caption: str = ""  # what short column names stand for, a line each (printed under the table)
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=self.columns)
@@ -201,33 +202,51 @@ def curve_table(curve: BudgetCurve, extra_ks: Collection[int] = (), *, level: fl
     return TextTable(title, ["k", "time for k samples of every problem", f"{metric} %", ci_label(level)], rows)
 
 
+SHORT_LABEL = 14  # longer run labels are shown as letters in the verdict table (its caption names them)
+
+
+def column_names(labels: Sequence[str]) -> dict[str, str]:
+    """label -> the name a verdict table uses: the label itself when every label is short, else A, B, C, ..."""
+    if all(len(label) <= SHORT_LABEL for label in labels):
+        return {label: label for label in labels}
+    letters = [chr(ord("A") + i) if i < 26 else f"R{i + 1}" for i in range(len(labels))]
+    return dict(zip(labels, letters))
+
+
 def verdict_table(result: TaskBudget, *, level: float = 0.95) -> TextTable:
-    """The most accurate run at each budget: each run's k and accuracy, the winner, its lead and p."""
+    """The most accurate run at each budget: each run's k and accuracy, the leader, its lead and p.
+
+    One line per budget at 100 columns for up to five runs: long run labels become letters
+    (named in the caption), a tie reads ``A=B``, a run that cannot afford one sample ``-``.
+    """
     metric = metric_info(result.curves[0].metric).label
     title = (
         f"{result.task}: most accurate run within each time budget ({metric}, {len(result.coverage.shared)} problems)"
     )
+    names = column_names([curve.label for curve in result.curves])
+    lettered = any(name != label for label, name in names.items())
     columns = [
         "budget",
-        *(f"{curve.label} k: %" for curve in result.curves),
-        "winner",
+        *(f"{names[curve.label]} k: %" for curve in result.curves),
+        "leader",
         f"lead, pts [{ci_label(level)}]",
         "p",
     ]
     rows = []
     for v in result.verdicts:
-        cells = [f"{m.k}: {_pct(m.accuracy)}" + ("*" if m.saturated else "") if m.k else "none fits" for m in v.models]
-        winner = v.winner or "tie: " + " = ".join(v.leaders)
+        cells = [f"{m.k}: {_pct(m.accuracy)}" + ("*" if m.saturated else "") if m.k else "-" for m in v.models]
+        leader = names[v.winner] if v.winner else "=".join(names[label] for label in v.leaders)  # A=B: a tie
         rows.append(
             [
                 nice_seconds(v.budget_seconds),
                 *cells,
-                winner,
+                leader,
                 f"{_pct(v.difference)} [{_pct(v.diff_low)}, {_pct(v.diff_high)}]",
                 f"{v.p_value:.2g}",
             ]
         )
-    return TextTable(title, columns, rows)
+    caption = "\n".join(f"{name} = {label}" for label, name in names.items()) if lettered else ""
+    return TextTable(title, columns, rows, caption)
 
 
 def verdict_lines(result: TaskBudget) -> list[str]:
@@ -235,6 +254,10 @@ def verdict_lines(result: TaskBudget) -> list[str]:
     lines = []
     if any(m.saturated for v in result.verdicts for m in v.models):
         lines.append("* the run has no more samples: accuracy held at its largest k")
+    if any(not m.k for v in result.verdicts for m in v.models):
+        lines.append("- not even one sample of every problem fits the budget: the run scores 0 there")
+    if any(v.tie for v in result.verdicts):
+        lines.append("A=B in the leader column: the runs tie (accuracies within 1e-9)")
     lines += [f"note: {note}" for note in result.notes]
     return lines + leader_lines(result, nice_seconds)
 
