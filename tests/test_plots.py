@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 
 import matplotlib.image as mpimg
 import pytest
+from helpers.figure_inputs import fake_profile
 from typer.testing import CliRunner
 
 from m1eval.analysis.budget import Clock, parallel_curve
@@ -19,41 +20,11 @@ from m1eval.figures import style as ps
 from m1eval.grading import Grader
 from m1eval.rundir.rundata import load_run
 from m1eval.rundir.synthetic import make_synthetic_run
-from m1eval.throughput.profile import Measurement, ThroughputProfile
 
 RESAMPLES = 100
 
 
-def _profile(name: str, per_seq: float, cap: int, oom: int | None = None) -> ThroughputProfile:
-    """Throughput per_seq x batch up to ``cap`` sequences; gen 64, prompt 16."""
-    ms = []
-    for b in (1, 4, 16, 64):
-        if oom is not None and b >= oom:
-            ms.append(Measurement("batch", b, 16, 64, status="oom", error="out of memory"))
-            break
-        tps = per_seq * min(b, cap)
-        wall = b * 64 / tps
-        ms.append(
-            Measurement(
-                "batch",
-                b,
-                16,
-                64,
-                wall_seconds=wall,
-                repeat_seconds=[wall * 0.95, wall * 1.05],
-                generated_tokens=b * 64,
-            )
-        )
-    for g in (16, 32, 64):
-        wall = 4 * g / (per_seq * 4) * (1 + g / 256)
-        ms.append(Measurement("length", 4, 16, g, wall_seconds=wall, generated_tokens=4 * g))
-    return ThroughputProfile(
-        model=f"org/{name}",
-        engine="fake",
-        display_name=name,
-        measurements=ms,
-        settings={"prompt_len": 16, "gen_len": 64},
-    )
+_profile = fake_profile
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import instant_engine
-from helpers.instant_engine import ENGINE, InstantEngine
-from helpers.run_helpers import only_run_dir, tiny_model
+from helpers import instant_engine, instant_fixtures
+from helpers.instant_engine import ENGINE
+from helpers.run_helpers import only_run_dir
 from typer.testing import CliRunner
 
 from m1eval.cli.app import app
@@ -46,15 +46,7 @@ OPENS = {
 }
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return tiny_model(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def instant(monkeypatch):
-    monkeypatch.setitem(ENGINES, ENGINE, f"{instant_engine.__name__}:InstantEngine")
-    monkeypatch.setattr(InstantEngine, "on_build", None)
+model, instant = instant_fixtures.model, instant_fixtures.instant  # the shared fixtures (instant is autouse)
 
 
 def _config(model, data_dir, out, k: int = 2) -> RunConfig:

@@ -12,26 +12,16 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from helpers import instant_engine
-from helpers.instant_engine import ENGINE, InstantEngine
-from helpers.run_helpers import raw_sample_lines, tiny_model
+from helpers import instant_fixtures
+from helpers.instant_engine import ENGINE
+from helpers.run_helpers import raw_sample_lines
 from typer.testing import CliRunner
 
 from m1eval.cli.app import app
-from m1eval.engines import ENGINES
 from m1eval.pipeline.runner import RunConfig, RunError, generate, plan_run
 from m1eval.rundir.store import StoreError, run_folder_name, safe_name
 
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return tiny_model(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def instant(monkeypatch):
-    monkeypatch.setitem(ENGINES, ENGINE, f"{instant_engine.__name__}:InstantEngine")
-    monkeypatch.setattr(InstantEngine, "on_build", None)
+model, instant = instant_fixtures.model, instant_fixtures.instant  # the shared fixtures (instant is autouse)
 
 
 def _config(model, data_dir, out, run_id: str, k: int = 2) -> RunConfig:

@@ -17,25 +17,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import instant_engine
+from helpers import instant_fixtures
 from helpers.instant_engine import ENGINE, InstantEngine
-from helpers.run_helpers import REPO, cli_env, only_run_dir, raw_sample_lines, tiny_model
+from helpers.run_helpers import REPO, cli_env, only_run_dir, raw_sample_lines
 
-from m1eval.engines import ENGINES
 from m1eval.pipeline.runner import RunConfig, generate, plan_run
 from m1eval.rundir.store import RunLockedError, RunStore
 
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return tiny_model(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def instant(monkeypatch):
-    monkeypatch.setitem(ENGINES, ENGINE, f"{instant_engine.__name__}:InstantEngine")
-    monkeypatch.setattr(InstantEngine, "on_build", None)
-    monkeypatch.setattr(InstantEngine, "built", 0)
+model, instant = instant_fixtures.model, instant_fixtures.instant  # the shared fixtures (instant is autouse)
 
 
 def _config(model, data_dir, out) -> RunConfig:

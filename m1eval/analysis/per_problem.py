@@ -78,11 +78,11 @@ def _meta_columns(run: RunData) -> list[str]:
     return [key for key, short in keys.items() if short]
 
 
-def problem_table(run: RunData, label: str | None = None) -> pd.DataFrame:
-    """One row per scored problem of ``run`` in problems.jsonl order (see the module docstring)."""
-    frame = run.frame
-    problems = ProblemSet.from_frame(frame)
-    ks = k_grid(problems.n)
+def sample_stats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per problem: samples, pass1 (share right), hits, no_answer, truncated, mean_tokens.
+
+    One definition for `report --per-problem` and the viewer's problem table; a sample without an
+    answer is one with no extracted answer or no answer class, as in the report's no-answer rate."""
     work = pd.DataFrame(
         {
             "problem_id": frame["problem_id"].to_numpy(),
@@ -92,12 +92,22 @@ def problem_table(run: RunData, label: str | None = None) -> pd.DataFrame:
             "tokens": frame["completion_tokens"].to_numpy(dtype=float),
         }
     )
-    stats = work.groupby("problem_id", sort=False).agg(
+    return work.groupby("problem_id", sort=False).agg(
         samples=("correct", "size"),
+        pass1=("correct", "mean"),
+        hits=("correct", "sum"),
         no_answer=("no_answer", "mean"),
         truncated=("truncated", "mean"),
         mean_tokens=("tokens", "mean"),
     )
+
+
+def problem_table(run: RunData, label: str | None = None) -> pd.DataFrame:
+    """One row per scored problem of ``run`` in problems.jsonl order (see the module docstring)."""
+    frame = run.frame
+    problems = ProblemSet.from_frame(frame)
+    ks = k_grid(problems.n)
+    stats = sample_stats(frame)
     out = pd.DataFrame(index=pd.Index(problems.ids, name="problem_id"))
     meta = {p.id: p.meta for p in run.problems}
     for key in _meta_columns(run):

@@ -21,7 +21,7 @@ import pandas as pd
 
 from m1eval.analysis import intervals as BS
 from m1eval.analysis.metrics import k_grid
-from m1eval.analysis.per_problem import majority_answers
+from m1eval.analysis.per_problem import majority_answers, sample_stats
 from m1eval.analysis.report import compare_runs
 from m1eval.grading.extract import DEFAULT_POLICY
 from m1eval.records import Problem
@@ -175,23 +175,7 @@ def problem_rows(loaded: LoadedRun) -> list[ProblemRow]:
     n = run.n
     pass_n = per_problem_values(run, "pass", n)
     maj_n = per_problem_values(run, "maj", n)
-    work = pd.DataFrame(
-        {
-            "problem_id": frame["problem_id"].to_numpy(),
-            "correct": frame["correct"].to_numpy(dtype=float),
-            "no_answer": frame["cluster"].isna().to_numpy(dtype=float),
-            "truncated": (frame["finish_reason"] == "length").to_numpy(dtype=float),
-            "tokens": frame["completion_tokens"].to_numpy(dtype=float),
-        }
-    )
-    stats = work.groupby("problem_id", sort=False).agg(
-        samples=("correct", "size"),
-        pass1=("correct", "mean"),
-        hits=("correct", "sum"),
-        no_answer=("no_answer", "mean"),
-        truncated=("truncated", "mean"),
-        tokens=("tokens", "mean"),
-    )
+    stats = sample_stats(frame)
     majority = majority_answers(frame)  # m1eval.analysis.per_problem: the table `report --per-problem` writes
     n_clusters = majority["clusters"].to_dict()
     winners = {
@@ -227,7 +211,7 @@ def problem_rows(loaded: LoadedRun) -> list[ProblemRow]:
                 clusters=int(n_clusters.get(pid, 0)),
                 no_answer=float(st.no_answer),
                 truncated=float(st.truncated),
-                mean_tokens=float(st.tokens),
+                mean_tokens=float(st.mean_tokens),
                 flags=flags,
             )
         )
