@@ -136,6 +136,20 @@ def test_render_every_format(runs):
         R.render_report(summaries, comparisons, "html")
 
 
+def test_table_format_fits_the_width_it_is_given(runs):
+    """A person's terminal gets a table at its width (cells fold), not a 200-column one that wraps."""
+    _, a, b = runs
+    loaded = [load_run(a), load_run(b)]
+    summaries = [R.summarize_run(r, sign_flips=100) for r in loaded]
+    comparisons = R.compare_runs(loaded, sign_flips=100)
+    wide = R.render_report(summaries, comparisons, "table")
+    narrow = R.render_report(summaries, comparisons, "table", width=80)
+    table_lines = [line for line in narrow.splitlines() if line[:1] in "┏┃┡│└"]
+    assert table_lines and max(len(line) for line in table_lines) <= 80
+    assert max(len(line) for line in wide.splitlines()) > 80  # the default is wider: the test can fail
+    assert "Paired comparison" in narrow
+
+
 def test_cli_report(runs):
     root, a, _b = runs
     runner = CliRunner()

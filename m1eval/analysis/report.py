@@ -459,7 +459,9 @@ def _latex(frame: pd.DataFrame, caption: str) -> str:
     return "\n".join(lines)
 
 
-def _rich(frame: pd.DataFrame, title: str) -> str:
+def _rich(frame: pd.DataFrame, title: str, width: int = 200) -> str:
+    """The ``table`` format: a rich table at ``width`` columns (cells fold to fit; 200 when the
+    text goes to a file or a pipe, the terminal's width when a person reads it)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -468,7 +470,7 @@ def _rich(frame: pd.DataFrame, title: str) -> str:
         table.add_column(str(col), overflow="fold")
     for row in frame.itertuples(index=False):
         table.add_row(*(str(v) for v in row))
-    console = Console(file=io.StringIO(), width=200, record=True, force_terminal=False)
+    console = Console(file=io.StringIO(), width=width, record=True, force_terminal=False)
     console.print(table)
     return console.export_text()
 
@@ -519,6 +521,7 @@ def render_report(
     fmt: str = "table",
     differences: Sequence[Difference] = (),
     groups: Sequence = (),
+    width: int = 200,
 ) -> str:
     """The report as text in one of ``FORMATS``; ``differences`` (how the compared runs differ,
     ``m1eval.analysis.comparable.run_differences``) come above the comparison, ``groups``
@@ -546,7 +549,7 @@ def render_report(
         elif fmt == "latex":
             parts.append(_latex(frame, title))
         else:
-            parts.append(_rich(frame, title))
+            parts.append(_rich(frame, title, width))
     warnings = [w for s in summaries for w in s.warnings]
     if warnings and fmt != "latex":
         parts.append("Warnings:\n" + "\n".join(f"- {w}" for w in warnings))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -169,7 +171,8 @@ def report(
     from m1eval.analysis.comparable import run_differences
 
     differences = run_differences(runs) if len(runs) > 1 else []
-    text = report_lib.render_report(summaries, comparisons, fmt.value, differences, groups)
+    width = shutil.get_terminal_size().columns if output is None and sys.stdout.isatty() else 200
+    text = report_lib.render_report(summaries, comparisons, fmt.value, differences, groups, width=width)
     _write(text, output)
 
 
