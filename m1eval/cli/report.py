@@ -6,7 +6,7 @@ import shutil
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -124,39 +124,27 @@ def report(
     with make_progress("steps", transient=True) as progress:
         task = progress.add_task("intervals", total=steps)
         advance = lambda _label: progress.advance(task)
+        settings: dict[str, Any] = {
+            "sign_flips": sign_flips,
+            "seed": seed,
+            "level": level,
+            "every_k": every_k,
+            "on_step": advance,
+            "target": ci_target.value,
+            **({"metrics": metric_names(fixed_set=True)} if fixed else {}),
+        }  # one summary's settings: the whole run's and each group's alike
         try:
             summaries = []
             for run in runs:
                 progress.update(task, description=f"intervals {run.label}")
-                summaries.append(
-                    report_lib.summarize_run(
-                        run,
-                        sign_flips=sign_flips,
-                        seed=seed,
-                        level=level,
-                        every_k=every_k,
-                        on_step=advance,
-                        target=ci_target.value,
-                        **({"metrics": metric_names(fixed_set=True)} if fixed else {}),
-                    )
-                )
+                summaries.append(report_lib.summarize_run(run, **settings))
             groups = []
             if by is not None:
                 from m1eval.analysis.breakdown import group_summaries
 
                 for run in runs:
                     progress.update(task, description=f"intervals by {by} {run.label}")
-                    groups += group_summaries(
-                        run,
-                        by,
-                        sign_flips=sign_flips,
-                        seed=seed,
-                        level=level,
-                        every_k=every_k,
-                        on_step=advance,
-                        target=ci_target.value,
-                        **({"metrics": metric_names(fixed_set=True)} if fixed else {}),
-                    )
+                    groups += group_summaries(run, by, **settings)
             progress.update(task, description="paired comparisons")
             comparisons = (
                 report_lib.compare_runs(
