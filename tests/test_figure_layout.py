@@ -52,6 +52,16 @@ COUNTS = (1, 2, 5)
 SIZES = ("single", "double")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def close_figures():
+    """The module's figures (shared by its tests) are closed after its last test: pyplot keeps
+    figures until closed, and the next test file in this worker should not inherit them."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture(scope="module")
 def run_sets(tmp_path_factory):
     root = tmp_path_factory.mktemp("layout")
