@@ -61,6 +61,12 @@ def _band(ax, x, low, high, color: ColorType, step: str | None = None, *, of: in
     ax.fill_between(x, low, high, color=color, alpha=alpha, linewidth=0, step=step)
 
 
+def _line_with_band(ax, x, curve, look: ps.RunLook, label: str, of: int) -> None:
+    """A curve's accuracy as a line in its run's look, with its interval as a band under it."""
+    ax.plot(x, curve.accuracy, color=look.color, marker=look.marker, linestyle=look.linestyle, label=label)
+    _band(ax, x, curve.low, curve.high, look.color, of=of)
+
+
 def _looks(curves: Sequence) -> dict[str, ps.RunLook]:
     return ps.run_looks([(getattr(c, "model", "") or c.label, c.label) for c in curves])
 
@@ -115,15 +121,7 @@ def figure_metric(
             for curve, suffix in zip(group, suffixes):
                 look = looks[curve.label]
                 ks = np.array(curve.ks, dtype=float)
-                ax.plot(
-                    ks,
-                    curve.accuracy,
-                    color=look.color,
-                    marker=look.marker,
-                    linestyle=look.linestyle,
-                    label=curve.label + suffix,
-                )
-                _band(ax, ks, curve.low, curve.high, look.color, of=len(group))
+                _line_with_band(ax, ks, curve, look, curve.label + suffix, len(group))
             metric = metric_info(group[0].metric).label
             ps.log2_axis(ax, "x")
             ps.percent_axis(ax)
@@ -261,15 +259,7 @@ def figure_length(
             for curve, suffix in zip(group, suffixes):
                 look = looks[curve.label]
                 x = np.array(curve.lengths, dtype=float)
-                ax.plot(
-                    x,
-                    curve.accuracy,
-                    color=look.color,
-                    marker=look.marker,
-                    linestyle=look.linestyle,
-                    label=curve.label + suffix,
-                )
-                _band(ax, x, curve.low, curve.high, look.color, of=len(group))
+                _line_with_band(ax, x, curve, look, curve.label + suffix, len(group))
             ps.log2_axis(ax, "x")
             ps.percent_axis(ax)
             ax.set_xlabel("maximum generation length L (tokens)")
@@ -294,15 +284,7 @@ def figure_length(
                         continue
                     look = looks[curve.label]
                     label = f"{curve.label} (batch {curve.batch_size})" if curve.batch_size else curve.label
-                    tax.plot(
-                        curve.seconds,
-                        curve.accuracy,
-                        color=look.color,
-                        marker=look.marker,
-                        linestyle=look.linestyle,
-                        label=label + suffix,
-                    )
-                    _band(tax, curve.seconds, curve.low, curve.high, look.color, of=len(group))
+                    _line_with_band(tax, curve.seconds, curve, look, label + suffix, len(group))
                 ps.seconds_axis(tax, "x")
                 ps.percent_axis(tax)
                 tax.set_xlabel("time to decode L tokens (s)")
