@@ -31,13 +31,7 @@ from m1eval.view.catalog import Catalog
 model, instant = instant_fixtures.model, instant_fixtures.instant  # the shared fixtures (instant is autouse)
 
 
-def _run_args(model, data_dir, out, *extra: str) -> list[str]:
-    return [
-        "run",
-        *("--model", str(model), "--task", "aime25", "--k", "2", "--limit", "3", "--max-tokens", "16"),
-        *("--data-dir", str(data_dir), "--out", str(out)),
-        *extra,
-    ]
+_run_args = instant_fixtures.run_cli_args
 
 
 def _invoke(args: list[str]):

@@ -50,17 +50,7 @@ model, instant = instant_fixtures.model, instant_fixtures.instant  # the shared 
 
 
 def _config(model, data_dir, out, k: int = 2) -> RunConfig:
-    return RunConfig(
-        model=str(model),
-        task="aime25",
-        k=k,
-        engine=ENGINE,
-        limit=3,
-        data_dir=data_dir,
-        out=out,
-        max_tokens=16,
-        run_id=RUN_ID,
-    )
+    return instant_fixtures.instant_config(model, data_dir, out, k=k, run_id=RUN_ID)
 
 
 @pytest.fixture(scope="module")

@@ -25,17 +25,7 @@ model, instant = instant_fixtures.model, instant_fixtures.instant  # the shared 
 
 
 def _config(model, data_dir, out, run_id: str, k: int = 2) -> RunConfig:
-    return RunConfig(
-        model=str(model),
-        task="aime25",
-        k=k,
-        engine=ENGINE,
-        limit=2,
-        data_dir=data_dir,
-        out=out,
-        max_tokens=16,
-        run_id=run_id,
-    )
+    return instant_fixtures.instant_config(model, data_dir, out, k=k, limit=2, run_id=run_id)
 
 
 def _runs(out: Path) -> dict[str, str]:

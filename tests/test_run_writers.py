@@ -28,32 +28,11 @@ model, instant = instant_fixtures.model, instant_fixtures.instant  # the shared 
 
 
 def _config(model, data_dir, out) -> RunConfig:
-    return RunConfig(
-        model=str(model), task="aime25", k=2, engine=ENGINE, limit=3, data_dir=data_dir, out=out, max_tokens=16
-    )
+    return instant_fixtures.instant_config(model, data_dir, out)
 
 
 def _cli_args(model, data_dir, out) -> list[str]:
-    return [
-        "run",
-        "--model",
-        str(model),
-        "--engine",
-        ENGINE,
-        "--task",
-        "aime25",
-        "--k",
-        "2",
-        "--limit",
-        "3",
-        "--max-tokens",
-        "16",
-        "--data-dir",
-        str(data_dir),
-        "--out",
-        str(out),
-        "--no-grade",
-    ]
+    return instant_fixtures.run_cli_args(model, data_dir, out, "--engine", ENGINE, "--no-grade")
 
 
 def _batches(run_dir: Path) -> list[dict]:
