@@ -117,13 +117,13 @@ def budget(
         else None
     )
     if problem:
-        error_line(console, f"{problem}")
+        error_line(console, str(problem))
         raise typer.Exit(2)
     check_output_dir(out, "--out")
     try:
         inputs = bt.load_inputs(runs, profile or [])
     except (StoreError, ProfileError) as exc:
-        error_line(console, f"{exc}")
+        error_line(console, str(exc))
         raise typer.Exit(2) from None
     for warning in inputs.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -171,7 +171,7 @@ def budget(
         write_budget_tables(out, results, settings.as_dict(), length_frames)
         console.print(f"tables written to {out}" + (" (the tasks finished before the error)" if failed else ""))
     if failed is not None:
-        error_line(console, f"{failed}")
+        error_line(console, str(failed))
         raise typer.Exit(2)
 
 

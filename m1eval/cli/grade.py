@@ -100,7 +100,7 @@ def grade(
         console.print(f"[yellow]{exc}[/yellow]")
         raise typer.Exit(130) from None
     except RuntimeError as exc:  # the grading workers could not run at all
-        error_line(console, f"{exc}")
+        error_line(console, str(exc))
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print(f"[yellow]grading of {run_dir} interrupted; grades.parquet unchanged[/yellow]")

@@ -81,7 +81,7 @@ def plot(
     try:
         inputs = bt.load_inputs(list(runs or []), profile or [])
     except (StoreError, ProfileError) as exc:
-        error_line(console, f"{exc}")
+        error_line(console, str(exc))
         raise typer.Exit(2) from None
     for warning in inputs.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -160,7 +160,7 @@ def plot(
                 fig = plots.figure_throughput(profs, size=size)
             written.append(plots.save(fig, out, name, fmt))
     except CurveError as exc:  # BudgetError is one
-        error_line(console, f"{exc}")
+        error_line(console, str(exc))
         raise typer.Exit(2) from None
     for path in written:
         console.print(f"figure written: {path}")

@@ -244,7 +244,7 @@ def run(
         console.print(f"[yellow]{outcome.message}[/yellow]")
         raise typer.Exit(130)
     if outcome.state == "failed":
-        error_line(console, f"{outcome.message}")
+        error_line(console, outcome.message)
         raise typer.Exit(1)
     console.print(
         f"[green]generated {outcome.generated} samples[/green]; {outcome.stored}/{outcome.expected} "
