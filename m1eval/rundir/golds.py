@@ -15,14 +15,12 @@ and never refused.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from m1eval.records import Problem
-from m1eval.tasks.loader import content_hash
+from m1eval.tasks.loader import canonical_sha256, content_hash
 
 PROBLEM_HASHES = "problem_hashes"  # key of manifest["task"]: problem id -> problem_hash
 VERIFIED, MODIFIED, UNVERIFIED = "verified", "modified", "unverified"
@@ -37,8 +35,7 @@ def problem_hash(problem: Problem) -> str:
         "answers": list(problem.answers),
         "answer_format": problem.answer_format,
     }
-    blob = json.dumps(canon, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+    return canonical_sha256(canon)[:16]
 
 
 def problem_hashes(problems: Iterable[Problem]) -> dict[str, str]:

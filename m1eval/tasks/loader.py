@@ -128,11 +128,15 @@ def load_spec(name: str) -> TaskSpec:
 # --------------------------------------------------------------------------- hashing
 
 
+def canonical_sha256(value: Any) -> str:
+    """sha256 of ``value`` as canonical JSON (sorted keys, no spaces, UTF-8): pins and problem hashes."""
+    blob = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
 def content_hash(problems: Iterable[Problem]) -> str:
     """sha256 over the canonical JSON of (id, question, answers) of every row, in order."""
-    canon = [{"id": p.id, "question": p.question, "answers": list(p.answers)} for p in problems]
-    blob = json.dumps(canon, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return canonical_sha256([{"id": p.id, "question": p.question, "answers": list(p.answers)} for p in problems])
 
 
 # --------------------------------------------------------------------------- normalisers
